@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything fwlb needs on a fresh Debian 12 machine: system packages,
+# node modules, and the build. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { if [ "$(id -u)" != 0 ]; then echo "setup: run as root (apt-get, namespaces, nftables)" >&2; exit 1; fi; }
+
+# System packages: the data plane (nftables, conntrack), the lab (iproute2),
+# and the peers and load generators the benchmarks run beside fwlb.
+pkgs=(nftables conntrack iproute2 procps keepalived conntrackd wrk curl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# keepalived/conntrackd are benchmark peers only: never let the packages' own
+# services run on this machine.
+for s in keepalived conntrackd; do
+  systemctl disable --now "$s" >/dev/null 2>&1 || true
+done
+
+# Node modules, exactly as locked, then the build.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run -s build

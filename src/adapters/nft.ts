@@ -1,0 +1,36 @@
+/**
+ * Applies rulesets through nft(8). A script is sent as one batch, which the kernel
+ * commits as one transaction: either all of it takes effect or none of it, so a
+ * failing ruleset leaves the previous one in place. The kernel's reason is returned.
+ */
+import { runRaw } from '../lib/exec.js';
+import { FwlbError } from '../lib/errors.js';
+
+export class NftError extends FwlbError {
+  constructor(action: string, readonly reason: string) {
+    super('ERR_NFT', `nft ${action} failed: ${reason.trim()}`);
+    this.name = 'NftError';
+  }
+}
+
+export interface Nft {
+  /** Checks a script against the kernel without committing anything (nft -c). */
+  check(script: string): Promise<void>;
+  /** Commits a script as one transaction. */
+  apply(script: string): Promise<void>;
+  /** Runs a listing command (e.g. ['list', 'table', 'inet', 'fwlb']) and returns its output. */
+  list(args: readonly string[]): Promise<string>;
+}
+
+export function createNft(binary = 'nft'): Nft {
+  const exec = async (action: string, args: string[], input?: string) => {
+    const r = await runRaw(binary, args, input);
+    if (r.status !== 0) throw new NftError(action, r.stderr || r.stdout || `exit ${r.status}`);
+    return r.stdout;
+  };
+  return {
+    check: async (script) => void (await exec('check', ['-c', '-f', '-'], script)),
+    apply: async (script) => void (await exec('apply', ['-f', '-'], script)),
+    list: (args) => exec('list', [...args]),
+  };
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/** The `fwlb` command. */
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+import { loadConfigFile } from '../config/load.js';
+import { nodeView } from '../config/node.js';
+import { hostCheck, routedAddresses } from '../config/host-check.js';
+import { formatIssue } from '../config/issues.js';
+import { compileRuleset } from '../compiler/ruleset.js';
+import { readHostState } from '../adapters/host.js';
+import { controlCall, defaultControlPath } from '../control/client.js';
+import { runNode } from '../main.js';
+import { registerLabCommand } from './lab-command.js';
+import { formatStatus } from './format-status.js';
+import type { NodeStatus } from '../services/node-daemon.js';
+
+const program = new Command();
+program.name('fwlb').description('A redundant, load-balancing, stateful firewall cluster for Linux').version('0.1.0');
+
+const fail = (msg: string): never => {
+  process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
+  process.exit(1);
+};
+
+program
+  .command('check')
+  .description('validate a cluster config; with --node, also against this host (interfaces, addresses, routes)')
+  .requiredOption('-c, --config <file>', 'cluster config (YAML)')
+  .option('-n, --node <name>', 'check as this node, on this host')
+  .option('--no-host', 'with --node: skip the checks against this host')
+  .action(async (o: { config: string; node?: string; host: boolean }) => {
+    const r = await loadConfigFile(o.config);
+    if (!r.ok) return fail(r.error.message);
+    if (o.node) {
+      let view;
+      try {
+        view = nodeView(r.value.config, o.node);
+      } catch (e) {
+        return fail((e as Error).message);
+      }
+      if (o.host) {
+        const issues = hostCheck(r.value.config, view, await readHostState(routedAddresses(r.value.config)));
+        if (issues.length) return fail(`${o.config}: ${issues.length} error(s) on this host as node ${o.node}\n` + issues.map((i) => '  ' + formatIssue(i, o.config)).join('\n'));
+      }
+    }
+    process.stdout.write(`${o.config}: ok${o.node ? ` (node ${o.node}${o.host ? ', checked against this host' : ''})` : ''}\n`);
+  });
+
+program
+  .command('ruleset')
+  .description("print the nftables ruleset a node would apply (nothing is applied)")
+  .requiredOption('-c, --config <file>', 'cluster config (YAML)')
+  .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
+  .action(async (o: { config: string; node: string }) => {
+    const r = await loadConfigFile(o.config);
+    if (!r.ok) return fail(r.error.message);
+    try {
+      process.stdout.write(compileRuleset({ config: r.value.config, node: nodeView(r.value.config, o.node), blocklist: r.value.blocklist }));
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  });
+
+program
+  .command('run')
+  .description('run one node in the foreground until SIGTERM or SIGINT; SIGHUP reloads the config')
+  .requiredOption('-c, --config <file>', 'cluster config (YAML)')
+  .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
+  .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .action(async (o: { config: string; node: string; control?: string; logLevel: string }) => {
+    const code = await runNode({ configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel });
+    process.exit(code);
+  });
+
+program
+  .command('status')
+  .description("show a running node's state")
+  .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
+  .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { node: string; control?: string; json?: boolean }) => {
+    try {
+      const st = (await controlCall(o.control ?? defaultControlPath(o.node), 'status')) as NodeStatus;
+      process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  });
+
+program
+  .command('reload')
+  .description('ask a running node to reload its config (as SIGHUP does) and report the outcome')
+  .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
+  .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
+  .action(async (o: { node: string; control?: string }) => {
+    try {
+      const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'reload', undefined, 30_000)) as { ok: boolean; changed?: boolean; error?: string };
+      if (!r.ok) fail(`reload failed, the node keeps its running config:\n${r.error}`);
+      process.stdout.write(r.changed ? 'reloaded: ruleset updated\n' : 'reloaded: ruleset unchanged\n');
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  });
+
+registerLabCommand(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { loadConfigFile, parseConfig } from '../config/load.js';
+import { nodeView } from '../config/node.js';
+import { parsePrefix, prefixContains } from '../lib/ip.js';
+import { aggregatePrefixes, compileRuleset } from './ruleset.js';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const update = process.env.UPDATE_GOLDEN === '1';
+
+/** Every example compiled for every node, against test/golden/<example>.<node>.nft. */
+test('golden rulesets for the shipped examples', async () => {
+  const examples = (await readdir(`${repo}examples`)).filter((f) => f.endsWith('.yaml')).sort();
+  let compared = 0;
+  for (const ex of examples) {
+    const r = await loadConfigFile(`${repo}examples/${ex}`);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    for (const node of Object.keys(r.value.config.nodes)) {
+      const out = compileRuleset({ config: r.value.config, node: nodeView(r.value.config, node), blocklist: r.value.blocklist });
+      const golden = `${repo}test/golden/${ex.replace(/\.yaml$/, '')}.${node}.nft`;
+      if (update) await writeFile(golden, out);
+      assert.equal(out, await readFile(golden, 'utf8'), `${golden} differs (UPDATE_GOLDEN=1 rewrites it after review)`);
+      compared++;
+    }
+  }
+  assert.ok(compared >= 4);
+});
+
+/** The body of one chain or map block of a compiled ruleset. */
+const block = (out: string, head: string) => out.split(`\t${head} {\n`)[1]!.split('\n\t}')[0]!;
+
+const BASE = `cluster: { name: t }
+nodes:
+  a: { priority: 200, addresses: { out: 198.18.0.2/24, sync: 198.18.2.1/24 } }
+  b: { priority: 100, addresses: { out: 198.18.0.3/24, sync: 198.18.2.2/24 } }
+  c: { priority: 50, addresses: { out: 198.18.0.4/24, sync: 198.18.2.3/24 } }
+interfaces: { out: eth0, in: eth1, sync: eth2 }
+vrrp:
+  groups:
+    g: { instances: { x: { interface: out, vrid: 1, addresses: [198.18.0.100/24] } } }
+state_sync: { interface: sync }
+`;
+
+async function compile(extra: string, node = 'a', blocklist?: string[]): Promise<string> {
+  const r = await parseConfig(BASE + extra, 't.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  return compileRuleset({ config: r.value.config, node: nodeView(r.value.config, node), blocklist: blocklist ?? r.value.blocklist });
+}
+
+test('the well-formed skeleton: drop policies, established first, invalid and SYN-less new TCP dropped, no reject', async () => {
+  const out = await compile('');
+  for (const chain of ['input', 'forward']) {
+    const body = block(out, `chain ${chain}`);
+    const lines = body.trim().split('\n').map((l) => l.trim());
+    assert.equal(lines[0], `type filter hook ${chain} priority filter; policy drop;`);
+    const est = lines.indexOf('ct state established,related accept');
+    assert.ok(est >= 1 && est <= 2, `${chain}: established must come first`);
+    assert.match(lines[est + 1]!, /^ct state invalid counter drop/);
+    assert.match(lines[est + 2]!, /^tcp flags & \(fin \| syn \| rst \| ack\) != syn ct state new counter drop/);
+  }
+  assert.doesNotMatch(out, /\breject\b/);
+  assert.match(out, /^table inet fwlb\ndelete table inet fwlb\ntable inet fwlb \{/m);
+  assert.doesNotMatch(out, /flush ruleset/);
+});
+
+test('VRRP and sync are accepted only from the peers, on their interfaces', async () => {
+  const out = await compile('', 'b');
+  assert.match(out, /iifname "eth0" ip saddr \{ 198\.18\.0\.2, 198\.18\.0\.4 \} ip protocol vrrp accept/);
+  assert.match(out, /iifname "eth2" ip saddr \{ 198\.18\.2\.1, 198\.18\.2\.3 \} udp dport 3780 accept/);
+  assert.doesNotMatch(out, /198\.18\.0\.3 .*vrrp/, 'a node does not accept VRRP from itself');
+});
+
+test('rules: prefixes and ports become sets; roles become interface matches; self goes to input', async () => {
+  const out = await compile(`firewall:
+  rules:
+    - allow: { proto: tcp, port: [22, 80, 8000-8080], from: [198.18.0.0/24, 198.18.5.0/24], to: self }
+    - allow: { from: in, to: out }
+    - drop: { proto: udp, from: [in, 198.18.9.0/24, "2001:db8::/32"], to: out }
+`);
+  const input = block(out, 'chain input');
+  assert.match(input, /ip saddr \{ 198\.18\.0\.0\/24, 198\.18\.5\.0\/24 \} tcp dport \{ 22, 80, 8000-8080 \} counter accept comment "rules\[0\]"/);
+  const fwd = block(out, 'chain forward');
+  assert.match(fwd, /iifname "eth1" oifname "eth0" counter accept comment "rules\[1\]"/);
+  assert.match(fwd, /iifname "eth1" oifname "eth0" meta l4proto udp counter drop comment "rules\[2\]"/);
+  assert.match(fwd, /ip saddr 198\.18\.9\.0\/24 oifname "eth0" meta l4proto udp counter drop/);
+  assert.match(fwd, /ip6 saddr 2001:db8::\/32 oifname "eth0" meta l4proto udp counter drop/);
+});
+
+test('services dispatch through one verdict map to per-service backend maps', async () => {
+  const out = await compile(`services:
+  web:
+    listen: 198.18.0.100:80/tcp
+    backends: { w1: { address: 198.18.1.11 }, w2: { address: 198.18.1.12:8080, weight: 3 }, w3: { address: 198.18.1.13, state: disabled } }
+  dns:
+    listen: 198.18.0.100:53/udp
+    backends: { d1: { address: 198.18.1.21 } }
+`);
+  assert.match(out, /ip daddr \. meta l4proto \. th dport vmap \{ 198\.18\.0\.100 \. udp \. 53 : goto svc_dns, 198\.18\.0\.100 \. tcp \. 80 : goto svc_web \}/);
+  const web = block(out, 'map svc_web');
+  const slots = [...web.matchAll(/\d+ : ([\d.]+ \. \d+)/g)].map((m) => m[1]);
+  assert.deepEqual(slots.sort(), ['198.18.1.11 . 80', '198.18.1.12 . 8080', '198.18.1.12 . 8080', '198.18.1.12 . 8080']);
+  assert.match(out, /meta l4proto tcp dnat ip to numgen inc mod 4 map @svc_web/);
+  assert.match(out, /meta l4proto udp dnat ip to numgen inc mod 1 map @svc_dns/);
+});
+
+test('blocked prefixes are dropped before conntrack, deduplicated and aggregated', async () => {
+  const out = await compile('', 'a', ['198.19.0.0/16', '198.19.4.0/24', '198.20.0.1', '2001:db8::/32', '2001:db8:1::/48']);
+  assert.match(out, /elements = \{ 198\.19\.0\.0\/16, 198\.20\.0\.1 \}/);
+  assert.match(out, /elements = \{ 2001:db8::\/32 \}/);
+  assert.match(out, /type filter hook prerouting priority raw; policy accept;\n\t\tip saddr @blocklist_v4 counter drop/);
+});
+
+test('output is deterministic', async () => {
+  const a = await compile('firewall: { block: [198.19.3.0/24, 198.19.1.0/24] }');
+  const b = await compile('firewall: { block: [198.19.1.0/24, 198.19.3.0/24] }');
+  assert.equal(a, b);
+});
+
+test('aggregatePrefixes: no element contains another, and every input is covered (property)', () => {
+  const v4 = fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 8, max: 32 })).map(([n, l]) => `${[24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.')}/${l}`);
+  fc.assert(
+    fc.property(fc.array(v4, { maxLength: 60 }), (list) => {
+      const out = aggregatePrefixes(list).v4.map((p) => parsePrefix(p)!);
+      for (let i = 0; i < out.length; i++) for (let j = 0; j < out.length; j++) if (i !== j) assert.ok(!prefixContains(out[i]!, out[j]!));
+      for (const p of list) assert.ok(out.some((o) => prefixContains(o, parsePrefix(p)!)), `${p} not covered`);
+    }),
+  );
+});

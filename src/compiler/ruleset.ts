@@ -1,0 +1,261 @@
+/**
+ * The firewall compiler: a pure function from the cluster config and one node's
+ * view of it to an nftables script. The script replaces fwlb's own table
+ * (`inet fwlb`) in one transaction and never touches any other table.
+ *
+ * The ruleset is "well-formed":
+ *  - default drop on input and forward; `ct state established,related accept` first,
+ *    `ct state invalid drop` next;
+ *  - a new TCP flow that does not start with a bare SYN is dropped, so sessions survive
+ *    a failover only through state sync, never by loose pickup;
+ *  - nothing is rejected: what is not allowed is dropped (a reject during a failover
+ *    kills sessions the peer could have carried);
+ *  - VRRP and state sync are accepted only from the peers, on their interfaces;
+ *  - blocked prefixes are dropped before connection tracking (priority raw), so they
+ *    cost no conntrack entry;
+ *  - address and port lists are sets and maps, not chains of rules.
+ * Output is deterministic: the same input gives byte-identical output.
+ */
+import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
+import type { NodeView } from '../config/node.js';
+import { ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
+import { backendTable, type BackendSlot } from '../balancer/table.js';
+
+export const TABLE_FAMILY = 'inet';
+export const TABLE_NAME = 'fwlb';
+/** IANA protocol number of VRRP (RFC 5798 section 5.1.1.4). */
+export const IPPROTO_VRRP = 112;
+/** VRRP's IPv4 multicast group (RFC 5798 section 5.1.1.2). */
+export const VRRP_MCAST_V4 = '224.0.0.18';
+
+export interface CompileInput {
+  config: Config;
+  node: NodeView;
+  blocklist: readonly string[];
+  /** Override the backend table per service (the load balancer fills this at runtime). */
+  serviceSlots?: Readonly<Record<string, readonly BackendSlot[]>>;
+}
+
+const q = (s: string) => `"${s}"`;
+const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
+const bare = (a: string) => a.split('/')[0] ?? a;
+
+/** Drops prefixes contained in another (nft rejects overlapping interval elements) and sorts. */
+export function aggregatePrefixes(prefixes: readonly string[]): { v4: string[]; v6: string[] } {
+  const parsed = prefixes.map((p) => parsePrefix(p)).filter((p): p is Prefix => p !== undefined);
+  parsed.sort((a, b) => a.family - b.family || (a.net < b.net ? -1 : a.net > b.net ? 1 : a.len - b.len));
+  const out: { v4: string[]; v6: string[] } = { v4: [], v6: [] };
+  let last: Prefix | undefined;
+  for (const p of parsed) {
+    if (last && prefixContains(last, p)) continue;
+    last = p;
+    (p.family === 4 ? out.v4 : out.v6).push(prefixText(p));
+  }
+  return out;
+}
+
+/** A rule's match expression for one side, split by kind: interfaces and each family. */
+interface Side {
+  roles: string[];
+  v4: string[];
+  v6: string[];
+  any: boolean;
+}
+
+function side(values: readonly string[] | undefined, roles: ReadonlySet<string>): Side {
+  const s: Side = { roles: [], v4: [], v6: [], any: values === undefined || values.includes('any') };
+  for (const v of values ?? []) {
+    if (v === 'any' || v === 'self') continue;
+    if (roles.has(v)) s.roles.push(v);
+    else {
+      const p = parsePrefix(v);
+      if (p) (p.family === 4 ? s.v4 : s.v6).push(prefixText(p));
+    }
+  }
+  return s;
+}
+
+/** Alternatives of one side: [interface match | v4 match | v6 match], each with its family (0 = any). */
+function alternatives(s: Side, dir: 'saddr' | 'daddr', ifkey: 'iifname' | 'oifname', ifnames: (r: string) => string): [string, 0 | 4 | 6][] {
+  if (s.any) return [['', 0]];
+  const alts: [string, 0 | 4 | 6][] = [];
+  if (s.roles.length) alts.push([`${ifkey} ${set(s.roles.map((r) => q(ifnames(r))))}`, 0]);
+  if (s.v4.length) alts.push([`ip ${dir} ${set(s.v4)}`, 4]);
+  if (s.v6.length) alts.push([`ip6 ${dir} ${set(s.v6)}`, 6]);
+  return alts;
+}
+
+function compileRule(r: RuleConfig, index: number, roles: ReadonlySet<string>, ifname: (r: string) => string): { chain: 'input' | 'forward'; lines: string[] } {
+  const chain = r.to?.includes('self') ? 'input' : 'forward';
+  const from = alternatives(side(r.from, roles), 'saddr', 'iifname', ifname);
+  const to = chain === 'input' ? ([['', 0]] as [string, 0][]) : alternatives(side(r.to, roles), 'daddr', 'oifname', ifname);
+  const protoFamily: 0 | 4 | 6 = r.proto === 'icmp' ? 4 : r.proto === 'icmpv6' ? 6 : 0;
+  let l4 = '';
+  if (r.proto === 'tcp' || r.proto === 'udp') {
+    l4 = r.port ? `${r.proto} dport ${set(r.port.map(String))}` : `meta l4proto ${r.proto}`;
+  } else if (r.proto === 'icmp') l4 = 'meta l4proto icmp';
+  else if (r.proto === 'icmpv6') l4 = 'meta l4proto ipv6-icmp';
+  const lines: string[] = [];
+  for (const [f, ff] of from) {
+    for (const [t, tf] of to) {
+      const fams = new Set([ff, tf, protoFamily].filter((x) => x !== 0));
+      if (fams.size > 1) continue; // an IPv4 source never meets an IPv6 destination
+      const parts = [f, t, l4].filter(Boolean);
+      const label = r.comment ? `rules[${index}]: ${r.comment}` : `rules[${index}]`;
+      lines.push(`${parts.join(' ')}${parts.length ? ' ' : ''}counter ${r.action} comment ${q(label.replace(/"/g, "'"))}`);
+    }
+  }
+  return { chain, lines };
+}
+
+interface Block {
+  head: string;
+  body: string[];
+}
+
+function render(blocks: Block[]): string {
+  return blocks.map((b) => `\t${b.head} {\n${b.body.map((l) => `\t\t${l}`).join('\n')}\n\t}`).join('\n\n');
+}
+
+function serviceMapName(name: string): string {
+  return `svc_${name.replace(/-/g, '_')}`;
+}
+
+/** The slots of a service's dispatch map when nobody overrides them: weighted round robin. */
+function defaultSlots(svc: ServiceConfig): BackendSlot[] {
+  return backendTable(
+    Object.entries(svc.backends)
+      .filter(([, b]) => b.state === 'enabled' && b.weight > 0)
+      .map(([name, b]) => ({ name, address: b.address.address, port: b.address.port ?? svc.listen.port, weight: b.weight })),
+  );
+}
+
+export function compileRuleset(input: CompileInput): string {
+  const { config: c, node } = input;
+  const roles = new Set(Object.keys(c.interfaces));
+  const ifname = (role: string) => node.interfaces[role] ?? role;
+  const blocks: Block[] = [];
+
+  // Sets.
+  const blocked = aggregatePrefixes(input.blocklist);
+  for (const [fam, list] of [['v4', blocked.v4], ['v6', blocked.v6]] as const) {
+    if (!list.length) continue;
+    blocks.push({
+      head: `set blocklist_${fam}`,
+      body: [`type ${fam === 'v4' ? 'ipv4_addr' : 'ipv6_addr'}`, 'flags interval', `elements = { ${list.join(', ')} }`],
+    });
+  }
+
+  // Peers' addresses per interface role, for VRRP and state sync.
+  const peerAddrs = (role: string, fam: 4 | 6) =>
+    node.peers.map((p) => p.addresses[role]).filter((a): a is string => !!a && ipFamily(a) === fam).sort();
+  const clusterRules: string[] = [];
+  const vrrpRoles = c.vrrp ? [...new Set(Object.values(c.vrrp.groups).flatMap((g) => Object.values(g.instances).map((i) => i.interface)))].sort() : [];
+  for (const role of vrrpRoles) {
+    const v4 = peerAddrs(role, 4);
+    const v6 = peerAddrs(role, 6);
+    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} ip protocol vrrp accept comment "VRRP from peers"`);
+    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} ip6 nexthdr vrrp accept comment "VRRP from peers"`);
+  }
+  if (c.state_sync) {
+    const role = c.state_sync.interface;
+    const v4 = peerAddrs(role, 4);
+    const v6 = peerAddrs(role, 6);
+    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${c.state_sync.port} accept comment "state sync from peers"`);
+    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${c.state_sync.port} accept comment "state sync from peers"`);
+  }
+
+  // Services: one dispatch verdict map per family, one backend map and chain per service.
+  const services = Object.entries(c.services).sort(([a], [b]) => a.localeCompare(b));
+  const dispatch: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const serviceBlocks: Block[] = [];
+  for (const [name, svc] of services) {
+    const map = serviceMapName(name);
+    const slots = input.serviceSlots?.[name] ?? defaultSlots(svc);
+    const ipk = svc.listen.family === 4 ? 'ip' : 'ip6';
+    const l4 = svc.listen.proto;
+    dispatch[svc.listen.family].push(`${svc.listen.address} . ${l4} . ${svc.listen.port} : goto ${map}`);
+    const elements = slots.map((s, i) => `${i} : ${s.address} . ${s.port}`);
+    serviceBlocks.push({
+      head: `map ${map}`,
+      body: [
+        `typeof numgen inc mod 2 : ${ipk} daddr . ${l4} dport`,
+        ...(elements.length ? [`elements = { ${elements.join(', ')} }`] : []),
+      ],
+    });
+    serviceBlocks.push({
+      head: `chain ${map}`,
+      body: elements.length
+        ? [`meta l4proto ${l4} dnat ${ipk} to numgen inc mod ${elements.length} map @${map} comment ${q(`service ${name}`)}`]
+        : [`counter comment ${q(`service ${name}: no backend takes new flows`)}`],
+    });
+  }
+  blocks.push(...serviceBlocks);
+
+  // Chains.
+  const rawPre: string[] = ['type filter hook prerouting priority raw; policy accept;'];
+  if (blocked.v4.length) rawPre.push('ip saddr @blocklist_v4 counter drop comment "blocklist"');
+  if (blocked.v6.length) rawPre.push('ip6 saddr @blocklist_v6 counter drop comment "blocklist"');
+  blocks.push({ head: 'chain raw_prerouting', body: rawPre });
+
+  const stateful = [
+    'ct state established,related accept',
+    'ct state invalid counter drop comment "invalid"',
+    'tcp flags & (fin | syn | rst | ack) != syn ct state new counter drop comment "new TCP without SYN"',
+  ];
+  const userInput: string[] = [];
+  const userForward: string[] = [];
+  c.firewall.rules.forEach((r, i) => {
+    const { chain, lines } = compileRule(r, i, roles, ifname);
+    (chain === 'input' ? userInput : userForward).push(...lines);
+  });
+
+  blocks.push({
+    head: 'chain input',
+    body: [
+      'type filter hook input priority filter; policy drop;',
+      'iif "lo" accept',
+      ...stateful,
+      'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } ip6 hoplimit 255 accept comment "neighbour discovery"',
+      ...(c.firewall.ping ? ['icmp type echo-request limit rate 100/second accept', 'icmpv6 type echo-request limit rate 100/second accept'] : []),
+      ...clusterRules,
+      ...userInput,
+      'counter comment "policy drop"',
+    ],
+  });
+  blocks.push({
+    head: 'chain forward',
+    body: [
+      'type filter hook forward priority filter; policy drop;',
+      ...stateful,
+      'ct status dnat counter accept comment "virtual services"',
+      ...userForward,
+      'counter comment "policy drop"',
+    ],
+  });
+
+  const natPre: string[] = ['type nat hook prerouting priority dstnat; policy accept;'];
+  if (dispatch[4].length) natPre.push(`ip daddr . meta l4proto . th dport vmap { ${dispatch[4].join(', ')} }`);
+  if (dispatch[6].length) natPre.push(`ip6 daddr . meta l4proto . th dport vmap { ${dispatch[6].join(', ')} }`);
+  blocks.push({ head: 'chain nat_prerouting', body: natPre });
+
+  const natPost: string[] = ['type nat hook postrouting priority srcnat; policy accept;'];
+  for (const n of c.firewall.nat) {
+    const from = aggregatePrefixes(n.from);
+    const action = n.kind === 'masquerade' ? 'masquerade' : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}`;
+    for (const [k, list] of [['ip', from.v4], ['ip6', from.v6]] as const) {
+      if (!list.length) continue;
+      if (n.kind === 'snat' && (k === 'ip') !== (ipFamily(n.to) === 4)) continue;
+      natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${action}`);
+    }
+  }
+  blocks.push({ head: 'chain nat_postrouting', body: natPost });
+
+  const header = [
+    `# fwlb ruleset for cluster ${q(c.cluster.name)}, node ${q(node.name)}. Generated: do not edit.`,
+    `# Replaces table ${TABLE_FAMILY} ${TABLE_NAME} in one transaction; no other table is touched.`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME}`,
+    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
+  ];
+  return `${header.join('\n')}\ntable ${TABLE_FAMILY} ${TABLE_NAME} {\n${render(blocks)}\n}\n`;
+}

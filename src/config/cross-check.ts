@@ -1,0 +1,113 @@
+/**
+ * Checks across keys that a schema cannot express: references to interface roles,
+ * duplicate VRIDs on one interface, overlapping services, nodes without an address
+ * where the cluster needs one. Pure: the config in, the problems out.
+ */
+import { ipFamily, parsePrefix } from '../lib/ip.js';
+import type { Config } from './schema.js';
+import type { ConfigIssue } from './issues.js';
+
+/** Words a rule's `from`/`to` may use besides prefixes and interface roles. */
+export const RULE_KEYWORDS = ['any', 'self'] as const;
+
+export function crossCheck(c: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const roles = new Set(Object.keys(c.interfaces));
+  const roleList = [...roles].join(', ') || '(none)';
+  const needRole = (role: string, path: (string | number)[]) => {
+    if (!roles.has(role)) issues.push({ path, message: `unknown interface "${role}" (interfaces defines: ${roleList})` });
+  };
+
+  for (const [name, node] of Object.entries(c.nodes)) {
+    for (const role of Object.keys(node.addresses)) needRole(role, ['nodes', name, 'addresses', role]);
+    for (const role of Object.keys(node.interfaces)) needRole(role, ['nodes', name, 'interfaces', role]);
+  }
+
+  // VRRP: roles exist, VRIDs unique per interface, every node has an address there
+  // (peers' VRRP is accepted only from those addresses), v2 is IPv4 only.
+  if (c.vrrp) {
+    const vridOwner = new Map<string, string>();
+    for (const [g, group] of Object.entries(c.vrrp.groups)) {
+      for (const [iname, inst] of Object.entries(group.instances)) {
+        const at = ['vrrp', 'groups', g, 'instances', iname];
+        needRole(inst.interface, [...at, 'interface']);
+        const key = `${inst.interface}/${inst.vrid}`;
+        const prior = vridOwner.get(key);
+        if (prior) issues.push({ path: [...at, 'vrid'], message: `VRID ${inst.vrid} is already used on interface "${inst.interface}" by ${prior}` });
+        else vridOwner.set(key, `vrrp.groups.${g}.instances.${iname}`);
+        const fams = new Set(inst.addresses.map((a) => ipFamily(a.split('/')[0] ?? '')));
+        if (fams.size > 1) issues.push({ path: [...at, 'addresses'], message: 'mixes IPv4 and IPv6 addresses; use one instance per family' });
+        if (c.vrrp.version === 2 && fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'VRRP version 2 (RFC 3768) carries IPv4 addresses only' });
+        for (const [n, node] of Object.entries(c.nodes)) {
+          if (roles.has(inst.interface) && !node.addresses[inst.interface]) {
+            issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on interface "${inst.interface}", which VRRP instance ${g}.${iname} runs on` });
+          }
+        }
+      }
+      group.track.interfaces.forEach((r, i) => needRole(r, ['vrrp', 'groups', g, 'track', 'interfaces', i]));
+      group.track.services.forEach((s, i) => {
+        if (!c.services[s]) issues.push({ path: ['vrrp', 'groups', g, 'track', 'services', i], message: `unknown service "${s}"` });
+      });
+    }
+  }
+
+  if (c.state_sync) {
+    needRole(c.state_sync.interface, ['state_sync', 'interface']);
+    for (const [n, node] of Object.entries(c.nodes)) {
+      if (roles.has(c.state_sync.interface) && !node.addresses[c.state_sync.interface]) {
+        issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on the state sync interface "${c.state_sync.interface}"` });
+      }
+    }
+  }
+
+  c.firewall.nat.forEach((n, i) => needRole(n.out, ['firewall', 'nat', i, n.kind, 'out']));
+
+  c.firewall.rules.forEach((r, i) => {
+    const key = r.action === 'accept' ? 'allow' : 'drop';
+    const at = ['firewall', 'rules', i, key];
+    const ports = r.port !== undefined;
+    if (ports && r.proto !== 'tcp' && r.proto !== 'udp') issues.push({ path: [...at, 'port'], message: `ports need proto tcp or udp (proto is ${r.proto})` });
+    for (const side of ['from', 'to'] as const) {
+      const values = r[side] ?? [];
+      values.forEach((v) => {
+        const p = [...at, side];
+        if (v === 'any' || roles.has(v) || parsePrefix(v)) return;
+        if (v === 'self') {
+          if (side === 'from') issues.push({ path: p, message: '"self" is allowed only in "to" (traffic to the firewall itself)' });
+          else if (values.length > 1) issues.push({ path: p, message: '"self" cannot be combined with other destinations' });
+          return;
+        }
+        issues.push({ path: p, message: `"${v}" is neither a prefix, an interface (${roleList}), "any" nor "self"` });
+      });
+    }
+  });
+
+  // Services: no two on the same address, port and protocol; backends unique.
+  const listens = new Map<string, string>();
+  for (const [s, svc] of Object.entries(c.services)) {
+    const key = `${svc.listen.address}|${svc.listen.port}|${svc.listen.proto}`;
+    const prior = listens.get(key);
+    if (prior) issues.push({ path: ['services', s, 'listen'], message: `overlaps service "${prior}" (same address, port and protocol)` });
+    else listens.set(key, s);
+    const seen = new Map<string, string>();
+    for (const [b, be] of Object.entries(svc.backends)) {
+      if (be.address.family !== svc.listen.family) {
+        issues.push({ path: ['services', s, 'backends', b, 'address'], message: `is IPv${be.address.family} but the service listens on IPv${svc.listen.family}` });
+      }
+      const target = `${be.address.address}:${be.address.port ?? svc.listen.port}`;
+      const dup = seen.get(target);
+      if (dup) issues.push({ path: ['services', s, 'backends', b, 'address'], message: `${target} is already backend "${dup}"` });
+      else seen.set(target, b);
+    }
+    if (Object.values(svc.backends).every((be) => be.weight === 0)) {
+      issues.push({ path: ['services', s, 'backends'], message: 'every backend has weight 0: the service could never send a flow anywhere' });
+    }
+    const h = svc.health;
+    if (h) {
+      const kinds = (h.tcp ? 1 : 0) + (h.http ? 1 : 0) + (h.script ? 1 : 0);
+      if (kinds !== 1) issues.push({ path: ['services', s, 'health'], message: 'needs exactly one of "tcp", "http" or "script"' });
+      if (h.timeout >= h.interval) issues.push({ path: ['services', s, 'health', 'timeout'], message: `(${h.timeout} ms) must be shorter than the interval (${h.interval} ms)` });
+    }
+  }
+  return issues;
+}

@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, loadConfigFile } from './load.js';
+import { formatIssue } from './issues.js';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A small valid config; each bad case below changes one thing in it. */
+const GOOD = `cluster:
+  name: t
+nodes:
+  fw1:
+    priority: 200
+    addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 }
+  fw2:
+    priority: 100
+    addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 }
+interfaces:
+  outside: eth0
+  inside: eth1
+  sync: eth2
+vrrp:
+  groups:
+    edge:
+      instances:
+        ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }
+state_sync: { interface: sync }
+firewall:
+  rules:
+    - allow: { proto: tcp, port: 22, from: 198.18.0.0/24, to: self }
+services:
+  web:
+    listen: 198.18.0.100:80/tcp
+    backends:
+      web1: { address: 198.18.1.11:80 }
+`;
+
+async function errorsOf(text: string, readText?: (p: string) => Promise<string>): Promise<string[]> {
+  const r = await parseConfig(text, 'c.yaml', readText);
+  assert.equal(r.ok, false, 'expected the config to be rejected');
+  if (r.ok) return [];
+  return r.error.issues.map((i) => formatIssue(i, 'c.yaml'));
+}
+
+function edit(from: string, to: string): string {
+  assert.ok(GOOD.includes(from), `fixture does not contain ${from}`);
+  return GOOD.replace(from, to);
+}
+
+test('the base config and its defaults', async () => {
+  const r = await parseConfig(GOOD, 'c.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  const c = r.value.config;
+  assert.equal(c.vrrp?.version, 3);
+  assert.equal(c.vrrp?.advert_interval, 100);
+  assert.deepEqual(c.vrrp?.preempt, { enabled: true, delayMs: 0 });
+  assert.equal(c.state_sync?.port, 3780);
+  assert.equal(c.services.web?.scheduler, 'rr');
+  assert.deepEqual(c.services.web?.listen, { address: '198.18.0.100', port: 80, proto: 'tcp', family: 4 });
+  assert.equal(c.services.web?.backends.web1?.weight, 1);
+  assert.deepEqual(c.firewall.rules[0], { action: 'accept', proto: 'tcp', port: [22], from: ['198.18.0.0/24'], to: ['self'] });
+});
+
+// Ten and more kinds of bad config, each with the message and line it must give.
+const BAD: [string, string, RegExp][] = [
+  ['YAML syntax', edit('  name: t', '  name: [t'), /^c\.yaml:\d+:\d+: \(top level\): YAML: /],
+  ['duplicate key', edit('  inside: eth1', '  inside: eth1\n  inside: eth3'), /YAML: Map keys must be unique/],
+  ['unknown key', edit('  name: t', '  name: t\n  colour: blue'), /^c\.yaml:3:3: cluster\.colour: unknown key "colour"/],
+  ['missing section', edit('interfaces:\n  outside: eth0\n  inside: eth1\n  sync: eth2\n', ''), /^c\.yaml:1:1: interfaces: is required/],
+  ['priority out of range', edit('priority: 200', 'priority: 300'), /^c\.yaml:5:15: nodes\.fw1\.priority: .*(<=|at most|255)/],
+  ['bad duration', 'vrrp:\n  advert_interval: fast\n' + GOOD.split('vrrp:\n')[1], /vrrp\.advert_interval: "fast" is not a duration/],
+  ['bad listen', edit('198.18.0.100:80/tcp', '198.18.0.100/tcp'), /^c\.yaml:\d+:13: services\.web\.listen: "198\.18\.0\.100\/tcp" is not a listen address/],
+  ['bad backend address', edit('198.18.1.11:80', '198.18.1.300:80'), /services\.web\.backends\.web1\.address: "198\.18\.1\.300:80" is not a backend address/],
+  ['unknown interface role', edit('interface: outside, vrid', 'interface: outsyde, vrid'), /vrrp\.groups\.edge\.instances\.ext\.interface: unknown interface "outsyde" \(interfaces defines: outside, inside, sync\)/],
+  ['duplicate VRID on one interface', edit('ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }', 'ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }\n        ext2: { interface: outside, vrid: 51, addresses: [198.18.0.101/24] }'), /instances\.ext2\.vrid: VRID 51 is already used on interface "outside" by vrrp\.groups\.edge\.instances\.ext/],
+  ['overlapping services', edit('services:\n', 'services:\n  web2:\n    listen: 198.18.0.100:80/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.web: overlaps service "web2"|services\.web2: .*overlaps|overlaps service/],
+  ['node without an address on a VRRP interface', edit('addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 }', 'addresses: { inside: 198.18.1.3/24, sync: 198.18.2.2/24 }'), /nodes\.fw2\.addresses: has no address on interface "outside", which VRRP instance edge\.ext runs on/],
+  ['ports without tcp/udp', edit('proto: tcp, port: 22', 'proto: icmp, port: 22'), /firewall\.rules\[0\]\.allow\.port: ports need proto tcp or udp/],
+  ['reject is not an action', edit('- allow: { proto: tcp', '- reject: { proto: tcp'), /firewall\.rules\[0\]\.reject: unknown key "reject"/],
+  ['rule target neither prefix nor role', edit('from: 198.18.0.0/24', 'from: internet'), /firewall\.rules\[0\]\.allow\.from: "internet" is neither a prefix, an interface/],
+  ['health timeout not below interval', edit("      web1: { address: 198.18.1.11:80 }\n", "      web1: { address: 198.18.1.11:80 }\n    health: { tcp: {}, interval: 1s, timeout: 2s }\n"), /services\.web\.health\.timeout: \(2000 ms\) must be shorter than the interval/],
+  ['VRRP v2 with IPv6', edit('vrrp:\n', 'vrrp:\n  version: 2\n').replace('[198.18.0.100/24]', '[2001:db8::1/64]'), /VRRP version 2 \(RFC 3768\) carries IPv4 addresses only/],
+  ['bad node name', edit('  fw2:', '  FW2:'), /nodes\.FW2: .*lowercase|nodes: .*lowercase/],
+  ['bad interface name', edit('outside: eth0', 'outside: this-name-is-far-too-long'), /interfaces\.outside: is not a valid interface name/],
+];
+
+for (const [name, text, expect] of BAD) {
+  test(`bad config is rejected with a located message: ${name}`, async () => {
+    const errs = await errorsOf(text);
+    assert.ok(errs.some((e) => expect.test(e)), `no error matched ${expect}; got:\n${errs.join('\n')}`);
+  });
+}
+
+test('every error is collected, not only the first', async () => {
+  const text = edit('priority: 200', 'priority: 0').replace('198.18.0.100:80/tcp', 'nonsense').replace('vrid: 51', 'vrid: 0');
+  const errs = await errorsOf(text);
+  assert.ok(errs.length >= 3, errs.join('\n'));
+  assert.ok(errs.some((e) => e.includes('nodes.fw1.priority')));
+  assert.ok(errs.some((e) => e.includes('services.web.listen')));
+  assert.ok(errs.some((e) => e.includes('vrrp.groups.edge.instances.ext.vrid')));
+});
+
+test('block files are read relative to the config and bad lines are named with their own file and line', async () => {
+  const text = edit('firewall:\n', 'firewall:\n  block: [198.19.0.0/16]\n  block_files: [bad.txt]\n');
+  const files: Record<string, string> = { '/etc/fwlb/bad.txt': '# comment\n198.20.0.0/24\n\n198.20.1.0/33\n' };
+  const r = await parseConfig(text, '/etc/fwlb/c.yaml', async (p) => {
+    const body = files[p];
+    if (body === undefined) throw new Error('ENOENT');
+    return body;
+  });
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.match(formatIssue(r.error.issues[0]!, '/etc/fwlb/c.yaml'), /^\/etc\/fwlb\/bad\.txt:4:1: firewall\.block_files\[0\]: "198\.20\.1\.0\/33" is not an IP prefix/);
+
+  files['/etc/fwlb/bad.txt'] = '198.20.0.0/24 # a comment\n198.19.5.0/24\n';
+  const ok = await parseConfig(text, '/etc/fwlb/c.yaml', async (p) => files[p] ?? Promise.reject(new Error('ENOENT')));
+  assert.ok(ok.ok);
+  assert.deepEqual([...ok.value.blocklist].sort(), ['198.19.0.0/16', '198.19.5.0/24', '198.20.0.0/24']);
+});
+
+test('a missing block file is an error at its key', async () => {
+  const text = edit('firewall:\n', 'firewall:\n  block_files: [nowhere.txt]\n');
+  const errs = await errorsOf(text, async () => {
+    throw new Error('ENOENT: no such file');
+  });
+  assert.match(errs[0] ?? '', /^c\.yaml:\d+:\d+: firewall\.block_files\[0\]: cannot read .*nowhere\.txt/);
+});
+
+test('shipped examples are valid', async () => {
+  const dir = `${repo}examples`;
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 2);
+  for (const f of files) {
+    const r = await loadConfigFile(`${dir}/${f}`);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    assert.match(await readFile(`${dir}/${f}`, 'utf8'), /cluster:/);
+  }
+});

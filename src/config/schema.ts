@@ -1,0 +1,227 @@
+/**
+ * The cluster config schema: one YAML file for the whole cluster (PRODUCT.md).
+ * Shape and value checks live here; checks across keys live in cross-check.ts,
+ * checks against the running host in host-check.ts.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../lib/duration.js';
+import { ipFamily, parsePrefix } from '../lib/ip.js';
+
+/** Names that end up inside nftables identifiers and file names. */
+const Name = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,30}$/, 'must start with a lowercase letter and use only a-z, 0-9, "_" and "-" (at most 31 characters)');
+
+/** A Linux interface name (IFNAMSIZ 16 with the NUL). */
+const IfName = z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'is not a valid interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)');
+
+/** "100ms", "1s", "1.5s", "2m", or a bare number of milliseconds. */
+const Duration = z.unknown().transform((v, ctx): number => {
+  const ms = typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : typeof v === 'string' ? parseDuration(v) : undefined;
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration (use e.g. 100ms, 1s, 1.5s, 2m)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const Address = z.string().refine((s) => ipFamily(s) !== 0, { message: 'is not an IPv4 or IPv6 address' });
+
+/** "a.b.c.d" or "a.b.c.d/len"; the length is kept for interface addresses. */
+const AddressWithLen = z.string().refine((s) => parsePrefix(s) !== undefined, {
+  message: 'is not an IP address or address/prefix-length',
+});
+
+/** A network prefix; host bits may be set (nft accepts and masks them; we warn in cross-check). */
+const Cidr = z.string().refine((s) => parsePrefix(s) !== undefined, { message: 'is not an IP prefix (e.g. 198.18.0.0/24)' });
+
+const Port = z.number().int().min(1).max(65535);
+const PortSpec = z.union([
+  Port,
+  z.string().regex(/^\d{1,5}-\d{1,5}$/, 'is not a port or a port range like 1000-2000').refine((s) => {
+    const [a, b] = s.split('-').map(Number) as [number, number];
+    return a >= 1 && b <= 65535 && a < b;
+  }, 'is not a valid port range (1-65535, low-high)'),
+]);
+
+const Proto = z.enum(['tcp', 'udp']);
+
+/** "ip:port/proto"; IPv6 as "[addr]:port/proto". */
+const Listen = z.string().transform((s, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})\/(tcp|udp)$/.exec(s);
+  const address = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || !address || ipFamily(address) === 0 || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a listen address (use ADDRESS:PORT/tcp or /udp, e.g. 198.18.0.100:80/tcp)` });
+    return z.NEVER;
+  }
+  return { address, port, proto: m[4] as 'tcp' | 'udp', family: ipFamily(address) as 4 | 6 };
+});
+
+/** "ip:port" or just "ip" (the service's port is used). */
+const BackendAddress = z.string().transform((s, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)|([0-9a-fA-F:]+))(?::(\d{1,5}))?$/.exec(s);
+  const address = m?.[1] ?? m?.[2] ?? m?.[3];
+  const port = m?.[4] !== undefined ? Number(m[4]) : undefined;
+  if (!m || !address || ipFamily(address) === 0 || (port !== undefined && (port < 1 || port > 65535)) || (m[3] && m[4])) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a backend address (use ADDRESS:PORT, e.g. 198.18.1.11:80)` });
+    return z.NEVER;
+  }
+  return { address, port, family: ipFamily(address) as 4 | 6 };
+});
+
+const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+
+const NodeSchema = z
+  .object({
+    priority: z.number().int().min(1).max(255),
+    /** The node's own address on each interface role ("198.18.0.2/24" or "198.18.0.2"). */
+    addresses: z.record(Name, AddressWithLen).default({}),
+    /** Per-node interface names, where they differ from the cluster-wide `interfaces`. */
+    interfaces: z.record(Name, IfName).default({}),
+  })
+  .strict();
+
+const InstanceSchema = z
+  .object({
+    interface: Name,
+    vrid: z.number().int().min(1).max(255),
+    addresses: z.array(AddressWithLen).min(1),
+    priority: z.number().int().min(1).max(255).optional(),
+  })
+  .strict();
+
+const GroupSchema = z
+  .object({
+    instances: z.record(Name, InstanceSchema).refine((r) => Object.keys(r).length > 0, 'a group needs at least one instance'),
+    track: z
+      .object({
+        interfaces: z.array(Name).default([]),
+        services: z.array(Name).default([]),
+        script: z.string().optional(),
+      })
+      .strict()
+      .default({ interfaces: [], services: [] }),
+    notify: z.string().optional(),
+  })
+  .strict();
+
+const VrrpSchema = z
+  .object({
+    version: z.union([z.literal(2), z.literal(3)]).default(3),
+    advert_interval: Duration.default(100),
+    preempt: z
+      .union([z.boolean(), z.object({ delay: Duration }).strict()])
+      .default(true)
+      .transform((p) => (p === false ? { enabled: false, delayMs: 0 } : { enabled: true, delayMs: p === true ? 0 : p.delay })),
+    garp: z.object({ repeat: z.number().int().min(0).max(100).default(5), interval: Duration.default(100) }).strict().default({ repeat: 5, interval: 100 }),
+    unicast: z.boolean().default(false),
+    groups: z.record(Name, GroupSchema).default({}),
+  })
+  .strict();
+
+const SyncSchema = z
+  .object({
+    interface: Name,
+    port: Port.default(3780),
+  })
+  .strict();
+
+const NatSchema = z
+  .object({
+    masquerade: z.object({ from: oneOrMany(Cidr), out: Name }).strict().optional(),
+    snat: z.object({ from: oneOrMany(Cidr), out: Name, to: Address }).strict().optional(),
+  })
+  .strict()
+  .refine((n) => (n.masquerade ? 1 : 0) + (n.snat ? 1 : 0) === 1, 'a nat entry is exactly one of "masquerade" or "snat"')
+  .transform((n) =>
+    n.masquerade
+      ? { kind: 'masquerade' as const, from: n.masquerade.from, out: n.masquerade.out }
+      : { kind: 'snat' as const, from: n.snat!.from, out: n.snat!.out, to: n.snat!.to },
+  );
+
+/**
+ * One filter rule. `to: self` filters traffic to the firewall itself (input);
+ * anything else filters traffic through it (forward). `from`/`to` take prefixes or
+ * interface roles. There is deliberately no "reject": during a failover a reject
+ * kills sessions the peer could have carried; unknown traffic is dropped.
+ */
+const RuleBody = z
+  .object({
+    proto: z.enum(['tcp', 'udp', 'icmp', 'icmpv6', 'any']).default('any'),
+    port: oneOrMany(PortSpec).optional(),
+    from: oneOrMany(z.string()).optional(),
+    to: oneOrMany(z.string()).optional(),
+    comment: z.string().max(100).optional(),
+  })
+  .strict();
+
+const RuleSchema = z
+  .object({ allow: RuleBody.optional(), drop: RuleBody.optional() })
+  .strict()
+  .refine((r) => (r.allow ? 1 : 0) + (r.drop ? 1 : 0) === 1, 'a rule is exactly one of "allow" or "drop"')
+  .transform((r) => (r.allow ? { action: 'accept' as const, ...r.allow } : { action: 'drop' as const, ...r.drop! }));
+
+const FirewallSchema = z
+  .object({
+    /** Source prefixes dropped before connection tracking (a block list). */
+    block: z.array(Cidr).default([]),
+    /** Files of prefixes to block, one per line; '#' starts a comment. */
+    block_files: z.array(z.string()).default([]),
+    /** Answer ping on the firewall itself. */
+    ping: z.boolean().default(true),
+    nat: z.array(NatSchema).default([]),
+    rules: z.array(RuleSchema).default([]),
+  })
+  .strict();
+
+const HealthSchema = z
+  .object({
+    tcp: z.object({ port: Port.optional() }).strict().optional(),
+    http: z.object({ path: z.string().startsWith('/').default('/'), status: z.number().int().min(100).max(599).default(200), port: Port.optional() }).strict().optional(),
+    script: z.object({ path: z.string().min(1), args: z.array(z.string()).default([]) }).strict().optional(),
+    interval: Duration.default(1000),
+    timeout: Duration.default(500),
+    rise: z.number().int().min(1).max(100).default(2),
+    fall: z.number().int().min(1).max(100).default(3),
+  })
+  .strict();
+
+const BackendSchema = z
+  .object({
+    address: BackendAddress,
+    weight: z.number().int().min(0).max(1000).default(1),
+    /** Start drained/disabled: takes no new flows. */
+    state: z.enum(['enabled', 'drain', 'disabled']).default('enabled'),
+  })
+  .strict();
+
+const ServiceSchema = z
+  .object({
+    listen: Listen,
+    scheduler: z.enum(['rr', 'wrr', 'source-hash', 'maglev']).default('rr'),
+    backends: z.record(Name, BackendSchema).refine((r) => Object.keys(r).length > 0, 'a service needs at least one backend'),
+    health: HealthSchema.optional(),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    cluster: z.object({ name: Name, key_file: z.string().optional() }).strict(),
+    nodes: z.record(Name, NodeSchema).refine((r) => Object.keys(r).length > 0, 'at least one node is needed'),
+    interfaces: z.record(Name, IfName),
+    vrrp: VrrpSchema.optional(),
+    state_sync: SyncSchema.optional(),
+    firewall: FirewallSchema.default({ block: [], block_files: [], ping: true, nat: [], rules: [] }),
+    services: z.record(Name, ServiceSchema).default({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+export type NodeConfig = Config['nodes'][string];
+export type VrrpConfig = NonNullable<Config['vrrp']>;
+export type ServiceConfig = Config['services'][string];
+export type BackendConfig = ServiceConfig['backends'][string];
+export type RuleConfig = Config['firewall']['rules'][number];
+export type NatConfig = Config['firewall']['nat'][number];
+export type HealthConfig = NonNullable<ServiceConfig['health']>;

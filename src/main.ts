@@ -1,0 +1,85 @@
+/**
+ * `fwlb run`: the one place that creates the logger, clock, adapters and sockets,
+ * wires them, and handles signals. SIGHUP reloads the config (a bad new config
+ * keeps the old one running); SIGTERM and SIGINT exit cleanly. The ruleset stays
+ * in the kernel on exit: a firewall that opens up when its daemon stops is no firewall.
+ */
+import { pino, type Logger } from 'pino';
+import { createNft } from './adapters/nft.js';
+import { readHostState } from './adapters/host.js';
+import { loadConfigFile } from './config/load.js';
+import { ControlServer } from './control/server.js';
+import { NodeDaemon } from './services/node-daemon.js';
+
+export interface RunOptions {
+  configFile: string;
+  node: string;
+  controlPath: string;
+  logLevel: string;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+export async function runNode(opts: RunOptions): Promise<number> {
+  const log = createLogger(opts.logLevel).child({ node: opts.node });
+  const loaded = await loadConfigFile(opts.configFile);
+  if (!loaded.ok) {
+    log.error({ event: 'config_invalid', issues: loaded.error.issues }, loaded.error.message);
+    process.stderr.write(loaded.error.message + '\n');
+    return 1;
+  }
+  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft: createNft(), readHost: readHostState, now: Date.now }, opts.node);
+  try {
+    await daemon.start(loaded.value);
+  } catch (e) {
+    log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
+    process.stderr.write((e as Error).message + '\n');
+    return 1;
+  }
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = async () => {
+    const next = await loadConfigFile(opts.configFile);
+    if (!next.ok) {
+      log.error({ event: 'reload_failed', issues: next.error.issues }, 'reload: the new config is invalid, keeping the running one');
+      return { ok: false, error: next.error.message };
+    }
+    const r = await daemon.reload(next.value);
+    return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
+  };
+  const serialReload = () => (reloading = reloading.then(reload, reload));
+
+  const control = new ControlServer(
+    opts.controlPath,
+    {
+      status: () => daemon.status(),
+      reload: () => serialReload(),
+    },
+    log.child({ component: 'control' }),
+  );
+  try {
+    await control.listen();
+  } catch (e) {
+    log.error({ event: 'control_failed', err: (e as Error).message }, 'cannot open the control socket');
+    return 1;
+  }
+  log.info({ event: 'started', config: opts.configFile, control: opts.controlPath }, 'fwlb node running');
+
+  return new Promise<number>((resolve) => {
+    process.on('SIGHUP', () => {
+      log.info({ event: 'sighup' }, 'SIGHUP: reloading the config');
+      void serialReload();
+    });
+    const stop = (sig: string) => {
+      log.info({ event: 'stopping', signal: sig }, 'stopping');
+      void control.close().then(() => {
+        log.info({ event: 'stopped' }, 'stopped');
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
