@@ -41,12 +41,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
 
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = async () => {
-    const next = await loadConfigFile(opts.configFile);
-    if (!next.ok) {
-      log.error({ event: 'reload_failed', issues: next.error.issues }, 'reload: the new config is invalid, keeping the running one');
-      return { ok: false, error: next.error.message };
-    }
-    const r = await daemon.reload(next.value);
+    const r = await daemon.reload(await loadConfigFile(opts.configFile));
     return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
   };
   const serialReload = () => (reloading = reloading.then(reload, reload));

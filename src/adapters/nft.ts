@@ -22,9 +22,11 @@ export interface Nft {
   list(args: readonly string[]): Promise<string>;
 }
 
-export function createNft(binary = 'nft'): Nft {
+/** `command` is how to run nft: ['nft'], or e.g. ['ip', 'netns', 'exec', NS, 'nft'] in tests and tools. */
+export function createNft(command: readonly string[] = ['nft']): Nft {
+  const [bin = 'nft', ...pre] = command;
   const exec = async (action: string, args: string[], input?: string) => {
-    const r = await runRaw(binary, args, input);
+    const r = await runRaw(bin, [...pre, ...args], input);
     if (r.status !== 0) throw new NftError(action, r.stderr || r.stdout || `exit ${r.status}`);
     return r.stdout;
   };

@@ -39,7 +39,7 @@ program
         return fail((e as Error).message);
       }
       if (o.host) {
-        const issues = hostCheck(r.value.config, view, await readHostState(routedAddresses(r.value.config)));
+        const issues = hostCheck(r.value.config, view, await readHostState(routedAddresses(r.value.config))).map(r.value.locate);
         if (issues.length) return fail(`${o.config}: ${issues.length} error(s) on this host as node ${o.node}\n` + issues.map((i) => '  ' + formatIssue(i, o.config)).join('\n'));
       }
     }

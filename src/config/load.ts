@@ -20,6 +20,8 @@ export interface LoadedConfig {
   digest: string;
   /** Every blocked prefix, from `firewall.block` and `firewall.block_files`, canonical and deduplicated. */
   blocklist: string[];
+  /** Adds the line and column of its key to an issue found later (host checks). */
+  locate: (issue: ConfigIssue) => ConfigIssue;
 }
 
 export type LoadResult = { ok: true; value: LoadedConfig } | { ok: false; error: ConfigError };
@@ -73,7 +75,13 @@ export async function parseConfig(
   if (issues.length > 0) return fail(issues);
   return {
     ok: true,
-    value: { config, file, digest: createHash('sha256').update(text).digest('hex'), blocklist: [...blocked] },
+    value: {
+      config,
+      file,
+      digest: createHash('sha256').update(text).digest('hex'),
+      blocklist: [...blocked],
+      locate: (i) => locate(doc, lc, i),
+    },
   };
 }
 

@@ -8,7 +8,7 @@ import { compileRuleset } from '../compiler/ruleset.js';
 import type { HostState } from '../config/host-check.js';
 import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
-import type { LoadedConfig } from '../config/load.js';
+import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import type { Nft } from '../adapters/nft.js';
 import { createHash } from 'node:crypto';
@@ -56,7 +56,7 @@ export class NodeDaemon {
   async prepare(loaded: LoadedConfig): Promise<Prepared> {
     const view = nodeView(loaded.config, this.nodeName);
     const host = await this.deps.readHost(routedAddresses(loaded.config));
-    const issues = hostCheck(loaded.config, view, host);
+    const issues = hostCheck(loaded.config, view, host).map(loaded.locate);
     if (issues.length) throw new ConfigError(loaded.file, issues);
     const script = compileRuleset({ config: loaded.config, node: view, blocklist: loaded.blocklist });
     await this.deps.nft.check(script);
@@ -76,8 +76,10 @@ export class NodeDaemon {
   }
 
   /** Reload with a new config; on any failure the running one stays and the error is returned. */
-  async reload(loaded: LoadedConfig): Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }> {
+  async reload(next: LoadResult): Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }> {
     try {
+      if (!next.ok) throw next.error;
+      const loaded = next.value;
       const p = await this.prepare(loaded);
       const changed = p.scriptDigest !== this.running?.scriptDigest;
       if (changed) await this.commit(p);
@@ -89,7 +91,7 @@ export class NodeDaemon {
     } catch (e) {
       this.reloads.failed++;
       this.reloads.lastError = (e as Error).message;
-      this.deps.log.error({ event: 'reload_failed', err: (e as Error).message }, 'reload failed: keeping the running config');
+      this.deps.log.error({ event: 'reload_failed', err: (e as Error).message }, 'reload failed: keeping the running config and ruleset');
       return { ok: false, error: e as Error };
     }
   }
