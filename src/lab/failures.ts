@@ -1,0 +1,121 @@
+/**
+ * Failure injection, named as in PRODUCT.md ("Failure modes"): crash, link down, daemon
+ * kill, graceful stop, and recovery after a crash.
+ */
+import { FwlbError } from '../lib/errors.js';
+import type { Lab } from './lab.js';
+import { ipBatch, linkAddresses } from './netns.js';
+import { routeLines } from './plan.js';
+import { killNamespaceProcesses, type ExitInfo } from './processes.js';
+import { bootAddresses, findIface } from './topology.js';
+
+const DEFAULT_GRACEFUL_TIMEOUT_MS = 10_000;
+
+/**
+ * Crash (power loss): every interface of the node down first, so not one more frame leaves
+ * it, then every process in its namespace SIGKILLed. The kernel state of the namespace
+ * (addresses, nftables, conntrack) stays until `recover`, like RAM until the reboot.
+ */
+export async function crash(lab: Lab, node: string): Promise<{ killed: number[] }> {
+  const h = lab.host(node);
+  await ipBatch(h.ns, h.ifaces.map((i) => `link set ${i.name} down`));
+  const killed = await killNamespaceProcesses(h.ns);
+  lab.setCrashed(h.name, true);
+  lab.pruneDead(h.name);
+  return { killed };
+}
+
+/**
+ * One interface down. By default on the node's side (admin down, as `ip link set down`);
+ * with `cable` the switch port goes down instead, so the node sees carrier loss.
+ */
+export async function linkDown(lab: Lab, node: string, iface: string, opts: { cable?: boolean } = {}): Promise<void> {
+  const h = lab.host(node);
+  const i = findIface(h, iface);
+  if (opts.cable) await ipBatch(lab.spec.switchNs, [`link set ${i.port} down`]);
+  else await ipBatch(h.ns, [`link set ${i.name} down`]);
+}
+
+/** Both ends of the interface up again; the node's static routes restored (admin down drops them). */
+export async function linkUp(lab: Lab, node: string, iface: string): Promise<void> {
+  const h = lab.host(node);
+  const i = findIface(h, iface);
+  await ipBatch(lab.spec.switchNs, [`link set ${i.port} up`]);
+  await ipBatch(h.ns, [`link set ${i.name} up`, ...routeLines(h)]);
+}
+
+function daemonOf(lab: Lab, node: string) {
+  const d = lab.daemon(node);
+  if (!d) throw new FwlbError('ERR_LAB_NO_DAEMON', `no daemon running on ${lab.host(node).name}`);
+  return d;
+}
+
+/** kill -9 of the daemon alone; the kernel keeps forwarding with whatever it was given. */
+export async function daemonKill(lab: Lab, node: string): Promise<ExitInfo> {
+  const d = daemonOf(lab, node);
+  d.kill('SIGKILL');
+  const e = await d.wait(5000);
+  lab.forget(d.pid);
+  return e;
+}
+
+/**
+ * SIGTERM to the daemon and wait for it to exit. If it is still running after
+ * `timeoutMs`, it is SIGKILLed and ERR_LAB_TIMEOUT is thrown: a graceful stop that hangs
+ * is a failure.
+ */
+export async function gracefulStop(lab: Lab, node: string, timeoutMs = DEFAULT_GRACEFUL_TIMEOUT_MS): Promise<ExitInfo> {
+  const d = daemonOf(lab, node);
+  d.kill('SIGTERM');
+  try {
+    return await d.wait(timeoutMs);
+  } catch (e) {
+    d.kill('SIGKILL');
+    await d.wait(5000).catch(() => undefined);
+    throw new FwlbError('ERR_LAB_TIMEOUT', `daemon on ${lab.host(node).name} (pid ${d.pid}) ignored SIGTERM for ${timeoutMs} ms; killed`, { cause: e });
+  } finally {
+    lab.forget(d.pid);
+  }
+}
+
+/**
+ * The node comes back as after a reboot: links up, only its boot addresses (its own, plus
+ * the VIPs pinned by `vipsOn`), the nftables ruleset flushed (a reboot keeps no table,
+ * `inet fwlb` included), conntrack flushed, static routes back, and on clients and webs
+ * the backend server started again. The fwlb daemon is not restarted: tests do that.
+ */
+export async function recover(lab: Lab, node: string): Promise<void> {
+  const h = lab.host(node);
+  // Anything left running is from before the "reboot".
+  await killNamespaceProcesses(h.ns);
+  lab.pruneDead(h.name);
+  await ipBatch(lab.spec.switchNs, h.ifaces.map((i) => `link set ${i.port} up`));
+
+  const extra: string[] = [];
+  for (const l of await linkAddresses(h.ns)) {
+    const i = h.ifaces.find((x) => x.name === l.ifname);
+    if (!i) continue;
+    const want = bootAddresses(i);
+    for (const a of l.addr_info) {
+      if (a.family === 'inet6' && a.scope === 'link') continue;
+      const cidr = `${a.local}/${a.prefixlen}`;
+      if (!want.includes(cidr)) extra.push(`address del ${cidr} dev ${i.name}`);
+    }
+  }
+  await ipBatch(h.ns, extra);
+  // Re-read: deleting a primary address may take secondaries with it.
+  const after = await linkAddresses(h.ns);
+  const lines = ['link set lo up'];
+  for (const i of h.ifaces) {
+    const have = (after.find((l) => l.ifname === i.name)?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+    for (const a of bootAddresses(i)) if (!have.includes(a)) lines.push(`address add ${a} dev ${i.name}`);
+    lines.push(`link set ${i.name} up`);
+  }
+  lines.push(...routeLines(h));
+  await ipBatch(h.ns, lines);
+
+  await lab.exec(h.name, ['nft', 'flush', 'ruleset']);
+  await lab.exec(h.name, ['conntrack', '-F']);
+  lab.setCrashed(h.name, false);
+  if (h.runsServer) await lab.startServers([h]);
+}
