@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node --test --test-concurrency=1 --test-reporter=spec \
-  'dist/src/**/*.test.js' 'dist/test/**/*.test.js'
+mapfile -t unit < <(find dist/src -name '*.test.js' | sort)
+mapfile -t lab < <(find dist/test -name '*.test.js' | sort)
+# Unit tests first; lab tests one file at a time (each builds its own namespaces).
+exec node --test --test-concurrency=1 --test-reporter=spec "${unit[@]}" "${lab[@]}"
