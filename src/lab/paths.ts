@@ -15,3 +15,7 @@ export const PING_JS = `${REPO_ROOT}/dist/src/lab/ping.js`;
 export const CLI_MAIN_JS = `${REPO_ROOT}/dist/src/cli/main.js`;
 /** The compiled one-shot traffic probe (tcp echo / read, udp, http). */
 export const PROBE_JS = `${REPO_ROOT}/dist/src/lab/probe.js`;
+/** A long-lived TCP echo session that reports every stall (echo-session.ts). */
+export const ECHO_SESSION_JS = `${REPO_ROOT}/dist/src/lab/echo-session.js`;
+/** Sends one hand-made TCP segment through a raw socket (raw-tcp.ts). */
+export const RAW_TCP_JS = `${REPO_ROOT}/dist/src/lab/raw-tcp.js`;

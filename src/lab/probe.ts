@@ -5,6 +5,9 @@
  *   node probe.js read HOST PORT           TCP: print everything until the server closes (whoami)
  *   node probe.js udp  HOST PORT PAYLOAD   UDP: send PAYLOAD, print the first reply
  *   node probe.js http URL                 HTTP GET: print the body; exit 1 unless 200
+ *   node probe.js connect HOST PORT        TCP connect: print "connected", "refused" (a RST came back),
+ *                                          "unreachable" (an ICMP error) or "timeout" (nothing at all);
+ *                                          exit 0 in every case: the outcome is the answer
  *
  * Options: --timeout MS (default 2000). Exit 0 on success, 1 on failure or timeout, with
  * the reason on stderr.
@@ -42,6 +45,23 @@ export function tcpExchange(host: string, port: number, send: string | null, tim
       clearTimeout(timer);
       reject(new Error(`tcp ${host}:${port}: ${e.message}`));
     });
+  });
+}
+
+export type ConnectOutcome = 'connected' | 'refused' | 'unreachable' | 'timeout';
+
+/** TCP: only the handshake, classified by what came back. */
+export function tcpConnect(host: string, port: number, timeoutMs: number): Promise<ConnectOutcome> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (o: ConnectOutcome) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(o);
+    };
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    s.on('connect', () => done('connected'));
+    s.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'unreachable'));
   });
 }
 
@@ -90,6 +110,9 @@ async function main(): Promise<void> {
       break;
     case 'read':
       out = await tcpExchange(a ?? '', Number(b), null, timeout);
+      break;
+    case 'connect':
+      out = (await tcpConnect(a ?? '', Number(b), timeout)) + '\n';
       break;
     case 'udp':
       out = await udpExchange(a ?? '', Number(b), c ?? '', timeout);
