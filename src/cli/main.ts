@@ -12,7 +12,14 @@ import { controlCall, defaultControlPath } from '../control/client.js';
 import { runNode } from '../main.js';
 import { registerLabCommand } from './lab-command.js';
 import { formatStatus } from './format-status.js';
+import { runDemo } from '../demo/demo.js';
 import type { NodeStatus } from '../services/node-daemon.js';
+
+// A reader that goes away (`fwlb lab status | head`) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 const program = new Command();
 program.name('fwlb').description('A redundant, load-balancing, stateful firewall cluster for Linux').version('0.1.0');
@@ -101,6 +108,16 @@ program
     } catch (e) {
       fail((e as Error).message);
     }
+  });
+
+program
+  .command('demo')
+  .description('the main job: a lab cluster, live traffic through it, and a report of what held (needs root)')
+  .option('--prefix <prefix>', 'lab prefix', 'demo')
+  .option('--keep', 'leave the lab up afterwards')
+  .action(async (o: { prefix: string; keep?: boolean }) => {
+    const ok = await runDemo({ prefix: o.prefix, keep: !!o.keep, out: (l) => process.stdout.write(l + '\n') });
+    process.exit(ok ? 0 : 1);
   });
 
 registerLabCommand(program);
