@@ -1,0 +1,62 @@
+/**
+ * Time, injected (ENGINEERING.md, convention 3): only main and adapters use the real
+ * clock; machines and services take a Clock, and tests drive a FakeClock.
+ */
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  /** Calls `fn` once after `ms`. */
+  after(ms: number, fn: () => void): Timer;
+}
+
+export const realClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** A clock that moves only when told to; timers fire in time order during `advance`. */
+export class FakeClock implements Clock {
+  private t: number;
+  private seq = 0;
+  private timers: { at: number; seq: number; fn: () => void }[] = [];
+
+  constructor(start = 0) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  after(ms: number, fn: () => void): Timer {
+    const entry = { at: this.t + Math.max(0, ms), seq: this.seq++, fn };
+    this.timers.push(entry);
+    return { cancel: () => { this.timers = this.timers.filter((e) => e !== entry); } };
+  }
+
+  /** Moves time forward by `ms`, firing every timer due on the way (timers set while firing included). */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.timers[0];
+      if (!next || next.at > end) break;
+      this.timers.shift();
+      this.t = next.at;
+      next.fn();
+    }
+    this.t = end;
+  }
+
+  /** Timers still pending. */
+  pending(): number {
+    return this.timers.length;
+  }
+}
