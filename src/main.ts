@@ -6,9 +6,17 @@
  */
 import { pino, type Logger } from 'pino';
 import { createNft } from './adapters/nft.js';
+import { createConntrack } from './adapters/conntrack.js';
 import { readHostState } from './adapters/host.js';
+import { probes } from './adapters/health/index.js';
 import { loadConfigFile } from './config/load.js';
+import { decodeBackendCommand } from './control/backend-args.js';
 import { ControlServer } from './control/server.js';
+import { FwlbError } from './lib/errors.js';
+import { realClock } from './lib/clock.js';
+import { Balancer } from './services/balancer.js';
+import { HealthChecker } from './services/health-checker.js';
+import { KernelQueue } from './services/kernel-queue.js';
 import { NodeDaemon } from './services/node-daemon.js';
 
 export interface RunOptions {
@@ -30,7 +38,16 @@ export async function runNode(opts: RunOptions): Promise<number> {
     process.stderr.write(loaded.error.message + '\n');
     return 1;
   }
-  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft: createNft(), readHost: readHostState, now: Date.now }, opts.node);
+  const nft = createNft();
+  const queue = new KernelQueue();
+  const balancer = new Balancer({ log: log.child({ component: 'balancer' }), nft, conntrack: createConntrack(), queue });
+  const health = new HealthChecker({
+    clock: realClock,
+    log: log.child({ component: 'health' }),
+    probes,
+    onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
+  });
+  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue, balancer, health, readHost: readHostState, now: Date.now }, opts.node);
   try {
     await daemon.start(loaded.value);
   } catch (e) {
@@ -51,6 +68,11 @@ export async function runNode(opts: RunOptions): Promise<number> {
     {
       status: () => daemon.status(),
       reload: () => serialReload(),
+      backend: (args) => {
+        const c = decodeBackendCommand(args);
+        if (!c.ok) throw new FwlbError('ERR_BAD_REQUEST', c.reason);
+        return daemon.backend(c.value);
+      },
     },
     log.child({ component: 'control' }),
   );
@@ -69,6 +91,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     });
     const stop = (sig: string) => {
       log.info({ event: 'stopping', signal: sig }, 'stopping');
+      daemon.stop();
       void control.close().then(() => {
         log.info({ event: 'stopped' }, 'stopped');
         resolve(0);

@@ -5,7 +5,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { loadConfigFile } from '../src/config/load.js';
+import { nodeView } from '../src/config/node.js';
+import { compileRuleset } from '../src/compiler/ruleset.js';
 import { fileURLToPath } from 'node:url';
 import { run, runRaw } from '../src/lib/exec.js';
 import { createNft, NftError } from '../src/adapters/nft.js';
@@ -22,11 +25,23 @@ after(async () => {
   await runRaw('ip', ['netns', 'del', NS]);
 });
 
-test('every golden ruleset passes nft -c and loads into a real kernel', async () => {
-  const files = (await readdir(`${repo}test/golden`)).filter((f) => f.endsWith('.nft'));
-  assert.ok(files.length >= 4);
-  for (const f of files) {
-    const script = await readFile(`${repo}test/golden/${f}`, 'utf8');
+/** Every shipped example compiled for each of its nodes, in full. */
+async function compiledExamples(): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  for (const f of (await readdir(`${repo}examples`)).filter((x) => x.endsWith('.yaml')).sort()) {
+    const r = await loadConfigFile(`${repo}examples/${f}`);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    for (const node of Object.keys(r.value.config.nodes)) {
+      out.push([`${f}/${node}`, compileRuleset({ config: r.value.config, node: nodeView(r.value.config, node), blocklist: r.value.blocklist })]);
+    }
+  }
+  return out;
+}
+
+test('every compiled example passes nft -c and loads into a real kernel', async () => {
+  const all = await compiledExamples();
+  assert.ok(all.length >= 4);
+  for (const [f, script] of all) {
     await nft.check(script);
     await nft.apply(script);
     const listed = await nft.list(['list', 'table', 'inet', 'fwlb']);
@@ -35,7 +50,7 @@ test('every golden ruleset passes nft -c and loads into a real kernel', async ()
 });
 
 test('a refused ruleset leaves the previous one in place and reports the kernel reason; re-apply is idempotent', async () => {
-  const good = await readFile(`${repo}test/golden/lab.fw1.nft`, 'utf8');
+  const good = (await compiledExamples()).find(([f]) => f === 'lab.yaml/fw1')![1];
   await nft.apply(good);
   const before = await nft.list(['list', 'table', 'inet', 'fwlb']);
   await nft.apply(good);
@@ -49,7 +64,7 @@ test('a refused ruleset leaves the previous one in place and reports the kernel 
 
 test("fwlb's ruleset never touches other tables", async () => {
   await run('ip', ['netns', 'exec', NS, 'nft', 'add table ip other; add chain ip other c { type filter hook input priority 10; policy accept; }; add rule ip other c counter']);
-  const good = await readFile(`${repo}test/golden/edge.fw1.nft`, 'utf8');
+  const good = (await compiledExamples()).find(([f]) => f === 'edge.yaml/fw1')![1];
   await nft.apply(good);
   await nft.apply(good);
   const other = await run('ip', ['netns', 'exec', NS, 'nft', 'list', 'table', 'ip', 'other']);

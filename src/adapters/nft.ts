@@ -36,3 +36,24 @@ export function createNft(command: readonly string[] = ['nft']): Nft {
     list: (args) => exec('list', [...args]),
   };
 }
+
+/** Named counters of fwlb's table (name -> packets); an unreadable answer gives an empty map. */
+export async function readCounters(nft: Nft, table = 'fwlb'): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  let text: string;
+  try {
+    text = await nft.list(['-j', 'list', 'counters', 'table', 'inet', table]);
+  } catch {
+    return out;
+  }
+  try {
+    const doc = JSON.parse(text) as { nftables?: { counter?: { name?: unknown; packets?: unknown } }[] };
+    for (const item of doc.nftables ?? []) {
+      const c = item.counter;
+      if (c && typeof c.name === 'string' && typeof c.packets === 'number') out.set(c.name, c.packets);
+    }
+  } catch {
+    // Not JSON: nothing to report.
+  }
+  return out;
+}

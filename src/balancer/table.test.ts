@@ -1,31 +1,33 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { backendTable } from './table.js';
+import { roundRobinTable } from './table.js';
 
-test('weighted table: slots in proportion to weights, reduced by the common divisor, interleaved', () => {
-  const t = backendTable([
-    { name: 'a', address: '198.18.1.1', port: 80, weight: 2 },
-    { name: 'b', address: '198.18.1.2', port: 80, weight: 4 },
-    { name: 'c', address: '198.18.1.3', port: 80, weight: 0 },
-  ]);
-  assert.deepEqual(t.map((s) => s.name), ['b', 'a', 'b']);
+const be = (name: string, weight: number) => ({ name, address: `198.18.1.${name.length}`, port: 80, weight });
+
+test('round-robin table: interleaved, in proportion to weight, weight 0 gets nothing', () => {
+  const t = roundRobinTable([be('a', 1), be('b', 2), be('c', 0)], 6);
+  assert.deepEqual(t.map((s) => s.name), ['b', 'a', 'b', 'b', 'a', 'b']);
+  assert.deepEqual(roundRobinTable([be('a', 0)], 8), []);
 });
 
-test('weighted table: exact proportions and no run longer than needed (property)', () => {
+test('round-robin table: every slot filled, counts within one slot of the exact share (property)', () => {
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 8 }), (ws) => {
-      const backends = ws.map((w, i) => ({ name: `b${i}`, address: `198.18.1.${i + 1}`, port: 80, weight: w }));
-      const t = backendTable(backends);
-      const live = backends.filter((b) => b.weight > 0);
-      if (!live.length) return assert.equal(t.length, 0);
-      const g = live.reduce((a, b) => gcd(a, b.weight), 0);
-      for (const b of live) assert.equal(t.filter((s) => s.name === b.name).length, b.weight / g);
-      assert.equal(t.length, live.reduce((a, b) => a + b.weight / g, 0));
+    fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 2048 }), (ws, size) => {
+      const backends = ws.map((w, i) => be(`b${i}`, w));
+      const t = roundRobinTable(backends, size);
+      const total = ws.reduce((a, b) => a + b, 0);
+      if (total === 0) return assert.equal(t.length, 0);
+      assert.equal(t.length, size);
+      for (const b of backends) {
+        const n = t.filter((s) => s.name === b.name).length;
+        assert.ok(Math.abs(n - (b.weight * size) / total) < 1, `${b.name}: ${n} slots for weight ${b.weight}/${total} of ${size}`);
+      }
     }),
   );
 });
 
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
-}
+test('round-robin table: no backend gets two slots in a row while another is owed one (equal weights)', () => {
+  const t = roundRobinTable([be('a', 1), be('b', 1), be('c', 1)], 1024).map((s) => s.name);
+  for (let i = 1; i < t.length; i++) assert.notEqual(t[i], t[i - 1]);
+});

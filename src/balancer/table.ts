@@ -1,7 +1,8 @@
 /**
- * Backend slot tables: the values of a service's kernel map. The kernel picks a slot
- * (numgen inc for round robin; a flow hash for the hashing schedulers) and DNATs
- * to that slot's backend. Pure and deterministic: every node computes the same table.
+ * Round-robin slot tables: the kernel walks the table with `numgen inc`, one slot per
+ * new flow, so consecutive flows alternate between backends in proportion to weight.
+ * The table size is fixed per scheduler, so that a backend change is an update of map
+ * elements and never of the rule (whose `mod N` stays put).
  */
 export interface WeightedBackend {
   name: string;
@@ -17,32 +18,34 @@ export interface BackendSlot {
 }
 
 /**
- * Weighted round robin, interleaved ("smooth" WRR as in nginx): each backend gets
- * `weight` slots, spread through the table instead of in runs, so that with
- * `numgen inc` consecutive flows alternate between backends in proportion.
- * Weights are reduced by their common divisor first to keep the table small.
+ * `size` slots shared in proportion to weight (largest remainder), interleaved in the
+ * "smooth" weighted round-robin order (as nginx does) rather than in runs. Backends of
+ * weight 0 get none; with no backend of positive weight the table is empty.
  */
-export function backendTable(backends: readonly WeightedBackend[]): BackendSlot[] {
+export function roundRobinTable(backends: readonly WeightedBackend[], size: number): BackendSlot[] {
   const live = backends.filter((b) => b.weight > 0).sort((a, b) => a.name.localeCompare(b.name));
   if (live.length === 0) return [];
-  const g = live.reduce((acc, b) => gcd(acc, b.weight), 0);
-  const weights = live.map((b) => b.weight / g);
-  const total = weights.reduce((a, b) => a + b, 0);
-  const current = weights.map(() => 0);
+  const total = live.reduce((a, b) => a + b.weight, 0);
+  const exact = live.map((b) => (b.weight * size) / total);
+  const counts = exact.map(Math.floor);
+  let left = size - counts.reduce((a, b) => a + b, 0);
+  const byRemainder = exact.map((e, i) => ({ i, r: e - Math.floor(e) })).sort((a, b) => b.r - a.r || a.i - b.i);
+  for (const { i } of byRemainder) {
+    if (left-- <= 0) break;
+    counts[i]!++;
+  }
+  const current = counts.map(() => 0);
   const slots: BackendSlot[] = [];
-  for (let n = 0; n < total; n++) {
-    let best = 0;
+  for (let n = 0; n < size; n++) {
+    let best = -1;
     for (let i = 0; i < live.length; i++) {
-      current[i]! += weights[i]!;
-      if (current[i]! > current[best]!) best = i;
+      if (counts[i] === 0) continue;
+      current[i]! += counts[i]!;
+      if (best < 0 || current[i]! > current[best]!) best = i;
     }
-    current[best]! -= total;
+    current[best]! -= size;
     const b = live[best]!;
     slots.push({ name: b.name, address: b.address, port: b.port });
   }
   return slots;
-}
-
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
 }

@@ -8,9 +8,18 @@ export function formatStatus(s: NodeStatus): string {
     `ruleset  ${s.ruleset.digest.slice(0, 12)} applied ${s.ruleset.appliedAt} in ${s.ruleset.applyMs} ms, ${s.ruleset.bytes} bytes, ${s.ruleset.blockedPrefixes} blocked prefixes`,
     `reloads  ${s.reloads.ok} ok, ${s.reloads.failed} failed${s.reloads.lastError ? ` (last error: ${s.reloads.lastError.split('\n')[0]})` : ''}`,
   ];
+  const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const svc of s.services) {
-    lines.push(`service  ${svc.name} ${svc.listen} ${svc.scheduler}`);
-    for (const b of svc.backends) lines.push(`  backend ${b.name.padEnd(12)} ${b.address.padEnd(22)} weight ${String(b.weight).padEnd(4)} ${b.state}`);
+    lines.push('', `service ${svc.name}  ${svc.listen}  ${svc.scheduler} (${svc.tableSize} slots)`);
+    lines.push(`  ${'backend'.padEnd(12)} ${'address'.padEnd(22)} ${'weight'.padStart(6)} ${'admin'.padEnd(8)} ${'health'.padEnd(9)} ${'share'.padStart(6)} ${'active'.padStart(6)} ${'new'.padStart(8)}`);
+    for (const b of svc.backends) {
+      const share = svc.tableSize ? `${((100 * b.slots) / svc.tableSize).toFixed(1)}%` : '-';
+      lines.push(
+        `  ${b.name.padEnd(12)} ${b.address.padEnd(22)} ${String(b.weight).padStart(6)} ${b.admin.padEnd(8)} ${b.health.padEnd(9)} ${share.padStart(6)} ${n(b.activeConnections).padStart(6)} ${n(b.newConnections).padStart(8)}` +
+          (b.health === 'down' && b.healthDetail ? `  (${b.healthDetail})` : '') +
+          (b.origin === 'runtime' ? '  [added at runtime]' : ''),
+      );
+    }
   }
   return lines.join('\n') + '\n';
 }

@@ -13,6 +13,7 @@ import { runNode } from '../main.js';
 import { registerLabCommand } from './lab-command.js';
 import { formatStatus } from './format-status.js';
 import { runDemo } from '../demo/demo.js';
+import { parseAddressPort } from '../control/backend-args.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 
 // A reader that goes away (`fwlb lab status | head`) is not an error.
@@ -119,6 +120,38 @@ program
     const ok = await runDemo({ prefix: o.prefix, keep: !!o.keep, out: (l) => process.stdout.write(l + '\n') });
     process.exit(ok ? 0 : 1);
   });
+
+const backend = program.command('backend').description("change a running node's backends: no restart, established flows untouched (but by disable/remove)");
+const controlOpts = (c: Command) =>
+  c.option('-n, --node <name>', 'node name (default: the hostname)', hostname()).option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)');
+const sendBackend = async (o: { node: string; control?: string }, args: Record<string, unknown>) => {
+  try {
+    const r = await controlCall(o.control ?? defaultControlPath(o.node), 'backend', args, 30_000);
+    process.stdout.write(JSON.stringify(r) + '\n');
+  } catch (e) {
+    fail((e as Error).message);
+  }
+};
+for (const [op, what] of [
+  ['drain', 'no new flows; established ones run on to their end'],
+  ['disable', 'no new flows, and its established flows are cut'],
+  ['enable', 'takes new flows again'],
+  ['remove', 'out of the service (as disable); a runtime-added backend is gone for good'],
+] as const) {
+  controlOpts(backend.command(`${op} <service> <backend>`).description(what)).action((service: string, name: string, o: { node: string; control?: string }) =>
+    sendBackend(o, { op, service, backend: name }),
+  );
+}
+controlOpts(backend.command('weight <service> <backend> <weight>').description('set the weight (0-1000)')).action(
+  (service: string, name: string, weight: string, o: { node: string; control?: string }) => sendBackend(o, { op: 'weight', service, backend: name, weight: Number(weight) }),
+);
+controlOpts(backend.command('add <service> <backend> <address>').description('add a backend: ADDRESS[:PORT]').option('-w, --weight <n>', 'weight', '1')).action(
+  (service: string, name: string, address: string, o: { node: string; control?: string; weight: string }) => {
+    const a = parseAddressPort(address);
+    if (!a) return fail(`"${address}" is not ADDRESS[:PORT]`);
+    return sendBackend(o, { op: 'add', service, backend: name, ...a, weight: Number(o.weight) });
+  },
+);
 
 registerLabCommand(program);
 

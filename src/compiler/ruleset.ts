@@ -19,7 +19,9 @@
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import { ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
-import { backendTable, type BackendSlot } from '../balancer/table.js';
+import type { BackendSlot } from '../balancer/table.js';
+import { SCHEDULERS, type SchedBackend } from '../balancer/schedulers.js';
+import { serviceSeed } from '../balancer/hash.js';
 
 export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'fwlb';
@@ -32,8 +34,11 @@ export interface CompileInput {
   config: Config;
   node: NodeView;
   blocklist: readonly string[];
-  /** Override the backend table per service (the load balancer fills this at runtime). */
-  serviceSlots?: Readonly<Record<string, readonly BackendSlot[]>>;
+  /**
+   * The slot table per service as the load balancer keeps it at runtime (health,
+   * drain, runtime changes). Without it, every enabled backend of weight > 0 takes flows.
+   */
+  serviceSlots?: Readonly<Record<string, readonly (BackendSlot | null)[]>>;
 }
 
 const q = (s: string) => `"${s}"`;
@@ -114,20 +119,37 @@ interface Block {
 }
 
 function render(blocks: Block[]): string {
-  return blocks.map((b) => `\t${b.head} {\n${b.body.map((l) => `\t\t${l}`).join('\n')}\n\t}`).join('\n\n');
+  return blocks.map((b) => (b.body.length ? `\t${b.head} {\n${b.body.map((l) => `\t\t${l}`).join('\n')}\n\t}` : `\t${b.head} {\n\t}`)).join('\n\n');
 }
 
-function serviceMapName(name: string): string {
+/** The names of a service's kernel objects: its slot map and its chain. */
+export function serviceMapName(name: string): string {
   return `svc_${name.replace(/-/g, '_')}`;
 }
 
-/** The slots of a service's dispatch map when nobody overrides them: weighted round robin. */
-function defaultSlots(svc: ServiceConfig): BackendSlot[] {
-  return backendTable(
-    Object.entries(svc.backends)
-      .filter(([, b]) => b.state === 'enabled' && b.weight > 0)
-      .map(([name, b]) => ({ name, address: b.address.address, port: b.address.port ?? svc.listen.port, weight: b.weight })),
-  );
+/** A backend's new-connection counter (per backend address and port). */
+export function backendCounterName(address: string, port: number): string {
+  return `be_${address.replace(/[.:]/g, '_')}_${port}`;
+}
+
+/** The backends of a service as configured, for the scheduler. */
+export function configuredBackends(svc: ServiceConfig): SchedBackend[] {
+  return Object.entries(svc.backends).map(([name, b]) => ({
+    name,
+    address: b.address.address,
+    port: b.address.port ?? svc.listen.port,
+    weight: b.weight,
+    available: b.state === 'enabled' && b.weight > 0,
+  }));
+}
+
+/** Map elements of a slot table: "i : address . port" for every slot with a backend. */
+export function slotElements(slots: readonly (BackendSlot | null)[]): string[] {
+  const out: string[] = [];
+  slots.forEach((s, i) => {
+    if (s) out.push(`${i} : ${s.address} . ${s.port}`);
+  });
+  return out;
 }
 
 export function compileRuleset(input: CompileInput): string {
@@ -165,30 +187,45 @@ export function compileRuleset(input: CompileInput): string {
     if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${c.state_sync.port} accept comment "state sync from peers"`);
   }
 
-  // Services: one dispatch verdict map per family, one backend map and chain per service.
+  // Services: one dispatch verdict map per family; per service a slot map (slot ->
+  // backend) behind the scheduler's selector, so a backend change is a map update.
   const services = Object.entries(c.services).sort(([a], [b]) => a.localeCompare(b));
   const dispatch: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const counters: Record<4 | 6, Map<string, string>> = { 4: new Map(), 6: new Map() };
   const serviceBlocks: Block[] = [];
   for (const [name, svc] of services) {
     const map = serviceMapName(name);
-    const slots = input.serviceSlots?.[name] ?? defaultSlots(svc);
+    const sched = SCHEDULERS[svc.scheduler];
+    const slots = input.serviceSlots?.[name] ?? sched.table(configuredBackends(svc));
     const ipk = svc.listen.family === 4 ? 'ip' : 'ip6';
     const l4 = svc.listen.proto;
     dispatch[svc.listen.family].push(`${svc.listen.address} . ${l4} . ${svc.listen.port} : goto ${map}`);
-    const elements = slots.map((s, i) => `${i} : ${s.address} . ${s.port}`);
+    for (const b of configuredBackends(svc)) counters[svc.listen.family].set(`${b.address} . ${b.port}`, backendCounterName(b.address, b.port));
+    for (const s of slots) if (s) counters[svc.listen.family].set(`${s.address} . ${s.port}`, backendCounterName(s.address, s.port));
+    const elements = slotElements(slots);
     serviceBlocks.push({
       head: `map ${map}`,
-      body: [
-        `typeof numgen inc mod 2 : ${ipk} daddr . ${l4} dport`,
-        ...(elements.length ? [`elements = { ${elements.join(', ')} }`] : []),
-      ],
+      body: [`typeof numgen inc mod 2 : ${ipk} daddr . ${l4} dport`, ...(elements.length ? [`elements = { ${elements.join(', ')} }`] : [])],
     });
     serviceBlocks.push({
       head: `chain ${map}`,
-      body: elements.length
-        ? [`meta l4proto ${l4} dnat ${ipk} to numgen inc mod ${elements.length} map @${map} comment ${q(`service ${name}`)}`]
-        : [`counter comment ${q(`service ${name}: no backend takes new flows`)}`],
+      body: [
+        `meta l4proto ${l4} dnat ${ipk} to ${sched.selector(svc.listen, serviceSeed(c.cluster.name, name))} map @${map} comment ${q(`service ${name}, ${sched.name}`)}`,
+      ],
     });
+  }
+  // New connections per backend, counted in the kernel by named counters.
+  const counterRules: string[] = [];
+  for (const fam of [4, 6] as const) {
+    const m = counters[fam];
+    if (!m.size) continue;
+    const keys = [...m.keys()].sort();
+    for (const k of keys) blocks.push({ head: `counter ${m.get(k)!}`, body: [] });
+    blocks.push({
+      head: `map backend_counters_v${fam}`,
+      body: [`type ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_service : counter`, `elements = { ${keys.map((k) => `${k} : ${q(m.get(k)!)}`).join(', ')} }`],
+    });
+    counterRules.push(`ct state new ct status dnat counter name ${fam === 4 ? 'ip' : 'ip6'} daddr . th dport map @backend_counters_v${fam}`);
   }
   blocks.push(...serviceBlocks);
 
@@ -228,6 +265,7 @@ export function compileRuleset(input: CompileInput): string {
     body: [
       'type filter hook forward priority filter; policy drop;',
       ...stateful,
+      ...counterRules,
       'ct status dnat counter accept comment "virtual services"',
       ...userForward,
       'counter comment "policy drop"',

@@ -23,6 +23,8 @@ s.setEncoding('utf8');
 s.on('connect', () => {
   stats.connected = true;
   stats.localPort = s.localPort ?? 0;
+  // A first line as soon as the session is up, so a test can find its flow in conntrack.
+  process.stdout.write(JSON.stringify({ event: 'connected', localPort: stats.localPort }) + '\n');
   lastEcho = Date.now();
   const tick = setInterval(() => {
     if (stats.sent > stats.echoed) stats.maxGapMs = Math.max(stats.maxGapMs, Date.now() - lastEcho);

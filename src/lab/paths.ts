@@ -19,3 +19,5 @@ export const PROBE_JS = `${REPO_ROOT}/dist/src/lab/probe.js`;
 export const ECHO_SESSION_JS = `${REPO_ROOT}/dist/src/lab/echo-session.js`;
 /** Sends one hand-made TCP segment through a raw socket (raw-tcp.ts). */
 export const RAW_TCP_JS = `${REPO_ROOT}/dist/src/lab/raw-tcp.js`;
+/** Many short TCP flows to a service, reporting who answered each (flows.ts). */
+export const FLOWS_JS = `${REPO_ROOT}/dist/src/lab/flows.js`;

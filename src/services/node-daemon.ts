@@ -1,8 +1,9 @@
 /**
  * The node: takes a checked config, prepares everything that can fail (node view,
- * host checks, compile, `nft -c`) and only then commits. A reload that fails at
- * any step leaves the running config and ruleset untouched.
+ * host checks, the load balancer's plan, compile, `nft -c`) and only then commits.
+ * A reload that fails at any step leaves the running config and ruleset untouched.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { compileRuleset } from '../compiler/ruleset.js';
 import type { HostState } from '../config/host-check.js';
@@ -10,12 +11,23 @@ import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
-import type { Nft } from '../adapters/nft.js';
-import { createHash } from 'node:crypto';
+import { readCounters, type Nft } from '../adapters/nft.js';
+import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
+import type { KernelQueue } from './kernel-queue.js';
+
+/** What the node needs of the health checker (services/health-checker.ts). */
+export interface HealthRunner {
+  setTargets(targets: ReturnType<Balancer['healthTargets']>): void;
+  snapshot(): readonly { service: string; backend: string; status: 'up' | 'down'; lastDetail?: string | undefined }[];
+  stop(): void;
+}
 
 export interface NodeDaemonDeps {
   log: Logger;
   nft: Nft;
+  queue: KernelQueue;
+  balancer: Balancer;
+  health: HealthRunner;
   readHost: (routeTargets: readonly string[]) => Promise<HostState>;
   now: () => number;
 }
@@ -23,11 +35,15 @@ export interface NodeDaemonDeps {
 interface Prepared {
   loaded: LoadedConfig;
   view: NodeView;
+  plan: ReturnType<Balancer['plan']>;
   script: string;
   scriptDigest: string;
 }
 
-interface Running extends Prepared {
+interface Running {
+  loaded: LoadedConfig;
+  scriptDigest: string;
+  scriptBytes: number;
   appliedAt: number;
   applyMs: number;
 }
@@ -40,7 +56,7 @@ export interface NodeStatus {
   config: { file: string; digest: string; loadedAt: string };
   ruleset: { digest: string; appliedAt: string; applyMs: number; bytes: number; blockedPrefixes: number };
   reloads: { ok: number; failed: number; lastError: string | null };
-  services: { name: string; listen: string; scheduler: string; backends: { name: string; address: string; weight: number; state: string }[] }[];
+  services: ServiceStatus[];
 }
 
 export class NodeDaemon {
@@ -58,17 +74,28 @@ export class NodeDaemon {
     const host = await this.deps.readHost(routedAddresses(loaded.config));
     const issues = hostCheck(loaded.config, view, host).map(loaded.locate);
     if (issues.length) throw new ConfigError(loaded.file, issues);
-    const script = compileRuleset({ config: loaded.config, node: view, blocklist: loaded.blocklist });
+    const plan = this.deps.balancer.plan(loaded.config);
+    const script = compileRuleset({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
     await this.deps.nft.check(script);
-    return { loaded, view, script, scriptDigest: createHash('sha256').update(script).digest('hex') };
+    return { loaded, view, plan, script, scriptDigest: createHash('sha256').update(script).digest('hex') };
   }
 
+  /** Replaces the table in one transaction (in the kernel queue, so no map update races it). */
   private async commit(p: Prepared): Promise<void> {
-    const t0 = this.deps.now();
-    await this.deps.nft.apply(p.script);
-    const applyMs = this.deps.now() - t0;
-    this.running = { ...p, appliedAt: this.deps.now(), applyMs };
-    this.deps.log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), applyMs, bytes: p.script.length }, 'ruleset applied');
+    const { nft, balancer, queue, log } = this.deps;
+    await queue.run(async () => {
+      const counters = await readCounters(nft);
+      const t0 = this.deps.now();
+      await nft.apply(p.script);
+      const applyMs = Math.round(this.deps.now() - t0);
+      balancer.carryCounters(counters);
+      balancer.adopt(p.loaded.config, p.plan);
+      this.running = { loaded: p.loaded, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
+      log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), applyMs, bytes: p.script.length }, 'ruleset applied');
+    });
+    this.deps.health.setTargets(balancer.healthTargets());
+    // Health verdicts reached while the plan was being made: bring them in.
+    for (const h of this.deps.health.snapshot()) await balancer.setHealth(h.service, h.backend, h.status === 'up', h.lastDetail ?? '');
   }
 
   async start(loaded: LoadedConfig): Promise<void> {
@@ -79,14 +106,18 @@ export class NodeDaemon {
   async reload(next: LoadResult): Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }> {
     try {
       if (!next.ok) throw next.error;
-      const loaded = next.value;
-      const p = await this.prepare(loaded);
+      const p = await this.prepare(next.value);
       const changed = p.scriptDigest !== this.running?.scriptDigest;
       if (changed) await this.commit(p);
-      else if (this.running) this.running = { ...this.running, loaded };
+      else {
+        // Same ruleset: the kernel already matches the plan.
+        this.deps.balancer.adopt(p.loaded.config, p.plan);
+        this.deps.health.setTargets(this.deps.balancer.healthTargets());
+        if (this.running) this.running = { ...this.running, loaded: p.loaded };
+      }
       this.reloads.ok++;
       this.reloads.lastError = null;
-      this.deps.log.info({ event: 'reload', changed, digest: loaded.digest.slice(0, 12) }, changed ? 'config reloaded' : 'config reloaded, ruleset unchanged');
+      this.deps.log.info({ event: 'reload', changed, digest: next.value.digest.slice(0, 12) }, changed ? 'config reloaded' : 'config reloaded, ruleset unchanged');
       return { ok: true, changed };
     } catch (e) {
       this.reloads.failed++;
@@ -96,7 +127,15 @@ export class NodeDaemon {
     }
   }
 
-  status(): NodeStatus {
+  backend(c: BackendCommand): ReturnType<Balancer['command']> {
+    return this.deps.balancer.command(c);
+  }
+
+  stop(): void {
+    this.deps.health.stop();
+  }
+
+  async status(): Promise<NodeStatus> {
     const r = this.running;
     if (!r) throw new Error('node not started');
     const c = r.loaded.config;
@@ -107,19 +146,9 @@ export class NodeDaemon {
       pid: process.pid,
       startedAt: iso(this.startedAt),
       config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.appliedAt) },
-      ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.script.length, blockedPrefixes: r.loaded.blocklist.length },
+      ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
-      services: Object.entries(c.services).map(([name, s]) => ({
-        name,
-        listen: `${s.listen.address}:${s.listen.port}/${s.listen.proto}`,
-        scheduler: s.scheduler,
-        backends: Object.entries(s.backends).map(([bn, b]) => ({
-          name: bn,
-          address: `${b.address.address}:${b.address.port ?? s.listen.port}`,
-          weight: b.weight,
-          state: b.state,
-        })),
-      })),
+      services: await this.deps.balancer.status(await readCounters(this.deps.nft)),
     };
   }
 }

@@ -1,0 +1,60 @@
+/**
+ * Many short TCP flows to one service, for spread and stickiness tests and benchmarks:
+ * each flow connects, reads the answer up to the server's close, and records who answered
+ * (the first word of the answer, or of the HTTP body). Prints one JSON line:
+ * {"who": ["web1", "web2", null, ...], "failed": N}. null = the flow failed.
+ *
+ *   node flows.js HOST PORT [--count 100] [--mode read|http] [--local-port START] [--concurrency 8] [--timeout 2000]
+ * With --local-port, flow i uses local port START+i: the same ports again give the same flows.
+ */
+import { connect } from 'node:net';
+import { parseArgs } from 'node:util';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    count: { type: 'string', default: '100' },
+    mode: { type: 'string', default: 'read' },
+    'local-port': { type: 'string' },
+    concurrency: { type: 'string', default: '8' },
+    timeout: { type: 'string', default: '2000' },
+  },
+});
+const [host = '', port = ''] = positionals;
+const count = Number(values.count);
+const timeoutMs = Number(values.timeout);
+const base = values['local-port'] !== undefined ? Number(values['local-port']) : undefined;
+
+function flow(i: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = connect({ host, port: Number(port), ...(base !== undefined ? { localPort: base + i } : {}) });
+    const done = (v: string | null) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    s.on('connect', () => {
+      if (values.mode === 'http') s.write(`GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+    });
+    s.on('data', (b: Buffer) => chunks.push(b));
+    s.on('end', () => {
+      let text = Buffer.concat(chunks).toString();
+      if (values.mode === 'http') text = text.split('\r\n\r\n')[1] ?? '';
+      done(text.trim().split(/\s+/)[0] || null);
+    });
+    s.on('error', () => done(null));
+  });
+}
+
+const who: (string | null)[] = new Array<string | null>(count).fill(null);
+let next = 0;
+async function worker(): Promise<void> {
+  while (next < count) {
+    const i = next++;
+    who[i] = await flow(i);
+  }
+}
+await Promise.all(Array.from({ length: Math.min(Number(values.concurrency), count) }, worker));
+process.stdout.write(JSON.stringify({ who, failed: who.filter((w) => w === null).length }) + '\n');
