@@ -21,3 +21,5 @@ export const ECHO_SESSION_JS = `${REPO_ROOT}/dist/src/lab/echo-session.js`;
 export const RAW_TCP_JS = `${REPO_ROOT}/dist/src/lab/raw-tcp.js`;
 /** Many short TCP flows to a service, reporting who answered each (flows.ts). */
 export const FLOWS_JS = `${REPO_ROOT}/dist/src/lab/flows.js`;
+/** A steady prober of a service, for gaps and reaction times (prober.ts). */
+export const PROBER_JS = `${REPO_ROOT}/dist/src/lab/prober.js`;
