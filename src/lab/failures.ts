@@ -32,7 +32,8 @@ export async function crash(lab: Lab, node: string): Promise<{ killed: number[] 
 export async function linkDown(lab: Lab, node: string, iface: string, opts: { cable?: boolean } = {}): Promise<void> {
   const h = lab.host(node);
   const i = findIface(h, iface);
-  if (opts.cable) await ipBatch(lab.spec.switchNs, [`link set ${i.port} down`]);
+  // A direct link has no switch port: either end down is carrier loss at the other.
+  if (opts.cable && !i.direct) await ipBatch(lab.spec.switchNs, [`link set ${i.port} down`]);
   else await ipBatch(h.ns, [`link set ${i.name} down`]);
 }
 
@@ -40,7 +41,7 @@ export async function linkDown(lab: Lab, node: string, iface: string, opts: { ca
 export async function linkUp(lab: Lab, node: string, iface: string): Promise<void> {
   const h = lab.host(node);
   const i = findIface(h, iface);
-  await ipBatch(lab.spec.switchNs, [`link set ${i.port} up`]);
+  if (!i.direct) await ipBatch(lab.spec.switchNs, [`link set ${i.port} up`]);
   await ipBatch(h.ns, [`link set ${i.name} up`, ...routeLines(h)]);
 }
 
@@ -89,7 +90,8 @@ export async function recover(lab: Lab, node: string): Promise<void> {
   // Anything left running is from before the "reboot".
   await killNamespaceProcesses(h.ns);
   lab.pruneDead(h.name);
-  await ipBatch(lab.spec.switchNs, h.ifaces.map((i) => `link set ${i.port} up`));
+  const ports = h.ifaces.filter((i) => !i.direct).map((i) => `link set ${i.port} up`);
+  if (ports.length) await ipBatch(lab.spec.switchNs, ports);
 
   const extra: string[] = [];
   for (const l of await linkAddresses(h.ns)) {

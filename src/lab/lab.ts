@@ -145,7 +145,7 @@ export async function verifyLab(spec: LabSpec, state: LabState): Promise<string[
     if (!links.some((l) => l.ifname === 'lo' && l.flags.includes('UP'))) out.push(`${h.name}: lo down`);
     for (const i of h.ifaces) {
       const port = sw.find((l) => l.ifname === i.port);
-      if (!port || port.master !== i.bridge || !isUp(port.flags)) out.push(`${h.name}: switch port ${i.port} not up in ${i.bridge}`);
+      if (!i.direct && (!port || port.master !== i.bridge || !isUp(port.flags))) out.push(`${h.name}: switch port ${i.port} not up in ${i.bridge}`);
       const l = links.find((x) => x.ifname === i.name);
       if (!l || !isUp(l.flags)) {
         out.push(`${h.name}: ${i.name} missing or down`);

@@ -33,6 +33,14 @@ export function buildPlan(spec: LabSpec): BuildPlan {
   }
   for (const h of spec.hosts) {
     for (const i of h.ifaces) {
+      if (i.direct) {
+        // The cable: created from the first end; the other end lands in its peer directly.
+        const peer = spec.hosts.find((o) => o !== h && o.ifaces.some((x) => x.direct && x.bridge === i.bridge));
+        if (peer && spec.hosts.indexOf(peer) > spec.hosts.indexOf(h)) {
+          sw.push(`link add ${i.port} type veth peer name ${i.name} netns ${peer.ns}`, `link set ${i.port} netns ${h.ns}`);
+        }
+        continue;
+      }
       sw.push(
         `link add ${i.port} type veth peer name ${i.name} netns ${h.ns}`,
         `link set ${i.port} master ${i.bridge}`,
@@ -44,14 +52,17 @@ export function buildPlan(spec: LabSpec): BuildPlan {
     namespaces,
     sysctls,
     switchBatch: { ns: spec.switchNs, lines: sw },
-    hostBatches: spec.hosts.map((h) => ({ ns: h.ns, lines: hostLines(h) })),
+    hostBatches: spec.hosts.map((h) => ({ ns: h.ns, lines: hostLines(h, spec) })),
   };
 }
 
 /** Brings a host's interfaces up with their boot addresses and its default route. */
-export function hostLines(h: HostSpec): string[] {
+export function hostLines(h: HostSpec, spec?: LabSpec): string[] {
   const lines = ['link set lo up'];
   for (const i of h.ifaces) {
+    // The end of a cable created here under its temporary name takes its real name.
+    const peer = spec?.hosts.find((o) => o !== h && o.ifaces.some((x) => x.direct && x.bridge === i.bridge));
+    if (i.direct && peer && spec && spec.hosts.indexOf(peer) > spec.hosts.indexOf(h)) lines.push(`link set ${i.port} name ${i.name}`);
     for (const a of bootAddresses(i)) lines.push(`address add ${a} dev ${i.name}`);
     lines.push(`link set ${i.name} up`);
   }

@@ -12,8 +12,22 @@ test('default lab: the sandwich under prefix fwlb, state in /run/fwlb-lab/fwlb',
   assert.equal(s.prefix, 'fwlb');
   assert.equal(s.stateDir, '/run/fwlb-lab/fwlb');
   assert.deepEqual(namespacesOf(s), ['fwlb-sw', 'fwlb-fw1', 'fwlb-fw2', 'fwlb-client1', 'fwlb-web1', 'fwlb-web2']);
-  assert.deepEqual(s.bridges, ['out', 'in', 'sync']);
+  // Two firewalls: the sync link is a cable between them, not a switch.
+  assert.deepEqual(s.bridges, ['out', 'in']);
   assert.equal(s.vipsOn, null);
+});
+
+test('the sync link: a direct cable for two firewalls, a switch for more', () => {
+  const two = buildPlan(describeLab({ topology: 'sandwich', prefix: 'p' }));
+  assert.ok(two.switchBatch.lines.includes('link add fw1-sync type veth peer name eth2 netns p-fw2'));
+  assert.ok(two.switchBatch.lines.includes('link set fw1-sync netns p-fw1'));
+  assert.ok(!two.switchBatch.lines.some((l) => l.includes('fw2-sync')));
+  const fw1 = two.hostBatches.find((b) => b.ns === 'p-fw1')!.lines;
+  assert.ok(fw1.indexOf('link set fw1-sync name eth2') >= 0 && fw1.indexOf('link set fw1-sync name eth2') < fw1.indexOf('address add 198.18.2.1/24 dev eth2'));
+  assert.ok(!two.hostBatches.find((b) => b.ns === 'p-fw2')!.lines.some((l) => l.includes('fw2-sync')));
+  const three = describeLab({ topology: 'trio' });
+  assert.deepEqual(three.bridges, ['out', 'in', 'sync']);
+  assert.ok(three.hosts.every((h) => h.ifaces.every((i) => !i.direct)));
 });
 
 test('named topologies and overrides', () => {

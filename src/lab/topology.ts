@@ -79,6 +79,12 @@ export interface IfaceSpec {
   prefixLen: number;
   /** Extra addresses pinned on this interface by `vipsOn`. */
   vips: string[];
+  /**
+   * A direct link (a crossover cable) instead of a switch port: the sync link of a
+   * two-firewall lab, as pfsync and conntrackd setups recommend. Either end going down is
+   * carrier loss at the other. `port` is then only the name the veth is created under.
+   */
+  direct: boolean;
 }
 
 export interface HostSpec {
@@ -144,9 +150,9 @@ function checkCount(what: keyof LabCounts, n: number): number {
   return n;
 }
 
-function iface(name: string, bridge: BridgeName, port: string, hostByte: number, vips: string[] = []): IfaceSpec {
+function iface(name: string, bridge: BridgeName, port: string, hostByte: number, vips: string[] = [], direct = false): IfaceSpec {
   const subnet = LAB_SUBNETS[bridge].split('.').slice(0, 3).join('.');
-  return { name, bridge, port, address: `${subnet}.${hostByte}`, prefixLen: PREFIX_LEN, vips };
+  return { name, bridge, port, address: `${subnet}.${hostByte}`, prefixLen: PREFIX_LEN, vips, direct };
 }
 
 /** Builds the full description of a lab from options; throws FwlbError on bad options. */
@@ -172,6 +178,8 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
 
   const ns = (name: string): string => `${prefix}-${name}`;
   const hosts: HostSpec[] = [];
+  // Two firewalls: their sync link is a cable between them; more: a switch.
+  const directSync = counts.fws === 2;
   for (let n = 1; n <= counts.fws; n++) {
     const name = `fw${n}`;
     const pinned = vipsOn === name;
@@ -182,7 +190,7 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
       ifaces: [
         iface('eth0', 'out', `${name}-out`, 1 + n, pinned ? [LAB_VIPS.outside] : []),
         iface('eth1', 'in', `${name}-in`, 1 + n, pinned ? [LAB_VIPS.inside] : []),
-        iface('eth2', 'sync', `${name}-sync`, n),
+        iface('eth2', 'sync', `${name}-sync`, n, [], directSync),
       ],
       gateway: null,
       runsServer: false,
@@ -209,7 +217,7 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
     counts,
     vipsOn,
     switchNs: ns('sw'),
-    bridges: ['out', 'in', 'sync'],
+    bridges: directSync ? ['out', 'in'] : ['out', 'in', 'sync'],
     hosts,
     stateDir: stateDirOf(prefix),
   };
