@@ -18,6 +18,10 @@ import { Balancer } from './services/balancer.js';
 import { HealthChecker } from './services/health-checker.js';
 import { KernelQueue } from './services/kernel-queue.js';
 import { NodeDaemon } from './services/node-daemon.js';
+import { VrrpService } from './services/vrrp.js';
+import { Poller } from './adapters/netlink/poller.js';
+import { createVrrpNet } from './adapters/vrrp-net.js';
+import { hostname } from 'node:os';
 
 export interface RunOptions {
   configFile: string;
@@ -40,14 +44,30 @@ export async function runNode(opts: RunOptions): Promise<number> {
   }
   const nft = createNft();
   const queue = new KernelQueue();
-  const balancer = new Balancer({ log: log.child({ component: 'balancer' }), nft, conntrack: createConntrack(), queue });
+  const poller = new Poller();
+  const vrrpNet = await createVrrpNet({ poller, log: log.child({ component: 'netlink' }) });
+  const vrrp = new VrrpService({
+    clock: realClock,
+    log: log.child({ component: 'vrrp' }),
+    net: vrrpNet,
+    scripts: { check: async (path, timeoutMs) => (await probes.script.run({ service: 'vrrp-track', backend: hostname(), address: '', port: 0, family: 4, check: { script: { path, args: [] }, interval: timeoutMs + 50, timeout: timeoutMs, rise: 1, fall: 1 } }, timeoutMs)).ok },
+    node: opts.node,
+    cluster: loaded.value.config.cluster.name,
+  });
+  const balancer = new Balancer({
+    log: log.child({ component: 'balancer' }),
+    nft,
+    conntrack: createConntrack(),
+    queue,
+    onAvailability: (service, available) => vrrp.setServiceAvailable(service, available),
+  });
   const health = new HealthChecker({
     clock: realClock,
     log: log.child({ component: 'health' }),
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue, balancer, health, readHost: readHostState, now: Date.now }, opts.node);
+  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue, balancer, health, vrrp, readHost: readHostState, now: Date.now }, opts.node);
   try {
     await daemon.start(loaded.value);
   } catch (e) {
@@ -68,6 +88,10 @@ export async function runNode(opts: RunOptions): Promise<number> {
     {
       status: () => daemon.status(),
       reload: () => serialReload(),
+      maintenance: (args) => {
+        if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
+        return daemon.maintenance(args.on);
+      },
       backend: (args) => {
         const c = decodeBackendCommand(args);
         if (!c.ok) throw new FwlbError('ERR_BAD_REQUEST', c.reason);
@@ -90,12 +114,17 @@ export async function runNode(opts: RunOptions): Promise<number> {
       void serialReload();
     });
     const stop = (sig: string) => {
-      log.info({ event: 'stopping', signal: sig }, 'stopping');
-      daemon.stop();
-      void control.close().then(() => {
-        log.info({ event: 'stopped' }, 'stopped');
-        resolve(0);
-      });
+      log.info({ event: 'stopping', signal: sig }, 'stopping: handing over');
+      void daemon
+        .stop()
+        .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
+        .then(() => control.close())
+        .then(() => {
+          vrrpNet.close();
+          poller.close();
+          log.info({ event: 'stopped' }, 'stopped');
+          resolve(0);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -8,6 +8,25 @@ export function formatStatus(s: NodeStatus): string {
     `ruleset  ${s.ruleset.digest.slice(0, 12)} applied ${s.ruleset.appliedAt} in ${s.ruleset.applyMs} ms, ${s.ruleset.bytes} bytes, ${s.ruleset.blockedPrefixes} blocked prefixes`,
     `reloads  ${s.reloads.ok} ok, ${s.reloads.failed} failed${s.reloads.lastError ? ` (last error: ${s.reloads.lastError.split('\n')[0]})` : ''}`,
   ];
+  const v = s.vrrp;
+  if (v.groups.length) {
+    lines.push('', `vrrp${v.maintenance ? '  (maintenance: demoted by hand)' : ''}`);
+    for (const g of v.groups) {
+      lines.push(`  group ${g.name}: ${g.state} (${g.transitions} transitions)`);
+      for (const i of g.instances) {
+        const master = i.state === 'master' ? 'this node' : i.master ? `${i.master.address} (prio ${i.master.priority}, heard ${i.master.ageMs} ms ago)` : 'none heard';
+        const timers = Object.entries(i.timers).map(([k, ms]) => `${k} in ${ms} ms`).join(', ') || 'no timer';
+        lines.push(
+          `    ${i.name.padEnd(8)} ${i.interface.padEnd(8)} vrid ${String(i.vrid).padEnd(3)} v${i.version} ${i.state.padEnd(7)} prio ${i.priority}${i.priority !== i.configuredPriority ? ` (configured ${i.configuredPriority})` : ''}  master: ${master}`,
+          `             advert ${i.advertIntervalMs} ms, ${timers}${i.faults.length ? `, faults: ${i.faults.join(' ')}` : ''}${i.lastTransition ? `, last: ${i.lastTransition.from} -> ${i.lastTransition.to} ${Math.round(i.lastTransition.agoMs / 1000)} s ago (${i.lastTransition.why})` : ''}`,
+        );
+      }
+    }
+    const notable = Object.entries(v.counters).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
+    if (notable.length) lines.push(`  counters: ${notable.join(', ')}`);
+    const drops = Object.entries(v.drops).map(([k, n]) => `${k} ${n}`);
+    if (drops.length) lines.push(`  dropped adverts: ${drops.join(', ')}`);
+  }
   const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const svc of s.services) {
     lines.push('', `service ${svc.name}  ${svc.listen}  ${svc.scheduler} (${svc.tableSize} slots)`);

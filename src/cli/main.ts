@@ -153,6 +153,20 @@ controlOpts(backend.command('add <service> <backend> <address>').description('ad
   },
 );
 
+controlOpts(
+  program
+    .command('maintenance <on|off>')
+    .description('demote this node by hand (on: it hands every VIP over and stays backup) or let it back into the election (off)'),
+).action(async (mode: string, o: { node: string; control?: string }) => {
+  if (mode !== 'on' && mode !== 'off') return fail('maintenance takes "on" or "off"');
+  try {
+    await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on' });
+    process.stdout.write(`maintenance ${mode}\n`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+});
+
 registerLabCommand(program);
 
 await program.parseAsync(process.argv);

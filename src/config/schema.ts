@@ -94,14 +94,21 @@ const InstanceSchema = z
 const GroupSchema = z
   .object({
     instances: z.record(Name, InstanceSchema).refine((r) => Object.keys(r).length > 0, 'a group needs at least one instance'),
+    /**
+     * A tracked interface that goes down puts the whole group in fault. A tracked service
+     * with no available backend, or a tracked script that fails (exit != 0), adds `weight`
+     * to the priority (negative: lowers it), so that a healthier peer takes over.
+     */
     track: z
       .object({
         interfaces: z.array(Name).default([]),
         services: z.array(Name).default([]),
         script: z.string().optional(),
+        script_interval: Duration.default(1000),
+        weight: z.number().int().min(-254).max(-1).default(-50),
       })
       .strict()
-      .default({ interfaces: [], services: [] }),
+      .default({ interfaces: [], services: [], script_interval: 1000, weight: -50 }),
     notify: z.string().optional(),
   })
   .strict();

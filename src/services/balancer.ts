@@ -84,6 +84,8 @@ export interface BalancerDeps {
   nft: Nft;
   conntrack: Conntrack;
   queue: KernelQueue;
+  /** Told when a service gains its first or loses its last available backend (VRRP tracking). */
+  onAvailability?: (service: string, available: boolean) => void;
 }
 
 export type BackendCommand =
@@ -161,6 +163,21 @@ export class Balancer {
     this.services = plan.services;
     this.overrides = plan.overrides;
     this.kernel = new Map(Object.entries(Balancer.slotsOf(plan.services)));
+    this.reportAvailability();
+  }
+
+  /** Last availability reported per service. */
+  private availability = new Map<string, boolean>();
+
+  /** Reports services whose availability changed since the last report. */
+  private reportAvailability(): void {
+    for (const s of this.services.values()) {
+      const now = tableOf(s).some((x) => x !== null);
+      if (this.availability.get(s.name) !== now) {
+        this.availability.set(s.name, now);
+        this.deps.onAvailability?.(s.name, now);
+      }
+    }
   }
 
   /** Counter values read just before the table was replaced: they carry on from there. */
@@ -251,6 +268,7 @@ export class Balancer {
       const want = tableOf(s);
       const have = this.kernel.get(service) ?? [];
       const d = mapDelta(serviceMapName(service), have, want);
+      this.reportAvailability();
       if (!d.script) return;
       const t0 = performance.now();
       await this.deps.nft.apply(d.script);

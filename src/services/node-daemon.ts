@@ -14,6 +14,7 @@ import { nodeView, type NodeView } from '../config/node.js';
 import { readCounters, type Nft } from '../adapters/nft.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
 import type { KernelQueue } from './kernel-queue.js';
+import type { VrrpService, VrrpStatus } from './vrrp.js';
 
 /** What the node needs of the health checker (services/health-checker.ts). */
 export interface HealthRunner {
@@ -28,6 +29,7 @@ export interface NodeDaemonDeps {
   queue: KernelQueue;
   balancer: Balancer;
   health: HealthRunner;
+  vrrp: VrrpService;
   readHost: (routeTargets: readonly string[]) => Promise<HostState>;
   now: () => number;
 }
@@ -42,6 +44,7 @@ interface Prepared {
 
 interface Running {
   loaded: LoadedConfig;
+  view: NodeView;
   scriptDigest: string;
   scriptBytes: number;
   appliedAt: number;
@@ -57,6 +60,7 @@ export interface NodeStatus {
   ruleset: { digest: string; appliedAt: string; applyMs: number; bytes: number; blockedPrefixes: number };
   reloads: { ok: number; failed: number; lastError: string | null };
   services: ServiceStatus[];
+  vrrp: VrrpStatus;
 }
 
 export class NodeDaemon {
@@ -90,7 +94,7 @@ export class NodeDaemon {
       const applyMs = Math.round(this.deps.now() - t0);
       balancer.carryCounters(counters);
       balancer.adopt(p.loaded.config, p.plan);
-      this.running = { loaded: p.loaded, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
+      this.running = { loaded: p.loaded, view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
       log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), applyMs, bytes: p.script.length }, 'ruleset applied');
     });
     this.deps.health.setTargets(balancer.healthTargets());
@@ -99,7 +103,16 @@ export class NodeDaemon {
   }
 
   async start(loaded: LoadedConfig): Promise<void> {
-    await this.commit(await this.prepare(loaded));
+    const p = await this.prepare(loaded);
+    await this.commit(p);
+    // The firewall is in place before this node may take over any address.
+    this.deps.vrrp.configure(p.loaded.config, p.view);
+    await this.deps.vrrp.start();
+  }
+
+  /** What of the config the VRRP engine depends on: a change restarts it (a graceful handover). */
+  private static vrrpKey(c: LoadedConfig['config'], v: NodeView): string {
+    return JSON.stringify({ vrrp: c.vrrp, sync: c.state_sync, view: v });
   }
 
   /** Reload with a new config; on any failure the running one stays and the error is returned. */
@@ -108,12 +121,19 @@ export class NodeDaemon {
       if (!next.ok) throw next.error;
       const p = await this.prepare(next.value);
       const changed = p.scriptDigest !== this.running?.scriptDigest;
+      const vrrpChanged = !this.running || NodeDaemon.vrrpKey(p.loaded.config, p.view) !== NodeDaemon.vrrpKey(this.running.loaded.config, this.running.view);
       if (changed) await this.commit(p);
       else {
         // Same ruleset: the kernel already matches the plan.
         this.deps.balancer.adopt(p.loaded.config, p.plan);
         this.deps.health.setTargets(this.deps.balancer.healthTargets());
-        if (this.running) this.running = { ...this.running, loaded: p.loaded };
+        if (this.running) this.running = { ...this.running, loaded: p.loaded, view: p.view };
+      }
+      if (vrrpChanged) {
+        this.deps.log.warn({ event: 'vrrp_restart' }, 'the VRRP configuration changed: restarting VRRP (graceful handover first)');
+        await this.deps.vrrp.shutdown();
+        this.deps.vrrp.configure(p.loaded.config, p.view);
+        await this.deps.vrrp.start();
       }
       this.reloads.ok++;
       this.reloads.lastError = null;
@@ -131,8 +151,15 @@ export class NodeDaemon {
     return this.deps.balancer.command(c);
   }
 
-  stop(): void {
+  /** Graceful stop: VRRP hands over (priority 0, VIPs removed); the ruleset stays. */
+  async stop(): Promise<void> {
     this.deps.health.stop();
+    await this.deps.vrrp.shutdown();
+  }
+
+  maintenance(on: boolean): VrrpStatus {
+    this.deps.vrrp.setMaintenance(on);
+    return this.deps.vrrp.status();
   }
 
   async status(): Promise<NodeStatus> {
@@ -149,6 +176,7 @@ export class NodeDaemon {
       ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(await readCounters(this.deps.nft)),
+      vrrp: this.deps.vrrp.status(),
     };
   }
 }

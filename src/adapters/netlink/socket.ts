@@ -1,0 +1,327 @@
+/**
+ * A raw netlink socket (through koffi) with request/reply matching by sequence number.
+ * Family-neutral: it frames and routes messages, the codecs give them meaning.
+ *
+ *  - socket(AF_NETLINK, SOCK_RAW|SOCK_NONBLOCK|SOCK_CLOEXEC, protocol), bind (the kernel
+ *    picks the port id), multicast groups joined with NETLINK_ADD_MEMBERSHIP;
+ *    NETLINK_EXT_ACK and NETLINK_CAP_ACK so errors carry the kernel's message, not our request.
+ *  - Reads happen on the main thread when the Poller says the fd is readable, with
+ *    MSG_DONTWAIT until EAGAIN; nothing blocks.
+ *  - Unicast messages from the kernel answer requests: matched by nlmsg_seq, a request is
+ *    done at its ACK (NLMSG_ERROR 0) or, for a dump, at NLMSG_DONE; a non-zero error rejects
+ *    with a NetlinkError carrying the errno name. Multicast messages (the sender address
+ *    names a group) go to `onNotification`. Messages from anyone but the kernel (port 0) are
+ *    dropped.
+ *  - ENOBUFS on a read means the kernel dropped messages for us (the receive buffer was
+ *    full): `onLost` is called; a listener must then re-read the state it mirrors.
+ *
+ * Every dropped datagram or message bumps `counters.dropped[reason]`.
+ */
+import {
+  decodeNlDone,
+  decodeNlError,
+  type NetlinkDecodeReason,
+  NETLINK_ROUTE,
+  NLM_F_DUMP_INTR,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+  type NlMessage,
+  splitMessages,
+} from '../../codec/netlink/nlmsg.js';
+import { EAGAIN, EBADMSG, ECANCELED, EINTR, ENOBUFS, ETIMEDOUT, NetlinkError } from './errors.js';
+import {
+  AF_NETLINK,
+  int32,
+  lastErrno,
+  libc,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  NETLINK_ADD_MEMBERSHIP,
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  SIZEOF_SOCKADDR_NL,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+} from './libc.js';
+import type { Poller } from './poller.js';
+
+/** Reasons a received datagram or message is dropped by the socket layer. */
+export type SocketDropReason =
+  | NetlinkDecodeReason
+  | 'truncated' // the datagram was larger than the receive buffer
+  | 'not_from_kernel' // sender port id is not 0
+  | 'stale_reply' // a reply to no pending request (late, after a timeout)
+  | 'unsolicited'; // a unicast message that is not a reply at all
+
+export interface NetlinkSocketOptions {
+  poller: Poller;
+  /** NETLINK_ROUTE by default. */
+  protocol?: number;
+  /** Multicast groups to join (RTNLGRP_* numbers). */
+  groups?: readonly number[];
+  /** Receive buffer in bytes (SO_RCVBUFFORCE, falling back to SO_RCVBUF). Default: the system's. */
+  rcvbuf?: number;
+  /** Default timeout of requests in ms (5000). */
+  timeoutMs?: number;
+  onNotification?: (msg: NlMessage) => void;
+  onLost?: () => void;
+  /** A read failed with something else than EAGAIN/EINTR/ENOBUFS. */
+  onError?: (err: NetlinkError) => void;
+}
+
+export interface RequestOptions {
+  /** A dump (ends at NLMSG_DONE) or a plain request (ends at its ACK; send NLM_F_ACK). */
+  dump: boolean;
+  /** Name for errors ('RTM_NEWADDR'). */
+  op: string;
+  timeoutMs?: number;
+}
+
+export interface Reply {
+  /** The data messages of the reply (dump parts, or the answer to a GET), in order. */
+  messages: NlMessage[];
+  /** NLM_F_DUMP_INTR was set on a part: the dump may be inconsistent; do it again. */
+  interrupted: boolean;
+}
+
+interface Pending {
+  dump: boolean;
+  op: string;
+  messages: NlMessage[];
+  interrupted: boolean;
+  resolve: (r: Reply) => void;
+  reject: (e: NetlinkError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface SocketCounters {
+  datagrams: number;
+  messages: number;
+  notifications: number;
+  lost: number;
+  dropped: Partial<Record<SocketDropReason, number>>;
+}
+
+const RECV_BUFFER = 64 * 1024; // dumps fill at most 32 KiB per datagram (netlink_dump)
+const READS_PER_WAKEUP = 256;
+
+export class NetlinkSocket {
+  readonly fd: number;
+  /** Our port id (nl_pid), assigned by the kernel at bind. */
+  readonly pid: number;
+  readonly counters: SocketCounters = { datagrams: 0, messages: 0, notifications: 0, lost: 0, dropped: {} };
+  private readonly pending = new Map<number, Pending>();
+  private readonly buf = Buffer.alloc(RECV_BUFFER);
+  private readonly src = Buffer.alloc(SIZEOF_SOCKADDR_NL);
+  private readonly srcLen = Buffer.alloc(4);
+  private readonly unregister: () => void;
+  private readonly timeoutMs: number;
+  private seq: number;
+  private isClosed = false;
+
+  private constructor(
+    fd: number,
+    pid: number,
+    private readonly opts: NetlinkSocketOptions,
+  ) {
+    this.fd = fd;
+    this.pid = pid;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+    this.unregister = opts.poller.add(fd, () => this.onReadable());
+  }
+
+  /** Opens, binds and registers the socket; throws NetlinkError if a syscall fails. */
+  static open(opts: NetlinkSocketOptions): NetlinkSocket {
+    const c = libc();
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, opts.protocol ?? NETLINK_ROUTE);
+    if (fd < 0) throw new NetlinkError('socket', lastErrno());
+    const fail = (op: string): never => {
+      const e = new NetlinkError(op, lastErrno());
+      c.close(fd);
+      throw e;
+    };
+    if (opts.rcvbuf !== undefined) {
+      const size = int32(opts.rcvbuf);
+      const forced = c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4) === 0;
+      if (!forced && c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4) < 0) fail('setsockopt(SO_RCVBUF)');
+    }
+    // Both are optional comforts (kernel 4.3 / 4.12); a kernel without them still works.
+    c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, int32(1), 4);
+    c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, int32(1), 4);
+    const sa = Buffer.alloc(SIZEOF_SOCKADDR_NL);
+    sa.writeUInt16LE(AF_NETLINK, 0); // nl_family; nl_pid 0: the kernel assigns; nl_groups 0
+    if (c.bind(fd, sa, SIZEOF_SOCKADDR_NL) < 0) fail('bind');
+    for (const g of opts.groups ?? []) {
+      if (c.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, int32(g), 4) < 0) fail(`setsockopt(NETLINK_ADD_MEMBERSHIP ${g})`);
+    }
+    const name = Buffer.alloc(SIZEOF_SOCKADDR_NL);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(SIZEOF_SOCKADDR_NL, 0);
+    if (c.getsockname(fd, name, len) < 0) fail('getsockname');
+    const pid = name.readUInt32LE(4);
+    try {
+      return new NetlinkSocket(fd, pid, opts);
+    } catch (err) {
+      c.close(fd);
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Number of requests waiting for their answer. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends one request built for a fresh sequence number and resolves with its reply.
+   * Rejects with NetlinkError: the kernel's errno, or ETIMEDOUT / ECANCELED / EBADMSG.
+   */
+  request(build: (seq: number) => Buffer, opts: RequestOptions): Promise<Reply> {
+    if (this.isClosed) return Promise.reject(new NetlinkError(opts.op, ECANCELED, { detail: 'socket closed' }));
+    const seq = this.nextSeq();
+    let msg: Buffer;
+    try {
+      msg = build(seq);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<Reply>((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+      const timer = setTimeout(() => {
+        if (this.pending.delete(seq)) reject(new NetlinkError(opts.op, ETIMEDOUT, { detail: `no answer in ${timeoutMs} ms` }));
+      }, timeoutMs);
+      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, timer });
+      const dst = Buffer.alloc(SIZEOF_SOCKADDR_NL);
+      dst.writeUInt16LE(AF_NETLINK, 0); // to the kernel: nl_pid 0
+      const n = libc().sendto(this.fd, msg, msg.length, 0, dst, SIZEOF_SOCKADDR_NL);
+      if (n < 0) this.settle(seq, new NetlinkError(opts.op, lastErrno(), { detail: 'sendto' }));
+    });
+  }
+
+  /** Unregisters from the poller, closes the fd, rejects waiting requests (ECANCELED). Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.unregister();
+    libc().close(this.fd);
+    for (const [seq, p] of this.pending) this.settle(seq, new NetlinkError(p.op, ECANCELED, { detail: 'socket closed' }));
+  }
+
+  private nextSeq(): number {
+    do this.seq = (this.seq + 1) >>> 0;
+    while (this.seq === 0 || this.pending.has(this.seq));
+    return this.seq;
+  }
+
+  private drop(reason: SocketDropReason): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+  }
+
+  private settle(seq: number, outcome: NetlinkError | Reply): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    clearTimeout(p.timer);
+    if (outcome instanceof NetlinkError) p.reject(outcome);
+    else p.resolve(outcome);
+  }
+
+  private onReadable(): void {
+    const c = libc();
+    for (let i = 0; i < READS_PER_WAKEUP && !this.isClosed; i++) {
+      this.srcLen.writeUInt32LE(SIZEOF_SOCKADDR_NL, 0);
+      const n = c.recvfrom(this.fd, this.buf, this.buf.length, MSG_DONTWAIT | MSG_TRUNC, this.src, this.srcLen);
+      if (n < 0) {
+        const errno = lastErrno();
+        if (errno === EAGAIN) return;
+        if (errno === EINTR) continue;
+        if (errno === ENOBUFS) {
+          this.counters.lost++;
+          this.opts.onLost?.();
+          continue;
+        }
+        this.opts.onError?.(new NetlinkError('recvfrom', errno));
+        return;
+      }
+      this.counters.datagrams++;
+      if (n > this.buf.length) {
+        this.drop('truncated');
+        continue;
+      }
+      const srcPid = this.src.readUInt32LE(4);
+      const srcGroups = this.src.readUInt32LE(8);
+      if (srcPid !== 0) {
+        this.drop('not_from_kernel');
+        continue;
+      }
+      this.dispatch(Buffer.from(this.buf.subarray(0, n)), srcGroups !== 0);
+    }
+  }
+
+  private dispatch(datagram: Buffer, multicast: boolean): void {
+    const split = splitMessages(datagram);
+    if (!split.ok) {
+      this.drop(split.reason);
+      return;
+    }
+    for (const msg of split.value) {
+      this.counters.messages++;
+      if (multicast) {
+        this.counters.notifications++;
+        this.opts.onNotification?.(msg);
+        continue;
+      }
+      this.reply(msg);
+    }
+  }
+
+  private reply(msg: NlMessage): void {
+    const { type, seq, flags } = msg.header;
+    if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) return;
+    const p = this.pending.get(seq);
+    if (!p) {
+      this.drop(type === NLMSG_ERROR || type === NLMSG_DONE || seq !== 0 ? 'stale_reply' : 'unsolicited');
+      return;
+    }
+    if (type === NLMSG_ERROR) {
+      const e = decodeNlError(msg);
+      if (!e.ok) {
+        this.drop(e.reason);
+        this.settle(seq, new NetlinkError(p.op, EBADMSG, { detail: `undecodable NLMSG_ERROR: ${e.reason}` }));
+        return;
+      }
+      if (e.value.errno !== 0) {
+        this.settle(seq, new NetlinkError(p.op, e.value.errno, e.value.extack?.msg ? { extack: e.value.extack.msg } : {}));
+      } else if (!p.dump) {
+        this.settle(seq, { messages: p.messages, interrupted: p.interrupted });
+      }
+      return;
+    }
+    if (type === NLMSG_DONE) {
+      const d = decodeNlDone(msg);
+      if (!d.ok) {
+        this.drop(d.reason);
+        this.settle(seq, new NetlinkError(p.op, EBADMSG, { detail: `undecodable NLMSG_DONE: ${d.reason}` }));
+      } else if (d.value.errno !== 0) {
+        this.settle(seq, new NetlinkError(p.op, d.value.errno, { detail: 'dump failed' }));
+      } else {
+        this.settle(seq, { messages: p.messages, interrupted: p.interrupted || (flags & NLM_F_DUMP_INTR) !== 0 });
+      }
+      return;
+    }
+    if (flags & NLM_F_DUMP_INTR) p.interrupted = true;
+    p.messages.push(msg);
+  }
+}

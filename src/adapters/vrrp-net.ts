@@ -1,0 +1,91 @@
+/**
+ * The VRRP service's view of the host (services/vrrp.ts `VrrpNet`): interfaces and their
+ * carrier from rtnetlink (dump at start, then events), virtual addresses added and removed
+ * through rtnetlink, adverts on raw sockets, gratuitous ARP on packet sockets. No `ip`
+ * command is spawned.
+ */
+import type { Logger } from 'pino';
+import { gratuitousArp } from '../codec/arp/arp.js';
+import type { Link } from '../codec/netlink/rtnetlink.js';
+import type { VrrpLinkIO, VrrpNet } from '../services/vrrp.js';
+import { FwlbError } from '../lib/errors.js';
+import type { Poller } from './netlink/poller.js';
+import { RtNetlink } from './netlink/rtnetlink.js';
+import { PacketSocket } from './packet-socket.js';
+import { VrrpSocketV4 } from './vrrp-socket.js';
+
+/** Up for VRRP: administratively up and with carrier. */
+const isUp = (l: Link) => l.up && l.lowerUp;
+
+export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void }> {
+  const rtnl = RtNetlink.open({ poller: o.poller, groups: ['link'] });
+  const links = new Map<string, Link>();
+  const listeners = new Set<(ifname: string, up: boolean) => void>();
+
+  const learn = (l: Link) => {
+    const before = links.get(l.name);
+    if (l.deleted) links.delete(l.name);
+    else links.set(l.name, l);
+    const was = before ? isUp(before) : undefined;
+    const now = l.deleted ? false : isUp(l);
+    if (was !== undefined && was !== now) for (const cb of listeners) cb(l.name, now);
+  };
+  for (const l of await rtnl.links()) links.set(l.name, l);
+  rtnl.onEvent((e) => {
+    if (e.kind === 'link') learn(e);
+    else if (e.kind === 'lost') {
+      // The kernel dropped events: read every link again and report what changed.
+      o.log.warn({ event: 'netlink_events_lost' }, 'netlink events lost: re-reading links');
+      void rtnl.links().then((all) => all.forEach(learn), (err: Error) => o.log.error({ err: err.message }, 'cannot re-read links'));
+    }
+  });
+
+  const index = (ifname: string) => {
+    const l = links.get(ifname);
+    if (!l) throw new FwlbError('ERR_NO_LINK', `interface ${ifname} does not exist`);
+    return l;
+  };
+
+  return {
+    linkUp: (ifname) => {
+      const l = links.get(ifname);
+      return l ? isUp(l) : undefined;
+    },
+    onLinkChange: (cb) => {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    addAddress: async (ifname, cidr) => {
+      await rtnl.addAddress(index(ifname).index, cidr);
+    },
+    delAddress: async (ifname, cidr) => {
+      const l = links.get(ifname);
+      if (!l) return; // gone with its addresses
+      await rtnl.delAddress(l.index, cidr);
+    },
+    open: (ifname, primaryAddress, onPacket): VrrpLinkIO => {
+      const l = index(ifname);
+      const sock = VrrpSocketV4.open({ ifname, ifindex: l.index, primaryAddress, watcher: o.poller, onPacket });
+      const arp = PacketSocket.open(ifname, l.index);
+      return {
+        send: (payload, dst) => sock.send(payload, dst),
+        garp: (addresses) => {
+          const mac = links.get(ifname)?.mac;
+          if (!mac) return;
+          for (const a of addresses) {
+            try {
+              arp.send(gratuitousArp(mac, a));
+            } catch (err) {
+              o.log.warn({ ifname, address: a, err: (err as Error).message }, 'gratuitous ARP not sent');
+            }
+          }
+        },
+        close: () => {
+          sock.close();
+          arp.close();
+        },
+      };
+    },
+    close: () => rtnl.close(),
+  };
+}

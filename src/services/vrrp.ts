@@ -1,0 +1,468 @@
+/**
+ * The VRRP service: runs the sync groups' pure machines (fsm/vrrp) against the real world.
+ * It feeds them received adverts, timers, link changes and tracking, and carries out
+ * their effects: adverts on raw sockets, virtual addresses through rtnetlink, gratuitous
+ * ARP, notify hooks, logs and counters.
+ *
+ * Fast detection, besides short adverts: a peer's priority 0 on one member releases the
+ * whole group (fsm/vrrp/group.ts), and carrier loss on the sync link (a cable between the
+ * firewalls) releases every group at once, as the peer's power loss would show there first.
+ * If the peer is in fact alive (only the cable failed), its adverts on the other links
+ * restore order within an interval.
+ */
+import { spawn } from 'node:child_process';
+import type { Logger } from 'pino';
+import { VRRP_MCAST_GROUP_V4 } from '../codec/vrrp/constants.js';
+import { emptyDropCounters, recordDrop, type DropCounters, type VrrpDropReason } from '../codec/vrrp/drop.js';
+import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
+import { encodeAdvert } from '../codec/vrrp/packet.js';
+import type { NodeView } from '../config/node.js';
+import type { Config } from '../config/schema.js';
+import {
+  initialGroupState, stepGroup, trackEvents, trackOutcome, VRRP_COUNTERS,
+  type SyncGroupEffect, type SyncGroupEvent, type SyncGroupState, type TrackOutcome, type TrackedItem,
+  type VrrpCounter, type VrrpInstanceConfig, type VrrpTimer,
+} from '../fsm/vrrp/index.js';
+import type { Clock, Timer } from '../lib/clock.js';
+import { FwlbError } from '../lib/errors.js';
+import { ipFamily } from '../lib/ip.js';
+
+/** VRRP I/O on one interface. */
+export interface VrrpLinkIO {
+  /** Sends a VRRP payload (the IP header is the kernel's) to the group or a unicast peer. */
+  send(payload: Buffer, dst: string): void;
+  /** One gratuitous ARP per address. */
+  garp(addresses: readonly string[]): void;
+  close(): void;
+}
+
+/** What the service needs of the host (adapters/vrrp-net.ts over rtnetlink and raw sockets). */
+export interface VrrpNet {
+  open(ifname: string, primaryAddress: string, onPacket: (datagram: Buffer) => void): VrrpLinkIO;
+  /** Idempotent: an address already there is fine. */
+  addAddress(ifname: string, cidr: string): Promise<void>;
+  /** Idempotent: an address already gone is fine. */
+  delAddress(ifname: string, cidr: string): Promise<void>;
+  /** Carrier and admin state; undefined when the interface does not exist. */
+  linkUp(ifname: string): boolean | undefined;
+  onLinkChange(cb: (ifname: string, up: boolean) => void): () => void;
+}
+
+export interface ScriptRunner {
+  /** Runs a tracking script; resolves true on exit 0 within the timeout. */
+  check(path: string, timeoutMs: number): Promise<boolean>;
+}
+
+export interface VrrpDeps {
+  clock: Clock;
+  log: Logger;
+  net: VrrpNet;
+  scripts: ScriptRunner;
+  node: string;
+  cluster: string;
+}
+
+interface Member {
+  name: string;
+  ifname: string;
+  primary: string;
+  /** Unicast peers' addresses on this interface, or empty for multicast. */
+  unicast: string[];
+  configuredPriority: number;
+  outcome: TrackOutcome;
+}
+
+interface GroupRuntime {
+  name: string;
+  state: SyncGroupState;
+  members: Map<string, Member>;
+  timers: Map<string, Timer>;
+  track: Map<string, TrackedItem>;
+  notify: string | undefined;
+  trackedInterfaces: Set<string>;
+  script: { path: string; intervalMs: number; timer?: Timer } | undefined;
+  garp: { repeat: number; intervalMs: number };
+  transitions: number;
+}
+
+export interface VrrpInstanceStatus {
+  name: string;
+  interface: string;
+  vrid: number;
+  version: 2 | 3;
+  state: string;
+  wantState: string;
+  priority: number;
+  configuredPriority: number;
+  master: { address: string; priority: number; ageMs: number } | null;
+  advertIntervalMs: number;
+  masterAdverIntervalMs: number;
+  timers: Record<string, number>;
+  faults: string[];
+  maintenance: boolean;
+  addresses: string[];
+  lastTransition: { from: string; to: string; why: string; agoMs: number } | null;
+}
+
+export interface VrrpStatus {
+  maintenance: boolean;
+  groups: { name: string; state: string; transitions: number; instances: VrrpInstanceStatus[] }[];
+  counters: Record<string, number>;
+  drops: Partial<Record<VrrpDropReason, number>>;
+  foreignAdverts: number;
+}
+
+const bare = (a: string) => a.split('/')[0] ?? a;
+const withLen = (a: string) => (a.includes('/') ? a : `${a}/${ipFamily(a) === 6 ? 128 : 32}`);
+const TIMER_EVENT: Record<VrrpTimer, 'master_down_timer' | 'advert_timer' | 'preempt_delay_timer'> = {
+  master_down: 'master_down_timer',
+  advert: 'advert_timer',
+  preempt_delay: 'preempt_delay_timer',
+};
+
+export class VrrpService {
+  private groups: GroupRuntime[] = [];
+  private readonly links = new Map<string, VrrpLinkIO>();
+  /** `${ifname}/${vrid}` -> the instance that owns it. */
+  private readonly byVrid = new Map<string, { group: GroupRuntime; member: Member }>();
+  private readonly counters = new Map<VrrpCounter, number>(VRRP_COUNTERS.map((c) => [c, 0]));
+  private drops: DropCounters = emptyDropCounters();
+  private foreign = 0;
+  private addressQueue: Promise<void> = Promise.resolve();
+  private unlisten: (() => void) | undefined;
+  private syncIfname: string | undefined;
+  private maintenance = false;
+  private running = false;
+
+  constructor(private readonly deps: VrrpDeps) {}
+
+  /** Builds the groups of this node from the config; nothing runs until `start`. */
+  configure(c: Config, view: NodeView): void {
+    if (this.running) throw new FwlbError('ERR_VRRP_RUNNING', 'configure before start');
+    this.groups = [];
+    this.byVrid.clear();
+    const v = c.vrrp;
+    this.syncIfname = c.state_sync ? view.interfaces[c.state_sync.interface] : undefined;
+    if (!v) return;
+    for (const [gname, g] of Object.entries(v.groups)) {
+      const members = new Map<string, Member>();
+      const configs: Record<string, VrrpInstanceConfig> = {};
+      for (const [iname, inst] of Object.entries(g.instances)) {
+        const ifname = view.interfaces[inst.interface] ?? inst.interface;
+        const primary = bare(view.addresses[inst.interface] ?? '');
+        const family = ipFamily(bare(inst.addresses[0] ?? '')) as 4 | 6;
+        if (family !== 4) throw new FwlbError('ERR_VRRP_FAMILY', `vrrp.groups.${gname}.instances.${iname}: IPv6 VRRP is not supported by this build yet`);
+        const priority = inst.priority ?? view.priority;
+        configs[iname] = {
+          name: `${gname}.${iname}`,
+          version: v.version,
+          family,
+          vrid: inst.vrid,
+          priority,
+          advertIntervalMs: v.advert_interval,
+          addresses: inst.addresses,
+          primaryAddress: primary,
+          preempt: v.preempt.enabled,
+          preemptDelayMs: v.preempt.delayMs,
+          // The firewall itself answers on its VIPs (ping, and DNAT happens before routing anyway).
+          acceptMode: true,
+        };
+        const unicast = v.unicast ? view.peers.map((p) => p.addresses[inst.interface]).filter((a): a is string => !!a) : [];
+        members.set(iname, { name: iname, ifname, primary, unicast, configuredPriority: priority, outcome: { priority, faults: [] } });
+      }
+      const rt: GroupRuntime = {
+        name: gname,
+        state: initialGroupState(gname, configs),
+        members,
+        timers: new Map(),
+        track: new Map(),
+        notify: g.notify,
+        trackedInterfaces: new Set([...members.values()].map((m) => m.ifname).concat(g.track.interfaces.map((r) => view.interfaces[r] ?? r))),
+        script: g.track.script ? { path: g.track.script, intervalMs: g.track.script_interval } : undefined,
+        garp: { repeat: v.garp.repeat, intervalMs: v.garp.interval },
+        transitions: 0,
+      };
+      for (const s of g.track.services) rt.track.set(`service:${s}`, { name: `service:${s}`, up: true, weight: g.track.weight });
+      if (g.track.script) rt.track.set('script', { name: `script:${g.track.script}`, up: true, weight: g.track.weight });
+      for (const m of members.values()) this.byVrid.set(`${m.ifname}/${configs[m.name]!.vrid}`, { group: rt, member: m });
+      this.groups.push(rt);
+    }
+  }
+
+  /** Removes stale VIPs (a previous run killed with -9 leaves them), opens the sockets, starts every group. */
+  async start(): Promise<void> {
+    if (this.running || this.groups.length === 0) return;
+    this.running = true;
+    const { net, log } = this.deps;
+    for (const g of this.groups) {
+      for (const [mname, m] of g.members) {
+        for (const a of g.state.members[mname]!.config.addresses) await net.delAddress(m.ifname, withLen(a));
+      }
+    }
+    for (const g of this.groups) {
+      for (const m of g.members.values()) {
+        if (this.links.has(m.ifname)) continue;
+        if (net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
+        this.links.set(m.ifname, net.open(m.ifname, m.primary, (d) => this.onPacket(m.ifname, d)));
+      }
+    }
+    this.unlisten = net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up));
+    for (const g of this.groups) {
+      // Interfaces already down start as faults.
+      for (const ifname of g.trackedInterfaces) if (net.linkUp(ifname) === false) this.feed(g, { type: 'member', member: this.memberOn(g, ifname), event: { type: 'fault', source: `interface:${ifname}` } });
+      this.feed(g, { type: 'all', event: { type: 'startup' } });
+      this.scheduleScript(g, 0);
+    }
+    log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
+  }
+
+  /** Graceful stop: priority 0 on every link a master holds, VIPs removed, sockets closed. */
+  async shutdown(): Promise<void> {
+    if (!this.running) return;
+    for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'shutdown' } });
+    for (const g of this.groups) {
+      for (const t of g.timers.values()) t.cancel();
+      g.timers.clear();
+      g.script?.timer?.cancel();
+    }
+    await this.addressQueue;
+    this.unlisten?.();
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+    this.running = false;
+  }
+
+  setMaintenance(on: boolean): void {
+    if (on === this.maintenance) return;
+    this.maintenance = on;
+    this.deps.log.info({ event: 'maintenance', on }, on ? 'maintenance on: demoting this node' : 'maintenance off');
+    for (const g of this.groups) this.feed(g, { type: 'all', event: { type: on ? 'maintenance_on' : 'maintenance_off' } });
+  }
+
+  /** A tracked service gained or lost its last available backend. */
+  setServiceAvailable(service: string, available: boolean): void {
+    for (const g of this.groups) this.setTracked(g, `service:${service}`, available);
+  }
+
+  private setTracked(g: GroupRuntime, key: string, up: boolean): void {
+    const item = g.track.get(key);
+    if (!item || item.up === up) return;
+    g.track.set(key, { ...item, up });
+    this.deps.log.info({ event: 'vrrp_track', group: g.name, item: item.name, up }, `tracked ${item.name} is ${up ? 'up' : 'down'}`);
+    for (const m of g.members.values()) {
+      const next = trackOutcome(m.configuredPriority, [...g.track.values()]);
+      for (const event of trackEvents(m.outcome, next)) this.feed(g, { type: 'member', member: m.name, event });
+      m.outcome = next;
+    }
+  }
+
+  private scheduleScript(g: GroupRuntime, delayMs: number): void {
+    const s = g.script;
+    if (!s || !this.running) return;
+    s.timer = this.deps.clock.after(delayMs, () => {
+      void this.deps.scripts.check(s.path, Math.max(100, s.intervalMs - 50)).then((ok) => {
+        this.setTracked(g, 'script', ok);
+        this.scheduleScript(g, s.intervalMs);
+      });
+    });
+  }
+
+  private memberOn(g: GroupRuntime, ifname: string): string {
+    for (const m of g.members.values()) if (m.ifname === ifname) return m.name;
+    return g.members.keys().next().value as string;
+  }
+
+  private onLinkChange(ifname: string, up: boolean): void {
+    if (!this.running) return;
+    for (const g of this.groups) {
+      if (!g.trackedInterfaces.has(ifname)) continue;
+      const event = up ? ({ type: 'fault_cleared', source: `interface:${ifname}` } as const) : ({ type: 'fault', source: `interface:${ifname}` } as const);
+      this.feed(g, { type: 'member', member: this.memberOn(g, ifname), event });
+    }
+    if (!up && ifname === this.syncIfname) {
+      this.deps.log.warn({ event: 'sync_link_down', ifname }, 'carrier lost on the sync link: taking the peer for gone');
+      for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'master_released', why: `carrier lost on the sync link ${ifname}` } });
+    }
+  }
+
+  private onPacket(ifname: string, datagram: Buffer): void {
+    const r = decodeIPv4Advert(datagram);
+    if (!r.ok) {
+      this.drop(r.reason);
+      return;
+    }
+    const owner = this.byVrid.get(`${ifname}/${r.value.vrid}`);
+    if (!owner) {
+      // Another virtual router on this link (another cluster, a router): not ours to judge.
+      this.foreign++;
+      return;
+    }
+    if (r.ip.src === owner.member.primary) {
+      this.drop('own_advert');
+      return;
+    }
+    this.feed(owner.group, { type: 'member', member: owner.member.name, event: { type: 'advert_received', advert: r.value, from: r.ip.src } });
+  }
+
+  private drop(reason: VrrpDropReason): void {
+    this.drops = recordDrop(this.drops, reason);
+  }
+
+  /**
+   * One event through a group's machine, and its effects carried out. A timer event is
+   * stamped no earlier than its deadline: real timers may fire a fraction of a millisecond
+   * early, and the machine ignores a timer that is not yet due.
+   */
+  private feed(g: GroupRuntime, event: SyncGroupEvent, notBefore = 0): void {
+    const r = stepGroup(g.state, event, Math.max(this.deps.clock.now(), notBefore));
+    g.state = r.state;
+    for (const e of r.effects) this.effect(g, e);
+  }
+
+  private effect(g: GroupRuntime, e: SyncGroupEffect): void {
+    const { log, net, clock } = this.deps;
+    if (e.type === 'log') {
+      log[e.level]({ ...e.fields, group: g.name }, e.msg);
+      return;
+    }
+    if (e.type === 'notify') {
+      g.transitions++;
+      this.notify(g, e.state);
+      return;
+    }
+    const m = g.members.get(e.member);
+    if (!m) return;
+    const fx = e.effect;
+    switch (fx.type) {
+      case 'send_advert': {
+        const link = this.links.get(m.ifname);
+        if (!link) return;
+        const dsts = m.unicast.length ? m.unicast : [VRRP_MCAST_GROUP_V4];
+        for (const dst of dsts) {
+          try {
+            link.send(encodeAdvert(fx.advert, { src: m.primary, dst }), dst);
+          } catch (err) {
+            log.warn({ group: g.name, member: m.name, err: (err as Error).message }, 'advert not sent');
+          }
+        }
+        return;
+      }
+      case 'add_vips':
+        for (const a of fx.addresses) this.addressOp(() => net.addAddress(m.ifname, withLen(a)), `add ${a} on ${m.ifname}`);
+        return;
+      case 'remove_vips':
+        for (const a of fx.addresses) this.addressOp(() => net.delAddress(m.ifname, withLen(a)), `remove ${a} from ${m.ifname}`);
+        return;
+      case 'send_garp': {
+        const addrs = fx.addresses.map(bare);
+        // After the addresses are in place: a GARP for an address we do not hold yet would mislead.
+        this.addressOp(async () => {
+          for (let i = 0; i < Math.max(1, g.garp.repeat); i++) {
+            if (i === 0) this.links.get(m.ifname)?.garp(addrs);
+            else clock.after(i * g.garp.intervalMs, () => this.links.get(m.ifname)?.garp(addrs));
+          }
+        }, `gratuitous ARP on ${m.ifname}`);
+        return;
+      }
+      case 'arm_timer': {
+        const key = `${m.name}/${fx.timer}`;
+        g.timers.get(key)?.cancel();
+        g.timers.set(
+          key,
+          clock.after(Math.max(0, Math.ceil(fx.atMs - clock.now())), () => {
+            g.timers.delete(key);
+            this.feed(g, { type: 'member', member: m.name, event: { type: TIMER_EVENT[fx.timer] } }, fx.atMs);
+          }),
+        );
+        return;
+      }
+      case 'cancel_timer': {
+        const key = `${m.name}/${fx.timer}`;
+        g.timers.get(key)?.cancel();
+        g.timers.delete(key);
+        return;
+      }
+      case 'notify':
+        return; // the group's own notify speaks for its members
+      case 'log':
+        log[fx.level]({ ...fx.fields, group: g.name, instance: m.name }, fx.msg);
+        return;
+      case 'count':
+        this.counters.set(fx.counter, (this.counters.get(fx.counter) ?? 0) + 1);
+        return;
+      case 'drop':
+        this.drop(fx.reason);
+        return;
+      default: {
+        const never: never = fx;
+        log.warn({ effect: never }, 'unknown VRRP effect');
+      }
+    }
+  }
+
+  /** Address changes run one at a time, in order; a failure is logged, never thrown. */
+  private addressOp(op: () => Promise<void>, what: string): void {
+    this.addressQueue = this.addressQueue.then(op).catch((err: Error) => this.deps.log.error({ err: err.message, what }, 'address change failed'));
+  }
+
+  /** Runs the group's notify hook: `notify GROUP STATE`, details in the environment. */
+  private notify(g: GroupRuntime, state: string): void {
+    const { log, node, cluster } = this.deps;
+    log.info({ event: 'vrrp_group_state', group: g.name, state }, `group ${g.name} is ${state}`);
+    if (!g.notify) return;
+    const vips = Object.values(g.state.members).flatMap((m) => m.config.addresses).join(' ');
+    try {
+      const child = spawn(g.notify, [g.name, state], {
+        stdio: 'ignore',
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', FWLB_NODE: node, FWLB_CLUSTER: cluster, FWLB_GROUP: g.name, FWLB_STATE: state, FWLB_VIPS: vips },
+      });
+      child.on('error', (err) => log.warn({ group: g.name, err: err.message }, 'notify hook failed to start'));
+      child.on('exit', (code) => {
+        if (code !== 0) log.warn({ group: g.name, state, code }, 'notify hook exited non-zero');
+      });
+    } catch (err) {
+      log.warn({ group: g.name, err: (err as Error).message }, 'notify hook failed to start');
+    }
+  }
+
+  /** True when this node is master of every group (or there is no VRRP): it carries the traffic. */
+  isMaster(): boolean {
+    return this.groups.every((g) => g.state.state === 'master');
+  }
+
+  status(): VrrpStatus {
+    const now = this.deps.clock.now();
+    return {
+      maintenance: this.maintenance,
+      groups: this.groups.map((g) => ({
+        name: g.name,
+        state: g.state.state,
+        transitions: g.transitions,
+        instances: Object.entries(g.state.members).map(([mname, s]) => {
+          const m = g.members.get(mname)!;
+          return {
+            name: mname,
+            interface: m.ifname,
+            vrid: s.config.vrid,
+            version: s.config.version,
+            state: s.state,
+            wantState: s.wantState,
+            priority: s.priority,
+            configuredPriority: m.configuredPriority,
+            master: s.state === 'master' ? { address: m.primary, priority: s.priority, ageMs: 0 } : s.master ? { address: s.master.address, priority: s.master.priority, ageMs: Math.round(now - s.master.seenAtMs) } : null,
+            advertIntervalMs: s.config.advertIntervalMs,
+            masterAdverIntervalMs: s.masterAdverIntervalMs,
+            timers: Object.fromEntries(Object.entries(s.timers).map(([k, at]) => [k, Math.max(0, Math.round((at as number) - now))])),
+            faults: [...s.faults],
+            maintenance: s.maintenance,
+            addresses: [...s.config.addresses],
+            lastTransition: s.lastTransition ? { from: s.lastTransition.from, to: s.lastTransition.to, why: s.lastTransition.why, agoMs: Math.round(now - s.lastTransition.atMs) } : null,
+          };
+        }),
+      })),
+      counters: Object.fromEntries(this.counters),
+      drops: Object.fromEntries(Object.entries(this.drops).filter(([, n]) => n > 0)),
+      foreignAdverts: this.foreign,
+    };
+  }
+}

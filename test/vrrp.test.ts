@@ -1,0 +1,251 @@
+/**
+ * VRRP failover in real labs (root): fwlb on two and three firewalls, real adverts on raw
+ * sockets, VIPs through rtnetlink, gratuitous ARP, and the failure modes of PRODUCT.md.
+ */
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { controlCall } from '../src/control/client.js';
+import { ECHO_SESSION_JS, REPO_ROOT } from '../src/lab/paths.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+import type { ProcessHandle } from '../src/lab/processes.js';
+
+const VIP_OUT = '198.18.0.100';
+const VIP_IN = '198.18.1.1';
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** The firewalls holding an address on an interface. */
+async function holders(lab: Lab, fws: string[], address: string, iface: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const fw of fws) {
+    const r = await lab.execRaw(fw, ['ip', '-j', 'addr', 'show', 'dev', iface]);
+    const info = r.status === 0 ? (JSON.parse(r.stdout) as { addr_info: { local: string }[] }[]) : [];
+    if (info.some((l) => l.addr_info.some((a) => a.local === address))) out.push(fw);
+  }
+  return out;
+}
+
+function macOf(lab: Lab, node: string, iface: string): Promise<string> {
+  return lab.exec(node, ['cat', `/sys/class/net/${iface}/address`]).then((s) => s.trim());
+}
+
+/** The MAC the client has for an address in its neighbour table (after talking to it). */
+async function clientNeighbour(lab: Lab, address: string): Promise<string | undefined> {
+  const out = JSON.parse(await lab.exec('client1', ['ip', '-j', 'neigh', 'show', address])) as { lladdr?: string }[];
+  return out[0]?.lladdr;
+}
+
+class Cluster {
+  readonly daemons = new Map<string, ProcessHandle>();
+  constructor(readonly lab: Lab, readonly config: string) {}
+
+  control(fw: string): string {
+    return `${this.lab.stateDir}/${fw}.sock`;
+  }
+
+  status(fw: string): Promise<NodeStatus> {
+    return controlCall(this.control(fw), 'status') as Promise<NodeStatus>;
+  }
+
+  async start(fw: string): Promise<void> {
+    this.daemons.set(fw, this.lab.startDaemon(fw, ['run', '-c', this.config, '--node', fw, '--control', this.control(fw), '--log-level', 'debug']));
+    await waitFor(`${fw} to run`, async () => (await this.status(fw)).vrrp.groups[0]?.state);
+  }
+
+  groupState(fw: string): Promise<string | undefined> {
+    return this.status(fw).then((s) => s.vrrp.groups[0]?.state);
+  }
+
+  async waitMaster(fw: string, timeoutMs = 10_000): Promise<void> {
+    await waitFor(`${fw} to be master`, async () => ((await this.groupState(fw)) === 'master' ? true : undefined), timeoutMs);
+  }
+}
+
+function config(extra: { preempt: string; priorities?: number[]; nodes?: number }): string {
+  const n = extra.nodes ?? 2;
+  const prios = extra.priorities ?? [200, 100, 50];
+  const nodes = Array.from({ length: n }, (_, i) => `  fw${i + 1}:
+    priority: ${prios[i]}
+    addresses: { outside: 198.18.0.${2 + i}/24, inside: 198.18.1.${2 + i}/24, sync: 198.18.2.${1 + i}/24 }`).join('\n');
+  return `cluster: { name: vrrptest }
+nodes:
+${nodes}
+interfaces: { outside: eth0, inside: eth1, sync: eth2 }
+vrrp:
+  version: 3
+  advert_interval: 50ms
+  preempt: ${extra.preempt}
+  groups:
+    edge:
+      instances:
+        ext: { interface: outside, vrid: 51, addresses: [${VIP_OUT}/24] }
+        int: { interface: inside, vrid: 52, addresses: [${VIP_IN}/24] }
+      track: { interfaces: [outside, inside] }
+      notify: NOTIFY
+state_sync: { interface: sync }
+firewall:
+  rules:
+    - allow: { from: inside, to: outside }
+    - allow: { proto: tcp, port: 7, from: outside, to: inside }
+services:
+  web:
+    listen: ${VIP_OUT}:80/tcp
+    backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
+`;
+}
+
+describe('two firewalls', () => {
+  let lab: Lab;
+  let c: Cluster;
+  const FWS = ['fw1', 'fw2'];
+
+  before(async () => {
+    lab = await labUp({ prefix: 'tvr', topology: 'sandwich' });
+    const notify = `${lab.stateDir}/notify.sh`;
+    await writeFile(notify, `#!/bin/sh\necho "$FWLB_NODE $1 $2 $FWLB_STATE" >> ${lab.stateDir}/notify.log\n`, { mode: 0o755 });
+    await writeFile(`${lab.stateDir}/nopreempt.yaml`, config({ preempt: 'false' }).replace('NOTIFY', notify));
+    await writeFile(`${lab.stateDir}/preempt.yaml`, config({ preempt: '{ delay: 1s }' }).replace('NOTIFY', notify));
+    c = new Cluster(lab, `${lab.stateDir}/nopreempt.yaml`);
+  });
+  after(async () => {
+    if (!process.env.FWLB_KEEP_LAB) await labDown('tvr');
+  });
+
+  test('election by priority: fw1 (200) holds both VIPs, fw2 (100) is backup; notify hooks ran', async () => {
+    await c.start('fw1');
+    await c.waitMaster('fw1');
+    await c.start('fw2');
+    await sleep(300);
+    assert.equal(await c.groupState('fw2'), 'backup');
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw1']);
+    assert.deepEqual(await holders(lab, FWS, VIP_IN, 'eth1'), ['fw1']);
+    assert.match(await lab.probe('client1', ['http', `http://${VIP_OUT}/`]), /^web\d /);
+    const st = await c.status('fw2');
+    const ext = st.vrrp.groups[0]!.instances.find((i) => i.name === 'ext')!;
+    assert.equal(ext.master?.address, '198.18.0.2');
+    assert.equal(ext.master?.priority, 200);
+    const notes = await readFile(`${lab.stateDir}/notify.log`, 'utf8');
+    assert.match(notes, /^fw1 edge master master$/m);
+    assert.match(notes, /^fw2 edge backup backup$/m);
+  });
+
+  test('kill -9 of the master daemon: the backup takes over; the restarted daemon drops its stale VIPs and rejoins (nopreempt holds) without disturbing a session', async () => {
+    await lab.daemonKill('fw1');
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw1'], 'the kernel keeps the VIPs of a killed daemon');
+    await c.waitMaster('fw2', 5000);
+    const log = `${lab.stateDir}/session-kill.log`;
+    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', '3'], { log });
+    await sleep(500);
+    await c.start('fw1');
+    await waitFor('fw1 to drop its stale VIPs', async () => ((await holders(lab, FWS, VIP_OUT, 'eth0')).join() === 'fw2' ? true : undefined));
+    await sleep(500);
+    assert.equal(await c.groupState('fw1'), 'backup', 'nopreempt: fw1 does not take back a live lower master');
+    assert.equal(await c.groupState('fw2'), 'master');
+    await session.wait(10_000);
+    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
+    assert.equal(r.error, null, JSON.stringify(r));
+    assert.equal(r.echoed, r.sent);
+  });
+
+  test('graceful stop hands over at once (priority 0)', async () => {
+    const t0 = Date.now();
+    await lab.gracefulStop('fw2');
+    await c.waitMaster('fw1', 2000);
+    assert.ok(Date.now() - t0 < 2000);
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw1']);
+    assert.deepEqual(await holders(lab, FWS, VIP_IN, 'eth1'), ['fw1']);
+    const st = await c.status('fw1');
+    assert.ok((st.vrrp.counters.priority_zero_received ?? 0) >= 1, JSON.stringify(st.vrrp.counters));
+  });
+
+  test('crash of the master: the backup owns every VIP and the client resolves the VIP to it; recovery with preempt', async () => {
+    await lab.gracefulStop('fw1');
+    c = new Cluster(lab, `${lab.stateDir}/preempt.yaml`);
+    await c.start('fw1');
+    await c.waitMaster('fw1');
+    await c.start('fw2');
+    await sleep(300);
+    assert.match(await lab.probe('client1', ['http', `http://${VIP_OUT}/`]), /^web\d /);
+    assert.equal(await clientNeighbour(lab, VIP_OUT), await macOf(lab, 'fw1', 'eth0'));
+
+    await lab.crash('fw1');
+    await c.waitMaster('fw2', 3000);
+    assert.deepEqual(await holders(lab, ['fw2'], VIP_OUT, 'eth0'), ['fw2']);
+    assert.deepEqual(await holders(lab, ['fw2'], VIP_IN, 'eth1'), ['fw2']);
+    // The gratuitous ARP moved the client's entry for the VIP to fw2, and fw2 answers ARP for it.
+    await waitFor('the client to learn fw2 for the VIP', async () => ((await clientNeighbour(lab, VIP_OUT)) === (await macOf(lab, 'fw2', 'eth0')) ? true : undefined), 3000);
+    assert.match(await lab.probe('client1', ['http', `http://${VIP_OUT}/`]), /^web\d /);
+    await lab.exec('client1', ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    assert.match(await lab.probe('client1', ['http', `http://${VIP_OUT}/`]), /^web\d /, 'fw2 answers ARP for the VIP');
+    assert.equal(await clientNeighbour(lab, VIP_OUT), await macOf(lab, 'fw2', 'eth0'));
+
+    await lab.recover('fw1');
+    await c.start('fw1');
+    assert.equal(await c.groupState('fw1'), 'backup');
+    await c.waitMaster('fw1', 5000);
+    await waitFor('fw2 to step down', async () => ((await c.groupState('fw2')) === 'backup' ? true : undefined), 3000);
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw1']);
+  });
+
+  test("the master's outside link down: the whole group (inside VIP too) moves", async () => {
+    await lab.linkDown('fw1', 'eth0');
+    await c.waitMaster('fw2', 3000);
+    assert.deepEqual(await holders(lab, FWS, VIP_IN, 'eth1'), ['fw2']);
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw2']);
+    const st = await c.status('fw1');
+    assert.equal(st.vrrp.groups[0]!.state, 'fault');
+    await lab.linkUp('fw1', 'eth0');
+    await c.waitMaster('fw1', 5000);
+  });
+
+  test('maintenance on demotes the master at once; off lets it take back', async () => {
+    await controlCall(c.control('fw1'), 'maintenance', { on: true });
+    await c.waitMaster('fw2', 2000);
+    assert.equal(await c.groupState('fw1'), 'backup');
+    const text = await lab.exec('fw1', [process.execPath, `${REPO_ROOT}/dist/src/cli/main.js`, 'status', '--control', c.control('fw1')]);
+    assert.match(text, /maintenance: demoted by hand/);
+    await controlCall(c.control('fw1'), 'maintenance', { on: false });
+    await c.waitMaster('fw1', 5000);
+  });
+});
+
+describe('three firewalls', () => {
+  let lab: Lab;
+  let c: Cluster;
+  const FWS = ['fw1', 'fw2', 'fw3'];
+
+  before(async () => {
+    lab = await labUp({ prefix: 'tv3', topology: 'trio' });
+    await writeFile(`${lab.stateDir}/c.yaml`, config({ preempt: 'true', nodes: 3, priorities: [150, 200, 100] }).replace(/\n\s+notify: NOTIFY/, ''));
+    c = new Cluster(lab, `${lab.stateDir}/c.yaml`);
+  });
+  after(async () => {
+    await labDown('tv3');
+  });
+
+  test('election by priority among three; a crash of the master goes to the next in line', async () => {
+    await Promise.all(FWS.map((fw) => c.start(fw)));
+    await c.waitMaster('fw2');
+    await sleep(300);
+    assert.equal(await c.groupState('fw1'), 'backup');
+    assert.equal(await c.groupState('fw3'), 'backup');
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), ['fw2']);
+    await lab.crash('fw2');
+    await c.waitMaster('fw1', 3000);
+    await sleep(300);
+    assert.equal(await c.groupState('fw3'), 'backup');
+    assert.deepEqual(await holders(lab, ['fw1', 'fw3'], VIP_OUT, 'eth0'), ['fw1']);
+    assert.deepEqual(await holders(lab, ['fw1', 'fw3'], VIP_IN, 'eth1'), ['fw1']);
+  });
+});
