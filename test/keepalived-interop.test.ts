@@ -1,0 +1,114 @@
+/**
+ * Interop with keepalived (Debian's 2.2.7, started by the test): fwlb on fw1 and keepalived
+ * on fw2 in one virtual router, VRRPv3 and VRRPv2. The right master is elected and the
+ * address fails over both ways.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { controlCall } from '../src/control/client.js';
+import { Keepalived } from '../src/lab/keepalived.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+
+const VIP = '198.18.0.100';
+let lab: Lab;
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+async function holders(): Promise<string[]> {
+  const out: string[] = [];
+  for (const fw of ['fw1', 'fw2']) {
+    const info = JSON.parse(await lab.exec(fw, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])) as { addr_info: { local: string }[] }[];
+    if (info.some((l) => l.addr_info.some((a) => a.local === VIP))) out.push(fw);
+  }
+  return out;
+}
+
+const heldBy = (fw: string, timeoutMs: number) => waitFor(`the VIP on ${fw} alone`, async () => ((await holders()).join() === fw ? true : undefined), timeoutMs);
+
+function fwlbConfig(version: 2 | 3, priority: number): string {
+  return `cluster: { name: interop }
+nodes:
+  fw1: { priority: ${priority}, addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 } }
+  fw2: { priority: 100, addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 } }
+interfaces: { outside: eth0, inside: eth1, sync: eth2 }
+vrrp:
+  version: ${version}
+  advert_interval: ${version === 3 ? '100ms' : '1s'}
+  preempt: true
+  groups:
+    edge:
+      instances:
+        ext: { interface: outside, vrid: 51, addresses: [${VIP}/24] }
+`;
+}
+
+async function startFwlb(version: 2 | 3, priority: number) {
+  const cfg = `${lab.stateDir}/v${version}-${priority}.yaml`;
+  await writeFile(cfg, fwlbConfig(version, priority));
+  const control = `${lab.stateDir}/fw1.sock`;
+  lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control, '--log-level', 'debug']);
+  await waitFor('fwlb to run', async () => ((await controlCall(control, 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
+  return {
+    status: async () => ((await controlCall(control, 'status')) as NodeStatus).vrrp.groups[0]!.instances[0]!,
+  };
+}
+
+before(async () => {
+  lab = await labUp({ prefix: 'tka', topology: 'sandwich' });
+});
+after(async () => {
+  if (!process.env.FWLB_KEEP_LAB) await labDown('tka');
+});
+
+for (const version of [3, 2] as const) {
+  const advertInt = version === 3 ? 0.1 : 1;
+  // Master_Down_Interval is about 3.6 advert intervals: allow a margin.
+  const mdi = Math.ceil(advertInt * 1000 * 4 + 1500);
+
+  test(`VRRPv${version}: keepalived master -> fwlb (higher priority) preempts -> graceful stop hands back -> keepalived crash hands to fwlb`, async () => {
+    const ka = await Keepalived.start(lab, 'fw2', {
+      routerId: 'fw2',
+      version,
+      instances: [{ name: 'EXT', iface: 'eth0', vrid: 51, priority: 100, advertInt, vips: [`${VIP}/24`] }],
+    });
+    await heldBy('fw2', mdi + 2000);
+
+    // fwlb with a higher priority preempts keepalived; fwlb learned keepalived's adverts first.
+    let fwlb = await startFwlb(version, 200);
+    await heldBy('fw1', mdi);
+    const st = await fwlb.status();
+    assert.equal(st.state, 'master');
+    assert.equal(st.version, version);
+    await sleep(Math.max(500, advertInt * 3000));
+    assert.deepEqual(await holders(), ['fw1'], 'keepalived stays backup under fwlb');
+
+    // Graceful stop of fwlb: priority 0, keepalived takes over after its skew time.
+    await lab.gracefulStop('fw1');
+    await heldBy('fw2', 2000);
+
+    // fwlb back with a lower priority: it follows keepalived as backup.
+    fwlb = await startFwlb(version, 50);
+    await sleep(Math.max(600, advertInt * 3000));
+    assert.equal((await fwlb.status()).state, 'backup');
+    assert.equal((await fwlb.status()).master?.address, '198.18.0.3');
+    assert.deepEqual(await holders(), ['fw2']);
+
+    // keepalived crashes (no priority 0): fwlb takes over after Master_Down_Interval.
+    await ka.crash();
+    await lab.exec('fw2', ['ip', 'addr', 'del', `${VIP}/24`, 'dev', 'eth0']); // the crashed node's leftover
+    await waitFor('fwlb master', async () => ((await fwlb.status()).state === 'master' ? true : undefined), mdi);
+    assert.deepEqual(await holders(), ['fw1']);
+    await lab.gracefulStop('fw1');
+  });
+}
