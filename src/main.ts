@@ -21,7 +21,7 @@ import { NodeDaemon } from './services/node-daemon.js';
 import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
-import { hostname } from 'node:os';
+import { hostname, setPriority } from 'node:os';
 
 export interface RunOptions {
   configFile: string;
@@ -34,8 +34,16 @@ export function createLogger(level: string): Logger {
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
+/** Scheduling priority of `fwlb run`: adverts must go out on time even when the CPU is saturated. */
+const RUN_NICE = -10;
+
 export async function runNode(opts: RunOptions): Promise<number> {
   const log = createLogger(opts.logLevel).child({ node: opts.node });
+  try {
+    setPriority(RUN_NICE);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, `cannot raise the scheduling priority (nice ${RUN_NICE})`);
+  }
   const loaded = await loadConfigFile(opts.configFile);
   if (!loaded.ok) {
     log.error({ event: 'config_invalid', issues: loaded.error.issues }, loaded.error.message);

@@ -133,6 +133,12 @@ export class VrrpService {
   private syncIfname: string | undefined;
   private maintenance = false;
   private running = false;
+  /**
+   * During a graceful stop: the VIP removals held back until the new master is heard on
+   * that virtual router (or a timeout), so that the old master forwards on meanwhile and a
+   * graceful handover loses nothing.
+   */
+  private handover: Map<string, () => void> | undefined;
 
   constructor(private readonly deps: VrrpDeps) {}
 
@@ -216,15 +222,39 @@ export class VrrpService {
     log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
   }
 
-  /** Graceful stop: priority 0 on every link a master holds, VIPs removed, sockets closed. */
+  /**
+   * Graceful stop: priority 0 on every link a master holds, so the best backup takes over
+   * after Skew_Time; our VIPs stay (and we forward on) until that new master is heard on
+   * each virtual router, at most Master_Down_Interval; then they go and the sockets close.
+   */
   async shutdown(): Promise<void> {
     if (!this.running) return;
+    this.handover = new Map();
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'shutdown' } });
     for (const g of this.groups) {
       for (const t of g.timers.values()) t.cancel();
       g.timers.clear();
       g.script?.timer?.cancel();
     }
+    const pending = this.handover;
+    if (pending.size > 0) {
+      const longest = Math.max(...this.groups.flatMap((g) => Object.values(g.state.members).map((m) => m.config.advertIntervalMs)));
+      const t0 = this.deps.clock.now();
+      await new Promise<void>((resolve) => {
+        const deadline = this.deps.clock.after(3 * longest + 100, () => resolve());
+        const check = () => {
+          if (pending.size === 0) {
+            deadline.cancel();
+            resolve();
+          } else this.deps.clock.after(5, check);
+        };
+        check();
+      });
+      this.deps.log.info({ event: 'handover', waitedMs: Math.round(this.deps.clock.now() - t0), unconfirmed: [...pending.keys()] }, pending.size ? 'handover: no new master heard on some links, releasing anyway' : 'handover confirmed by the new master');
+      for (const release of pending.values()) release();
+      pending.clear();
+    }
+    this.handover = undefined;
     await this.addressQueue;
     this.unlisten?.();
     for (const l of this.links.values()) l.close();
@@ -301,6 +331,16 @@ export class VrrpService {
       this.drop('own_advert');
       return;
     }
+    if (this.handover) {
+      // Stopping: a new master on this virtual router lets its VIPs go from here.
+      const key = `${ifname}/${r.value.vrid}`;
+      const release = this.handover.get(key);
+      if (release && r.value.priority > 0) {
+        this.handover.delete(key);
+        release();
+      }
+      return;
+    }
     this.feed(owner.group, { type: 'member', member: owner.member.name, event: { type: 'advert_received', advert: r.value, from: r.ip.src } });
   }
 
@@ -350,9 +390,14 @@ export class VrrpService {
       case 'add_vips':
         for (const a of fx.addresses) this.addressOp(() => net.addAddress(m.ifname, withLen(a)), `add ${a} on ${m.ifname}`);
         return;
-      case 'remove_vips':
-        for (const a of fx.addresses) this.addressOp(() => net.delAddress(m.ifname, withLen(a)), `remove ${a} from ${m.ifname}`);
+      case 'remove_vips': {
+        const release = () => {
+          for (const a of fx.addresses) this.addressOp(() => net.delAddress(m.ifname, withLen(a)), `remove ${a} from ${m.ifname}`);
+        };
+        if (this.handover) this.handover.set(`${m.ifname}/${g.state.members[m.name]!.config.vrid}`, release);
+        else release();
         return;
+      }
       case 'send_garp': {
         const addrs = fx.addresses.map(bare);
         // After the addresses are in place: a GARP for an address we do not hold yet would mislead.

@@ -1,0 +1,214 @@
+/**
+ * Failover gap: a client opens a new connection to the VIP every 5 ms (HTTP through the
+ * DNAT to the web servers, so the inside VIP, the servers' gateway, must move too) while
+ * the master fails: crash (every link down, every process killed), link down (the master's
+ * outside link), graceful stop. Printed per system: the longest gap between successful
+ * probes and the failed probes. The data plane is fwlb's ruleset on both firewalls in every
+ * run; only the VRRP engine differs: fwlb at its defaults, keepalived 2.2.7 at 1 s (v2)
+ * and 0.1 s (v3) adverts, both with a sync group of the two VIPs.
+ *
+ *   node dist/bench/failover.js [--modes crash,link,graceful] [--systems fwlb,ka1,ka01] [--soak-minutes 0]
+ *
+ * --soak-minutes N: afterwards, fwlb alone for N minutes with both CPUs saturated by busy
+ * loops, counting failovers that should not happen. Prints figures; never asserts.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { Keepalived } from '../src/lab/keepalived.js';
+import { controlCall } from '../src/control/client.js';
+import { CLI_MAIN_JS, PROBER_JS } from '../src/lab/paths.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+import { table } from './util.js';
+
+const { values } = parseArgs({
+  options: {
+    modes: { type: 'string', default: 'crash,link,graceful' },
+    systems: { type: 'string', default: 'fwlb,ka1,ka01' },
+    'soak-minutes': { type: 'string', default: '0' },
+    prefix: { type: 'string', default: 'bfo' },
+  },
+});
+const PREFIX = values.prefix!;
+const VIP_OUT = '198.18.0.100';
+const VIP_IN = '198.18.1.1';
+
+type System = 'fwlb' | 'ka1' | 'ka01';
+type Mode = 'crash' | 'link' | 'graceful';
+const LABEL: Record<System, string> = { fwlb: 'fwlb (defaults: v3, 100 ms)', ka1: 'keepalived v2, advert 1 s', ka01: 'keepalived v3, advert 0.1 s' };
+
+/** The cluster config: fwlb's defaults for VRRP timing (no advert_interval given). */
+function clusterYaml(): string {
+  return `cluster: { name: bench }
+nodes:
+  fw1: { priority: 200, addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 } }
+  fw2: { priority: 100, addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 } }
+interfaces: { outside: eth0, inside: eth1, sync: eth2 }
+vrrp:
+  groups:
+    edge:
+      instances:
+        ext: { interface: outside, vrid: 51, addresses: [${VIP_OUT}/24] }
+        int: { interface: inside, vrid: 52, addresses: [${VIP_IN}/24] }
+      track: { interfaces: [outside, inside] }
+state_sync: { interface: sync }
+firewall:
+  rules:
+    - allow: { from: inside, to: outside }
+services:
+  web:
+    listen: ${VIP_OUT}:80/tcp
+    backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
+`;
+}
+
+interface Running {
+  stop(fw: string): Promise<void>;
+  isMaster(fw: string): Promise<boolean>;
+  transitions?(fw: string): Promise<number>;
+}
+
+async function holds(lab: Lab, fw: string): Promise<boolean> {
+  const r = await lab.execRaw(fw, ['ip', '-j', 'addr', 'show', 'dev', 'eth1']);
+  return r.status === 0 && r.stdout.includes(`"${VIP_IN}"`) && (await lab.execRaw(fw, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(`"${VIP_OUT}"`);
+}
+
+async function startSystem(lab: Lab, sys: System): Promise<Running> {
+  const cfg = `${lab.stateDir}/cluster.yaml`;
+  await writeFile(cfg, clusterYaml());
+  if (sys === 'fwlb') {
+    const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
+    for (const fw of ['fw1', 'fw2']) {
+      lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'warn']);
+      await waitFor(async () => ((await controlCall(control(fw), 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
+    }
+    const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
+    return {
+      stop: async (fw) => void (await lab.gracefulStop(fw)),
+      isMaster: async (fw) => (await status(fw)).vrrp.groups[0]?.state === 'master',
+      transitions: async (fw) => (await status(fw)).vrrp.groups[0]?.transitions ?? -1,
+    };
+  }
+  // keepalived: the same ruleset (fwlb's compiler), keepalived for VRRP.
+  for (const fw of ['fw1', 'fw2']) {
+    const rules = await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]);
+    await lab.exec(fw, ['nft', '-f', '-'], rules);
+  }
+  const advertInt = sys === 'ka1' ? 1 : 0.1;
+  const kas = new Map<string, Keepalived>();
+  for (const [fw, prio] of [['fw1', 200], ['fw2', 100]] as const) {
+    kas.set(
+      fw,
+      await Keepalived.start(lab, fw, {
+        routerId: fw,
+        version: sys === 'ka1' ? 2 : 3,
+        syncGroup: 'G',
+        instances: [
+          { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt, vips: [`${VIP_OUT}/24`] },
+          { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt, vips: [`${VIP_IN}/24`] },
+        ],
+      }),
+    );
+  }
+  return { stop: (fw) => kas.get(fw)!.stop(), isMaster: (fw) => holds(lab, fw) };
+}
+
+async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await sleep(20);
+  }
+}
+
+/** Longest gap between successful probes (ms, by start time) and the failed probes. */
+function gaps(probes: [number, string | null, number][]): { gap: number; failed: number; total: number } {
+  let last: number | undefined;
+  let gap = 0;
+  let failed = 0;
+  for (const [t, who] of probes) {
+    if (who === null) {
+      failed++;
+      continue;
+    }
+    if (last !== undefined) gap = Math.max(gap, t - last);
+    last = t;
+  }
+  return { gap, failed, total: probes.length };
+}
+
+async function run(sys: System, mode: Mode): Promise<string[]> {
+  const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
+  try {
+    const r = await startSystem(lab, sys);
+    await waitFor(() => r.isMaster('fw1'), 15_000);
+    await sleep(sys === 'ka1' ? 3000 : 1000); // settle: the backup has seen the master
+    const seconds = sys === 'ka1' ? 9 : 5;
+    const log = `${lab.stateDir}/prober.log`;
+    const prober = lab.spawn('client1', [process.execPath, PROBER_JS, VIP_OUT, '80', '--every', '5', '--seconds', String(seconds), '--mode', 'http', '--timeout', '400'], { log });
+    await sleep(1500);
+    if (mode === 'crash') await lab.crash('fw1');
+    else if (mode === 'link') await lab.linkDown('fw1', 'eth0');
+    else await r.stop('fw1');
+    await prober.wait((seconds + 10) * 1000);
+    const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: [number, string | null, number][] };
+    const g = gaps(probes);
+    const took = await r.isMaster('fw2');
+    return [LABEL[sys], mode, g.gap.toFixed(0), String(g.failed), String(g.total), took ? 'yes' : 'NO'];
+  } finally {
+    await labDown(PREFIX);
+  }
+}
+
+async function soak(minutes: number): Promise<void> {
+  const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
+  try {
+    const r = await startSystem(lab, 'fwlb');
+    await waitFor(() => r.isMaster('fw1'), 15_000);
+    await sleep(1000);
+    const t1 = await r.transitions!('fw1');
+    const t2 = await r.transitions!('fw2');
+    // Two busy loops, one per core, in the client's namespace (killed by PID with the lab).
+    const burners = [0, 1].map(() => lab.spawn('client1', [process.execPath, '-e', 'for(;;){}']));
+    const start = Date.now();
+    let lost = 0;
+    while (Date.now() - start < minutes * 60_000) {
+      await sleep(1000);
+      if (!(await r.isMaster('fw1'))) lost++;
+    }
+    for (const b of burners) await lab.stop(b, 'SIGKILL');
+    const d1 = (await r.transitions!('fw1')) - t1;
+    const d2 = (await r.transitions!('fw2')) - t2;
+    const st = (await controlCall(`${lab.stateDir}/fw2.sock`, 'status')) as NodeStatus;
+    console.log(`\nSoak: ${minutes} min, both CPUs saturated by two busy loops; fwlb at its defaults`);
+    console.log(table(['figure', 'value'], [
+      ['group transitions on fw1 (master) during the soak', String(d1)],
+      ['group transitions on fw2 (backup) during the soak', String(d2)],
+      ['seconds fw1 was seen not master', String(lost)],
+      ['split brain heard by fw2', String(st.vrrp.counters.split_brain ?? 0)],
+      ['false failovers', String(Math.max(d1, d2))],
+    ]));
+  } finally {
+    await labDown(PREFIX);
+  }
+}
+
+async function main(): Promise<void> {
+  const rows: string[][] = [];
+  for (const sys of values.systems!.split(',') as System[]) {
+    for (const mode of values.modes!.split(',') as Mode[]) {
+      const row = await run(sys, mode);
+      console.error(row.join('  '));
+      rows.push(row);
+    }
+  }
+  console.log('\nFailover gap seen by a client opening a connection to the VIP every 5 ms (HTTP through DNAT)');
+  console.log(table(['system', 'failure', 'longest gap ms', 'failed probes', 'probes', 'backup took over'], rows));
+  const minutes = Number(values['soak-minutes']);
+  if (minutes > 0) await soak(minutes);
+}
+
+await main();
