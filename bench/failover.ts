@@ -21,6 +21,7 @@ import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { table } from './util.js';
+import { probeGaps, type ProbeRecord } from '../src/lab/probe-stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -124,22 +125,6 @@ async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number): P
   }
 }
 
-/** Longest gap between successful probes (ms, by start time) and the failed probes. */
-function gaps(probes: [number, string | null, number][]): { gap: number; failed: number; total: number } {
-  let last: number | undefined;
-  let gap = 0;
-  let failed = 0;
-  for (const [t, who] of probes) {
-    if (who === null) {
-      failed++;
-      continue;
-    }
-    if (last !== undefined) gap = Math.max(gap, t - last);
-    last = t;
-  }
-  return { gap, failed, total: probes.length };
-}
-
 async function run(sys: System, mode: Mode): Promise<string[]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
@@ -154,8 +139,8 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     else if (mode === 'link') await lab.linkDown('fw1', 'eth0');
     else await r.stop('fw1');
     await prober.wait((seconds + 10) * 1000);
-    const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: [number, string | null, number][] };
-    const g = gaps(probes);
+    const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[] };
+    const g = probeGaps(probes);
     const took = await r.isMaster('fw2');
     return [LABEL[sys], mode, g.gap.toFixed(0), String(g.failed), String(g.total), took ? 'yes' : 'NO'];
   } finally {
