@@ -21,6 +21,7 @@ import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { table } from './util.js';
+import { waitFor } from '../src/lib/wait.js';
 import { probeGaps, type ProbeRecord } from '../src/lab/probe-stats.js';
 
 const { values } = parseArgs({
@@ -82,7 +83,7 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     for (const fw of ['fw1', 'fw2']) {
       lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'warn']);
-      await waitFor(async () => ((await controlCall(control(fw), 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
+      await waitFor(`${fw} to run`, async () => ((await controlCall(control(fw), 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
     }
     const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
     return {
@@ -115,21 +116,11 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
   return { stop: (fw) => kas.get(fw)!.stop(), isMaster: (fw) => holds(lab, fw) };
 }
 
-async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(20);
-  }
-}
-
 async function run(sys: System, mode: Mode): Promise<string[]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
     const r = await startSystem(lab, sys);
-    await waitFor(() => r.isMaster('fw1'), 15_000);
+    await waitFor('fw1 to be master', async () => (await r.isMaster('fw1')) || undefined, 15_000);
     await sleep(sys === 'ka1' ? 3000 : 1000); // settle: the backup has seen the master
     const seconds = sys === 'ka1' ? 9 : 5;
     const log = `${lab.stateDir}/prober.log`;
@@ -152,7 +143,7 @@ async function soak(minutes: number): Promise<void> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
     const r = await startSystem(lab, 'fwlb');
-    await waitFor(() => r.isMaster('fw1'), 15_000);
+    await waitFor('fw1 to be master', async () => (await r.isMaster('fw1')) || undefined, 15_000);
     await sleep(1000);
     const t1 = await r.transitions!('fw1');
     const t2 = await r.transitions!('fw2');

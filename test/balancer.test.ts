@@ -12,6 +12,7 @@ import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ServiceStatus } from '../src/services/balancer.js';
 import { ECHO_SESSION_JS, FLOWS_JS } from '../src/lab/paths.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
+import { waitFor } from '../src/lib/wait.js';
 
 const PREFIX = 'tlb';
 const VIP = '198.18.0.100';
@@ -66,15 +67,6 @@ async function flows(from: string, port: number, count: number, opts: { mode?: '
 
 const tally = (who: readonly (string | null)[]) => who.reduce<Record<string, number>>((acc, w) => ((acc[w ?? 'failed'] = (acc[w ?? 'failed'] ?? 0) + 1), acc), {});
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Starts a long echo session through the VIP and finds the backend conntrack sent it to. */
 async function session(seconds: number, name: string): Promise<{ handle: ProcessHandle; backend: string; log: string }> {

@@ -12,6 +12,7 @@ import { controlCall } from '../src/control/client.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
 import { ECHO_SESSION_JS, RAW_TCP_JS } from '../src/lab/paths.js';
+import { waitFor } from '../src/lib/wait.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const PREFIX = 'tfw';
@@ -25,15 +26,6 @@ const connectOutcome = async (from: string, host: string, port: number, timeoutM
 
 const status = () => controlCall(control, 'status') as Promise<NodeStatus>;
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** An nft counter's packet count, by the comment of its rule, in a node's fwlb table. */
 async function counter(node: string, chain: string, comment: string): Promise<number> {

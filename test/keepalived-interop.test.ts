@@ -11,19 +11,11 @@ import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { controlCall } from '../src/control/client.js';
 import { Keepalived } from '../src/lab/keepalived.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
+import { waitFor } from '../src/lib/wait.js';
 
 const VIP = '198.18.0.100';
 let lab: Lab;
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 async function holders(): Promise<string[]> {
   const out: string[] = [];

@@ -11,19 +11,11 @@ import { controlCall } from '../src/control/client.js';
 import { ECHO_SESSION_JS, REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
+import { waitFor } from '../src/lib/wait.js';
 
 const VIP_OUT = '198.18.0.100';
 const VIP_IN = '198.18.1.1';
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** The firewalls holding an address on an interface. */
 async function holders(lab: Lab, fws: string[], address: string, iface: string): Promise<string[]> {
@@ -72,7 +64,7 @@ class Cluster {
   }
 }
 
-function config(extra: { preempt: string; priorities?: number[]; nodes?: number }): string {
+function config(extra: { preempt: string; priorities?: number[]; nodes?: number; unicast?: boolean; track?: string; health?: string }): string {
   const n = extra.nodes ?? 2;
   const prios = extra.priorities ?? [200, 100, 50];
   const nodes = Array.from({ length: n }, (_, i) => `  fw${i + 1}:
@@ -86,12 +78,13 @@ vrrp:
   version: 3
   advert_interval: 50ms
   preempt: ${extra.preempt}
+  unicast: ${extra.unicast ?? false}
   groups:
     edge:
       instances:
         ext: { interface: outside, vrid: 51, addresses: [${VIP_OUT}/24] }
         int: { interface: inside, vrid: 52, addresses: [${VIP_IN}/24] }
-      track: { interfaces: [outside, inside] }
+      track: { interfaces: [outside, inside]${extra.track ?? ''} }
       notify: NOTIFY
 state_sync: { interface: sync }
 firewall:
@@ -102,7 +95,7 @@ services:
   web:
     listen: ${VIP_OUT}:80/tcp
     backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
-`;
+${extra.health ?? ''}`;
 }
 
 describe('two firewalls', () => {
@@ -218,6 +211,28 @@ describe('two firewalls', () => {
     await controlCall(c.control('fw1'), 'maintenance', { on: false });
     await c.waitMaster('fw1', 5000);
   });
+
+  test('a tracked service with no healthy backend from the master lowers its priority: the peer takes over', async () => {
+    await lab.gracefulStop('fw1');
+    await lab.gracefulStop('fw2');
+    const cfg = `${lab.stateDir}/track.yaml`;
+    await writeFile(cfg, config({ preempt: 'true', track: ', services: [web], weight: -150', health: '    health: { http: { path: /healthz }, interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }\n' }).replace(/\n\s+notify: NOTIFY/, ''));
+    c = new Cluster(lab, cfg);
+    await c.start('fw1');
+    await c.waitMaster('fw1');
+    await c.start('fw2');
+    await sleep(500);
+    assert.equal(await c.groupState('fw2'), 'backup');
+    // fw1 alone can no longer reach the web servers (its own health checks fail).
+    await lab.exec('fw1', ['nft', 'add table ip cut; add chain ip cut out { type filter hook output priority 0; }; add rule ip cut out tcp dport 80 drop']);
+    await c.waitMaster('fw2', 5000);
+    const st = await c.status('fw1');
+    assert.equal(st.vrrp.groups[0]!.instances[0]!.priority, 50, 'priority 200 - 150 while web has no available backend');
+    assert.ok(st.services.find((x) => x.name === 'web')!.backends.every((b) => b.health === 'down'));
+    await lab.exec('fw1', ['nft', 'delete table ip cut']);
+    await c.waitMaster('fw1', 5000);
+    assert.equal((await c.status('fw1')).vrrp.groups[0]!.instances[0]!.priority, 200);
+  });
 });
 
 describe('three firewalls', () => {
@@ -227,14 +242,15 @@ describe('three firewalls', () => {
 
   before(async () => {
     lab = await labUp({ prefix: 'tv3', topology: 'trio' });
-    await writeFile(`${lab.stateDir}/c.yaml`, config({ preempt: 'true', nodes: 3, priorities: [150, 200, 100] }).replace(/\n\s+notify: NOTIFY/, ''));
+    // Unicast adverts between the three (as where multicast is not allowed).
+    await writeFile(`${lab.stateDir}/c.yaml`, config({ preempt: 'true', nodes: 3, priorities: [150, 200, 100], unicast: true }).replace(/\n\s+notify: NOTIFY/, ''));
     c = new Cluster(lab, `${lab.stateDir}/c.yaml`);
   });
   after(async () => {
     await labDown('tv3');
   });
 
-  test('election by priority among three; a crash of the master goes to the next in line', async () => {
+  test('election by priority among three, unicast adverts; a crash of the master goes to the next in line', async () => {
     await Promise.all(FWS.map((fw) => c.start(fw)));
     await c.waitMaster('fw2');
     await sleep(300);

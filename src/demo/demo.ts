@@ -1,17 +1,21 @@
 /**
- * `fwlb demo`: the main job end to end on this machine. Builds a two-firewall lab,
- * runs `fwlb run` on both nodes with the shipped examples/lab.yaml, drives real traffic
- * through the cluster and prints a report of what held.
+ * `fwlb demo`: the main job end to end on this machine. Builds a two-firewall lab, runs
+ * `fwlb run` on both nodes with the shipped examples/lab.yaml, drives real traffic through
+ * the cluster, forces failovers (graceful stop, link down, crash) under a client that opens
+ * a connection every 5 ms, and prints a report of what held.
  *
- * Until the VRRP engine lands, the VIPs are pinned on fw1 (fw2 runs the same ruleset,
- * ready). Later rounds add failovers and state sync to this run.
+ * State sync is the next piece of the product: until it lands, established sessions do not
+ * survive a failover (the ruleset drops mid-stream packets a node has no state for, by
+ * design), and the report says so rather than hiding it.
  */
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labDown, labUp, type Lab } from '../lab/lab.js';
-import { CLI_MAIN_JS, ECHO_SESSION_JS, RAW_TCP_JS, REPO_ROOT } from '../lab/paths.js';
+import { CLI_MAIN_JS, ECHO_SESSION_JS, PROBER_JS, RAW_TCP_JS, REPO_ROOT } from '../lab/paths.js';
 import type { NodeStatus } from '../services/node-daemon.js';
+import { probeGaps, type ProbeRecord } from '../lab/probe-stats.js';
+import { waitFor } from '../lib/wait.js';
 
 export interface DemoOptions {
   prefix: string;
@@ -25,6 +29,8 @@ interface Check {
   detail: string;
 }
 
+const VIP = '198.18.0.100';
+
 export async function runDemo(o: DemoOptions): Promise<boolean> {
   const checks: Check[] = [];
   const check = (name: string, ok: boolean, detail: string) => {
@@ -33,73 +39,93 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
   };
   let lab: Lab | undefined;
   try {
-    o.out(`building the lab "${o.prefix}": client1 -- [fw1, fw2] -- web1, web2, sync link between fw1 and fw2`);
-    lab = await labUp({ prefix: o.prefix, topology: 'sandwich', vipsOn: 'fw1' });
-    const cfg = `${lab.stateDir}/cluster.yaml`;
+    o.out(`building the lab "${o.prefix}": client1 -- [fw1, fw2] -- web1, web2; a sync cable between fw1 and fw2`);
+    lab = await labUp({ prefix: o.prefix, topology: 'sandwich' });
+    const l = lab;
+    const cfg = `${l.stateDir}/cluster.yaml`;
     await copyFile(`${REPO_ROOT}/examples/lab.yaml`, cfg);
+    const control = (fw: string) => `${l.stateDir}/${fw}.sock`;
+    const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
+    const groupState = (fw: string) => status(fw).then((s) => s.vrrp.groups[0]?.state).catch(() => undefined);
+    const start = async (fw: string) => {
+      l.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw)]);
+      return within(() => status(fw), 10_000);
+    };
+    const master = async () => ((await groupState('fw1')) === 'master' ? 'fw1' : (await groupState('fw2')) === 'master' ? 'fw2' : undefined);
 
     for (const node of ['fw1', 'fw2']) {
-      const r = await lab.execRaw(node, [process.execPath, CLI_MAIN_JS, 'check', '-c', cfg, '--node', node]);
+      const r = await l.execRaw(node, [process.execPath, CLI_MAIN_JS, 'check', '-c', cfg, '--node', node]);
       check(`fwlb check --node ${node}`, r.status === 0, (r.stdout || r.stderr).trim());
     }
-    const controls: Record<string, string> = {};
     for (const node of ['fw1', 'fw2']) {
-      controls[node] = `${lab.stateDir}/${node}.sock`;
-      lab.startDaemon(node, ['run', '-c', cfg, '--node', node, '--control', controls[node]!]);
+      const st = await start(node);
+      check(`fwlb run on ${node}`, !!st, st ? `ruleset applied in ${st.ruleset.applyMs} ms, ${st.services.length} services, VRRP group ${st.vrrp.groups[0]?.name}` : 'no answer on the control socket');
     }
-    const status = (node: string) => controlCall(controls[node]!, 'status') as Promise<NodeStatus>;
-    for (const node of ['fw1', 'fw2']) {
-      const st = await waitFor(() => status(node), 10_000);
-      check(`fwlb run on ${node}`, !!st, st ? `ruleset applied in ${st.ruleset.applyMs} ms, ${st.services.length} services` : 'no answer on the control socket');
-    }
+    const m0 = await within(async () => ((await master()) === 'fw1' ? 'fw1' : undefined), 5000);
+    check('VRRP election', m0 === 'fw1', `fw1 (priority 200) is master of both VIPs, fw2 (100) is backup`);
 
-    // A long-lived session through the load-balanced echo service, held through a reload.
-    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.0.100', '7', '--every', '50', '--seconds', '6'], {
-      log: `${lab.stateDir}/demo-session.log`,
-    });
-
+    // The firewall and the load balancer.
     const spread: Record<string, number> = {};
     let failed = 0;
     for (let i = 0; i < 40; i++) {
       try {
-        const body = await lab.probe('client1', ['http', 'http://198.18.0.100/']);
-        const who = body.split(' ')[0] ?? '?';
+        const who = (await l.probe('client1', ['http', `http://${VIP}/`])).split(' ')[0] ?? '?';
         spread[who] = (spread[who] ?? 0) + 1;
       } catch {
         failed++;
       }
     }
-    check('40 HTTP requests to the VIP 198.18.0.100:80', failed === 0 && Object.keys(spread).length === 2,
-      `${Object.entries(spread).map(([k, v]) => `${k} ${v}`).join(', ')}${failed ? `, ${failed} failed` : ''}`);
-
-    const denied = (await lab.probe('client1', ['connect', '198.18.1.11', '8'], 1000)).trim();
+    check(`40 HTTP requests to the VIP ${VIP}:80`, failed === 0 && Object.keys(spread).length === 2,
+      `${Object.entries(spread).map(([k, v]) => `${k} ${v}`).join(', ')}${failed ? `, ${failed} failed` : ''} (round robin in a kernel map)`);
+    const denied = (await l.probe('client1', ['connect', '198.18.1.11', '8'], 1000)).trim();
     check('a port no rule allows (web1:8 from outside)', denied === 'timeout', `${denied} (dropped: no RST, no ICMP error)`);
-
-    const before = await dropCount(lab);
-    await lab.exec('client1', [process.execPath, RAW_TCP_JS, '198.18.0.10', '198.18.1.11', '40404', '7', 'A']);
+    const before = await dropCount(l);
+    await l.exec('client1', [process.execPath, RAW_TCP_JS, '198.18.0.10', '198.18.1.11', '40404', '7', 'A']);
     await sleep(100);
-    const after = await dropCount(lab);
+    const after = await dropCount(l);
     check('a stray TCP ACK to an allowed port', after === before + 1, `dropped by the "new TCP without SYN" rule (counter ${before} -> ${after})`);
-
-    const masq = await lab.probe('web1', ['read', '198.18.0.10', '8']);
+    const masq = await l.probe('web1', ['read', '198.18.0.10', '8']);
     check('web1 going out is masqueraded', /198\.18\.0\.2:/.test(masq), `the outside host saw ${masq.trim().split(' ')[1] ?? '?'}`);
 
+    // A reload under a live session.
+    const session = l.spawn('client1', [process.execPath, ECHO_SESSION_JS, VIP, '7', '--every', '50', '--seconds', '3'], { log: `${l.stateDir}/demo-session.log` });
+    await sleep(500);
     const original = await readFile(cfg, 'utf8');
     await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2222, from: outside, to: self }\n'));
     const st0 = await status('fw1');
-    lab.daemon('fw1')?.kill('SIGHUP');
-    const st1 = await waitFor(async () => {
+    l.daemon('fw1')?.kill('SIGHUP');
+    const st1 = await within(async () => {
       const s = await status('fw1');
       return s.ruleset.digest !== st0.ruleset.digest ? s : undefined;
     }, 10_000);
-    check('SIGHUP reload with a changed ruleset on fw1', !!st1, st1 ? `new ruleset applied in ${st1.ruleset.applyMs} ms, one transaction` : 'not applied');
-
+    await writeFile(cfg, original);
     await session.wait(15_000);
-    const s = JSON.parse((await readFile(`${lab.stateDir}/demo-session.log`, 'utf8')).trim().split('\n').pop() ?? '{}') as {
-      sent?: number; echoed?: number; maxGapMs?: number; error?: string | null;
+    const s = JSON.parse((await readFile(`${l.stateDir}/demo-session.log`, 'utf8')).trim().split('\n').pop() ?? '{}') as { sent?: number; echoed?: number; maxGapMs?: number; error?: string | null };
+    check('SIGHUP reload with a changed ruleset under a live TCP session', !!st1 && s.error === null && s.sent === s.echoed,
+      `new ruleset in ${st1?.ruleset.applyMs} ms, one transaction; the session: ${s.echoed}/${s.sent} echoes, longest wait ${s.maxGapMs} ms`);
+
+    // Failovers under a client opening a new connection every 5 ms.
+    const failover = async (name: string, fail: () => Promise<void>, restore: () => Promise<void>) => {
+      const log = `${l.stateDir}/prober-${name}.log`;
+      const prober = l.spawn('client1', [process.execPath, PROBER_JS, VIP, '80', '--every', '5', '--seconds', '2.5', '--mode', 'http', '--timeout', '400'], { log });
+      await sleep(700);
+      await fail();
+      await prober.wait(15_000);
+      const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[] };
+      const g = probeGaps(probes);
+      const took = (await groupState('fw2')) === 'master';
+      check(`failover: ${name}`, took && g.gap < 1000, `fw2 took over; longest gap ${g.gap.toFixed(0)} ms, ${g.failed} of ${probes.length} new connections failed`);
+      await restore();
+      const back = await within(async () => ((await master()) === 'fw1' && (await groupState('fw2')) === 'backup' ? true : undefined), 15_000);
+      if (!back) check(`fw1 back as master after ${name}`, false, 'it did not come back');
     };
-    check('a TCP session through the VIP, held across the reload', s.error === null && s.sent === s.echoed && (s.sent ?? 0) > 0,
-      `${s.echoed}/${s.sent} echoes, longest wait ${s.maxGapMs} ms${s.error ? `, error: ${s.error}` : ''}`);
+    await failover('graceful stop of fw1 (SIGTERM)', async () => void (await l.gracefulStop('fw1')), async () => void (await start('fw1')));
+    await failover("fw1's outside link down", () => l.linkDown('fw1', 'eth0'), () => l.linkUp('fw1', 'eth0'));
+    await failover('crash of fw1 (every link down, every process killed)', async () => void (await l.crash('fw1')), async () => {
+      await l.recover('fw1');
+      await start('fw1');
+    });
+    o.out('info  established TCP sessions across a failover need connection-state sync, the next piece of fwlb: not built yet');
   } catch (e) {
     check('demo', false, (e as Error).message);
   } finally {
@@ -121,12 +147,7 @@ async function dropCount(lab: Lab): Promise<number> {
   return Number(/counter packets (\d+)/.exec(line ?? '')?.[1] ?? NaN);
 }
 
-async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(50);
-  }
-  return undefined;
+/** What `f` gives within `timeoutMs`, or undefined: the demo reports, it does not throw. */
+function within<T>(f: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
+  return waitFor('', f, timeoutMs).catch(() => undefined);
 }

@@ -7,8 +7,8 @@
  *   node flows.js HOST PORT [--count 100] [--mode read|http] [--local-port START] [--concurrency 8] [--timeout 2000]
  * With --local-port, flow i uses local port START+i: the same ports again give the same flows.
  */
-import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
+import { askWho } from './who.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -25,28 +25,8 @@ const count = Number(values.count);
 const timeoutMs = Number(values.timeout);
 const base = values['local-port'] !== undefined ? Number(values['local-port']) : undefined;
 
-function flow(i: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s = connect({ host, port: Number(port), ...(base !== undefined ? { localPort: base + i } : {}) });
-    const done = (v: string | null) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    s.on('connect', () => {
-      if (values.mode === 'http') s.write(`GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
-    });
-    s.on('data', (b: Buffer) => chunks.push(b));
-    s.on('end', () => {
-      let text = Buffer.concat(chunks).toString();
-      if (values.mode === 'http') text = text.split('\r\n\r\n')[1] ?? '';
-      done(text.trim().split(/\s+/)[0] || null);
-    });
-    s.on('error', () => done(null));
-  });
-}
+const mode = values.mode === 'http' ? 'http' : 'read';
+const flow = (i: number) => askWho({ host, port: Number(port), mode, timeoutMs, ...(base !== undefined ? { localPort: base + i } : {}) });
 
 const who: (string | null)[] = new Array<string | null>(count).fill(null);
 let next = 0;

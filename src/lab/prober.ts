@@ -8,8 +8,8 @@
  *   node prober.js HOST PORT [--every 5] [--seconds 10] [--mode http|read|udp] [--timeout 500]
  */
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
+import { askWho } from './who.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -31,27 +31,7 @@ function firstWord(text: string): string | null {
   return text.trim().split(/\s+/)[0] || null;
 }
 
-function probeTcp(): Promise<string | null> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s = connect({ host, port });
-    const done = (v: string | null) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    s.on('connect', () => {
-      if (values.mode === 'http') s.write(`GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
-    });
-    s.on('data', (b: Buffer) => chunks.push(b));
-    s.on('end', () => {
-      const text = Buffer.concat(chunks).toString();
-      done(firstWord(values.mode === 'http' ? (text.split('\r\n\r\n')[1] ?? '') : text));
-    });
-    s.on('error', () => done(null));
-  });
-}
+const probeTcp = () => askWho({ host, port, mode: values.mode === 'http' ? 'http' : 'read', timeoutMs });
 
 function probeUdp(): Promise<string | null> {
   return new Promise((resolve) => {

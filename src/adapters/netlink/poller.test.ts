@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PollerError } from './errors.js';
-import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from './libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc } from '../libc.js';
 import { Poller, type PollerBackend, type Readiness } from './poller.js';
 
 const SELF = fileURLToPath(import.meta.url);

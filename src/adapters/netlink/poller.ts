@@ -55,7 +55,7 @@ import {
   SIZEOF_POLLFD,
   uvPoll,
   type UvPollHandle,
-} from './libc.js';
+} from '../libc.js';
 
 export type PollerBackend = 'uv' | 'thread';
 

@@ -49,7 +49,7 @@ import {
   SOCK_RAW,
   SOL_NETLINK,
   SOL_SOCKET,
-} from './libc.js';
+} from '../libc.js';
 import type { Poller } from './poller.js';
 
 /** Reasons a received datagram or message is dropped by the socket layer. */

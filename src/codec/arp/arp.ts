@@ -7,6 +7,8 @@
  *   htype 1 (Ethernet), ptype 0x0800 (IPv4), hlen 6, plen 4, oper 1 (request),
  *   sender MAC, sender IP = the address, target MAC 0, target IP = the address.
  */
+import { formatIPv4, formatMac, parseIPv4, parseMac } from '../../lib/ip-bytes.js';
+
 export const ETHERTYPE_ARP = 0x0806; /* RFC 826 / IEEE registry */
 export const ARP_HTYPE_ETHERNET = 1; /* RFC 826 */
 export const ARP_PTYPE_IPV4 = 0x0800;
@@ -14,36 +16,24 @@ export const ARP_OP_REQUEST = 1; /* RFC 826 */
 export const ARP_OP_REPLY = 2;
 export const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 
-export function macBytes(mac: string): Buffer | undefined {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return undefined;
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
-
-function ipv4(a: string): Buffer | undefined {
-  const p = a.split('.');
-  if (p.length !== 4 || !p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255)) return undefined;
-  return Buffer.from(p.map(Number));
-}
-
 /** The whole Ethernet frame of a gratuitous ARP request for `address` from `mac`. */
 export function gratuitousArp(mac: string, address: string): Buffer {
-  const src = macBytes(mac);
-  const ip = ipv4(address);
-  if (!src || !ip) throw new TypeError(`gratuitousArp: bad MAC ${mac} or address ${address}`);
+  const src = parseMac(mac);
+  const ip = parseIPv4(address);
+  if (src?.length !== 6 || !ip) throw new TypeError(`gratuitousArp: bad MAC ${mac} or address ${address}`);
   const f = Buffer.alloc(42);
-  macBytes(BROADCAST_MAC)!.copy(f, 0);
-  src.copy(f, 6);
+  f.set(parseMac(BROADCAST_MAC)!, 0);
+  f.set(src, 6);
   f.writeUInt16BE(ETHERTYPE_ARP, 12);
   f.writeUInt16BE(ARP_HTYPE_ETHERNET, 14);
   f.writeUInt16BE(ARP_PTYPE_IPV4, 16);
   f[18] = 6;
   f[19] = 4;
   f.writeUInt16BE(ARP_OP_REQUEST, 20);
-  src.copy(f, 22);
-  ip.copy(f, 28);
+  f.set(src, 22);
+  f.set(ip, 28);
   // target hardware address stays zero
-  ip.copy(f, 38);
+  f.set(ip, 38);
   return f;
 }
 
@@ -60,7 +50,7 @@ export function decodeArp(b: Uint8Array): { ok: true; value: ArpPacket } | { ok:
   if (b.length < 28) return { ok: false, reason: 'too_short' };
   const u16 = (i: number) => ((b[i] as number) << 8) | (b[i + 1] as number);
   if (u16(0) !== ARP_HTYPE_ETHERNET || u16(2) !== ARP_PTYPE_IPV4 || b[4] !== 6 || b[5] !== 4) return { ok: false, reason: 'not_ethernet_ipv4' };
-  const mac = (o: number) => Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
-  const ip = (o: number) => Array.from(b.subarray(o, o + 4)).join('.');
+  const mac = (o: number) => formatMac(b.subarray(o, o + 6));
+  const ip = (o: number) => formatIPv4(b, o);
   return { ok: true, value: { op: u16(6), senderMac: mac(8), senderIp: ip(14), targetMac: mac(18), targetIp: ip(24) } };
 }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIPv6 } from 'node:net';
 import fc from 'fast-check';
-import { formatIPv6, formatIp, formatMac, parseCidr, parseIPv4, parseIPv6, parseIp, parseMac } from './address.js';
+import { formatIp, formatMac, parseCidr, parseIp, parseMac } from './address.js';
+import { formatIPv6, parseIPv4, parseIPv6 } from '../../lib/ip-bytes.js';
 
 test('IPv4 text <-> bytes', () => {
   assert.deepEqual([...(parseIPv4('198.18.0.255') ?? [])], [198, 18, 0, 255]);

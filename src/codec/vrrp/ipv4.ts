@@ -13,7 +13,7 @@
  *   |                    Options (IHL > 5) ...                      |
  */
 import { internetChecksum } from '../../lib/checksum.js';
-import { formatIPv4 } from './address.js';
+import { formatIPv4 } from '../../lib/ip-bytes.js';
 import { IPPROTO_VRRP } from './constants.js';
 import type { Ipv4DropReason, PacketDropReason } from './drop.js';
 import { decodeAdvert, type ChecksumForm, type VrrpAdvert } from './packet.js';

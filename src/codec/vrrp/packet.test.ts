@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { internetChecksum, ipv4PseudoHeader, ipv6PseudoHeader } from '../../lib/checksum.js';
 import { FwlbError } from '../../lib/errors.js';
-import { formatIPv6, parseAddress, parseIPv6 } from './address.js';
+import { formatIPv6, parseAddress, parseIPv6 } from '../../lib/ip-bytes.js';
 import { PACKET_DROP_REASONS } from './drop.js';
 import {
   advertIntervalProblem,

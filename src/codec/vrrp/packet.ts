@@ -16,7 +16,7 @@
  */
 import { internetChecksum, ipv4PseudoHeader, ipv6PseudoHeader } from '../../lib/checksum.js';
 import { FwlbError } from '../../lib/errors.js';
-import { formatIPv4, formatIPv6, parseAddress } from './address.js';
+import { formatIPv4, formatIPv6, parseAddress } from '../../lib/ip-bytes.js';
 import {
   IPPROTO_VRRP,
   VRRP_HEADER_LEN,

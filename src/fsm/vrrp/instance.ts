@@ -15,7 +15,7 @@
  * (backup only). The state records each armed timer's deadline; a timer event that does not
  * match an armed, due timer is stale and ignored, so a late callback can never act twice.
  */
-import { compareAddresses, canonicalAddress } from '../../codec/vrrp/address.js';
+import { compareAddresses, canonicalAddress } from '../../lib/ip-bytes.js';
 import { VRRP_PRIO_OWNER, VRRP_PRIO_STOP } from '../../codec/vrrp/constants.js';
 import type { InstanceDropReason } from '../../codec/vrrp/drop.js';
 import type { VrrpAdvert } from '../../codec/vrrp/packet.js';

@@ -1,7 +1,8 @@
 /**
- * IP address text <-> network-order bytes, for the VRRP codec and the election tie-break
- * (RFC 5798 6.4.3 compares primary addresses "as unsigned integers in network byte order").
- * Pure; every function returns undefined for input it cannot read, never throws.
+ * IP address text <-> network-order bytes, for every codec (VRRP, netlink, ARP) and the
+ * VRRP election tie-break (RFC 5798 6.4.3 compares primary addresses "as unsigned integers
+ * in network byte order"). Pure; every function returns undefined for input it cannot read,
+ * never throws. (Prefix arithmetic on text lives in ip.ts.)
  */
 
 /** Parses dotted-quad IPv4 ("192.0.2.1"); no leading zeros, no prefix length. */
@@ -82,6 +83,8 @@ export function formatIPv4(bytes: Uint8Array, offset = 0): string {
 export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   const w: number[] = [];
   for (let i = 0; i < 8; i++) w.push(((bytes[offset + 2 * i] as number) << 8) | (bytes[offset + 2 * i + 1] as number));
+  // IPv4-mapped (::ffff:a.b.c.d) keeps its dotted quad (RFC 5952 section 5).
+  if (w.slice(0, 5).every((x) => x === 0) && w[5] === 0xffff) return `::ffff:${formatIPv4(bytes, offset + 12)}`;
   // Longest run of two or more zero groups; the first one on a tie (RFC 5952 4.2.3).
   let best = -1;
   let bestLen = 1;
@@ -127,4 +130,15 @@ export function compareAddresses(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return 0;
+}
+
+/** A link-layer address -> "aa:bb:cc:dd:ee:ff" (any length; "" for none). */
+export function formatMac(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** "aa:bb:cc:dd:ee:ff" (1..32 octets) -> bytes. */
+export function parseMac(text: string): Uint8Array | undefined {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,31}$/.test(text)) return undefined;
+  return Uint8Array.from(text.split(':').map((x) => parseInt(x, 16)));
 }

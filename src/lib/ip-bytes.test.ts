@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIPv4, isIPv6 } from 'node:net';
 import fc from 'fast-check';
-import { canonicalAddress, compareAddresses, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from './address.js';
+import { canonicalAddress, compareAddresses, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from './ip-bytes.js';
 
 test('IPv4 text <-> bytes', () => {
   assert.deepEqual([...(parseIPv4('192.0.2.255') ?? [])], [192, 0, 2, 255]);
@@ -21,7 +21,7 @@ test('IPv6 text <-> bytes, canonical form of RFC 5952', () => {
     ['::', '::'],
     ['::1', '::1'],
     ['fe80::1%eth0', 'fe80::1'], // the zone is not part of the address
-    ['::ffff:192.0.2.1', '::ffff:c000:201'],
+    ['::ffff:192.0.2.1', '::ffff:192.0.2.1'], // IPv4-mapped keeps its dotted quad (RFC 5952 section 5)
     ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
   ];
   for (const [text, canonical] of cases) {
