@@ -1,0 +1,239 @@
+/**
+ * The VRRP service between its machines and the world, without root: two services on a
+ * fake clock, their adverts carried as real encoded IPv4 datagrams by an in-test wire, and
+ * a fake host that records addresses and link changes. (The real sockets, rtnetlink and
+ * gratuitous ARP are proven in test/vrrp.test.ts.)
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { parseConfig } from '../config/load.js';
+import { nodeView } from '../config/node.js';
+import { FakeClock } from '../lib/clock.js';
+import { internetChecksum } from '../lib/checksum.js';
+import { parseIPv4 } from '../lib/ip-bytes.js';
+import { VrrpService, type VrrpLinkIO, type VrrpNet } from './vrrp.js';
+
+const CONFIG = `cluster: { name: t }
+nodes:
+  fw1: { priority: 200, addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 } }
+  fw2: { priority: 100, addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 } }
+interfaces: { outside: eth0, inside: eth1, sync: eth2 }
+vrrp:
+  advert_interval: 100ms
+  groups:
+    edge:
+      instances:
+        ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }
+        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }
+      track: { interfaces: [outside, inside], services: [web], weight: -150 }
+state_sync: { interface: sync }
+services:
+  web:
+    listen: 198.18.0.100:80/tcp
+    backends: { web1: { address: 198.18.1.11 } }
+`;
+
+/** A raw IPv4 datagram around a VRRP payload, as a raw socket delivers it. */
+function datagram(src: string, dst: string, payload: Buffer, ttl = 255): Buffer {
+  const h = Buffer.alloc(20);
+  h[0] = 0x45;
+  h.writeUInt16BE(20 + payload.length, 2);
+  h[8] = ttl;
+  h[9] = 112;
+  h.set(parseIPv4(src)!, 12);
+  h.set(parseIPv4(dst)!, 16);
+  h.writeUInt16BE(internetChecksum(h), 10);
+  return Buffer.concat([h, payload]);
+}
+
+/** The shared segments: eth0, eth1 (both nodes use the same names). */
+class Wire {
+  readonly ports = new Map<string, Map<string, (d: Buffer) => void>>();
+  /** Nodes whose packets no longer leave (crashed, or a link cut). */
+  readonly mute = new Set<string>();
+  constructor(private readonly clock: FakeClock) {}
+  send(seg: string, from: string, d: Buffer): void {
+    if (this.mute.has(from) || this.mute.has(`${from}/${seg}`)) return;
+    for (const [node, rx] of this.ports.get(seg) ?? []) {
+      if (node !== from && !this.mute.has(node) && !this.mute.has(`${node}/${seg}`)) this.clock.after(0, () => rx(d));
+    }
+  }
+}
+
+class FakeHost implements VrrpNet {
+  readonly addresses = new Map<string, Set<string>>();
+  readonly garps: string[] = [];
+  private readonly links = new Map<string, boolean>([['eth0', true], ['eth1', true], ['eth2', true]]);
+  private readonly listeners = new Set<(ifname: string, up: boolean) => void>();
+  constructor(private readonly wire: Wire, readonly name: string) {}
+
+  open(ifname: string, primary: string, onPacket: (d: Buffer) => void): VrrpLinkIO {
+    const seg = this.wire.ports.get(ifname) ?? new Map();
+    this.wire.ports.set(ifname, seg);
+    seg.set(this.name, onPacket);
+    return {
+      send: (payload, dst) => this.wire.send(ifname, this.name, datagram(primary, dst, payload)),
+      garp: (addrs) => this.garps.push(...addrs),
+      close: () => seg.delete(this.name),
+    };
+  }
+  async addAddress(ifname: string, cidr: string): Promise<void> {
+    const s = this.addresses.get(ifname) ?? new Set();
+    s.add(cidr);
+    this.addresses.set(ifname, s);
+  }
+  async delAddress(ifname: string, cidr: string): Promise<void> {
+    this.addresses.get(ifname)?.delete(cidr);
+  }
+  linkUp(ifname: string): boolean | undefined {
+    return this.links.get(ifname);
+  }
+  onLinkChange(cb: (ifname: string, up: boolean) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+  setLink(ifname: string, up: boolean): void {
+    this.links.set(ifname, up);
+    for (const cb of this.listeners) cb(ifname, up);
+  }
+  vips(): string[] {
+    return [...this.addresses.values()].flatMap((s) => [...s]).sort();
+  }
+}
+
+async function cluster(text = CONFIG) {
+  const r = await parseConfig(text, 'c.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  const clock = new FakeClock(1_000_000);
+  const wire = new Wire(clock);
+  const nodes = ['fw1', 'fw2'].map((name) => {
+    const host = new FakeHost(wire, name);
+    const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't' });
+    svc.configure(r.value.config, nodeView(r.value.config, name));
+    return { name, host, svc };
+  });
+  // Lets timers, packets and the address queue run: fake time in small steps, real microtasks between.
+  const run = async (ms: number) => {
+    for (let t = 0; t < ms; t += 5) {
+      clock.advance(5);
+      await new Promise((res) => setImmediate(res));
+    }
+  };
+  const state = (i: number) => nodes[i]!.svc.status().groups[0]!.state;
+  return { clock, wire, nodes, run, state, fw1: nodes[0]!, fw2: nodes[1]! };
+}
+
+const VIPS = ['198.18.0.100/24', '198.18.1.1/24'];
+
+test('election: the higher priority holds both VIPs; the other follows it', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+  assert.equal(c.state(1), 'backup');
+  assert.deepEqual(c.fw1.host.vips(), VIPS);
+  assert.deepEqual(c.fw2.host.vips(), []);
+  assert.deepEqual([...new Set(c.fw1.host.garps)].sort(), ['198.18.0.100', '198.18.1.1']);
+  const ext = c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext')!;
+  assert.equal(ext.master?.address, '198.18.0.2');
+});
+
+test('graceful stop: priority 0, and the old master keeps its VIPs until it hears the new one', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  const stopping = c.fw1.svc.shutdown();
+  // Straight after the priority 0: fw2 has not taken over yet, fw1 still holds and forwards.
+  assert.deepEqual(c.fw1.host.vips(), VIPS);
+  await c.run(100);
+  assert.equal(c.state(1), 'master', 'fw2 took over after Skew_Time');
+  await stopping;
+  assert.deepEqual(c.fw1.host.vips(), [], 'released once the new master was heard');
+  assert.deepEqual(c.fw2.host.vips(), VIPS);
+});
+
+test("carrier loss on the sync link: the backup takes over after Skew_Time, not Master_Down_Interval", async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.wire.mute.add('fw1'); // fw1 loses power: nothing more from it
+  c.fw2.host.setLink('eth2', false);
+  await c.run(70); // Skew_Time for priority 100 at 100 ms is 60.9 ms
+  assert.equal(c.state(1), 'master');
+});
+
+test('without the sync link signal a crash waits Master_Down_Interval', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.wire.mute.add('fw1');
+  await c.run(200);
+  assert.equal(c.state(1), 'backup', 'still within Master_Down_Interval (about 361 ms)');
+  await c.run(300);
+  assert.equal(c.state(1), 'master');
+});
+
+test("the master's outside link down: fault, and the peer takes the whole group after Skew_Time", async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.wire.mute.add('fw1/eth0');
+  c.fw1.host.setLink('eth0', false);
+  assert.equal(c.state(0), 'fault');
+  await c.run(70);
+  assert.equal(c.state(1), 'master', 'the priority 0 on eth1 released the group');
+  assert.deepEqual(c.fw2.host.vips(), VIPS);
+  await c.run(50);
+  assert.deepEqual(c.fw1.host.vips(), []);
+});
+
+test('a tracked service with no available backend lowers the priority; the peer preempts; back when it returns', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.fw1.svc.setServiceAvailable('web', false);
+  await c.run(500);
+  assert.equal(c.fw1.svc.status().groups[0]!.instances[0]!.priority, 50);
+  assert.equal(c.state(1), 'master');
+  assert.equal(c.state(0), 'backup');
+  c.fw1.svc.setServiceAvailable('web', true);
+  await c.run(500);
+  assert.equal(c.state(0), 'master');
+});
+
+test('maintenance demotes at once and keeps the node out until it is off', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.fw1.svc.setMaintenance(true);
+  await c.run(2000);
+  assert.equal(c.state(1), 'master');
+  assert.equal(c.state(0), 'backup');
+  assert.equal(c.fw1.svc.status().maintenance, true);
+  c.fw1.svc.setMaintenance(false);
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+});
+
+test('stale VIPs of a killed run are removed at start; bad packets are counted, never thrown', async () => {
+  const c = await cluster();
+  await c.fw2.host.addAddress('eth0', '198.18.0.100/24');
+  await c.fw2.svc.start();
+  assert.deepEqual(c.fw2.host.vips(), []);
+  const rx = c.wire.ports.get('eth0')!.get('fw2')!;
+  rx(Buffer.from([1, 2, 3]));
+  rx(datagram('198.18.0.9', '224.0.0.18', Buffer.from('not vrrp at all'), 255));
+  const adv = Buffer.from('3133640100640000c612006400000000', 'hex'); // vrid 51 with a bad checksum
+  rx(datagram('198.18.0.9', '224.0.0.18', adv, 64));
+  const st = c.fw2.svc.status();
+  assert.equal(st.drops.too_short, 1);
+  assert.ok(Object.values(st.drops).reduce((a, b) => a + (b ?? 0), 0) >= 3, JSON.stringify(st.drops));
+});
