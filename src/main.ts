@@ -16,7 +16,7 @@ import { FwlbError } from './lib/errors.js';
 import { realClock } from './lib/clock.js';
 import { Balancer } from './services/balancer.js';
 import { HealthChecker } from './services/health-checker.js';
-import { KernelQueue } from './services/kernel-queue.js';
+import { SerialQueue } from './lib/serial-queue.js';
 import { NodeDaemon } from './services/node-daemon.js';
 import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
@@ -39,6 +39,15 @@ const RUN_NICE = -10;
 
 export async function runNode(opts: RunOptions): Promise<number> {
   const log = createLogger(opts.logLevel).child({ node: opts.node });
+  // Signals first: a SIGHUP must never kill a node that may already hold VIPs, and a stop
+  // asked for while starting waits until the node can hand over.
+  let phase: 'starting' | 'running' | 'stopping' = 'starting';
+  let stopAsked: string | undefined;
+  let onStop: (sig: string) => void = (sig) => (stopAsked = sig);
+  let onHup: () => void = () => log.warn({ event: 'sighup' }, 'SIGHUP while starting: ignored');
+  process.on('SIGHUP', () => onHup());
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
   try {
     setPriority(RUN_NICE);
   } catch (e) {
@@ -51,7 +60,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     return 1;
   }
   const nft = createNft();
-  const queue = new KernelQueue();
+  const kernel = new SerialQueue();
   const poller = new Poller();
   const vrrpNet = await createVrrpNet({ poller, log: log.child({ component: 'netlink' }) });
   const vrrp = new VrrpService({
@@ -66,7 +75,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     log: log.child({ component: 'balancer' }),
     nft,
     conntrack: createConntrack(),
-    queue,
+    queue: kernel,
     onAvailability: (service, available) => vrrp.setServiceAvailable(service, available),
   });
   const health = new HealthChecker({
@@ -75,35 +84,42 @@ export async function runNode(opts: RunOptions): Promise<number> {
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue, balancer, health, vrrp, readHost: readHostState, now: Date.now }, opts.node);
+  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue: kernel, balancer, health, vrrp, readHost: readHostState, now: Date.now }, opts.node);
+  const release = () => {
+    vrrpNet.close();
+    poller.close();
+  };
   try {
     await daemon.start(loaded.value);
   } catch (e) {
     log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
     process.stderr.write((e as Error).message + '\n');
+    await daemon.stop().catch(() => undefined);
+    release();
     return 1;
   }
 
-  let reloading: Promise<unknown> = Promise.resolve();
-  const reload = async () => {
-    const r = await daemon.reload(await loadConfigFile(opts.configFile));
-    return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
-  };
-  const serialReload = () => (reloading = reloading.then(reload, reload));
-
+  // Reloads, runtime commands and the stop run one at a time, in order.
+  const ops = new SerialQueue();
+  const reload = () =>
+    ops.run(async () => {
+      const r = await daemon.reload(await loadConfigFile(opts.configFile));
+      return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
+    });
   const control = new ControlServer(
     opts.controlPath,
     {
       status: () => daemon.status(),
-      reload: () => serialReload(),
+      reload: () => reload(),
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
-        return daemon.maintenance(args.on);
+        const on = args.on;
+        return ops.run(() => daemon.maintenance(on));
       },
       backend: (args) => {
         const c = decodeBackendCommand(args);
         if (!c.ok) throw new FwlbError('ERR_BAD_REQUEST', c.reason);
-        return daemon.backend(c.value);
+        return ops.run(() => daemon.backend(c.value));
       },
     },
     log.child({ component: 'control' }),
@@ -112,29 +128,37 @@ export async function runNode(opts: RunOptions): Promise<number> {
     await control.listen();
   } catch (e) {
     log.error({ event: 'control_failed', err: (e as Error).message }, 'cannot open the control socket');
+    await daemon.stop().catch(() => undefined);
+    release();
     return 1;
   }
   log.info({ event: 'started', config: opts.configFile, control: opts.controlPath }, 'fwlb node running');
 
   return new Promise<number>((resolve) => {
-    process.on('SIGHUP', () => {
+    phase = 'running';
+    onHup = () => {
+      if (phase !== 'running') return;
       log.info({ event: 'sighup' }, 'SIGHUP: reloading the config');
-      void serialReload();
-    });
-    const stop = (sig: string) => {
+      void reload();
+    };
+    // SIGTERM and SIGINT alike: a graceful handover, after whatever operation is under way.
+    onStop = (sig) => {
+      if (phase === 'stopping') {
+        log.warn({ event: 'stopping', signal: sig }, 'already stopping');
+        return;
+      }
+      phase = 'stopping';
       log.info({ event: 'stopping', signal: sig }, 'stopping: handing over');
-      void daemon
-        .stop()
+      void ops
+        .run(() => daemon.stop())
         .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
         .then(() => control.close())
         .then(() => {
-          vrrpNet.close();
-          poller.close();
+          release();
           log.info({ event: 'stopped' }, 'stopped');
           resolve(0);
         });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (stopAsked) onStop(stopAsked);
   });
 }

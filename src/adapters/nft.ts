@@ -37,12 +37,12 @@ export function createNft(command: readonly string[] = ['nft']): Nft {
   };
 }
 
-/** Named counters of fwlb's table (name -> packets); an unreadable answer gives an empty map. */
-export async function readCounters(nft: Nft, table = 'fwlb'): Promise<Map<string, number>> {
+/** Named counters of a table (name -> packets); an unreadable answer gives an empty map. */
+export async function readCounters(nft: Nft, family: string, table: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   let text: string;
   try {
-    text = await nft.list(['-j', 'list', 'counters', 'table', 'inet', table]);
+    text = await nft.list(['-j', 'list', 'counters', 'table', family, table]);
   } catch {
     return out;
   }

@@ -66,7 +66,13 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
     open: (ifname, primaryAddress, onPacket): VrrpLinkIO => {
       const l = index(ifname);
       const sock = VrrpSocketV4.open({ ifname, ifindex: l.index, primaryAddress, watcher: o.poller, onPacket });
-      const arp = PacketSocket.open(ifname, l.index);
+      let arp: PacketSocket;
+      try {
+        arp = PacketSocket.open(ifname, l.index);
+      } catch (e) {
+        sock.close();
+        throw e;
+      }
       return {
         send: (payload, dst) => sock.send(payload, dst),
         garp: (addresses) => {

@@ -11,8 +11,7 @@ import {
   errnoName, int32, ipMreqn, libc, sockaddrIn,
 } from './libc.js';
 
-export const IPPROTO_VRRP = 112; /* RFC 5798 5.1.1.4 */
-export const VRRP_GROUP_V4 = '224.0.0.18'; /* RFC 5798 5.1.1.2 */
+import { IPPROTO_VRRP, VRRP_IP_TTL, VRRP_MCAST_GROUP_V4 as VRRP_GROUP_V4 } from '../codec/vrrp/constants.js';
 /** IP precedence "internetwork control", as routers send their control traffic. */
 const TOS_INTERNETWORK_CONTROL = 0xc0;
 
@@ -52,8 +51,8 @@ export class VrrpSocketV4 {
     opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(o.ifname + '\0'), 'SO_BINDTODEVICE');
     opt(SOL_SOCKET, SO_RCVBUF, int32(256 * 1024), 'SO_RCVBUF');
     opt(IPPROTO_IP, IP_TOS, int32(TOS_INTERNETWORK_CONTROL), 'IP_TOS');
-    opt(IPPROTO_IP, IP_TTL, int32(255), 'IP_TTL');
-    opt(IPPROTO_IP, IP_MULTICAST_TTL, int32(255), 'IP_MULTICAST_TTL');
+    opt(IPPROTO_IP, IP_TTL, int32(VRRP_IP_TTL), 'IP_TTL');
+    opt(IPPROTO_IP, IP_MULTICAST_TTL, int32(VRRP_IP_TTL), 'IP_MULTICAST_TTL');
     opt(IPPROTO_IP, IP_MULTICAST_LOOP, int32(0), 'IP_MULTICAST_LOOP');
     // The interface and source address of what we multicast.
     opt(IPPROTO_IP, IP_MULTICAST_IF, ipMreqn('0.0.0.0', o.primaryAddress, o.ifindex), 'IP_MULTICAST_IF');

@@ -18,17 +18,13 @@
  */
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
-import { ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
+import { bareAddress, ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
 import type { BackendSlot } from '../balancer/table.js';
 import { SCHEDULERS, type SchedBackend } from '../balancer/schedulers.js';
 import { serviceSeed } from '../balancer/hash.js';
 
 export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'fwlb';
-/** IANA protocol number of VRRP (RFC 5798 section 5.1.1.4). */
-export const IPPROTO_VRRP = 112;
-/** VRRP's IPv4 multicast group (RFC 5798 section 5.1.1.2). */
-export const VRRP_MCAST_V4 = '224.0.0.18';
 
 export interface CompileInput {
   config: Config;
@@ -43,7 +39,7 @@ export interface CompileInput {
 
 const q = (s: string) => `"${s}"`;
 const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
-const bare = (a: string) => a.split('/')[0] ?? a;
+const bare = bareAddress;
 
 /** Drops prefixes contained in another (nft rejects overlapping interval elements) and sorts. */
 export function aggregatePrefixes(prefixes: readonly string[]): { v4: string[]; v6: string[] } {

@@ -4,11 +4,9 @@
  * where the cluster needs one. Pure: the config in, the problems out.
  */
 import { ipFamily, parsePrefix } from '../lib/ip.js';
+import { advertIntervalProblem } from '../codec/vrrp/packet.js';
 import type { Config } from './schema.js';
 import type { ConfigIssue } from './issues.js';
-
-/** Words a rule's `from`/`to` may use besides prefixes and interface roles. */
-export const RULE_KEYWORDS = ['any', 'self'] as const;
 
 export function crossCheck(c: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -26,6 +24,8 @@ export function crossCheck(c: Config): ConfigIssue[] {
   // VRRP: roles exist, VRIDs unique per interface, every node has an address there
   // (peers' VRRP is accepted only from those addresses), v2 is IPv4 only.
   if (c.vrrp) {
+    const iv = advertIntervalProblem(c.vrrp.version, c.vrrp.advert_interval);
+    if (iv) issues.push({ path: ['vrrp', 'advert_interval'], message: iv });
     const vridOwner = new Map<string, string>();
     for (const [g, group] of Object.entries(c.vrrp.groups)) {
       for (const [iname, inst] of Object.entries(group.instances)) {
@@ -38,6 +38,7 @@ export function crossCheck(c: Config): ConfigIssue[] {
         const fams = new Set(inst.addresses.map((a) => ipFamily(a.split('/')[0] ?? '')));
         if (fams.size > 1) issues.push({ path: [...at, 'addresses'], message: 'mixes IPv4 and IPv6 addresses; use one instance per family' });
         if (c.vrrp.version === 2 && fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'VRRP version 2 (RFC 3768) carries IPv4 addresses only' });
+        else if (fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'IPv6 VRRP is not supported by this version of fwlb yet (the codec is; the sockets are not)' });
         for (const [n, node] of Object.entries(c.nodes)) {
           if (roles.has(inst.interface) && !node.addresses[inst.interface]) {
             issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on interface "${inst.interface}", which VRRP instance ${g}.${iname} runs on` });
@@ -82,13 +83,19 @@ export function crossCheck(c: Config): ConfigIssue[] {
     }
   });
 
-  // Services: no two on the same address, port and protocol; backends unique.
+  // Services: no two on the same address, port and protocol; backends unique; kernel
+  // object names (svc_<name>, "-" becoming "_") distinct.
   const listens = new Map<string, string>();
+  const objects = new Map<string, string>();
   for (const [s, svc] of Object.entries(c.services)) {
     const key = `${svc.listen.address}|${svc.listen.port}|${svc.listen.proto}`;
     const prior = listens.get(key);
     if (prior) issues.push({ path: ['services', s, 'listen'], message: `overlaps service "${prior}" (same address, port and protocol)` });
     else listens.set(key, s);
+    const obj = s.replace(/-/g, '_');
+    const clash = objects.get(obj);
+    if (clash) issues.push({ path: ['services', s], message: `the name is too close to service "${clash}" (both become svc_${obj} in the kernel)` });
+    else objects.set(obj, s);
     const seen = new Map<string, string>();
     for (const [b, be] of Object.entries(svc.backends)) {
       if (be.address.family !== svc.listen.family) {

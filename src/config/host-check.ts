@@ -4,7 +4,7 @@
  * backend is reachable through an interface of the node other than the sync link.
  * Pure: the host's state is gathered by an adapter (adapters/host.ts) and passed in.
  */
-import { addressValue, sameSubnet } from '../lib/ip.js';
+import { bareAddress, addressValue, sameSubnet } from '../lib/ip.js';
 import type { NodeView } from './node.js';
 import type { Config } from './schema.js';
 import type { ConfigIssue } from './issues.js';
@@ -21,7 +21,7 @@ export interface HostState {
   routes: Record<string, string | null>;
 }
 
-const bare = (a: string) => a.split('/')[0] ?? a;
+const bare = bareAddress;
 const sameAddr = (a: string, b: string) => addressValue(a) === addressValue(b) && bare(a).includes(':') === bare(b).includes(':');
 
 /** The backend addresses whose route the host adapter must look up. */

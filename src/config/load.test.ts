@@ -83,6 +83,11 @@ const BAD: [string, string, RegExp][] = [
   ['health timeout not below interval', edit("      web1: { address: 198.18.1.11:80 }\n", "      web1: { address: 198.18.1.11:80 }\n    health: { tcp: {}, interval: 1s, timeout: 2s }\n"), /services\.web\.health\.timeout: \(2000 ms\) must be shorter than the interval/],
   ['VRRP v2 with IPv6', edit('vrrp:\n', 'vrrp:\n  version: 2\n').replace('[198.18.0.100/24]', '[2001:db8::1/64]'), /VRRP version 2 \(RFC 3768\) carries IPv4 addresses only/],
   ['bad node name', edit('  fw2:', '  FW2:'), /nodes\.FW2: .*lowercase|nodes: .*lowercase/],
+  ['VRRP v2 at the v3 default interval', edit('vrrp:\n', 'vrrp:\n  version: 2\n  advert_interval: 100ms\n'), /vrrp\.advert_interval: advertisement interval 100 ms is not a whole number of seconds \(VRRPv2\)/],
+  ['advert interval 0', edit('vrrp:\n', 'vrrp:\n  advert_interval: 0ms\n'), /vrrp\.advert_interval: advertisement interval 0 ms is outside 1\.\.4095 centiseconds/],
+  ['IPv6 VRRP (not on the wire yet)', edit('[198.18.0.100/24]', '["2001:db8::1/64"]'), /instances\.ext\.addresses: IPv6 VRRP is not supported by this version of fwlb yet/],
+  ['service names that collide in the kernel', edit('services:\n', 'services:\n  we_b:\n    listen: 198.18.0.100:81/tcp\n    backends: { a: { address: 198.18.1.20 } }\n  we-b:\n    listen: 198.18.0.100:82/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.we-b: the name is too close to service "we_b" \(both become svc_we_b in the kernel\)/],
+  ['a comment nft cannot carry', edit('to: self }', `to: self, comment: "${'é'.repeat(70)}" }`), /firewall\.rules\[0\]\.allow\.comment: is longer than 120 bytes/],
   ['bad interface name', edit('outside: eth0', 'outside: this-name-is-far-too-long'), /interfaces\.outside: is not a valid interface name/],
 ];
 

@@ -4,6 +4,7 @@
  */
 import { FwlbError } from '../lib/errors.js';
 import type { Config } from './schema.js';
+import { bareAddress } from '../lib/ip.js';
 
 export interface PeerView {
   name: string;
@@ -22,7 +23,7 @@ export interface NodeView {
   peers: PeerView[];
 }
 
-const bare = (a: string) => a.split('/')[0] ?? a;
+const bare = bareAddress;
 
 export function nodeView(c: Config, name: string): NodeView {
   const me = c.nodes[name];

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../lib/duration.js';
-import { ipFamily, parsePrefix } from '../lib/ip.js';
+import { ipFamily, parseAddressPort, parsePrefix } from '../lib/ip.js';
 
 /** Names that end up inside nftables identifiers and file names. */
 const Name = z
@@ -60,14 +60,12 @@ const Listen = z.string().transform((s, ctx) => {
 
 /** "ip:port" or just "ip" (the service's port is used). */
 const BackendAddress = z.string().transform((s, ctx) => {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)|([0-9a-fA-F:]+))(?::(\d{1,5}))?$/.exec(s);
-  const address = m?.[1] ?? m?.[2] ?? m?.[3];
-  const port = m?.[4] !== undefined ? Number(m[4]) : undefined;
-  if (!m || !address || ipFamily(address) === 0 || (port !== undefined && (port < 1 || port > 65535)) || (m[3] && m[4])) {
+  const a = parseAddressPort(s);
+  if (!a) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a backend address (use ADDRESS:PORT, e.g. 198.18.1.11:80)` });
     return z.NEVER;
   }
-  return { address, port, family: ipFamily(address) as 4 | 6 };
+  return { address: a.address, port: a.port, family: ipFamily(a.address) as 4 | 6 };
 });
 
 const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
@@ -116,7 +114,8 @@ const GroupSchema = z
 const VrrpSchema = z
   .object({
     version: z.union([z.literal(2), z.literal(3)]).default(3),
-    advert_interval: Duration.default(100),
+    /** Default: 100 ms for v3, 1 s for v2 (whole seconds only); see VrrpConfig below. */
+    advert_interval: Duration.optional(),
     preempt: z
       .union([z.boolean(), z.object({ delay: Duration }).strict()])
       .default(true)
@@ -125,7 +124,8 @@ const VrrpSchema = z
     unicast: z.boolean().default(false),
     groups: z.record(Name, GroupSchema).default({}),
   })
-  .strict();
+  .strict()
+  .transform((v) => ({ ...v, advert_interval: v.advert_interval ?? (v.version === 2 ? 1000 : 100) }));
 
 const SyncSchema = z
   .object({
@@ -159,7 +159,12 @@ const RuleBody = z
     port: oneOrMany(PortSpec).optional(),
     from: oneOrMany(z.string()).optional(),
     to: oneOrMany(z.string()).optional(),
-    comment: z.string().max(100).optional(),
+    /** Carried into the ruleset as the rule's comment: nft takes 128 bytes at most. */
+    comment: z
+      .string()
+      .refine((c) => Buffer.byteLength(c) <= 120, 'is longer than 120 bytes (nftables keeps 128 bytes of comment)')
+      .refine((c) => !/[\x00-\x1f\x7f"]/.test(c), 'may not contain control characters or double quotes')
+      .optional(),
   })
   .strict();
 

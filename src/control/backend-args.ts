@@ -1,8 +1,9 @@
 /** Decodes the args of a `backend` control request into a command; never throws. */
 import type { BackendCommand } from '../services/balancer.js';
-import { ipFamily } from '../lib/ip.js';
+import { parseAddressPort } from '../lib/ip.js';
+export { parseAddressPort } from '../lib/ip.js';
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
+import type { Decoded } from './protocol.js';
 
 const OPS = ['drain', 'disable', 'enable', 'remove', 'weight', 'add'] as const;
 const isName = (v: unknown): v is string => typeof v === 'string' && /^[a-z][a-z0-9_-]{0,30}$/.test(v);
@@ -19,23 +20,17 @@ export function decodeBackendCommand(a: Record<string, unknown>): Decoded<Backen
       if (!isInt(a.weight, 0, 1000)) return { ok: false, reason: 'weight must be an integer from 0 to 1000' };
       return { ok: true, value: { op, ...base, weight: a.weight } };
     case 'add': {
-      if (typeof a.address !== 'string' || ipFamily(a.address) === 0) return { ok: false, reason: 'address must be an IP address' };
+      // The same reading as the config's: no zone ids ("fe80::1%eth0"), nothing nft would refuse.
+      const parsed = typeof a.address === 'string' ? parseAddressPort(a.address) : undefined;
+      if (!parsed || parsed.port !== undefined) return { ok: false, reason: 'address must be an IP address' };
       if (a.port !== undefined && !isInt(a.port, 1, 65535)) return { ok: false, reason: 'port must be from 1 to 65535' };
       if (a.weight !== undefined && !isInt(a.weight, 0, 1000)) return { ok: false, reason: 'weight must be an integer from 0 to 1000' };
       return {
         ok: true,
-        value: { op, ...base, address: a.address, ...(a.port !== undefined ? { port: a.port as number } : {}), ...(a.weight !== undefined ? { weight: a.weight as number } : {}) },
+        value: { op, ...base, address: parsed.address, ...(a.port !== undefined ? { port: a.port as number } : {}), ...(a.weight !== undefined ? { weight: a.weight as number } : {}) },
       };
     }
     default:
       return { ok: true, value: { op: op as 'drain' | 'disable' | 'enable' | 'remove', ...base } };
   }
-}
-
-/** "198.18.1.13:80", "198.18.1.13", "[2001:db8::1]:80" -> address and optional port. */
-export function parseAddressPort(s: string): { address: string; port?: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)|([0-9a-fA-F:]+))(?::(\d{1,5}))?$/.exec(s);
-  const address = m?.[1] ?? m?.[2] ?? m?.[3];
-  if (!m || !address || ipFamily(address) === 0 || (m[3] && m[4])) return undefined;
-  return m[4] !== undefined ? { address, port: Number(m[4]) } : { address };
 }

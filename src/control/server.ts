@@ -3,7 +3,7 @@
  * the runtime commands talk to a running node through it.
  */
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { decodeRequest, type ControlResponse } from './protocol.js';
@@ -23,12 +23,21 @@ export class ControlServer {
   async listen(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
     if (await isLive(this.path)) throw new FwlbError('ERR_CONTROL_IN_USE', `control socket ${this.path} is in use by another running node`);
-    await unlink(this.path).catch(() => undefined);
+    // Only a stale socket is removed: a mistyped path must never delete a file.
+    const old = await lstat(this.path).catch(() => undefined);
+    if (old && !old.isSocket()) throw new FwlbError('ERR_CONTROL_PATH', `${this.path} exists and is not a socket`);
+    if (old) await unlink(this.path);
     const server = createServer((s) => this.serve(s));
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(this.path, () => res());
-    });
+    // Created 0600 from the start (umask), not opened up and then closed down.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((res, rej) => {
+        server.once('error', rej);
+        server.listen(this.path, () => res());
+      });
+    } finally {
+      process.umask(umask);
+    }
     await chmod(this.path, 0o600);
     this.server = server;
   }

@@ -78,10 +78,6 @@ export function sameSubnet(ifaceAddr: string, addr: string): boolean {
   return value >> shift === subnet.net >> shift;
 }
 
-export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
-  return prefixContains(a, b) || prefixContains(b, a);
-}
-
 /** Canonical text of a prefix as nft prints it: "net/len", or the bare address for a host. */
 export function prefixText(p: Prefix): string {
   const bits = p.family === 4 ? 32 : 128;
@@ -107,4 +103,22 @@ export function bigToV6(n: bigint): string {
   }
   if (best < 0) return groups.join(':');
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+/**
+ * "198.18.1.13:80", "198.18.1.13", "[2001:db8::1]:80", "2001:db8::1" -> the address and
+ * the port if given; undefined for anything else (zone ids and host names included).
+ */
+export function parseAddressPort(s: string): { address: string; port?: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)|([0-9a-fA-F:]+))(?::(\d{1,5}))?$/.exec(s);
+  const address = m?.[1] ?? m?.[2] ?? m?.[3];
+  if (!m || !address || ipFamily(address) === 0 || (m[3] && m[4])) return undefined;
+  if (m[4] === undefined) return { address };
+  const port = Number(m[4]);
+  return port >= 1 && port <= 65535 ? { address, port } : undefined;
+}
+
+/** The address of "address/len" (or the address itself). */
+export function bareAddress(a: string): string {
+  return a.split('/')[0] ?? a;
 }

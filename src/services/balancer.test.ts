@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { Nft } from '../adapters/nft.js';
 import type { Conntrack } from '../adapters/conntrack.js';
 import { Balancer } from './balancer.js';
-import { KernelQueue } from './kernel-queue.js';
+import { SerialQueue } from '../lib/serial-queue.js';
 
 const TEXT = `cluster: { name: t }
 nodes: { fw1: { priority: 1 } }
@@ -37,7 +37,7 @@ function setup() {
     serviceFlows: async () => ({ byBackend: new Map() }),
     deleteBackendFlows: async (_s, b) => (deleted.push(`${b.address}:${b.port}`), 3),
   };
-  const bal = new Balancer({ log: pino({ level: 'silent' }), nft, conntrack, queue: new KernelQueue() });
+  const bal = new Balancer({ log: pino({ level: 'silent' }), nft, conntrack, queue: new SerialQueue() });
   return { bal, scripts, deleted };
 }
 

@@ -21,12 +21,12 @@ import type { Config, ServiceConfig } from '../config/schema.js';
 import { SCHEDULERS, type SchedBackend } from '../balancer/schedulers.js';
 import type { BackendSlot } from '../balancer/table.js';
 import { mapDelta } from '../compiler/map-update.js';
-import { serviceMapName } from '../compiler/ruleset.js';
+import { backendCounterName, serviceMapName, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { FwlbError } from '../lib/errors.js';
 import { ipFamily } from '../lib/ip.js';
 import type { Conntrack, ServiceKey } from '../adapters/conntrack.js';
 import type { Nft } from '../adapters/nft.js';
-import type { KernelQueue } from './kernel-queue.js';
+import type { SerialQueue } from '../lib/serial-queue.js';
 
 export type AdminState = 'enabled' | 'drain' | 'disabled' | 'removed';
 export type HealthState = 'up' | 'down' | 'unchecked';
@@ -83,7 +83,7 @@ export interface BalancerDeps {
   log: Logger;
   nft: Nft;
   conntrack: Conntrack;
-  queue: KernelQueue;
+  queue: SerialQueue;
   /** Told when a service gains its first or loses its last available backend (VRRP tracking). */
   onAvailability?: (service: string, available: boolean) => void;
 }
@@ -169,6 +169,11 @@ export class Balancer {
   /** Last availability reported per service. */
   private availability = new Map<string, boolean>();
 
+  /** Whether each service has an available backend now (for VRRP tracking at its start). */
+  availabilityNow(): Map<string, boolean> {
+    return new Map([...this.services.values()].map((s) => [s.name, tableOf(s).some((x) => x !== null)]));
+  }
+
   /** Reports services whose availability changed since the last report. */
   private reportAvailability(): void {
     for (const s of this.services.values()) {
@@ -227,10 +232,11 @@ export class Balancer {
       if (!Number.isInteger(weight) || weight < 0 || weight > 1000) throw new FwlbError('ERR_BAD_WEIGHT', 'weight must be an integer from 0 to 1000');
       const clash = [...s.backends.values()].find((x) => x.admin !== 'removed' && x.address === c.address && x.port === port);
       if (clash) throw new FwlbError('ERR_BACKEND_EXISTS', `${c.address}:${port} is already backend "${clash.name}"`);
+      // The kernel objects first: if the counter cannot be made, nothing has changed.
+      await this.ensureCounter(s.key.family, c.address, port);
       b = { name: c.backend, address: c.address, port, weight, admin: 'enabled', health: s.svc.health ? 'up' : 'unchecked', healthDetail: '', origin: 'runtime' };
       s.backends.set(c.backend, b);
       o.added = { address: c.address, port, weight };
-      await this.ensureCounter(s.key.family, b.address, b.port);
     } else {
       // A configured backend removed at runtime can be enabled again; nothing else of it is left.
       if (!b || (b.admin === 'removed' && c.op !== 'enable')) throw new FwlbError('ERR_NO_BACKEND', `no backend "${c.backend}" in service "${c.service}" (backends: ${[...s.backends.values()].filter((x) => x.admin !== 'removed').map((x) => x.name).join(', ')})`);
@@ -279,9 +285,10 @@ export class Balancer {
 
   private ensureCounter(family: 4 | 6, address: string, port: number): Promise<void> {
     return this.deps.queue.run(async () => {
-      const name = `be_${address.replace(/[.:]/g, '_')}_${port}`;
+      const name = backendCounterName(address, port);
+      const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
       // "add" of an existing counter or element is a no-op in nft, so this is idempotent.
-      await this.deps.nft.apply(`add counter inet fwlb ${name}\nadd element inet fwlb backend_counters_v${family} { ${address} . ${port} : "${name}" }\n`);
+      await this.deps.nft.apply(`add counter ${t} ${name}\nadd element ${t} backend_counters_v${family} { ${address} . ${port} : "${name}" }\n`);
     });
   }
 
@@ -301,7 +308,7 @@ export class Balancer {
           .filter((b) => b.admin !== 'removed')
           .map((b) => {
             const addr = `${b.address}:${b.port}`;
-            const cname = `be_${b.address.replace(/[.:]/g, '_')}_${b.port}`;
+            const cname = backendCounterName(b.address, b.port);
             const live = counters?.get(cname);
             return {
               name: b.name,

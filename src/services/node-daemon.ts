@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { compileRuleset } from '../compiler/ruleset.js';
+import { compileRuleset, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import type { HostState } from '../config/host-check.js';
 import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
@@ -13,7 +13,7 @@ import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import { readCounters, type Nft } from '../adapters/nft.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
-import type { KernelQueue } from './kernel-queue.js';
+import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
 
 /** What the node needs of the health checker (services/health-checker.ts). */
@@ -26,7 +26,7 @@ export interface HealthRunner {
 export interface NodeDaemonDeps {
   log: Logger;
   nft: Nft;
-  queue: KernelQueue;
+  queue: SerialQueue;
   balancer: Balancer;
   health: HealthRunner;
   vrrp: VrrpService;
@@ -44,6 +44,7 @@ interface Prepared {
 
 interface Running {
   loaded: LoadedConfig;
+  loadedAt: number;
   view: NodeView;
   scriptDigest: string;
   scriptBytes: number;
@@ -88,13 +89,13 @@ export class NodeDaemon {
   private async commit(p: Prepared): Promise<void> {
     const { nft, balancer, queue, log } = this.deps;
     await queue.run(async () => {
-      const counters = await readCounters(nft);
+      const counters = await readCounters(nft, TABLE_FAMILY, TABLE_NAME);
       const t0 = this.deps.now();
       await nft.apply(p.script);
       const applyMs = Math.round(this.deps.now() - t0);
       balancer.carryCounters(counters);
       balancer.adopt(p.loaded.config, p.plan);
-      this.running = { loaded: p.loaded, view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
+      this.running = { loaded: p.loaded, loadedAt: this.deps.now(), view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
       log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), applyMs, bytes: p.script.length }, 'ruleset applied');
     });
     this.deps.health.setTargets(balancer.healthTargets());
@@ -106,13 +107,32 @@ export class NodeDaemon {
     const p = await this.prepare(loaded);
     await this.commit(p);
     // The firewall is in place before this node may take over any address.
-    this.deps.vrrp.configure(p.loaded.config, p.view);
-    await this.deps.vrrp.start();
+    await this.startVrrp(p);
   }
 
-  /** What of the config the VRRP engine depends on: a change restarts it (a graceful handover). */
+  /** Starts VRRP for a config, with the tracked services' availability as it is now. */
+  private async startVrrp(p: Prepared): Promise<void> {
+    this.deps.vrrp.configure(p.loaded.config, p.view);
+    await this.deps.vrrp.start();
+    for (const [service, up] of this.deps.balancer.availabilityNow()) this.deps.vrrp.setServiceAvailable(service, up);
+  }
+
+  /**
+   * What of the config the VRRP engine depends on: a change restarts it (a graceful
+   * handover). Only the VRRP section, this node's priority, the names and addresses of
+   * the interfaces VRRP runs on (ours and the peers'), and the sync interface's name.
+   */
   private static vrrpKey(c: LoadedConfig['config'], v: NodeView): string {
-    return JSON.stringify({ vrrp: c.vrrp, sync: c.state_sync, view: v });
+    const roles = [...new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => [...Object.values(g.instances).map((i) => i.interface), ...g.track.interfaces]))].sort();
+    const pick = (m: Record<string, string>) => roles.map((r) => m[r] ?? null);
+    return JSON.stringify({
+      vrrp: c.vrrp ?? null,
+      priority: v.priority,
+      interfaces: pick(v.interfaces),
+      addresses: pick(v.addresses),
+      peers: v.peers.map((p) => [p.name, pick(p.addresses)]),
+      sync: c.state_sync ? v.interfaces[c.state_sync.interface] ?? null : null,
+    });
   }
 
   /** Reload with a new config; on any failure the running one stays and the error is returned. */
@@ -127,13 +147,12 @@ export class NodeDaemon {
         // Same ruleset: the kernel already matches the plan.
         this.deps.balancer.adopt(p.loaded.config, p.plan);
         this.deps.health.setTargets(this.deps.balancer.healthTargets());
-        if (this.running) this.running = { ...this.running, loaded: p.loaded, view: p.view };
+        if (this.running) this.running = { ...this.running, loaded: p.loaded, loadedAt: this.deps.now(), view: p.view };
       }
       if (vrrpChanged) {
         this.deps.log.warn({ event: 'vrrp_restart' }, 'the VRRP configuration changed: restarting VRRP (graceful handover first)');
         await this.deps.vrrp.shutdown();
-        this.deps.vrrp.configure(p.loaded.config, p.view);
-        await this.deps.vrrp.start();
+        await this.startVrrp(p);
       }
       this.reloads.ok++;
       this.reloads.lastError = null;
@@ -172,10 +191,10 @@ export class NodeDaemon {
       cluster: c.cluster.name,
       pid: process.pid,
       startedAt: iso(this.startedAt),
-      config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.appliedAt) },
+      config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
       ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
-      services: await this.deps.balancer.status(await readCounters(this.deps.nft)),
+      services: await this.deps.balancer.status(await readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME)),
       vrrp: this.deps.vrrp.status(),
     };
   }

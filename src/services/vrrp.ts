@@ -25,7 +25,7 @@ import {
 } from '../fsm/vrrp/index.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { FwlbError } from '../lib/errors.js';
-import { ipFamily } from '../lib/ip.js';
+import { bareAddress, ipFamily } from '../lib/ip.js';
 
 /** VRRP I/O on one interface. */
 export interface VrrpLinkIO {
@@ -112,7 +112,9 @@ export interface VrrpStatus {
   foreignAdverts: number;
 }
 
-const bare = (a: string) => a.split('/')[0] ?? a;
+const bare = bareAddress;
+/** How long a notify hook may run before it is killed. */
+const NOTIFY_TIMEOUT_MS = 30_000;
 const withLen = (a: string) => (a.includes('/') ? a : `${a}/${ipFamily(a) === 6 ? 128 : 32}`);
 const TIMER_EVENT: Record<VrrpTimer, 'master_down_timer' | 'advert_timer' | 'preempt_delay_timer'> = {
   master_down: 'master_down_timer',
@@ -133,12 +135,16 @@ export class VrrpService {
   private syncIfname: string | undefined;
   private maintenance = false;
   private running = false;
+  /** Bumped at every start and stop: callbacks of an earlier run find it changed and do nothing. */
+  private generation = 0;
   /**
    * During a graceful stop: the VIP removals held back until the new master is heard on
    * that virtual router (or a timeout), so that the old master forwards on meanwhile and a
    * graceful handover loses nothing.
    */
   private handover: Map<string, () => void> | undefined;
+  /** Called when the last held-back release has happened. */
+  private handoverDone: (() => void) | undefined;
 
   constructor(private readonly deps: VrrpDeps) {}
 
@@ -198,20 +204,27 @@ export class VrrpService {
   /** Removes stale VIPs (a previous run killed with -9 leaves them), opens the sockets, starts every group. */
   async start(): Promise<void> {
     if (this.running || this.groups.length === 0) return;
-    this.running = true;
     const { net, log } = this.deps;
     for (const g of this.groups) {
       for (const [mname, m] of g.members) {
         for (const a of g.state.members[mname]!.config.addresses) await net.delAddress(m.ifname, withLen(a));
       }
     }
-    for (const g of this.groups) {
-      for (const m of g.members.values()) {
-        if (this.links.has(m.ifname)) continue;
-        if (net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
-        this.links.set(m.ifname, net.open(m.ifname, m.primary, (d) => this.onPacket(m.ifname, d)));
+    try {
+      for (const g of this.groups) {
+        for (const m of g.members.values()) {
+          if (this.links.has(m.ifname)) continue;
+          if (net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
+          this.links.set(m.ifname, net.open(m.ifname, m.primary, (d) => this.onPacket(m.ifname, d)));
+        }
       }
+    } catch (e) {
+      for (const l of this.links.values()) l.close();
+      this.links.clear();
+      throw e;
     }
+    this.running = true;
+    this.generation++;
     this.unlisten = net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up));
     for (const g of this.groups) {
       // Interfaces already down start as faults.
@@ -231,6 +244,7 @@ export class VrrpService {
     if (!this.running) return;
     this.handover = new Map();
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'shutdown' } });
+    this.generation++;
     for (const g of this.groups) {
       for (const t of g.timers.values()) t.cancel();
       g.timers.clear();
@@ -242,14 +256,12 @@ export class VrrpService {
       const t0 = this.deps.clock.now();
       await new Promise<void>((resolve) => {
         const deadline = this.deps.clock.after(3 * longest + 100, () => resolve());
-        const check = () => {
-          if (pending.size === 0) {
-            deadline.cancel();
-            resolve();
-          } else this.deps.clock.after(5, check);
+        this.handoverDone = () => {
+          deadline.cancel();
+          resolve();
         };
-        check();
       });
+      this.handoverDone = undefined;
       this.deps.log.info({ event: 'handover', waitedMs: Math.round(this.deps.clock.now() - t0), unconfirmed: [...pending.keys()] }, pending.size ? 'handover: no new master heard on some links, releasing anyway' : 'handover confirmed by the new master');
       for (const release of pending.values()) release();
       pending.clear();
@@ -288,9 +300,12 @@ export class VrrpService {
 
   private scheduleScript(g: GroupRuntime, delayMs: number): void {
     const s = g.script;
+    const gen = this.generation;
     if (!s || !this.running) return;
     s.timer = this.deps.clock.after(delayMs, () => {
       void this.deps.scripts.check(s.path, Math.max(100, s.intervalMs - 50)).then((ok) => {
+        // A check that ends after a stop or restart belongs to a run that is over.
+        if (gen !== this.generation) return;
         this.setTracked(g, 'script', ok);
         this.scheduleScript(g, s.intervalMs);
       });
@@ -338,6 +353,7 @@ export class VrrpService {
       if (release && r.value.priority > 0) {
         this.handover.delete(key);
         release();
+        if (this.handover.size === 0) this.handoverDone?.();
       }
       return;
     }
@@ -402,9 +418,14 @@ export class VrrpService {
         const addrs = fx.addresses.map(bare);
         // After the addresses are in place: a GARP for an address we do not hold yet would mislead.
         this.addressOp(async () => {
-          for (let i = 0; i < Math.max(1, g.garp.repeat); i++) {
-            if (i === 0) this.links.get(m.ifname)?.garp(addrs);
-            else clock.after(i * g.garp.intervalMs, () => this.links.get(m.ifname)?.garp(addrs));
+          this.links.get(m.ifname)?.garp(addrs);
+          for (let i = 1; i < g.garp.repeat; i++) {
+            const key = `${m.name}/garp/${i}`;
+            g.timers.get(key)?.cancel();
+            g.timers.set(key, clock.after(i * g.garp.intervalMs, () => {
+              g.timers.delete(key);
+              this.links.get(m.ifname)?.garp(addrs);
+            }));
           }
         }, `gratuitous ARP on ${m.ifname}`);
         return;
@@ -461,18 +482,16 @@ export class VrrpService {
         stdio: 'ignore',
         env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', FWLB_NODE: node, FWLB_CLUSTER: cluster, FWLB_GROUP: g.name, FWLB_STATE: state, FWLB_VIPS: vips },
       });
+      // A hook that hangs is killed: hooks must not pile up behind fast transitions.
+      const timer = this.deps.clock.after(NOTIFY_TIMEOUT_MS, () => child.kill('SIGKILL'));
       child.on('error', (err) => log.warn({ group: g.name, err: err.message }, 'notify hook failed to start'));
-      child.on('exit', (code) => {
-        if (code !== 0) log.warn({ group: g.name, state, code }, 'notify hook exited non-zero');
+      child.on('exit', (code, signal) => {
+        timer.cancel();
+        if (code !== 0) log.warn({ group: g.name, state, code, signal }, 'notify hook failed');
       });
     } catch (err) {
       log.warn({ group: g.name, err: (err as Error).message }, 'notify hook failed to start');
     }
-  }
-
-  /** True when this node is master of every group (or there is no VRRP): it carries the traffic. */
-  isMaster(): boolean {
-    return this.groups.every((g) => g.state.state === 'master');
   }
 
   status(): VrrpStatus {
