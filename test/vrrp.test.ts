@@ -212,6 +212,31 @@ describe('two firewalls', () => {
     await c.waitMaster('fw1', 5000);
   });
 
+  test('reload: a firewall change keeps mastership; a VRRP change restarts VRRP with a handover and the node comes back', async () => {
+    const cfg = c.config;
+    const original = await readFile(cfg, 'utf8');
+    const transitions = async () => (await c.status('fw1')).vrrp.groups[0]!.transitions;
+    const t0 = await transitions();
+    await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2222, from: outside, to: self }\n'));
+    const r1 = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; changed: boolean };
+    assert.deepEqual(r1, { ok: true, changed: true });
+    assert.equal(await transitions(), t0, 'a ruleset change does not touch VRRP');
+    assert.equal(await c.groupState('fw1'), 'master');
+
+    const zeros = async () => (await c.status('fw2')).vrrp.counters.priority_zero_received ?? 0;
+    const z0 = await zeros();
+    await writeFile(cfg, original.replace('advert_interval: 50ms', 'advert_interval: 60ms'));
+    const r2 = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean };
+    assert.ok(r2.ok);
+    await c.waitMaster('fw1', 5000);
+    const st = await c.status('fw1');
+    assert.equal(st.vrrp.groups[0]!.instances[0]!.advertIntervalMs, 60);
+    assert.ok((await zeros()) > z0, 'fw1 handed over (priority 0) before restarting VRRP');
+    await writeFile(cfg, original);
+    await controlCall(c.control('fw1'), 'reload', undefined, 30_000);
+    await c.waitMaster('fw1', 5000);
+  });
+
   test('a tracked service with no healthy backend from the master lowers its priority: the peer takes over', async () => {
     await lab.gracefulStop('fw1');
     await lab.gracefulStop('fw2');
