@@ -27,6 +27,12 @@ for s in keepalived conntrackd; do
   systemctl disable --now "$s" >/dev/null 2>&1 || true
 done
 
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "setup: fwlb needs Node.js 20 or later (found $(node --version)); Debian 12's nodejs package is 18" >&2
+  exit 1
+fi
+
 # Node modules, exactly as locked, then the build.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
