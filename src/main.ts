@@ -22,12 +22,17 @@ import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
 import { hostname, setPriority } from 'node:os';
+import { createServer, type Server } from 'node:http';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './control/metrics.js';
+import { parseAddressPort } from './lib/ip.js';
 
 export interface RunOptions {
   configFile: string;
   node: string;
   controlPath: string;
   logLevel: string;
+  /** "ADDRESS:PORT" to serve /metrics over HTTP. */
+  metrics?: string;
 }
 
 export function createLogger(level: string): Logger {
@@ -110,6 +115,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     opts.controlPath,
     {
       status: () => daemon.status(),
+      metrics: async () => renderMetrics(await daemon.status()),
       reload: () => reload(),
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
@@ -132,7 +138,27 @@ export async function runNode(opts: RunOptions): Promise<number> {
     release();
     return 1;
   }
-  log.info({ event: 'started', config: opts.configFile, control: opts.controlPath }, 'fwlb node running');
+  let metricsServer: Server | undefined;
+  if (opts.metrics) {
+    const at = parseAddressPort(opts.metrics);
+    if (!at?.port) {
+      log.error({ metrics: opts.metrics }, '--metrics takes ADDRESS:PORT');
+    } else {
+      metricsServer = createServer((req, res) => {
+        if (req.url !== '/metrics') {
+          res.writeHead(404).end();
+          return;
+        }
+        daemon.status().then(renderMetrics).then(
+          (text) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(text),
+          (e: Error) => res.writeHead(500).end(e.message),
+        );
+      });
+      metricsServer.on('error', (e) => log.error({ err: e.message }, 'metrics listener failed'));
+      metricsServer.listen(at.port, at.address);
+    }
+  }
+  log.info({ event: 'started', config: opts.configFile, control: opts.controlPath, metrics: opts.metrics }, 'fwlb node running');
 
   return new Promise<number>((resolve) => {
     phase = 'running';
@@ -153,6 +179,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
         .run(() => daemon.stop())
         .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
         .then(() => control.close())
+        .then(() => metricsServer?.close())
         .then(() => {
           release();
           log.info({ event: 'stopped' }, 'stopped');

@@ -92,7 +92,7 @@ before(async () => {
   const cfg = `${lab.stateDir}/cluster.yaml`;
   control = `${lab.stateDir}/fw1.sock`;
   await writeFile(cfg, CONFIG);
-  lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control, '--log-level', 'debug']);
+  lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control, '--log-level', 'debug', '--metrics', '127.0.0.1:9780']);
   await waitFor('the daemon', async () => (await status()).ruleset.digest);
 });
 
@@ -220,4 +220,14 @@ test('fwlb status shows per-backend health, weight, share, active and new connec
   const text = await lab.exec('fw1', [process.execPath, new URL('../src/cli/main.js', import.meta.url).pathname, 'status', '--control', control]);
   assert.match(text, /service web {2}198\.18\.0\.100:80\/tcp {2}wrr \(1024 slots\)/);
   assert.match(text, /web3 +198\.18\.1\.13:80 +3 enabled +up +50\.0% +\d+ +\d+/);
+});
+
+test('Prometheus metrics: over the control socket and over HTTP, per backend and per reason', async () => {
+  const text = (await controlCall(control, 'metrics')) as string;
+  assert.match(text, /^fwlb_backend_weight\{service="web",backend="web3",node="fw1",cluster="lbtest"\} 3$/m);
+  assert.match(text, /^fwlb_backend_new_connections_total\{service="web",backend="web1",node="fw1",cluster="lbtest"\} [1-9]\d*$/m);
+  assert.match(text, /^fwlb_backend_table_share\{service="web",backend="web2",node="fw1",cluster="lbtest"\} 0\.33/m);
+  assert.match(text, /^# TYPE fwlb_vrrp_rx_dropped_total counter$/m);
+  const http = await lab.exec('fw1', ['curl', '-sf', 'http://127.0.0.1:9780/metrics']);
+  assert.match(http, /^fwlb_backend_up\{service="echo",backend="web1",node="fw1",cluster="lbtest"\} 1$/m);
 });

@@ -75,9 +75,10 @@ program
   .requiredOption('-c, --config <file>', 'cluster config (YAML)')
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
+  .option('--metrics <address:port>', 'serve Prometheus metrics over HTTP at /metrics')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-  .action(async (o: { config: string; node: string; control?: string; logLevel: string }) => {
-    const code = await runNode({ configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel });
+  .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string }) => {
+    const code = await runNode({ configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, ...(o.metrics ? { metrics: o.metrics } : {}) });
     process.exit(code);
   });
 
@@ -162,6 +163,14 @@ controlOpts(
   try {
     await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on' });
     process.stdout.write(`maintenance ${mode}\n`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+});
+
+controlOpts(program.command('metrics').description("print a running node's Prometheus metrics")).action(async (o: { node: string; control?: string }) => {
+  try {
+    process.stdout.write((await controlCall(o.control ?? defaultControlPath(o.node), 'metrics')) as string);
   } catch (e) {
     fail((e as Error).message);
   }

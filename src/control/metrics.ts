@@ -1,0 +1,59 @@
+/**
+ * Prometheus metrics of a node, built from its status at each scrape (a fresh registry per
+ * scrape: no global registry, nothing to keep in step). Served over the control socket
+ * (`fwlb metrics`) and, with `fwlb run --metrics ADDR:PORT`, over HTTP at /metrics.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { NodeStatus } from '../services/node-daemon.js';
+
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+export async function renderMetrics(s: NodeStatus): Promise<string> {
+  const r = new Registry();
+  r.setDefaultLabels({ node: s.node, cluster: s.cluster });
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [r] });
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [r] });
+
+  gauge('fwlb_ruleset_apply_seconds', 'How long the last ruleset transaction took').set(s.ruleset.applyMs / 1000);
+  gauge('fwlb_ruleset_bytes', 'Size of the applied ruleset script').set(s.ruleset.bytes);
+  gauge('fwlb_blocked_prefixes', 'Prefixes in the block list').set(s.ruleset.blockedPrefixes);
+  const reloads = counter('fwlb_reloads_total', 'Config reloads by outcome', ['result']);
+  reloads.inc({ result: 'ok' }, s.reloads.ok);
+  reloads.inc({ result: 'failed' }, s.reloads.failed);
+
+  const up = gauge('fwlb_backend_up', 'Backend takes new flows (enabled, healthy, weight > 0)', ['service', 'backend']);
+  const healthy = gauge('fwlb_backend_healthy', 'Health check verdict (1 up, 0 down; unchecked backends count as up)', ['service', 'backend']);
+  const weight = gauge('fwlb_backend_weight', 'Backend weight', ['service', 'backend']);
+  const share = gauge('fwlb_backend_table_share', "Backend's share of the service's slot table", ['service', 'backend']);
+  const active = gauge('fwlb_backend_active_connections', 'Established flows to the backend (conntrack)', ['service', 'backend']);
+  const fresh = counter('fwlb_backend_new_connections_total', 'New flows sent to the backend (kernel counter)', ['service', 'backend']);
+  for (const svc of s.services) {
+    for (const b of svc.backends) {
+      const l = { service: svc.name, backend: b.name };
+      up.set(l, b.slots > 0 ? 1 : 0);
+      healthy.set(l, b.health === 'down' ? 0 : 1);
+      weight.set(l, b.weight);
+      share.set(l, svc.tableSize ? b.slots / svc.tableSize : 0);
+      if (b.activeConnections !== null) active.set(l, b.activeConnections);
+      if (b.newConnections !== null) fresh.inc(l, b.newConnections);
+    }
+  }
+
+  const state = gauge('fwlb_vrrp_state', 'VRRP instance state (1 for the current one)', ['group', 'instance', 'state']);
+  const prio = gauge('fwlb_vrrp_priority', 'Effective VRRP priority', ['group', 'instance']);
+  const transitions = counter('fwlb_vrrp_group_transitions_total', 'Sync group state changes since VRRP started', ['group']);
+  for (const g of s.vrrp.groups) {
+    transitions.inc({ group: g.name }, g.transitions);
+    for (const i of g.instances) {
+      for (const st of ['initialize', 'backup', 'master', 'fault']) state.set({ group: g.name, instance: i.name, state: st }, i.state === st ? 1 : 0);
+      prio.set({ group: g.name, instance: i.name }, i.priority);
+    }
+  }
+  gauge('fwlb_vrrp_maintenance', 'Demoted by hand (fwlb maintenance on)').set(s.vrrp.maintenance ? 1 : 0);
+  const events = counter('fwlb_vrrp_events_total', 'VRRP events: split brain, priority 0 sent and received, ...', ['event']);
+  for (const [k, n] of Object.entries(s.vrrp.counters)) events.inc({ event: k }, n);
+  const dropped = counter('fwlb_vrrp_rx_dropped_total', 'Received VRRP packets dropped, by reason', ['reason']);
+  for (const [k, n] of Object.entries(s.vrrp.drops)) dropped.inc({ reason: k }, n ?? 0);
+  counter('fwlb_vrrp_foreign_adverts_total', 'Adverts for virtual routers that are not ours').inc(s.vrrp.foreignAdverts);
+  return r.metrics();
+}
