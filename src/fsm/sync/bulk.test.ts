@@ -1,0 +1,253 @@
+/**
+ * The bulk-sync machine on plain-number time: a join that succeeds, retries on timeouts and
+ * lost sources, gives up after the cap (releasing VRRP loudly), concludes it is alone, counts
+ * records against BULK_END; the serving side; and a property: whatever happens, timeouts
+ * alone always release the demotion.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  BULK_STATE_TEXT,
+  BULK_STATES,
+  initialBulkState,
+  inProgress,
+  isSynced,
+  step,
+  type BulkConfig,
+  type BulkEffect,
+  type BulkEvent,
+  type BulkState,
+} from './bulk.js';
+
+type Fx<T extends BulkEffect['type']> = Extract<BulkEffect, { type: T }>;
+const of = <T extends BulkEffect['type']>(fx: BulkEffect[], type: T): Array<Fx<T>> => fx.filter((e): e is Fx<T> => e.type === type);
+const demotes = (fx: BulkEffect[]) => of(fx, 'demote').map((e) => e.on);
+const requests = (fx: BulkEffect[]) => of(fx, 'send_bulk_request').map((e) => [e.peer, e.requestId]);
+const counted = (fx: BulkEffect[], counter: string) => of(fx, 'count').filter((e) => e.counter === counter).length;
+
+const CFG: Partial<BulkConfig> = { requestTimeoutMs: 1000, idleTimeoutMs: 2000, maxAttempts: 3, noPeerTimeoutMs: 1500 };
+
+function drive(s: BulkState, events: Array<[number, BulkEvent]>): { s: BulkState; fx: BulkEffect[] } {
+  const fx: BulkEffect[] = [];
+  for (const [t, e] of events) {
+    const r = step(s, e, t);
+    s = r.state;
+    fx.push(...r.effects);
+  }
+  return { s, fx };
+}
+/** Fires the armed timer. */
+const fire = (s: BulkState): [number, BulkEvent] => [s.timerAtMs as number, { type: 'timeout' }];
+
+test('name tables cover every state', () => {
+  for (const st of BULK_STATES) assert.ok(BULK_STATE_TEXT[st].length > 0);
+});
+
+test('join, success: demote, wait for a peer, request, receive, BULK_END with the count: done, released', () => {
+  const { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'start', why: 'joined' }],
+    [200, { type: 'peer_up', peer: 1 }],
+    [210, { type: 'data', peer: 1, records: 40 }],
+    [220, { type: 'data', peer: 1, records: 2 }],
+    [230, { type: 'bulk_end', peer: 1, requestId: 1, count: 42 }],
+  ]);
+  assert.deepEqual(demotes(fx), [true, false]);
+  assert.deepEqual(requests(fx), [[1, 1]]);
+  assert.equal(s.state, 'done');
+  assert.ok(isSynced(s) && !s.demoted);
+  assert.deepEqual(of(fx, 'arm_timer').map((e) => e.atMs), [1500, 1200, 2210, 2220], 'no-peer wait, request timeout, then idle timeouts');
+  assert.equal(of(fx, 'cancel_timer').length, 1);
+  const transitions = of(fx, 'log').filter((e) => e.fields.from !== undefined).map((e) => `${e.fields.from}->${e.fields.to}`);
+  assert.deepEqual(transitions, ['idle->requesting', 'requesting->receiving', 'receiving->done']);
+});
+
+test('an empty table: BULK_END with count 0 right after the request completes it', () => {
+  const { s } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 2 }],
+    [0, { type: 'start', why: 'joined' }],
+    [5, { type: 'bulk_end', peer: 2, requestId: 1, count: 0 }],
+  ]);
+  assert.equal(s.state, 'done');
+});
+
+test('timeout retry: the next attempt asks the next live peer with a new request id', () => {
+  let { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'peer_up', peer: 2 }],
+    [0, { type: 'start', why: 'joined' }],
+  ]);
+  assert.deepEqual(requests(fx), [[1, 1]]);
+  ({ s, fx } = drive(s, [fire(s)]));
+  assert.equal(s.timerAtMs, 2000);
+  assert.deepEqual(requests(fx), [[2, 2]]);
+  assert.equal(s.attempt, 2);
+  assert.equal(counted(fx, 'bulk_attempts_failed'), 1);
+  // Data of the abandoned first request does not count; the source is now peer 2.
+  ({ s, fx } = drive(s, [[1100, { type: 'data', peer: 1, records: 5 }], [1200, { type: 'data', peer: 2, records: 3 }], [1300, { type: 'bulk_end', peer: 2, requestId: 2, count: 3 }]]));
+  assert.equal(s.state, 'done');
+  assert.deepEqual(demotes(fx), [false]);
+});
+
+test('a stalled transfer: the idle timeout fails the attempt', () => {
+  let { s } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+    [100, { type: 'data', peer: 1, records: 10 }],
+  ]);
+  assert.equal(s.timerAtMs, 2100);
+  const r = drive(s, [[2000, { type: 'timeout' }]]);
+  assert.equal(counted(r.fx, 'stale_timer'), 1, 'early timer event is stale');
+  ({ s } = drive(r.s, [fire(r.s)]));
+  assert.equal(s.state, 'requesting');
+  assert.equal(s.attempt, 2);
+});
+
+test('failure: after maxAttempts the machine gives up and releases VRRP, loudly', () => {
+  let { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+  ]);
+  const all = [...fx];
+  for (let i = 0; i < 3; i++) {
+    ({ s, fx } = drive(s, [fire(s)]));
+    all.push(...fx);
+  }
+  assert.equal(s.state, 'failed');
+  assert.ok(!s.demoted);
+  assert.deepEqual(demotes(all), [true, false]);
+  assert.deepEqual(requests(all), [[1, 1], [1, 2], [1, 3]]);
+  assert.equal(counted(all, 'bulk_syncs_failed'), 1);
+  assert.ok(of(all, 'log').some((e) => e.level === 'error' && /releasing VRRP/.test(e.msg + String(e.fields.why))));
+  assert.equal(s.timerAtMs, undefined);
+});
+
+test('alone: no peer appears within noPeerTimeout: failed at once, demotion released, a warning', () => {
+  const { s, fx } = drive(initialBulkState(CFG), [[0, { type: 'start', why: 'joined' }], [1500, { type: 'timeout' }]]);
+  assert.equal(s.state, 'failed');
+  assert.deepEqual(demotes(fx), [true, false]);
+  assert.deepEqual(requests(fx), []);
+  assert.ok(of(fx, 'log').some((e) => e.level === 'warn' && /alone/.test(String(e.fields.why))));
+});
+
+test('the source peer goes away mid-transfer: the next attempt starts at once with another peer', () => {
+  const { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'peer_up', peer: 2 }],
+    [0, { type: 'start', why: 'joined' }],
+    [100, { type: 'data', peer: 1, records: 10 }],
+    [150, { type: 'peer_gone', peer: 1 }],
+  ]);
+  assert.deepEqual(requests(fx), [[1, 1], [2, 2]]);
+  assert.equal(s.source, 2);
+  assert.equal(s.received, 0);
+  assert.deepEqual(s.livePeers, [2]);
+});
+
+test('BULK_END with the wrong count fails the attempt; an earlier request\'s BULK_END restarts the count', () => {
+  const mismatch = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+    [10, { type: 'data', peer: 1, records: 5 }],
+    [20, { type: 'bulk_end', peer: 1, requestId: 1, count: 6 }],
+  ]);
+  assert.equal(counted(mismatch.fx, 'bulk_count_mismatch'), 1);
+  assert.equal(mismatch.s.state, 'requesting');
+  assert.equal(mismatch.s.requestId, 2);
+  // The peer finishes the first transfer after we asked again: its BULK_END resets the count.
+  const late = drive(mismatch.s, [
+    [30, { type: 'data', peer: 1, records: 1 }],
+    [40, { type: 'bulk_end', peer: 1, requestId: 1, count: 6 }],
+    [50, { type: 'data', peer: 1, records: 7 }],
+    [60, { type: 'bulk_end', peer: 1, requestId: 2, count: 7 }],
+  ]);
+  assert.equal(late.s.state, 'done');
+});
+
+test('a peer restart refreshes from it without demoting; the restart of our source mid-transfer fails the attempt', () => {
+  const done = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+    [5, { type: 'bulk_end', peer: 1, requestId: 1, count: 0 }],
+  ]).s;
+  const refresh = drive(done, [[100, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
+  assert.deepEqual(demotes(refresh.fx), []);
+  assert.deepEqual(requests(refresh.fx), [[1, 2]]);
+  const again = drive(refresh.s, [[150, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
+  assert.deepEqual(requests(again.fx), [[1, 3]]);
+  assert.equal(again.s.attempt, 2);
+  // A join while a refresh runs still demotes.
+  assert.deepEqual(demotes(drive(refresh.s, [[150, { type: 'start', why: 'joined' }]]).fx), [true]);
+});
+
+test('unexpected and unsolicited events are logged, never thrown', () => {
+  const idle = initialBulkState(CFG);
+  for (const ev of [
+    { type: 'timeout' },
+    { type: 'data', peer: 3, records: 9 },
+    { type: 'bulk_end', peer: 3, requestId: 0, count: 9 },
+    { type: 'bulk_served', peer: 3, requestId: 9, count: 0 },
+    { type: 'nonsense' },
+  ] as BulkEvent[]) {
+    const r = step(idle, ev, 10);
+    assert.equal(r.state.state, 'idle');
+    assert.ok(r.effects.some((e) => e.type === 'log' || e.type === 'count'), ev.type);
+  }
+});
+
+test('serving side: a request becomes serve_bulk; a repeat supersedes; served clears; a gone peer cancels', () => {
+  const { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'bulk_request', peer: 2, requestId: 1 }],
+    [10, { type: 'bulk_request', peer: 2, requestId: 2 }],
+    [20, { type: 'bulk_request', peer: 3, requestId: 7 }],
+    [30, { type: 'bulk_served', peer: 2, requestId: 1, count: 10 }],
+  ]);
+  assert.deepEqual(of(fx, 'serve_bulk'), [
+    { type: 'serve_bulk', peer: 2, requestId: 1 },
+    { type: 'serve_bulk', peer: 2, requestId: 2, supersedes: 1 },
+    { type: 'serve_bulk', peer: 3, requestId: 7 },
+  ]);
+  assert.deepEqual(s.serving, { 2: 2, 3: 7 }, 'served 1 was superseded: 2 still runs');
+  const r = drive(s, [[40, { type: 'bulk_served', peer: 2, requestId: 2, count: 10 }], [50, { type: 'peer_gone', peer: 3 }]]);
+  assert.deepEqual(r.s.serving, {});
+  assert.deepEqual(of(r.fx, 'cancel_serve'), [{ type: 'cancel_serve', peer: 3, requestId: 7 }]);
+  assert.equal(r.s.state, 'idle', 'serving never touches our own bulk state');
+});
+
+test('property: any event sequence, then only timeouts: the demotion is always released within maxAttempts + 1 timeouts', () => {
+  const peer = fc.integer({ min: 1, max: 3 });
+  const ev: fc.Arbitrary<BulkEvent> = fc.oneof(
+    fc.record({ type: fc.constant('start' as const), why: fc.constantFrom('joined' as const, 'peer_restarted' as const, 'resync' as const), peer: fc.option(peer, { nil: undefined }) }),
+    fc.record({ type: fc.constant('peer_up' as const), peer }),
+    fc.record({ type: fc.constant('peer_gone' as const), peer }),
+    fc.record({ type: fc.constant('data' as const), peer, records: fc.nat({ max: 5 }) }),
+    fc.record({ type: fc.constant('bulk_end' as const), peer, requestId: fc.nat({ max: 6 }), count: fc.nat({ max: 10 }) }),
+    fc.record({ type: fc.constant('timeout' as const) }),
+    fc.record({ type: fc.constant('bulk_request' as const), peer, requestId: fc.integer({ min: 1, max: 5 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(ev, fc.nat({ max: 3000 })), { maxLength: 40 }), (events) => {
+      let s = initialBulkState(CFG);
+      let now = 0;
+      let demoted = false;
+      for (const [e, dt] of events) {
+        now += dt;
+        const r = step(s, e, now);
+        s = r.state;
+        for (const d of of(r.effects, 'demote')) {
+          assert.notEqual(d.on, demoted, 'demote effects alternate');
+          demoted = d.on;
+        }
+        assert.equal(s.demoted, demoted);
+        if (s.demoted) assert.ok(inProgress(s), 'demoted only while a transfer is in progress');
+        if (inProgress(s)) assert.notEqual(s.timerAtMs, undefined, 'a transfer in progress always has its timer armed');
+      }
+      for (let i = 0; i <= (CFG.maxAttempts as number) && s.demoted; i++) {
+        now = Math.max(now, s.timerAtMs as number);
+        s = step(s, { type: 'timeout' }, now).state;
+      }
+      assert.ok(!s.demoted, `still demoted in ${s.state}`);
+    }),
+    { numRuns: 500 },
+  );
+});
