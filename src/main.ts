@@ -6,7 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { createNft } from './adapters/nft.js';
-import { createConntrack } from './adapters/conntrack.js';
+import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
 import { loadConfigFile } from './config/load.js';
@@ -68,6 +68,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const kernel = new SerialQueue();
   const poller = new Poller();
   const vrrpNet = await createVrrpNet({ poller, log: log.child({ component: 'netlink' }) });
+  const ctnl = Ctnetlink.open({ poller });
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),
@@ -79,7 +80,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const balancer = new Balancer({
     log: log.child({ component: 'balancer' }),
     nft,
-    conntrack: createConntrack(),
+    conntrack: createCtnetlinkConntrack(ctnl),
     queue: kernel,
     onAvailability: (service, available) => vrrp.setServiceAvailable(service, available),
   });
@@ -91,6 +92,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   });
   const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue: kernel, balancer, health, vrrp, readHost: readHostState, now: Date.now }, opts.node);
   const release = () => {
+    ctnl.close();
     vrrpNet.close();
     poller.close();
   };

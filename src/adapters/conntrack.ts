@@ -1,7 +1,9 @@
 /**
- * Connection tracking through conntrack(8): the flows of a virtual service, and
- * deleting the flows of one backend. (The ctnetlink adapter of the state-sync work
- * will take this over; the parser below already treats its input as untrusted.)
+ * What the load balancer needs of connection tracking (the flows of a virtual service,
+ * deleting the flows of one backend), and an implementation through conntrack(8). The
+ * daemon uses the ctnetlink one (adapters/netlink/ctnetlink.ts); this one is kept as the
+ * independent reference the ctnetlink lab test compares against. Its parser treats its
+ * input as untrusted.
  */
 import { runRaw } from '../lib/exec.js';
 

@@ -3,3 +3,4 @@ export * from './nlmsg.js';
 export * from './rtnetlink.js';
 export * from './address.js';
 export * from './errno.js';
+export * from './ctnetlink.js';

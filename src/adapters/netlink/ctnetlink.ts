@@ -1,0 +1,383 @@
+/**
+ * ctnetlink for the load balancer and state sync, without spawning conntrack(8): dump the
+ * connection tracking table, get / create / delete entries, hear new / update / destroy
+ * events as they happen.
+ *
+ * Two NETLINK_NETFILTER sockets share the caller's Poller, as in the rtnetlink adapter: one
+ * for requests (no groups, so replies never queue behind a burst of events) and, when event
+ * kinds are asked for, one joined to the NFNLGRP_CONNTRACK_* groups with a large receive
+ * buffer. If the kernel still drops events (ENOBUFS), `{kind: 'lost'}` says so: whoever
+ * mirrors the table must dump it again.
+ *
+ * Events carry `self: true` when the kernel attributes them to a request of this Ctnetlink
+ * (its port id in nlmsg_pid): a backup writing learned entries with create() can tell its
+ * own writes from the world's and never sync them back.
+ *
+ * Which entries report events at all: with net.netfilter.nf_conntrack_events = 2 (the
+ * default, "auto"), the kernel gives an entry its event extension only if some socket of the
+ * namespace listens to the conntrack groups when the entry is made. Entries made before the
+ * first listener never report updates or their destruction, ever (seen on Linux 6.18: a
+ * flush of 10k entries made without a listener sent no destroy event). So: open the event
+ * socket before traffic (and before create() on a backup), or set the sysctl to 1.
+ *
+ * Dumps. The kernel answers a dump in datagrams of up to 32 KiB (about 100 entries each);
+ * the socket keeps each datagram once, the codec decodes each message once, so a dump costs
+ * linear time and memory (no concatenation, no re-parsing). A conntrack dump is not a
+ * snapshot: entries created or destroyed while it runs may or may not be in it. The kernel
+ * does not flag that (ctnetlink sets no NLM_F_DUMP_INTR: it has no generation counter to
+ * compare); if a part does come flagged, the dump is redone, up to 3 times, and the last
+ * one is returned (`counters().dumpsInterrupted` counts them). Exact mirrors subscribe to
+ * events first and then dump, as conntrackd does.
+ *
+ * Errors are NetlinkError with the errno name ('ENOENT', 'EEXIST', 'EBUSY', 'EINVAL', ...);
+ * bad arguments throw RangeError from the codec before anything is sent.
+ *
+ * Lifetime: close() before the Poller's close().
+ */
+import { parseIp } from '../../codec/netlink/address.js';
+import {
+  type ConntrackEntry,
+  type ConntrackEvent,
+  type CreateOptions,
+  type CtEventKind,
+  type CtKey,
+  type CtTuple,
+  decodeConntrack,
+  decodeConntrackEvent,
+  type DumpFilter,
+  encodeCreate,
+  encodeDelete,
+  encodeDumpRequest,
+  encodeGet,
+  hasStatus,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  matchesFilter,
+  NETLINK_NETFILTER,
+  NFNLGRP_CONNTRACK_DESTROY,
+  NFNLGRP_CONNTRACK_NEW,
+  NFNLGRP_CONNTRACK_UPDATE,
+  sameAddress,
+} from '../../codec/netlink/ctnetlink.js';
+import type { NlMessage } from '../../codec/netlink/nlmsg.js';
+import type { Conntrack, FlowSummary, ServiceKey } from '../conntrack.js';
+import { NetlinkError } from './errors.js';
+import type { Poller } from './poller.js';
+import { NetlinkSocket, type Reply, type SocketCounters } from './socket.js';
+
+export type { ConntrackEntry, ConntrackEvent, CtTuple, DumpFilter } from '../../codec/netlink/ctnetlink.js';
+
+export type CtEventGroup = CtEventKind;
+const GROUP_NUMBER: Record<CtEventGroup, number> = {
+  new: NFNLGRP_CONNTRACK_NEW,
+  update: NFNLGRP_CONNTRACK_UPDATE,
+  destroy: NFNLGRP_CONNTRACK_DESTROY,
+};
+
+export type CtAdapterEvent = (ConntrackEvent & { self: boolean }) | { kind: 'lost' };
+
+export interface CtnetlinkOptions {
+  poller: Poller;
+  /** Event kinds to hear (NFNLGRP_CONNTRACK_*). Default none: no event socket. */
+  events?: readonly CtEventGroup[];
+  /** Timeout of get/create/delete in ms (default 5000). */
+  timeoutMs?: number;
+  /** Timeout of a whole dump in ms (default 60000: a million entries take seconds). */
+  dumpTimeoutMs?: number;
+  /** Receive buffer of the event socket (default 8 MiB; beyond rmem_max needs CAP_NET_ADMIN). */
+  eventBuffer?: number;
+}
+
+export interface CtnetlinkCounters {
+  requests: SocketCounters;
+  events?: SocketCounters;
+  /** Events delivered, by kind ('lost' = ENOBUFS reports). */
+  eventsByKind: Record<CtEventKind | 'lost', number>;
+  dumps: number;
+  /** Dump attempts that came back flagged NLM_F_DUMP_INTR. */
+  dumpsInterrupted: number;
+  /** Creates that the kernel refused with EBUSY for the CONFIRMED bit and that were retried. */
+  createRetries: number;
+}
+
+/** How many times a dump is redone when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
+const DUMP_ATTEMPTS = 3;
+
+export class Ctnetlink {
+  private readonly requests: NetlinkSocket;
+  private readonly events: NetlinkSocket | undefined;
+  private readonly listeners = new Set<(e: CtAdapterEvent) => void>();
+  private readonly dumpTimeoutMs: number;
+  /** Whether creates on this kernel keep IPS_CONFIRMED in CTA_STATUS (learned from EBUSY). */
+  private keepConfirmed = true;
+  private readonly stats = { dumps: 0, dumpsInterrupted: 0, createRetries: 0 };
+  private readonly byKind: Record<CtEventKind | 'lost', number> = { new: 0, update: 0, destroy: 0, lost: 0 };
+  /** Messages of replies and events the codec refused, by reason. */
+  readonly dropped: Record<string, number> = {};
+
+  private constructor(requests: NetlinkSocket, events: NetlinkSocket | undefined, dumpTimeoutMs: number) {
+    this.requests = requests;
+    this.events = events;
+    this.dumpTimeoutMs = dumpTimeoutMs;
+  }
+
+  /** Opens the sockets (synchronously); throws NetlinkError when the kernel refuses. */
+  static open(opts: CtnetlinkOptions): Ctnetlink {
+    const base = {
+      poller: opts.poller,
+      protocol: NETLINK_NETFILTER,
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    };
+    const requests = NetlinkSocket.open(base);
+    let self: Ctnetlink | undefined;
+    let events: NetlinkSocket | undefined;
+    const groups = [...new Set(opts.events ?? [])];
+    if (groups.length > 0) {
+      try {
+        events = NetlinkSocket.open({
+          ...base,
+          groups: groups.map((g) => GROUP_NUMBER[g]),
+          rcvbuf: opts.eventBuffer ?? 8 * 1024 * 1024,
+          onNotification: (m) => self?.onNotification(m),
+          onLost: () => self?.emit({ kind: 'lost' }),
+        });
+      } catch (err) {
+        requests.close();
+        throw err;
+      }
+    }
+    self = new Ctnetlink(requests, events, opts.dumpTimeoutMs ?? 60_000);
+    return self;
+  }
+
+  /** Our request socket's port id: what `self` events carry in nlmsg_pid. */
+  get portId(): number {
+    return this.requests.pid;
+  }
+
+  counters(): CtnetlinkCounters {
+    const c: CtnetlinkCounters = { requests: this.requests.counters, eventsByKind: { ...this.byKind }, ...this.stats };
+    if (this.events) c.events = this.events.counters;
+    return c;
+  }
+
+  /** Calls `cb` for every event and for `{kind:'lost'}`; returns the unsubscribe function. */
+  onEvent(cb: (e: CtAdapterEvent) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * Every entry, or those passing `filter`. The kernel narrows by family, mark and (Linux
+   * 5.8+) original tuple; the result is checked again here, so an older kernel that ignores
+   * CTA_FILTER still gives the exact answer.
+   */
+  async dump(filter: DumpFilter = {}): Promise<ConntrackEntry[]> {
+    let reply: Reply | undefined;
+    for (let i = 0; i < DUMP_ATTEMPTS; i++) {
+      this.stats.dumps++;
+      reply = await this.requests.request((seq) => encodeDumpRequest(seq, filter), {
+        dump: true,
+        op: 'IPCTNL_MSG_CT_GET',
+        timeoutMs: this.dumpTimeoutMs,
+      });
+      if (!reply.interrupted) break;
+      this.stats.dumpsInterrupted++;
+    }
+    const out: ConntrackEntry[] = [];
+    const check = filter.orig !== undefined || filter.mark !== undefined || filter.family !== undefined;
+    for (const m of reply?.messages ?? []) {
+      const r = decodeConntrack(m);
+      if (!r.ok) {
+        this.drop(r.reason);
+        continue;
+      }
+      if (!check || matchesFilter(r.value, filter)) out.push(r.value);
+    }
+    return out;
+  }
+
+  /** One entry by its original tuple (the family is the addresses'); undefined when there is none (ENOENT). */
+  async get(tuple: CtTuple, opts: { zone?: number } = {}): Promise<ConntrackEntry | undefined> {
+    const key = toKey(tuple, opts);
+    let reply: Reply;
+    try {
+      reply = await this.requests.request((seq) => encodeGet(seq, key), { dump: false, op: 'IPCTNL_MSG_CT_GET' });
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === 'ENOENT') return undefined;
+      throw err;
+    }
+    for (const m of reply.messages) {
+      const r = decodeConntrack(m);
+      if (r.ok) return r.value;
+      this.drop(r.reason);
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes an entry into the table (see encodeCreate for what is sent: tuples, NAT, status,
+   * timeout, mark, TCP state with the be-liberal flags by default). Resolves 'created', or
+   * 'exists' when the kernel answers EEXIST (an entry with either tuple is there: a retry
+   * after a failover is harmless). Other errors reject with NetlinkError.
+   */
+  async create(entry: ConntrackEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
+    const attempt = (keepConfirmed: boolean) =>
+      this.requests.request((seq) => encodeCreate(seq, entry, { ...opts, keepConfirmed }), { dump: false, op: 'IPCTNL_MSG_CT_NEW' });
+    const keep = opts.keepConfirmed ?? this.keepConfirmed;
+    try {
+      await attempt(keep);
+      return 'created';
+    } catch (err) {
+      if (!(err instanceof NetlinkError)) throw err;
+      if (err.errno === 'EEXIST') return 'exists';
+      // EBUSY: this kernel wants the other CONFIRMED choice (see CreateOptions.keepConfirmed).
+      if (err.errno !== 'EBUSY' || opts.keepConfirmed !== undefined || entry.status === undefined) throw err;
+    }
+    this.stats.createRetries++;
+    try {
+      await attempt(!keep);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === 'EEXIST') return 'exists';
+      throw err;
+    }
+    this.keepConfirmed = !keep;
+    return 'created';
+  }
+
+  /**
+   * Deletes the entry with this original tuple (and, with `id`, only if it is still that
+   * entry). Resolves 'deleted', or 'absent' when the kernel answers ENOENT: deleting twice
+   * is harmless. Other errors reject with NetlinkError.
+   */
+  async delete(tuple: CtTuple, opts: { zone?: number; id?: number } = {}): Promise<'deleted' | 'absent'> {
+    const key = toKey(tuple, opts);
+    try {
+      await this.requests.request((seq) => encodeDelete(seq, key), { dump: false, op: 'IPCTNL_MSG_CT_DELETE' });
+      return 'deleted';
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === 'ENOENT') return 'absent';
+      throw err;
+    }
+  }
+
+  /** Closes both sockets (waiting requests reject with ECANCELED); the poller stays open. Idempotent. */
+  close(): void {
+    this.requests.close();
+    this.events?.close();
+    this.listeners.clear();
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  private drop(reason: string): void {
+    this.dropped[reason] = (this.dropped[reason] ?? 0) + 1;
+  }
+
+  private onNotification(msg: NlMessage): void {
+    const r = decodeConntrackEvent(msg);
+    if (!r.ok) {
+      this.drop(r.reason);
+      return;
+    }
+    this.emit({ ...r.value, self: msg.header.pid !== 0 && msg.header.pid === this.requests.pid });
+  }
+
+  private emit(e: CtAdapterEvent): void {
+    this.byKind[e.kind]++;
+    for (const cb of [...this.listeners]) {
+      try {
+        cb(e);
+      } catch (err) {
+        // One listener's bug neither starves the others nor stops the socket's reads.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
+function toKey(tuple: CtTuple, opts: { zone?: number; id?: number }): CtKey {
+  const a = parseIp(tuple.src);
+  if (!a) throw new RangeError(`source ${JSON.stringify(tuple.src)} is not an address`);
+  const key: CtKey = { family: a.family, orig: tuple };
+  if (opts.zone !== undefined) key.zone = opts.zone;
+  if (opts.id !== undefined) key.id = opts.id;
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------
+// What the load balancer needs (the Conntrack interface of src/adapters/conntrack.ts)
+
+/** The dump filter of a virtual service: its original destination address, port and protocol. */
+export function serviceFilter(s: ServiceKey): DumpFilter {
+  return { family: s.family, orig: { proto: s.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, dst: s.address, dstPort: s.port } };
+}
+
+/** Is this flow "established" for the balancer: TCP in ESTABLISHED, UDP (or other) ASSURED. */
+export function isEstablished(e: ConntrackEntry): boolean {
+  if (e.orig.proto === IPPROTO_TCP) return e.tcp?.state === 'ESTABLISHED';
+  return hasStatus(e, 'ASSURED');
+}
+
+/** The backend of a flow: where its replies come from ("address:port" of the reply source). */
+export function backendOf(e: ConntrackEntry): string {
+  return `${e.reply.src}:${e.reply.srcPort ?? 0}`;
+}
+
+/**
+ * Entries -> the FlowSummary of a service: flows whose original destination is the service,
+ * grouped by backend, with how many are established. (Pure; the kernel filter already did the
+ * selecting, this checks again.)
+ */
+export function summarizeServiceFlows(entries: Iterable<ConntrackEntry>, s: ServiceKey): FlowSummary {
+  const f = serviceFilter(s);
+  const byBackend: FlowSummary['byBackend'] = new Map();
+  for (const e of entries) {
+    if (!matchesFilter(e, f)) continue;
+    const key = backendOf(e);
+    const b = byBackend.get(key) ?? { flows: 0, established: 0 };
+    b.flows++;
+    if (isEstablished(e)) b.established++;
+    byBackend.set(key, b);
+  }
+  return { byBackend };
+}
+
+/** How many deletes are in flight at once when a backend's flows are removed. */
+const DELETE_CONCURRENCY = 64;
+
+/**
+ * The Conntrack of src/adapters/conntrack.ts over ctnetlink, so the CLI adapter can be
+ * swapped out: serviceFlows() is one filtered dump; deleteBackendFlows() dumps the service,
+ * picks the flows whose replies come from the backend and deletes each by tuple and id
+ * (so a new flow that reused a tuple meanwhile is left alone), 64 requests in flight.
+ * It returns how many the kernel deleted; flows that ended on their own meanwhile (ENOENT)
+ * are not counted.
+ */
+export function createCtnetlinkConntrack(ct: Ctnetlink): Conntrack {
+  return {
+    async serviceFlows(s: ServiceKey): Promise<FlowSummary> {
+      return summarizeServiceFlows(await ct.dump(serviceFilter(s)), s);
+    },
+    async deleteBackendFlows(s: ServiceKey, backend: { address: string; port: number }): Promise<number> {
+      const flows = (await ct.dump(serviceFilter(s))).filter(
+        (e) => sameAddress(e.reply.src, backend.address) && e.reply.srcPort === backend.port,
+      );
+      let deleted = 0;
+      let next = 0;
+      const worker = async () => {
+        while (next < flows.length) {
+          const e = flows[next++] as ConntrackEntry;
+          const opts: { zone?: number; id?: number } = {};
+          if (e.zone !== undefined) opts.zone = e.zone;
+          if (e.id !== undefined) opts.id = e.id;
+          if ((await ct.delete(e.orig, opts)) === 'deleted') deleted++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, flows.length) }, worker));
+      return deleted;
+    },
+  };
+}
