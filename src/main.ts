@@ -22,6 +22,15 @@ import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
 import { hostname, setPriority } from 'node:os';
+import { createSocket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { deriveSyncKey, syncKeyProblem } from './codec/sync/message.js';
+import { nodeView } from './config/node.js';
+import type { Config } from './config/schema.js';
+import { bareAddress } from './lib/ip.js';
+import { StateSyncService } from './services/state-sync.js';
 import { createServer, type Server } from 'node:http';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './control/metrics.js';
 import { parseAddressPort } from './lib/ip.js';
@@ -68,7 +77,10 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const kernel = new SerialQueue();
   const poller = new Poller();
   const vrrpNet = await createVrrpNet({ poller, log: log.child({ component: 'netlink' }) });
-  const ctnl = Ctnetlink.open({ poller });
+  const c = loaded.value.config;
+  const syncOn = !!(c.state_sync && c.cluster.key_file);
+  if (c.state_sync && !c.cluster.key_file) log.warn({ event: 'sync_off' }, 'state_sync is configured but cluster.key_file is not: connection state is not replicated');
+  const ctnl = Ctnetlink.open({ poller, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),
@@ -90,7 +102,20 @@ export async function runNode(opts: RunOptions): Promise<number> {
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue: kernel, balancer, health, vrrp, readHost: readHostState, now: Date.now }, opts.node);
+  let sync: StateSyncService | undefined;
+  if (syncOn) {
+    try {
+      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp });
+    } catch (e) {
+      log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
+      process.stderr.write((e as Error).message + '\n');
+      ctnl.close();
+      vrrpNet.close();
+      poller.close();
+      return 1;
+    }
+  }
+  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue: kernel, balancer, health, vrrp, ...(sync ? { sync } : {}), readHost: readHostState, now: Date.now }, opts.node);
   const release = () => {
     ctnl.close();
     vrrpNet.close();
@@ -189,5 +214,48 @@ export async function runNode(opts: RunOptions): Promise<number> {
         });
     };
     if (stopAsked) onStop(stopAsked);
+  });
+}
+
+/** The state sync of this node: the cluster key, its id and the peers' sync addresses, a UDP socket. */
+async function createStateSync(
+  c: Config,
+  opts: RunOptions,
+  configFile: string,
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService },
+): Promise<StateSyncService> {
+  const ss = c.state_sync!;
+  const keyPath = resolvePath(dirname(resolvePath(configFile)), c.cluster.key_file!);
+  let keyBytes: Buffer;
+  try {
+    keyBytes = await readFile(keyPath);
+  } catch (e) {
+    throw new FwlbError('ERR_SYNC_KEY', `cluster.key_file: cannot read ${keyPath}: ${(e as Error).message}`);
+  }
+  const problem = syncKeyProblem(keyBytes);
+  if (problem) throw new FwlbError('ERR_SYNC_KEY', `cluster.key_file ${keyPath}: ${problem}`);
+  const names = Object.keys(c.nodes);
+  const view = nodeView(c, opts.node);
+  const selfAddress = bareAddress(view.addresses[ss.interface] ?? '');
+  const peers = view.peers
+    .filter((p) => p.addresses[ss.interface])
+    .map((p) => ({ name: p.name, id: names.indexOf(p.name), address: p.addresses[ss.interface]! }));
+  return new StateSyncService({
+    clock: realClock,
+    log: deps.log,
+    key: deriveSyncKey(keyBytes),
+    selfId: names.indexOf(opts.node),
+    epoch: randomInt(1, 2 ** 32 - 1),
+    peers,
+    ct: deps.ct,
+    transport: (onDatagram) => {
+      const sock = createSocket('udp4');
+      sock.on('message', (m, rinfo) => onDatagram(m, rinfo.address));
+      sock.on('error', (e) => deps.log.error({ err: e.message }, 'sync socket error'));
+      sock.bind(ss.port, selfAddress);
+      return { send: (b, address) => sock.send(b, ss.port, address), close: () => sock.close() };
+    },
+    isActive: () => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster(),
+    demote: (on, why) => deps.vrrp.setDemoted(on, why),
   });
 }

@@ -15,6 +15,7 @@ import { readCounters, type Nft } from '../adapters/nft.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
+import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 
 /** What the node needs of the health checker (services/health-checker.ts). */
 export interface HealthRunner {
@@ -30,6 +31,8 @@ export interface NodeDaemonDeps {
   balancer: Balancer;
   health: HealthRunner;
   vrrp: VrrpService;
+  /** Present when state sync is configured (state_sync and cluster.key_file). */
+  sync?: StateSyncService;
   readHost: (routeTargets: readonly string[]) => Promise<HostState>;
   now: () => number;
 }
@@ -62,6 +65,7 @@ export interface NodeStatus {
   reloads: { ok: number; failed: number; lastError: string | null };
   services: ServiceStatus[];
   vrrp: VrrpStatus;
+  sync: StateSyncStatus | null;
 }
 
 export class NodeDaemon {
@@ -106,7 +110,9 @@ export class NodeDaemon {
   async start(loaded: LoadedConfig): Promise<void> {
     const p = await this.prepare(loaded);
     await this.commit(p);
-    // The firewall is in place before this node may take over any address.
+    // The state sync first: a joining node is held back from mastership until it has the
+    // peers' connection table. The firewall is in place before any address is taken.
+    this.deps.sync?.start();
     await this.startVrrp(p);
   }
 
@@ -174,6 +180,7 @@ export class NodeDaemon {
   async stop(): Promise<void> {
     this.deps.health.stop();
     await this.deps.vrrp.shutdown();
+    this.deps.sync?.stop();
   }
 
   maintenance(on: boolean): VrrpStatus {
@@ -196,6 +203,7 @@ export class NodeDaemon {
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(await readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME)),
       vrrp: this.deps.vrrp.status(),
+      sync: this.deps.sync?.status() ?? null,
     };
   }
 }

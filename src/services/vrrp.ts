@@ -106,6 +106,8 @@ export interface VrrpInstanceStatus {
 
 export interface VrrpStatus {
   maintenance: boolean;
+  /** Held back by the state sync until its bulk sync is complete. */
+  syncDemoted: boolean;
   groups: { name: string; state: string; transitions: number; instances: VrrpInstanceStatus[] }[];
   counters: Record<string, number>;
   drops: Partial<Record<VrrpDropReason, number>>;
@@ -134,6 +136,9 @@ export class VrrpService {
   private unlisten: (() => void) | undefined;
   private syncIfname: string | undefined;
   private maintenance = false;
+  private demoted = false;
+  /** What the machines were last told (maintenance_on/off). */
+  private demotionApplied = false;
   private running = false;
   /** Bumped at every start and stop: callbacks of an earlier run find it changed and do nothing. */
   private generation = 0;
@@ -232,6 +237,8 @@ export class VrrpService {
       this.feed(g, { type: 'all', event: { type: 'startup' } });
       this.scheduleScript(g, 0);
     }
+    this.demotionApplied = false;
+    this.applyDemotion();
     log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
   }
 
@@ -274,11 +281,33 @@ export class VrrpService {
     this.running = false;
   }
 
+  /** By hand (`fwlb maintenance`): this node hands over and stays backup. */
   setMaintenance(on: boolean): void {
     if (on === this.maintenance) return;
     this.maintenance = on;
     this.deps.log.info({ event: 'maintenance', on }, on ? 'maintenance on: demoting this node' : 'maintenance off');
+    this.applyDemotion();
+  }
+
+  /** By the state sync: held back until this node has the connection table (bulk sync). */
+  setDemoted(on: boolean, why: string): void {
+    if (on === this.demoted) return;
+    this.demoted = on;
+    this.deps.log.info({ event: 'sync_demotion', on, why }, on ? `held back from mastership: ${why}` : `released: ${why}`);
+    this.applyDemotion();
+  }
+
+  /** Maintenance and the sync's demotion are one switch for the machines. */
+  private applyDemotion(): void {
+    const on = this.maintenance || this.demoted;
+    if (on === this.demotionApplied || !this.running) return;
+    this.demotionApplied = on;
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: on ? 'maintenance_on' : 'maintenance_off' } });
+  }
+
+  /** True when this node is master of every group: it carries the traffic. */
+  isMaster(): boolean {
+    return this.groups.length > 0 && this.groups.every((g) => g.state.state === 'master');
   }
 
   /** A tracked service gained or lost its last available backend. */
@@ -498,6 +527,7 @@ export class VrrpService {
     const now = this.deps.clock.now();
     return {
       maintenance: this.maintenance,
+      syncDemoted: this.demoted,
       groups: this.groups.map((g) => ({
         name: g.name,
         state: g.state.state,

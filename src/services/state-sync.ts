@@ -1,0 +1,298 @@
+/**
+ * Connection-state sync: the active node (VRRP master) replicates every conntrack change
+ * to its peers over the authenticated sync protocol (codec/sync, fsm/sync); a peer writes
+ * what it receives into its own kernel at once, so that on takeover the state is there
+ * before the traffic. A node that joins asks a peer for the whole table (bulk sync) and holds
+ * VRRP back until it has it.
+ *
+ * Loops and echoes: entries this node writes come back as events marked `self` and are not
+ * sent on; a backup's own events (its entries timing out) are not sent either: only the
+ * active node speaks. Writes into the kernel run one at a time, in order.
+ */
+import type { Logger } from 'pino';
+import { decode, encode, type SyncRecord } from '../codec/sync/message.js';
+import { bodyToEntry, entryToBody } from '../codec/sync/entry.js';
+import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
+import * as bulkFsm from '../fsm/sync/bulk.js';
+import * as linkFsm from '../fsm/sync/link.js';
+import type { Clock, Timer } from '../lib/clock.js';
+import { SerialQueue } from '../lib/serial-queue.js';
+
+/** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
+export interface ConntrackStore {
+  dump(): Promise<ConntrackEntry[]>;
+  create(entry: ConntrackEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
+  delete(tuple: CtTuple, opts?: { zone?: number }): Promise<'deleted' | 'absent'>;
+  onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
+}
+
+export interface SyncTransport {
+  send(buf: Buffer, address: string): void;
+  close(): void;
+}
+
+export interface SyncPeer {
+  name: string;
+  id: number;
+  address: string;
+}
+
+export interface StateSyncDeps {
+  clock: Clock;
+  log: Logger;
+  /** The derived sync key (codec/sync deriveSyncKey). */
+  key: Uint8Array;
+  selfId: number;
+  epoch: number;
+  peers: SyncPeer[];
+  ct: ConntrackStore;
+  /** Opens the UDP socket; datagrams come back with their source address. */
+  transport: (onDatagram: (buf: Buffer, from: string) => void) => SyncTransport;
+  /** This node carries the traffic (VRRP master): it is the one that speaks. */
+  isActive: () => boolean;
+  /** Hold VRRP back while the bulk sync is not complete. */
+  demote: (on: boolean, why: string) => void;
+}
+
+interface Link {
+  peer: SyncPeer;
+  state: linkFsm.LinkState;
+  timers: Map<string, Timer>;
+}
+
+export interface StateSyncStatus {
+  bulk: { state: string; text: string };
+  peers: ReturnType<typeof linkFsm.linkStatus>[];
+  sent: number;
+  applied: number;
+  applyErrors: number;
+  drops: Record<string, number>;
+}
+
+export class StateSyncService {
+  private readonly links = new Map<number, Link>();
+  private bulk = bulkFsm.initialBulkState();
+  private bulkTimer: Timer | undefined;
+  private transport: SyncTransport | undefined;
+  private unlisten: (() => void) | undefined;
+  private readonly writes = new SerialQueue();
+  private readonly drops = new Map<string, number>();
+  private sent = 0;
+  private applied = 0;
+  private applyErrors = 0;
+  private running = false;
+
+  constructor(private readonly deps: StateSyncDeps) {
+    for (const p of deps.peers) {
+      const cfg = linkFsm.linkConfig({ name: p.name, self: deps.selfId, peer: p.id, epoch: deps.epoch });
+      this.links.set(p.id, { peer: p, state: linkFsm.initialLinkState(cfg), timers: new Map() });
+    }
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.transport = this.deps.transport((buf, from) => this.onDatagram(buf, from));
+    this.unlisten = this.deps.ct.onEvent((e) => this.onConntrack(e));
+    for (const l of this.links.values()) this.feedLink(l, { type: 'start' });
+    this.feedBulk({ type: 'start', why: 'joined' });
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    this.unlisten?.();
+    for (const l of this.links.values()) for (const t of l.timers.values()) t.cancel();
+    this.bulkTimer?.cancel();
+    this.transport?.close();
+  }
+
+  private drop(reason: string): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+
+  private onDatagram(buf: Buffer, from: string): void {
+    const r = decode(buf, this.deps.key);
+    if (!r.ok) {
+      this.drop(r.reason);
+      return;
+    }
+    const l = this.links.get(r.value.sender);
+    if (!l || l.peer.address !== from) {
+      this.drop('unknown_peer');
+      return;
+    }
+    this.feedLink(l, { type: 'received', msg: r.value });
+  }
+
+  private onConntrack(e: Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0]): void {
+    if (!this.running) return;
+    if (e.kind === 'lost') {
+      this.deps.log.warn({ event: 'sync_events_lost' }, 'conntrack events lost: pushing the whole table to the peers');
+      if (this.deps.isActive()) for (const l of this.links.values()) void this.push(l, 0);
+      return;
+    }
+    // Our own writes, and a backup's own changes, are not sent on.
+    if (e.self || !this.deps.isActive()) return;
+    const record: SyncRecord = { type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) };
+    for (const l of this.links.values()) this.feedLink(l, { type: 'enqueue', records: [record] });
+  }
+
+  private feedLink(l: Link, event: linkFsm.LinkEvent): void {
+    const r = linkFsm.step(l.state, event, this.deps.clock.now());
+    l.state = r.state;
+    for (const fx of r.effects) {
+      switch (fx.type) {
+        case 'send':
+          try {
+            this.transport?.send(encode(fx.msg, this.deps.key), l.peer.address);
+            this.sent++;
+          } catch (err) {
+            this.deps.log.warn({ peer: l.peer.name, err: (err as Error).message }, 'sync message not sent');
+          }
+          break;
+        case 'arm_timer': {
+          l.timers.get(fx.timer)?.cancel();
+          const at = fx.atMs;
+          l.timers.set(fx.timer, this.deps.clock.after(Math.max(0, Math.ceil(at - this.deps.clock.now())), () => {
+            l.timers.delete(fx.timer);
+            if (this.running) this.feedLink(l, { type: 'timer', timer: fx.timer });
+          }));
+          break;
+        }
+        case 'cancel_timer':
+          l.timers.get(fx.timer)?.cancel();
+          l.timers.delete(fx.timer);
+          break;
+        case 'deliver':
+          for (const rec of fx.records) this.apply(rec);
+          if (fx.bulk) this.feedBulk({ type: 'data', peer: l.peer.id, records: fx.records.length });
+          break;
+        case 'bulk_end':
+          // After the transfer's writes: the table is complete once they are in the kernel.
+          void this.writes.run(async () => this.feedBulk({ type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count }));
+          break;
+        case 'bulk_request':
+          this.feedBulk({ type: 'bulk_request', peer: l.peer.id, requestId: fx.requestId });
+          break;
+        case 'session':
+          this.feedBulk({ type: 'peer_up', peer: l.peer.id });
+          if (fx.restarted) this.feedBulk({ type: 'start', why: 'peer_restarted', peer: l.peer.id });
+          break;
+        case 'peer_dead':
+          this.feedBulk({ type: 'peer_gone', peer: l.peer.id });
+          break;
+        case 'peer_alive':
+          break;
+        case 'resync_needed':
+          this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'sync queue overflowed: the peer will get the whole table');
+          break;
+        case 'resync_ready':
+          void this.push(l, 0);
+          break;
+        case 'drop':
+          this.drop(fx.reason);
+          break;
+        case 'log':
+          this.deps.log[fx.level]({ ...fx.fields, peer: l.peer.name }, fx.msg);
+          break;
+        case 'count':
+          break;
+      }
+    }
+  }
+
+  private feedBulk(event: bulkFsm.BulkEvent): void {
+    const r = bulkFsm.step(this.bulk, event, this.deps.clock.now());
+    const wasSynced = bulkFsm.isSynced(this.bulk);
+    this.bulk = r.state;
+    for (const fx of r.effects) {
+      switch (fx.type) {
+        case 'send_bulk_request': {
+          const l = this.links.get(fx.peer);
+          if (l) this.feedLink(l, { type: 'send_bulk_request', requestId: fx.requestId });
+          break;
+        }
+        case 'arm_timer':
+          this.bulkTimer?.cancel();
+          this.bulkTimer = this.deps.clock.after(Math.max(0, Math.ceil(fx.atMs - this.deps.clock.now())), () => {
+            if (this.running) this.feedBulk({ type: 'timeout' });
+          });
+          break;
+        case 'cancel_timer':
+          this.bulkTimer?.cancel();
+          this.bulkTimer = undefined;
+          break;
+        case 'demote':
+          this.deps.demote(fx.on, fx.why);
+          break;
+        case 'serve_bulk': {
+          const l = this.links.get(fx.peer);
+          if (l) void this.push(l, fx.requestId);
+          break;
+        }
+        case 'cancel_serve':
+          break;
+        case 'log':
+          this.deps.log[fx.level]({ ...fx.fields }, fx.msg);
+          break;
+        case 'count':
+          break;
+      }
+    }
+    const synced = bulkFsm.isSynced(this.bulk);
+    if (synced !== wasSynced) for (const l of this.links.values()) this.feedLink(l, { type: 'set_synced', synced });
+  }
+
+  /** The whole table to one peer: bulk records, then BULK_END(requestId, count). */
+  private async push(l: Link, requestId: number): Promise<void> {
+    const entries = await this.deps.ct.dump().catch((err: Error) => {
+      this.deps.log.error({ err: err.message }, 'cannot dump conntrack for a bulk sync');
+      return [] as ConntrackEntry[];
+    });
+    if (!this.running) return;
+    this.feedLink(l, { type: 'bulk_begin' });
+    const records = entries.map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
+    for (let i = 0; i < records.length; i += 256) this.feedLink(l, { type: 'enqueue', records: records.slice(i, i + 256), bulk: true });
+    this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: records.length });
+    if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: records.length });
+    this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: records.length }, `sent the table to ${l.peer.name}`);
+  }
+
+  /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
+  private apply(rec: SyncRecord): void {
+    const e = bodyToEntry(rec.body);
+    if (!e.ok) {
+      this.drop(`entry_${e.reason}`);
+      return;
+    }
+    const entry = e.value;
+    const zone = entry.zone !== undefined ? { zone: entry.zone } : {};
+    void this.writes.run(async () => {
+      try {
+        if (rec.type === 'ct_destroy') {
+          await this.deps.ct.delete(entry.orig, zone);
+        } else if ((await this.deps.ct.create(entry, { beLiberal: true })) === 'exists') {
+          await this.deps.ct.delete(entry.orig, zone);
+          await this.deps.ct.create(entry, { beLiberal: true });
+        }
+        this.applied++;
+      } catch (err) {
+        this.applyErrors++;
+        this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
+      }
+    });
+  }
+
+  status(): StateSyncStatus {
+    const now = this.deps.clock.now();
+    return {
+      bulk: { state: this.bulk.state, text: bulkFsm.BULK_STATE_TEXT[this.bulk.state] },
+      peers: [...this.links.values()].map((l) => linkFsm.linkStatus(l.state, now)),
+      sent: this.sent,
+      applied: this.applied,
+      applyErrors: this.applyErrors,
+      drops: Object.fromEntries(this.drops),
+    };
+  }
+}
