@@ -23,3 +23,5 @@ export const RAW_TCP_JS = `${REPO_ROOT}/dist/src/lab/raw-tcp.js`;
 export const FLOWS_JS = `${REPO_ROOT}/dist/src/lab/flows.js`;
 /** A steady prober of a service, for gaps and reaction times (prober.ts). */
 export const PROBER_JS = `${REPO_ROOT}/dist/src/lab/prober.js`;
+/** Many long-lived TCP sessions from one process (sessions.ts). */
+export const SESSIONS_JS = `${REPO_ROOT}/dist/src/lab/sessions.js`;

@@ -1,0 +1,83 @@
+/**
+ * Many long-lived TCP sessions from one process, for the "sessions kept" benchmark: N
+ * connections to an echo service, each sending a numbered line every --every ms for
+ * --seconds, each checking its echoes. Prints one JSON line:
+ *   {"sessions": N, "connected": n, "kept": k, "lost": l, "worstStallMs": w, "stalls": [...]}
+ * A session is kept when it stayed open and every line came back; its stall is the longest
+ * time it waited for an echo.
+ *
+ *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10]
+ */
+import { connect, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' } },
+});
+const [host = '', port = ''] = positionals;
+const count = Number(values.count);
+const every = Number(values.every);
+
+interface S {
+  sock: Socket;
+  connected: boolean;
+  sent: number;
+  echoed: number;
+  lastEcho: number;
+  maxGap: number;
+  failed: boolean;
+  buf: string;
+}
+
+const sessions: S[] = [];
+for (let i = 0; i < count; i++) {
+  const s: S = { sock: connect({ host, port: Number(port) }), connected: false, sent: 0, echoed: 0, lastEcho: 0, maxGap: 0, failed: false, buf: '' };
+  s.sock.setNoDelay(true);
+  s.sock.setEncoding('utf8');
+  s.sock.on('connect', () => {
+    s.connected = true;
+    s.lastEcho = Date.now();
+  });
+  s.sock.on('data', (d: string) => {
+    s.buf += d;
+    let nl: number;
+    while ((nl = s.buf.indexOf('\n')) >= 0) {
+      if (s.buf.slice(0, nl) !== String(s.echoed)) s.failed = true;
+      s.buf = s.buf.slice(nl + 1);
+      s.echoed++;
+      const now = Date.now();
+      s.maxGap = Math.max(s.maxGap, now - s.lastEcho);
+      s.lastEcho = now;
+    }
+  });
+  s.sock.on('error', () => (s.failed = true));
+  s.sock.on('close', () => {
+    if (s.sent === 0 || s.echoed < s.sent) s.failed = true;
+  });
+  sessions.push(s);
+}
+
+const tick = setInterval(() => {
+  const now = Date.now();
+  for (const s of sessions) {
+    if (!s.connected || s.failed) continue;
+    if (s.sent > s.echoed) s.maxGap = Math.max(s.maxGap, now - s.lastEcho);
+    else s.lastEcho = now;
+    s.sock.write(`${s.sent++}\n`);
+  }
+}, every);
+
+setTimeout(() => {
+  clearInterval(tick);
+  // The last lines' echoes, and a last chance for stalled sessions to recover.
+  setTimeout(() => {
+    const kept = sessions.filter((s) => s.connected && !s.failed && s.sent > 0 && s.echoed === s.sent);
+    const stalls = kept.map((s) => s.maxGap).sort((a, b) => b - a);
+    process.stdout.write(
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5) }) + '\n',
+    );
+    for (const s of sessions) s.sock.destroy();
+    process.exit(0);
+  }, 3000);
+}, Number(values.seconds) * 1000);
