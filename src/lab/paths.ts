@@ -25,3 +25,5 @@ export const FLOWS_JS = `${REPO_ROOT}/dist/src/lab/flows.js`;
 export const PROBER_JS = `${REPO_ROOT}/dist/src/lab/prober.js`;
 /** Many long-lived TCP sessions from one process (sessions.ts). */
 export const SESSIONS_JS = `${REPO_ROOT}/dist/src/lab/sessions.js`;
+/** Conntrack load and watch for the sync benchmark (ct-tool.ts). */
+export const CT_TOOL_JS = `${REPO_ROOT}/dist/src/lab/ct-tool.js`;

@@ -15,6 +15,10 @@ import { bodyToEntry, entryToBody } from '../codec/sync/entry.js';
 import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
+import * as sender from '../fsm/sync/sender.js';
+
+/** A conservative count of entry records per 1400-byte message (they take about 330 bytes). */
+const RECORDS_PER_MESSAGE_LOW = 2;
 import type { Clock, Timer } from '../lib/clock.js';
 import { SerialQueue } from '../lib/serial-queue.js';
 
@@ -252,8 +256,22 @@ export class StateSyncService {
     });
     if (!this.running) return;
     this.feedLink(l, { type: 'bulk_begin' });
-    const records = entries.map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
-    for (let i = 0; i < records.length; i += 256) this.feedLink(l, { type: 'enqueue', records: records.slice(i, i + 256), bulk: true });
+    const epoch = l.state.replay.peer?.epoch;
+    // Paced by the sender's room, so a big table never overflows the queue: a few records
+    // fit a message, so the room in messages bounds how many records may wait.
+    let i = 0;
+    while (i < entries.length) {
+      if (!this.running || l.state.replay.peer?.epoch !== epoch) return; // stopped, or the peer restarted: it will ask again
+      const room = sender.room(l.state.sender);
+      if (room < 8) {
+        await new Promise<void>((res) => this.deps.clock.after(5, res));
+        continue;
+      }
+      const chunk = entries.slice(i, i + room * RECORDS_PER_MESSAGE_LOW).map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
+      i += chunk.length;
+      this.feedLink(l, { type: 'enqueue', records: chunk, bulk: true });
+    }
+    const records = entries;
     this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: records.length });
     if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: records.length });
     this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: records.length }, `sent the table to ${l.peer.name}`);
