@@ -19,8 +19,11 @@ import * as sender from '../fsm/sync/sender.js';
 
 /** A conservative count of entry records per 1400-byte message (they take about 330 bytes). */
 const RECORDS_PER_MESSAGE_LOW = 2;
+/** Records handed to a link per turn of the event loop during a bulk push. */
+const BULK_CHUNK = 512;
+/** Kernel writes of received records in flight at once (an entry's own writes stay in order). */
+const WRITE_CONCURRENCY = 32;
 import type { Clock, Timer } from '../lib/clock.js';
-import { SerialQueue } from '../lib/serial-queue.js';
 
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
@@ -79,12 +82,20 @@ export class StateSyncService {
   private bulkTimer: Timer | undefined;
   private transport: SyncTransport | undefined;
   private unlisten: (() => void) | undefined;
-  private readonly writes = new SerialQueue();
+  /** The last write queued per entry (by original tuple): an entry's writes stay in order. */
+  private readonly byEntry = new Map<string, Promise<void>>();
+  /** The last write queued of all: BULK_END waits for the writes before it. */
+  private lastWrite: Promise<void> = Promise.resolve();
   private readonly drops = new Map<string, number>();
   private sent = 0;
   private applied = 0;
   private applyErrors = 0;
   private running = false;
+  /** Records of this turn's events, not yet given to the links. */
+  private pending: SyncRecord[] = [];
+  /** Kernel writes in flight, at most WRITE_CONCURRENCY. */
+  private writing = 0;
+  private readonly writeWaiters: (() => void)[] = [];
 
   constructor(private readonly deps: StateSyncDeps) {
     for (const p of deps.peers) {
@@ -138,8 +149,17 @@ export class StateSyncService {
     }
     // Our own writes, and a backup's own changes, are not sent on.
     if (e.self || !this.deps.isActive()) return;
-    const record: SyncRecord = { type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) };
-    for (const l of this.links.values()) this.feedLink(l, { type: 'enqueue', records: [record] });
+    this.pending.push({ type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) });
+    // Events come in bursts: hand them to the links once per turn of the event loop, as one
+    // batch, rather than one machine step per event.
+    if (this.pending.length === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const records = this.pending;
+    this.pending = [];
+    if (!this.running || records.length === 0) return;
+    for (const l of this.links.values()) this.feedLink(l, { type: 'enqueue', records });
   }
 
   private feedLink(l: Link, event: linkFsm.LinkEvent): void {
@@ -174,7 +194,7 @@ export class StateSyncService {
           break;
         case 'bulk_end':
           // After the transfer's writes: the table is complete once they are in the kernel.
-          void this.writes.run(async () => this.feedBulk({ type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count }));
+          void Promise.all([...this.byEntry.values(), this.lastWrite]).then(() => this.feedBulk({ type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count }));
           break;
         case 'bulk_request':
           this.feedBulk({ type: 'bulk_request', peer: l.peer.id, requestId: fx.requestId });
@@ -267,9 +287,11 @@ export class StateSyncService {
         await new Promise<void>((res) => this.deps.clock.after(5, res));
         continue;
       }
-      const chunk = entries.slice(i, i + room * RECORDS_PER_MESSAGE_LOW).map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
+      const chunk = entries.slice(i, i + Math.min(room * RECORDS_PER_MESSAGE_LOW, BULK_CHUNK)).map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
       i += chunk.length;
       this.feedLink(l, { type: 'enqueue', records: chunk, bulk: true });
+      // Let VRRP and everything else run between chunks: a bulk sync must never starve them.
+      await new Promise<void>((res) => setImmediate(res));
     }
     const records = entries;
     this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: records.length });
@@ -286,7 +308,10 @@ export class StateSyncService {
     }
     const entry = e.value;
     const zone = entry.zone !== undefined ? { zone: entry.zone } : {};
-    void this.writes.run(async () => {
+    const key = JSON.stringify(entry.orig);
+    const prev = this.byEntry.get(key) ?? Promise.resolve();
+    const job = prev.then(async () => {
+      await this.slot();
       try {
         if (rec.type === 'ct_destroy') {
           await this.deps.ct.delete(entry.orig, zone);
@@ -298,8 +323,32 @@ export class StateSyncService {
       } catch (err) {
         this.applyErrors++;
         this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
+      } finally {
+        this.release();
       }
     });
+    this.byEntry.set(key, job);
+    this.lastWrite = job;
+    void job.then(() => {
+      if (this.byEntry.get(key) === job) this.byEntry.delete(key);
+    });
+  }
+
+  /** Waits for a free write slot. */
+  private slot(): Promise<void> {
+    if (this.writing < WRITE_CONCURRENCY) {
+      this.writing++;
+      return Promise.resolve();
+    }
+    return new Promise((res) => this.writeWaiters.push(() => {
+      this.writing++;
+      res();
+    }));
+  }
+
+  private release(): void {
+    this.writing--;
+    this.writeWaiters.shift()?.();
   }
 
   status(): StateSyncStatus {
