@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     const table1 = Number((await lab.exec('fw1', ['conntrack', '-C'])).trim());
     const t0 = Date.now();
     await start('fw2');
-    await waitFor('fw2 bulk sync', async () => ((await status('fw2')).sync?.bulk.state === 'done' ? true : undefined), 300_000, 50);
+    await waitFor('fw2 bulk sync', async () => ((await status('fw2')).sync?.bulk.state === 'done' ? true : undefined), 300_000, 500);
     const took = Date.now() - t0;
     await sleep(500);
     const table2 = Number((await lab.exec('fw2', ['conntrack', '-C'])).trim());

@@ -1,7 +1,7 @@
 /**
  * Conntrack load for the sync benchmark, run inside a lab namespace:
  *   node ct-tool.js create --count N [--rate R] [--from I]
- *       creates N established TCP entries (198.18.128.0/17 clients to 198.18.0.100:80,
+ *       creates N established TCP entries (198.18.128.0/17 clients to 198.18.0.100:9 (no service),
  *       DNAT to 198.18.1.11; only table entries, no packet is sent) at R per second (0: as
  *       fast as the kernel takes them), and prints {"created": [[index, ms], ...]}
  *   node ct-tool.js watch --count N [--timeout S]
@@ -30,8 +30,8 @@ function entry(i: number): ConntrackEntry {
   const c = client(i);
   return {
     family: 4,
-    orig: { src: c.address, dst: '198.18.0.100', proto: 6, srcPort: c.port, dstPort: 80 },
-    reply: { src: '198.18.1.11', dst: c.address, proto: 6, srcPort: 80, dstPort: c.port },
+    orig: { src: c.address, dst: '198.18.0.100', proto: 6, srcPort: c.port, dstPort: 9 },
+    reply: { src: '198.18.1.11', dst: c.address, proto: 6, srcPort: 9, dstPort: c.port },
     status: 0x0e, // SEEN_REPLY | ASSURED | CONFIRMED
     timeout: 600,
     tcp: { state: 'ESTABLISHED' },
@@ -74,7 +74,7 @@ if (positionals[0] === 'create') {
     process.exit(0);
   };
   ct.onEvent((e) => {
-    if (e.kind !== 'new' || e.entry.orig.dstPort !== 80 || !e.entry.orig.src.startsWith('198.18.')) return;
+    if (e.kind !== 'new' || e.entry.orig.dstPort !== 9 || !e.entry.orig.src.startsWith('198.18.')) return;
     const i = indexOf(e.entry.orig.src, e.entry.orig.srcPort ?? 0);
     if (i >= 0 && !seen.has(i)) seen.set(i, now());
     if (seen.size >= count) done();
