@@ -63,7 +63,7 @@ import type { NlMessage } from '../../codec/netlink/nlmsg.js';
 import type { Conntrack, FlowSummary, ServiceKey } from '../conntrack.js';
 import { NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, type Reply, type SocketCounters } from './socket.js';
 
 export type { ConntrackEntry, ConntrackEvent, CtTuple, DumpFilter } from '../../codec/netlink/ctnetlink.js';
 
@@ -128,24 +128,13 @@ export class Ctnetlink {
       protocol: NETLINK_NETFILTER,
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
     };
-    const requests = NetlinkSocket.open(base);
     let self: Ctnetlink | undefined;
-    let events: NetlinkSocket | undefined;
-    const groups = [...new Set(opts.events ?? [])];
-    if (groups.length > 0) {
-      try {
-        events = NetlinkSocket.open({
-          ...base,
-          groups: groups.map((g) => GROUP_NUMBER[g]),
-          rcvbuf: opts.eventBuffer ?? 8 * 1024 * 1024,
-          onNotification: (m) => self?.onNotification(m),
-          onLost: () => self?.emit({ kind: 'lost' }),
-        });
-      } catch (err) {
-        requests.close();
-        throw err;
-      }
-    }
+    const { requests, events } = openRequestAndEvents(base, {
+      groups: [...new Set(opts.events ?? [])].map((g) => GROUP_NUMBER[g]),
+      rcvbuf: opts.eventBuffer ?? 8 * 1024 * 1024,
+      onNotification: (m) => self?.onNotification(m),
+      onLost: () => self?.emit({ kind: 'lost' }),
+    });
     self = new Ctnetlink(requests, events, opts.dumpTimeoutMs ?? 60_000);
     return self;
   }

@@ -39,7 +39,7 @@ import {
 import { FwlbError } from '../../lib/errors.js';
 import { NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, type Reply, type SocketCounters } from './socket.js';
 
 export type { Addr, Link } from '../../codec/netlink/rtnetlink.js';
 
@@ -96,23 +96,13 @@ export class RtNetlink {
   static open(opts: RtNetlinkOptions): RtNetlink {
     const groups = opts.groups ?? (['link', 'ipv4-ifaddr', 'ipv6-ifaddr'] as const);
     const base = { poller: opts.poller, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) };
-    const requests = NetlinkSocket.open(base);
     let self: RtNetlink | undefined;
-    let events: NetlinkSocket | undefined;
-    if (groups.length > 0) {
-      try {
-        events = NetlinkSocket.open({
-          ...base,
-          groups: [...new Set(groups)].map((g) => GROUP_NUMBER[g]),
-          rcvbuf: opts.eventBuffer ?? 4 * 1024 * 1024,
-          onNotification: (m) => self?.onNotification(m),
-          onLost: () => self?.emit({ kind: 'lost' }),
-        });
-      } catch (err) {
-        requests.close();
-        throw err;
-      }
-    }
+    const { requests, events } = openRequestAndEvents(base, {
+      groups: [...new Set(groups)].map((g) => GROUP_NUMBER[g]),
+      rcvbuf: opts.eventBuffer ?? 4 * 1024 * 1024,
+      onNotification: (m) => self?.onNotification(m),
+      onLost: () => self?.emit({ kind: 'lost' }),
+    });
     self = new RtNetlink(requests, events);
     return self;
   }

@@ -325,3 +325,22 @@ export class NetlinkSocket {
     p.messages.push(msg);
   }
 }
+
+/**
+ * A family adapter's sockets: one for requests and, when it listens to multicast groups,
+ * one for events (so replies never wait behind a burst of events). Closes the request
+ * socket if the event socket cannot be opened.
+ */
+export function openRequestAndEvents(
+  base: Omit<NetlinkSocketOptions, 'groups' | 'rcvbuf' | 'onNotification' | 'onLost'>,
+  events: { groups: readonly number[]; rcvbuf: number; onNotification: (m: NlMessage) => void; onLost: () => void },
+): { requests: NetlinkSocket; events: NetlinkSocket | undefined } {
+  const requests = NetlinkSocket.open(base);
+  if (events.groups.length === 0) return { requests, events: undefined };
+  try {
+    return { requests, events: NetlinkSocket.open({ ...base, ...events }) };
+  } catch (err) {
+    requests.close();
+    throw err;
+  }
+}
