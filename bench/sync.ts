@@ -4,7 +4,7 @@
  * bulk-sync a table of N entries to a node that joins. Entries are written straight into
  * the master's table (ctnetlink), as a busy firewall's conntrack would fill.
  *
- *   node dist/bench/sync.js [--rate 1000] [--lag-count 5000] [--burst 20000] [--bulk 20000]
+ *   node dist/bench/sync.js [--rate 1000] [--lag-count 5000] [--burst 20000] [--bulk 100000]
  *
  * Prints figures; never asserts. conntrackd is not run beside it yet: the peer reference's
  * figures (its own lab) are printed for orientation.
@@ -25,7 +25,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '1000' },
     'lag-count': { type: 'string', default: '5000' },
     burst: { type: 'string', default: '20000' },
-    bulk: { type: 'string', default: '20000' },
+    bulk: { type: 'string', default: '100000' },
     prefix: { type: 'string', default: 'bsync' },
   },
 });

@@ -268,8 +268,13 @@ export class StateSyncService {
     if (synced !== wasSynced) for (const l of this.links.values()) this.feedLink(l, { type: 'set_synced', synced });
   }
 
+  /** The push under way per peer: a newer one supersedes it (one push per link at a time). */
+  private readonly pushes = new Map<number, number>();
+
   /** The whole table to one peer: bulk records, then BULK_END(requestId, count). */
   private async push(l: Link, requestId: number): Promise<void> {
+    const token = (this.pushes.get(l.peer.id) ?? 0) + 1;
+    this.pushes.set(l.peer.id, token);
     const entries = await this.deps.ct.dump().catch((err: Error) => {
       this.deps.log.error({ err: err.message }, 'cannot dump conntrack for a bulk sync');
       return [] as ConntrackEntry[];
@@ -282,6 +287,7 @@ export class StateSyncService {
     let i = 0;
     while (i < entries.length) {
       if (!this.running || l.state.replay.peer?.epoch !== epoch) return; // stopped, or the peer restarted: it will ask again
+      if (this.pushes.get(l.peer.id) !== token) break; // a newer push to this peer took over: end this one here
       const room = sender.room(l.state.sender);
       if (room < 8) {
         await new Promise<void>((res) => this.deps.clock.after(5, res));
@@ -293,10 +299,10 @@ export class StateSyncService {
       // Let VRRP and everything else run between chunks: a bulk sync must never starve them.
       await new Promise<void>((res) => setImmediate(res));
     }
-    const records = entries;
-    this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: records.length });
-    if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: records.length });
-    this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: records.length }, `sent the table to ${l.peer.name}`);
+    // Every push ends with exactly one BULK_END carrying what it sent, superseded or not.
+    this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: i });
+    if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: i });
+    this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: i, of: entries.length }, `sent the table to ${l.peer.name}`);
   }
 
   /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
