@@ -24,7 +24,10 @@ import { mapDelta } from '../compiler/map-update.js';
 import { backendCounterName, serviceMapName, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { FwlbError } from '../lib/errors.js';
 import { ipFamily } from '../lib/ip.js';
-import type { Conntrack, ServiceKey } from '../adapters/conntrack.js';
+import type { Conntrack, FlowSummary, ServiceKey } from '../adapters/conntrack.js';
+
+/** How long flow counts from conntrack are reused (a dump of a big table is not free). */
+const FLOW_CACHE_MS = 1000;
 import type { Nft } from '../adapters/nft.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 
@@ -84,6 +87,8 @@ export interface BalancerDeps {
   nft: Nft;
   conntrack: Conntrack;
   queue: SerialQueue;
+  /** The clock for the flow-count cache (default Date.now). */
+  now?: () => number;
   /** Told when a service gains its first or loses its last available backend (VRRP tracking). */
   onAvailability?: (service: string, available: boolean) => void;
 }
@@ -292,13 +297,25 @@ export class Balancer {
     });
   }
 
+  /** Flow counts per service, at most one conntrack dump per service a second however often status is asked. */
+  private readonly flowCache = new Map<string, { at: number; flows: FlowSummary | null }>();
+
+  private async flowsOf(s: ServiceRuntime): Promise<FlowSummary | null> {
+    const now = (this.deps.now ?? Date.now)();
+    const hit = this.flowCache.get(s.name);
+    if (hit && now - hit.at < FLOW_CACHE_MS) return hit.flows;
+    const flows = await this.deps.conntrack.serviceFlows(s.key).catch(() => null);
+    this.flowCache.set(s.name, { at: now, flows });
+    return flows;
+  }
+
   async status(counters: ReadonlyMap<string, number> | null): Promise<ServiceStatus[]> {
     const out: ServiceStatus[] = [];
     for (const s of this.services.values()) {
       const table = this.kernel.get(s.name) ?? [];
       const slotCount = new Map<string, number>();
       for (const x of table) if (x) slotCount.set(`${x.address}:${x.port}`, (slotCount.get(`${x.address}:${x.port}`) ?? 0) + 1);
-      const flows = await this.deps.conntrack.serviceFlows(s.key).catch(() => null);
+      const flows = await this.flowsOf(s);
       out.push({
         name: s.name,
         listen: `${s.key.family === 6 ? `[${s.key.address}]` : s.key.address}:${s.key.port}/${s.key.proto}`,
