@@ -17,31 +17,13 @@ import { Keepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
 import { PROBER_JS } from '../src/lab/paths.js';
 import { waitFor } from '../src/lib/wait.js';
-import { table } from './util.js';
+import { benchClusterYaml, table } from './util.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '30' }, prefix: { type: 'string', default: 'bcost' } } });
 const seconds = Number(values.seconds);
 const PREFIX = values.prefix!;
 const TICK = 100; // clock ticks per second (USER_HZ)
 
-const CONFIG = `cluster: { name: cost }
-nodes:
-  fw1: { priority: 200, addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 } }
-  fw2: { priority: 100, addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 } }
-interfaces: { outside: eth0, inside: eth1, sync: eth2 }
-vrrp:
-  groups:
-    edge:
-      instances:
-        ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }
-        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }
-state_sync: { interface: sync }
-services:
-  web:
-    listen: 198.18.0.100:80/tcp
-    backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
-    health: { http: { path: /healthz }, interval: 1s, timeout: 500ms }
-`;
 
 /** RSS (KiB) and CPU seconds (user + system) of a set of processes. */
 function sample(pids: number[]): { rssKiB: number; cpuS: number } {
@@ -68,7 +50,7 @@ async function measure(pids: () => number[], during: () => Promise<void>): Promi
 
 async function fwlbRun(lab: Lab): Promise<string[][]> {
   const cfg = `${lab.stateDir}/cluster.yaml`;
-  writeFileSync(cfg, CONFIG);
+  writeFileSync(cfg, benchClusterYaml({ name: 'cost', health: true }));
   const control = `${lab.stateDir}/fw1.sock`;
   const d1 = lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control, '--log-level', 'warn']);
   lab.startDaemon('fw2', ['run', '-c', cfg, '--node', 'fw2', '--control', `${lab.stateDir}/fw2.sock`, '--log-level', 'warn']);

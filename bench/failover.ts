@@ -20,7 +20,7 @@ import { Keepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
-import { table } from './util.js';
+import { benchClusterYaml, table } from './util.js';
 import { waitFor } from '../src/lib/wait.js';
 import { probeGaps, type ProbeRecord } from '../src/lab/probe-stats.js';
 
@@ -40,31 +40,6 @@ type System = 'fwlb' | 'ka1' | 'ka01';
 type Mode = 'crash' | 'link' | 'graceful';
 const LABEL: Record<System, string> = { fwlb: 'fwlb (defaults: v3, 100 ms)', ka1: 'keepalived v2, advert 1 s', ka01: 'keepalived v3, advert 0.1 s' };
 
-/** The cluster config: fwlb's defaults for VRRP timing (no advert_interval given). */
-function clusterYaml(): string {
-  return `cluster: { name: bench }
-nodes:
-  fw1: { priority: 200, addresses: { outside: 198.18.0.2/24, inside: 198.18.1.2/24, sync: 198.18.2.1/24 } }
-  fw2: { priority: 100, addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 } }
-interfaces: { outside: eth0, inside: eth1, sync: eth2 }
-vrrp:
-  groups:
-    edge:
-      instances:
-        ext: { interface: outside, vrid: 51, addresses: [${VIP_OUT}/24] }
-        int: { interface: inside, vrid: 52, addresses: [${VIP_IN}/24] }
-      track: { interfaces: [outside, inside] }
-state_sync: { interface: sync }
-firewall:
-  rules:
-    - allow: { from: inside, to: outside }
-services:
-  web:
-    listen: ${VIP_OUT}:80/tcp
-    backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
-`;
-}
-
 interface Running {
   stop(fw: string): Promise<void>;
   isMaster(fw: string): Promise<boolean>;
@@ -78,7 +53,7 @@ async function holds(lab: Lab, fw: string): Promise<boolean> {
 
 async function startSystem(lab: Lab, sys: System): Promise<Running> {
   const cfg = `${lab.stateDir}/cluster.yaml`;
-  await writeFile(cfg, clusterYaml());
+  await writeFile(cfg, benchClusterYaml({ name: 'bench' }));
   if (sys === 'fwlb') {
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     for (const fw of ['fw1', 'fw2']) {

@@ -63,7 +63,7 @@ import type { NlMessage } from '../../codec/netlink/nlmsg.js';
 import type { Conntrack, FlowSummary, ServiceKey } from '../conntrack.js';
 import { NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, openRequestAndEvents, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply, type SocketCounters } from './socket.js';
 
 export type { ConntrackEntry, ConntrackEvent, CtTuple, DumpFilter } from '../../codec/netlink/ctnetlink.js';
 
@@ -241,13 +241,7 @@ export class Ctnetlink {
    */
   async delete(tuple: CtTuple, opts: { zone?: number; id?: number } = {}): Promise<'deleted' | 'absent'> {
     const key = toKey(tuple, opts);
-    try {
-      await this.requests.request((seq) => encodeDelete(seq, key), { dump: false, op: 'IPCTNL_MSG_CT_DELETE' });
-      return 'deleted';
-    } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 'ENOENT') return 'absent';
-      throw err;
-    }
+    return requestIdempotent(this.requests, (seq) => encodeDelete(seq, key), 'IPCTNL_MSG_CT_DELETE', 'deleted', { errno: 'ENOENT', result: 'absent' });
   }
 
   /** Closes both sockets (waiting requests reject with ECANCELED); the poller stays open. Idempotent. */

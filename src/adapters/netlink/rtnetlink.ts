@@ -39,7 +39,7 @@ import {
 import { FwlbError } from '../../lib/errors.js';
 import { NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, openRequestAndEvents, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply, type SocketCounters } from './socket.js';
 
 export type { Addr, Link } from '../../codec/netlink/rtnetlink.js';
 
@@ -157,13 +157,7 @@ export class RtNetlink {
       spec.broadcast = b.bytes;
     }
     if (spec.family === 6 && (opts.nodad ?? true)) spec.flags = IFA_F_NODAD;
-    try {
-      await this.requests.request((seq) => encodeNewAddr(seq, spec), { dump: false, op: 'RTM_NEWADDR' });
-      return 'added';
-    } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 'EEXIST') return 'exists';
-      throw err;
-    }
+    return requestIdempotent(this.requests, (seq) => encodeNewAddr(seq, spec), 'RTM_NEWADDR', 'added', { errno: 'EEXIST', result: 'exists' });
   }
 
   /**
@@ -172,13 +166,7 @@ export class RtNetlink {
    */
   async delAddress(ifindex: number, cidr: string): Promise<'deleted' | 'absent'> {
     const spec = toSpec(ifindex, cidr);
-    try {
-      await this.requests.request((seq) => encodeDelAddr(seq, spec), { dump: false, op: 'RTM_DELADDR' });
-      return 'deleted';
-    } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 'EADDRNOTAVAIL') return 'absent';
-      throw err;
-    }
+    return requestIdempotent(this.requests, (seq) => encodeDelAddr(seq, spec), 'RTM_DELADDR', 'deleted', { errno: 'EADDRNOTAVAIL', result: 'absent' });
   }
 
   /** Sets a link administratively up or down (`ip link set dev X up|down`). */

@@ -344,3 +344,24 @@ export function openRequestAndEvents(
     throw err;
   }
 }
+
+/**
+ * An acknowledged request where one errno means the wanted state already holds (EEXIST on
+ * an add, ENOENT or EADDRNOTAVAIL on a delete): resolves `done`, or `already` on that errno;
+ * any other error rejects as NetlinkError. What makes retries after a failover harmless.
+ */
+export async function requestIdempotent<A extends string, B extends string>(
+  sock: NetlinkSocket,
+  encode: (seq: number) => Buffer,
+  op: string,
+  done: A,
+  already: { errno: string; result: B },
+): Promise<A | B> {
+  try {
+    await sock.request(encode, { dump: false, op });
+    return done;
+  } catch (err) {
+    if (err instanceof NetlinkError && err.errno === already.errno) return already.result;
+    throw err;
+  }
+}
