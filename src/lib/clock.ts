@@ -26,9 +26,19 @@ export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
   private timers: { at: number; seq: number; fn: () => void }[] = [];
+  private offset: (n: number) => number = () => 0;
 
   constructor(start = 0) {
     this.t = start;
+  }
+
+  /**
+   * Makes timers fire off their time, as real ones do: the n-th timer set fires `offset(n)`
+   * ms after its due time (negative: early, as a real timer may fire a fraction of a
+   * millisecond before a deadline computed from a finer clock).
+   */
+  setFireOffset(offset: (n: number) => number): void {
+    this.offset = offset;
   }
 
   now(): number {
@@ -36,7 +46,8 @@ export class FakeClock implements Clock {
   }
 
   after(ms: number, fn: () => void): Timer {
-    const entry = { at: this.t + Math.max(0, ms), seq: this.seq++, fn };
+    const n = this.seq++;
+    const entry = { at: Math.max(this.t, this.t + Math.max(0, ms) + this.offset(n)), seq: n, fn };
     this.timers.push(entry);
     return { cancel: () => { this.timers = this.timers.filter((e) => e !== entry); } };
   }

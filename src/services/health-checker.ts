@@ -21,7 +21,8 @@
  * `compare`/`migrate`), restarts the changed ones, starts new ones, stops removed ones.
  */
 import type { Logger } from 'pino';
-import type { Clock, Timer } from '../lib/clock.js';
+import type { Clock } from '../lib/clock.js';
+import { TimerDriver } from '../lib/timers.js';
 import { initialHealth, step, type HealthState, type HealthStatus } from '../fsm/health/health.js';
 import {
   checkKind,
@@ -118,10 +119,8 @@ interface Checked {
   checks: number;
   failures: number;
   lastCheckAt?: number;
-  /** The timer of the next check, while none is running. */
-  next?: Timer;
-  /** The guard of the running probe. */
-  guard?: Timer;
+  /** Prefix of this record's timers (`next`: the next check; `guard`: the running probe's guard). */
+  readonly timerKey: string;
   /** Sequence number of the running probe (0: none); results of any other run are stale. */
   running: number;
   runs: number;
@@ -135,8 +134,11 @@ export class HealthChecker {
   private readonly targets = new Map<string, Checked>();
   private readonly random: () => number;
   private readonly failureLogIntervalMs: number;
+  private readonly timers: TimerDriver;
+  private records = 0;
 
   constructor(private readonly deps: HealthCheckerDeps) {
+    this.timers = new TimerDriver(deps.clock);
     this.random = deps.random ?? Math.random;
     this.failureLogIntervalMs = deps.failureLogIntervalMs ?? FAILURE_LOG_INTERVAL_MS;
   }
@@ -217,6 +219,7 @@ export class HealthChecker {
   private begin(key: string, target: ProbeTarget): Checked {
     const rec: Checked = {
       key,
+      timerKey: `${++this.records}/`,
       identity: targetIdentity(target),
       target,
       probe: probeFor(target.check, this.deps.probes),
@@ -230,22 +233,18 @@ export class HealthChecker {
       stopped: false,
     };
     this.targets.set(key, rec);
-    rec.next = this.deps.clock.after(firstCheckDelay(target.check.interval, this.random), () => this.check(rec));
+    this.timers.after(`${rec.timerKey}next`, firstCheckDelay(target.check.interval, this.random), () => this.check(rec));
     return rec;
   }
 
   private halt(c: Checked): void {
     c.stopped = true;
-    c.next?.cancel();
-    c.guard?.cancel();
-    c.next = undefined;
-    c.guard = undefined;
+    this.timers.cancelAll(c.timerKey);
     c.running = 0;
   }
 
   /** Starts one check: the probe, its guard, and when the next one is due. */
   private check(c: Checked): void {
-    c.next = undefined;
     if (c.stopped) return;
     const { clock } = this.deps;
     const startedAt = clock.now();
@@ -253,7 +252,7 @@ export class HealthChecker {
     const run = ++c.runs;
     c.running = run;
     c.dueAt = startedAt + nextCheckDelay(c.target.check.interval, this.random);
-    c.guard = clock.after(timeout + GUARD_GRACE_MS, () => {
+    this.timers.after(`${c.timerKey}guard`, timeout + GUARD_GRACE_MS, () => {
       this.finish(c, run, { ok: false, detail: timeoutDetail(timeout), ms: clock.now() - startedAt });
     });
     const failed = (e: unknown): ProbeResult => ({ ok: false, detail: `probe error: ${describeError(e)}`, ms: clock.now() - startedAt });
@@ -278,8 +277,7 @@ export class HealthChecker {
     if (c.stopped || c.running !== run) return;
     const { clock } = this.deps;
     c.running = 0;
-    c.guard?.cancel();
-    c.guard = undefined;
+    this.timers.cancel(`${c.timerKey}guard`);
     const now = clock.now();
     const result = { ok: r?.ok === true, detail: String(r?.detail ?? ''), ms: Number(r?.ms) || 0 };
     const from = c.health.status;
@@ -296,7 +294,7 @@ export class HealthChecker {
     } else {
       c.failureLog = { at: now, suppressed: 0 };
     }
-    c.next = clock.after(Math.max(0, c.dueAt - now), () => this.check(c));
+    this.timers.at(`${c.timerKey}next`, Math.max(now, c.dueAt), () => this.check(c));
   }
 
   /** Logs a transition ({from, to, why}) and tells `onChange`. */

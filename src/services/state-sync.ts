@@ -23,7 +23,8 @@ const RECORDS_PER_MESSAGE_LOW = 2;
 const BULK_CHUNK = 512;
 /** Kernel writes of received records in flight at once (an entry's own writes stay in order). */
 const WRITE_CONCURRENCY = 32;
-import type { Clock, Timer } from '../lib/clock.js';
+import type { Clock } from '../lib/clock.js';
+import { TimerDriver } from '../lib/timers.js';
 
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
@@ -64,7 +65,6 @@ export interface StateSyncDeps {
 interface Link {
   peer: SyncPeer;
   state: linkFsm.LinkState;
-  timers: Map<string, Timer>;
 }
 
 export interface StateSyncStatus {
@@ -79,7 +79,8 @@ export interface StateSyncStatus {
 export class StateSyncService {
   private readonly links = new Map<number, Link>();
   private bulk = bulkFsm.initialBulkState();
-  private bulkTimer: Timer | undefined;
+  /** Every timer of the service: `${peer}/${timer}` for the links, `bulk` for the bulk machine. */
+  private readonly timers: TimerDriver;
   private transport: SyncTransport | undefined;
   private unlisten: (() => void) | undefined;
   /** The last write queued per entry (by original tuple): an entry's writes stay in order. */
@@ -98,9 +99,10 @@ export class StateSyncService {
   private readonly writeWaiters: (() => void)[] = [];
 
   constructor(private readonly deps: StateSyncDeps) {
+    this.timers = new TimerDriver(deps.clock);
     for (const p of deps.peers) {
       const cfg = linkFsm.linkConfig({ name: p.name, self: deps.selfId, peer: p.id, epoch: deps.epoch });
-      this.links.set(p.id, { peer: p, state: linkFsm.initialLinkState(cfg), timers: new Map() });
+      this.links.set(p.id, { peer: p, state: linkFsm.initialLinkState(cfg) });
     }
   }
 
@@ -117,8 +119,7 @@ export class StateSyncService {
     if (!this.running) return;
     this.running = false;
     this.unlisten?.();
-    for (const l of this.links.values()) for (const t of l.timers.values()) t.cancel();
-    this.bulkTimer?.cancel();
+    this.timers.cancelAll();
     this.transport?.close();
   }
 
@@ -162,8 +163,8 @@ export class StateSyncService {
     for (const l of this.links.values()) this.feedLink(l, { type: 'enqueue', records });
   }
 
-  private feedLink(l: Link, event: linkFsm.LinkEvent): void {
-    const r = linkFsm.step(l.state, event, this.deps.clock.now());
+  private feedLink(l: Link, event: linkFsm.LinkEvent, at?: number): void {
+    const r = linkFsm.step(l.state, event, at ?? this.deps.clock.now());
     l.state = r.state;
     for (const fx of r.effects) {
       switch (fx.type) {
@@ -176,17 +177,14 @@ export class StateSyncService {
           }
           break;
         case 'arm_timer': {
-          l.timers.get(fx.timer)?.cancel();
-          const at = fx.atMs;
-          l.timers.set(fx.timer, this.deps.clock.after(Math.max(0, Math.ceil(at - this.deps.clock.now())), () => {
-            l.timers.delete(fx.timer);
-            if (this.running) this.feedLink(l, { type: 'timer', timer: fx.timer });
-          }));
+          const timer = fx.timer;
+          this.timers.at(`${l.peer.id}/${timer}`, fx.atMs, (now) => {
+            if (this.running) this.feedLink(l, { type: 'timer', timer }, now);
+          });
           break;
         }
         case 'cancel_timer':
-          l.timers.get(fx.timer)?.cancel();
-          l.timers.delete(fx.timer);
+          this.timers.cancel(`${l.peer.id}/${fx.timer}`);
           break;
         case 'deliver':
           for (const rec of fx.records) this.apply(rec);
@@ -226,8 +224,8 @@ export class StateSyncService {
     }
   }
 
-  private feedBulk(event: bulkFsm.BulkEvent): void {
-    const r = bulkFsm.step(this.bulk, event, this.deps.clock.now());
+  private feedBulk(event: bulkFsm.BulkEvent, at?: number): void {
+    const r = bulkFsm.step(this.bulk, event, at ?? this.deps.clock.now());
     const wasSynced = bulkFsm.isSynced(this.bulk);
     this.bulk = r.state;
     for (const fx of r.effects) {
@@ -238,14 +236,12 @@ export class StateSyncService {
           break;
         }
         case 'arm_timer':
-          this.bulkTimer?.cancel();
-          this.bulkTimer = this.deps.clock.after(Math.max(0, Math.ceil(fx.atMs - this.deps.clock.now())), () => {
-            if (this.running) this.feedBulk({ type: 'timeout' });
+          this.timers.at('bulk', fx.atMs, (now) => {
+            if (this.running) this.feedBulk({ type: 'timeout' }, now);
           });
           break;
         case 'cancel_timer':
-          this.bulkTimer?.cancel();
-          this.bulkTimer = undefined;
+          this.timers.cancel('bulk');
           break;
         case 'demote':
           this.deps.demote(fx.on, fx.why);

@@ -24,6 +24,7 @@ import {
   type VrrpCounter, type VrrpInstanceConfig, type VrrpTimer,
 } from '../fsm/vrrp/index.js';
 import type { Clock, Timer } from '../lib/clock.js';
+import { TimerDriver } from '../lib/timers.js';
 import { FwlbError } from '../lib/errors.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
 
@@ -76,7 +77,7 @@ interface GroupRuntime {
   name: string;
   state: SyncGroupState;
   members: Map<string, Member>;
-  timers: Map<string, Timer>;
+  timers: TimerDriver;
   track: Map<string, TrackedItem>;
   notify: string | undefined;
   trackedInterfaces: Set<string>;
@@ -191,7 +192,7 @@ export class VrrpService {
         name: gname,
         state: initialGroupState(gname, configs),
         members,
-        timers: new Map(),
+        timers: new TimerDriver(this.deps.clock),
         track: new Map(),
         notify: g.notify,
         trackedInterfaces: new Set([...members.values()].map((m) => m.ifname).concat(g.track.interfaces.map((r) => view.interfaces[r] ?? r))),
@@ -253,8 +254,7 @@ export class VrrpService {
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'shutdown' } });
     this.generation++;
     for (const g of this.groups) {
-      for (const t of g.timers.values()) t.cancel();
-      g.timers.clear();
+      g.timers.cancelAll();
       g.script?.timer?.cancel();
     }
     const pending = this.handover;
@@ -394,18 +394,17 @@ export class VrrpService {
   }
 
   /**
-   * One event through a group's machine, and its effects carried out. A timer event is
-   * stamped no earlier than its deadline: real timers may fire a fraction of a millisecond
-   * early, and the machine ignores a timer that is not yet due.
+   * One event through a group's machine, and its effects carried out. A timer event comes
+   * with its time from the driver (lib/timers.ts: never earlier than its deadline).
    */
-  private feed(g: GroupRuntime, event: SyncGroupEvent, notBefore = 0): void {
-    const r = stepGroup(g.state, event, Math.max(this.deps.clock.now(), notBefore));
+  private feed(g: GroupRuntime, event: SyncGroupEvent, at?: number): void {
+    const r = stepGroup(g.state, event, at ?? this.deps.clock.now());
     g.state = r.state;
     for (const e of r.effects) this.effect(g, e);
   }
 
   private effect(g: GroupRuntime, e: SyncGroupEffect): void {
-    const { log, net, clock } = this.deps;
+    const { log, net } = this.deps;
     if (e.type === 'log') {
       log[e.level]({ ...e.fields, group: g.name }, e.msg);
       return;
@@ -450,31 +449,17 @@ export class VrrpService {
           this.links.get(m.ifname)?.garp(addrs);
           for (let i = 1; i < g.garp.repeat; i++) {
             const key = `${m.name}/garp/${i}`;
-            g.timers.get(key)?.cancel();
-            g.timers.set(key, clock.after(i * g.garp.intervalMs, () => {
-              g.timers.delete(key);
-              this.links.get(m.ifname)?.garp(addrs);
-            }));
+            g.timers.after(key, i * g.garp.intervalMs, () => this.links.get(m.ifname)?.garp(addrs));
           }
         }, `gratuitous ARP on ${m.ifname}`);
         return;
       }
       case 'arm_timer': {
-        const key = `${m.name}/${fx.timer}`;
-        g.timers.get(key)?.cancel();
-        g.timers.set(
-          key,
-          clock.after(Math.max(0, Math.ceil(fx.atMs - clock.now())), () => {
-            g.timers.delete(key);
-            this.feed(g, { type: 'member', member: m.name, event: { type: TIMER_EVENT[fx.timer] } }, fx.atMs);
-          }),
-        );
+        g.timers.at(`${m.name}/${fx.timer}`, fx.atMs, (now) => this.feed(g, { type: 'member', member: m.name, event: { type: TIMER_EVENT[fx.timer] } }, now));
         return;
       }
       case 'cancel_timer': {
-        const key = `${m.name}/${fx.timer}`;
-        g.timers.get(key)?.cancel();
-        g.timers.delete(key);
+        g.timers.cancel(`${m.name}/${fx.timer}`);
         return;
       }
       case 'notify':

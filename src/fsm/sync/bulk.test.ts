@@ -98,6 +98,7 @@ test('a stalled transfer: the idle timeout fails the attempt', () => {
   assert.equal(s.timerAtMs, 2100);
   const r = drive(s, [[2000, { type: 'timeout' }]]);
   assert.equal(counted(r.fx, 'stale_timer'), 1, 'early timer event is stale');
+  assert.ok(r.fx.some((e) => e.type === 'arm_timer' && e.atMs === 2100), 'and its deadline is armed again');
   ({ s } = drive(r.s, [fire(r.s)]));
   assert.equal(s.state, 'requesting');
   assert.equal(s.attempt, 2);

@@ -255,6 +255,8 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       if (s.timerAtMs === undefined || now < s.timerAtMs) {
         fx.push({ type: 'count', counter: 'stale_timer' });
         log(s, fx, 'debug', 'stale timer event ignored', { armedAt: s.timerAtMs ?? null, now });
+        // The deadline stands: arm it again, or the machine waits for a timer nobody set.
+        if (s.timerAtMs !== undefined) fx.push({ type: 'arm_timer', atMs: s.timerAtMs });
         return s;
       }
       const r = { ...s, timerAtMs: undefined };

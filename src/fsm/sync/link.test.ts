@@ -543,3 +543,15 @@ test('property: over random loss patterns the receiver ends with exactly the sen
     { numRuns: 60 },
   );
 });
+
+test('a hello or dead timer event that comes early arms its deadline again (a stalled keepalive is a dead link)', () => {
+  const { a } = pair();
+  const at = a.link.timers.hello as number;
+  const r = step(a.link, { type: 'timer', timer: 'hello' }, at - 0.3);
+  assert.equal(r.effects.filter((e) => e.type === 'send').length, 0, 'nothing sent before the deadline');
+  assert.ok(r.effects.some((e) => e.type === 'arm_timer' && e.timer === 'hello' && e.atMs === at), 'the hello timer is armed again');
+  const dead = a.link.timers.dead as number;
+  const d = step(a.link, { type: 'timer', timer: 'dead' }, dead - 0.3);
+  assert.ok(d.state.peerAlive, 'not declared dead early');
+  assert.ok(d.effects.some((e) => e.type === 'arm_timer' && e.timer === 'dead' && e.atMs === dead));
+});

@@ -238,12 +238,12 @@ function onTimer(s: LinkState, timer: LinkTimer, now: number, fx: LinkEffect[]):
   switch (timer) {
     case 'hello': {
       const at = s.timers.hello;
-      if (at === undefined || now < at) return stale(s, fx, timer);
+      if (at === undefined || now < at) return stale(s, fx, timer, at);
       return sendHello(s, now, fx);
     }
     case 'dead': {
       const at = s.timers.dead;
-      if (at === undefined || now < at) return stale(s, fx, timer);
+      if (at === undefined || now < at) return stale(s, fx, timer, at);
       log(s, fx, 'warn', 'peer silent for the dead interval', { deadIntervalMs: s.config.deadIntervalMs, lastHeardAtMs: s.lastHeardAtMs ?? null });
       fx.push({ type: 'peer_dead' });
       return { ...s, peerAlive: false, timers: { ...s.timers, dead: undefined } };
@@ -457,9 +457,15 @@ function armLink(s: LinkState, fx: LinkEffect[], timer: 'hello' | 'dead', atMs: 
   return { ...s, timers: { ...s.timers, [timer]: atMs } };
 }
 
-function stale(s: LinkState, fx: LinkEffect[], timer: LinkTimer): LinkState {
+/**
+ * A timer event before its deadline (a timer that fired early) or with none armed. The
+ * deadline stands, so it is armed again: an early event must never leave the link without
+ * its timer (a hello timer that is never re-armed silences the link for good).
+ */
+function stale(s: LinkState, fx: LinkEffect[], timer: LinkTimer, at: number | undefined): LinkState {
   fx.push({ type: 'count', counter: 'stale_timer', by: 1 });
-  log(s, fx, 'debug', 'stale timer event ignored', { timer });
+  log(s, fx, 'debug', 'stale timer event ignored', { timer, deadline: at ?? null });
+  if (at !== undefined) fx.push({ type: 'arm_timer', timer, atMs: at });
   return s;
 }
 

@@ -127,6 +127,8 @@ test('an ack that rode on another message cancels the pending ACK, unless a NACK
   assert.equal(stale.state.timerAtMs, s.timerAtMs, 'an older ack changes nothing');
   const t = step(r.state, { type: 'ack_timer' }, 10);
   assert.equal(counted(t.effects, 'stale_timer'), 1);
+  const early = step(s, { type: 'ack_timer' }, (s.timerAtMs as number) - 0.5);
+  assert.deepEqual(of(early.effects, 'arm_timer'), [{ type: 'arm_timer', atMs: s.timerAtMs }], 'an early ack timer is armed again');
 });
 
 test('a restart starts a new stream; data without a session is ignored', () => {

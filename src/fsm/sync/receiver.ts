@@ -177,7 +177,9 @@ function dispatch(s: ReceiverState, ev: ReceiverEvent, now: number, fx: Receiver
 
     case 'ack_timer': {
       if (s.timerAtMs === undefined || now < s.timerAtMs) {
+        // Early: the deadline stands; ask for the timer again or the ack (or NACK) never goes.
         count(fx, 'stale_timer', 1);
+        if (s.timerAtMs !== undefined) fx.push({ type: 'arm_timer', atMs: s.timerAtMs });
         return s;
       }
       return sendAck({ ...s, timerAtMs: undefined }, now, fx);

@@ -137,6 +137,8 @@ test('a timer event before the deadline is stale and sends nothing', () => {
   assert.equal(of(r.effects, 'send').length, 0);
   assert.equal(counted(r.effects, 'stale_timer'), 1);
   assert.equal(r.state.timerAtMs, 100);
+  // The deadline is asked for again: an early firing must not leave the window without a timer.
+  assert.deepEqual(of(r.effects, 'arm_timer'), [{ type: 'arm_timer', atMs: 100 }]);
 });
 
 test('only the messages whose timeout passed are resent; each keeps its own backoff', () => {

@@ -242,7 +242,10 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
 
     case 'retransmit_timer': {
       if (s.timerAtMs === undefined || now < s.timerAtMs) {
+        // Early (or none armed): the deadline stands, so ask for the timer again; rearm()
+        // would see the same deadline and arm nothing, and the window would stall for good.
         count(fx, 'stale_timer', 1);
+        if (s.timerAtMs !== undefined) fx.push({ type: 'arm_timer', atMs: s.timerAtMs });
         return s;
       }
       // Resend every message whose timeout has passed, and back off its next one.

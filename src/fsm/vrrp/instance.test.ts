@@ -327,6 +327,7 @@ test('a timer event that is not armed, or not due yet, is stale and ignored', ()
   const early = step(s, { type: 'master_down_timer' }, (s.timers.master_down as number) - 1);
   assert.equal(early.state, s);
   assert.ok(counted(early.effects).includes('stale_timer'));
+  assert.ok(early.effects.some((e) => e.type === 'arm_timer' && e.timer === 'master_down' && e.atMs === s.timers.master_down), 'an early event arms its deadline again');
   const notArmed = step(s, { type: 'advert_timer' }, 99999);
   assert.equal(notArmed.state, s);
   assert.ok(counted(notArmed.effects).includes('stale_timer'));

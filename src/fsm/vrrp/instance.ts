@@ -659,6 +659,8 @@ function timerDue(s: VrrpInstanceState, timer: VrrpTimer, now: number, fx: VrrpE
   if (at !== undefined && now >= at) return true;
   fx.push({ type: 'count', counter: 'stale_timer' });
   log(s, fx, 'debug', 'stale timer event ignored', { timer, armedAt: at ?? null, now });
+  // Early: the deadline stands, so it is armed again (a timer must never be lost to an early firing).
+  if (at !== undefined) fx.push({ type: 'arm_timer', timer, atMs: at });
   return false;
 }
 
