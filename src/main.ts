@@ -32,7 +32,9 @@ import type { Config } from './config/schema.js';
 import { bareAddress } from './lib/ip.js';
 import { StateSyncService } from './services/state-sync.js';
 import { createServer, type Server } from 'node:http';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './control/metrics.js';
+/** prom-client is loaded at the first scrape, not at every start. */
+const metricsModule = () => import('./control/metrics.js');
+const renderMetrics = async (st: Parameters<Awaited<ReturnType<typeof metricsModule>>['renderMetrics']>[0]) => (await metricsModule()).renderMetrics(st);
 import { parseAddressPort } from './lib/ip.js';
 
 export interface RunOptions {
@@ -105,7 +107,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   let sync: StateSyncService | undefined;
   if (syncOn) {
     try {
-      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp });
+      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, afterSync: () => daemonRef?.checkReady() });
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
@@ -115,34 +117,48 @@ export async function runNode(opts: RunOptions): Promise<number> {
       return 1;
     }
   }
-  const daemon = new NodeDaemon({ log: log.child({ component: 'node' }), nft, queue: kernel, balancer, health, vrrp, ...(sync ? { sync } : {}), readHost: readHostState, now: Date.now }, opts.node);
+  let daemonRef: NodeDaemon | undefined;
+  const daemon = new NodeDaemon(
+    {
+      log: log.child({ component: 'node' }),
+      nft,
+      queue: kernel,
+      balancer,
+      health,
+      vrrp,
+      ...(sync ? { sync } : {}),
+      readHost: readHostState,
+      now: Date.now,
+      uptimeMs: () => performance.now(),
+    },
+    opts.node,
+  );
+  daemonRef = daemon;
   const release = () => {
     ctnl.close();
     vrrpNet.close();
     poller.close();
   };
-  try {
-    await daemon.start(loaded.value);
-  } catch (e) {
-    log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
-    process.stderr.write((e as Error).message + '\n');
-    await daemon.stop().catch(() => undefined);
-    release();
-    return 1;
-  }
 
-  // Reloads, runtime commands and the stop run one at a time, in order.
+  // Reloads, runtime commands, the start and the stop run one at a time, in order.
   const ops = new SerialQueue();
   const reload = () =>
     ops.run(async () => {
       const r = await daemon.reload(await loadConfigFile(opts.configFile));
       return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
     });
+  let started = false;
+  let stopNow: ((force: boolean) => void) | undefined;
   const control = new ControlServer(
     opts.controlPath,
     {
-      status: () => daemon.status(),
-      metrics: async () => renderMetrics(await daemon.status()),
+      // Answered at once, starting or not: `fwlb status --wait-ready` polls it.
+      status: () => (started ? daemon.status() : daemon.startingStatus()),
+      ready: () => daemon.readiness(),
+      metrics: async () => {
+        if (!started) throw new FwlbError('ERR_STARTING', `node ${opts.node} is ${daemon.readiness().reason}`);
+        return renderMetrics(await daemon.status());
+      },
       reload: () => reload(),
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
@@ -154,14 +170,32 @@ export async function runNode(opts: RunOptions): Promise<number> {
         if (!c.ok) throw new FwlbError('ERR_BAD_REQUEST', c.reason);
         return ops.run(() => daemon.backend(c.value));
       },
+      stop: (args) => {
+        if (args.force !== undefined && typeof args.force !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'force must be true or false');
+        if (!stopNow) throw new FwlbError('ERR_STARTING', 'the node is still starting; stop it when it runs (or send SIGTERM)');
+        stopNow(args.force === true);
+        return { stopping: true, force: args.force === true };
+      },
     },
     log.child({ component: 'control' }),
   );
+  // The control socket first, so that a starting node can be asked where it stands.
   try {
     await control.listen();
   } catch (e) {
     log.error({ event: 'control_failed', err: (e as Error).message }, 'cannot open the control socket');
-    await daemon.stop().catch(() => undefined);
+    process.stderr.write(`cannot open the control socket ${opts.controlPath}: ${(e as Error).message}\n`);
+    release();
+    return 1;
+  }
+  try {
+    await ops.run(() => daemon.start(loaded.value, { conntrackCount: () => ctnl.count() }));
+    started = true;
+  } catch (e) {
+    log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
+    process.stderr.write((e as Error).message + '\n');
+    await daemon.stop({ force: true }).catch(() => undefined);
+    await control.close();
     release();
     return 1;
   }
@@ -176,8 +210,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
           res.writeHead(404).end();
           return;
         }
-        daemon.status().then(renderMetrics).then(
-          (text) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(text),
+        Promise.all([metricsModule(), daemon.status()]).then(
+          async ([m, st]) => res.writeHead(200, { 'content-type': m.METRICS_CONTENT_TYPE }).end(await m.renderMetrics(st)),
           (e: Error) => res.writeHead(500).end(e.message),
         );
       });
@@ -195,15 +229,16 @@ export async function runNode(opts: RunOptions): Promise<number> {
       void reload();
     };
     // SIGTERM and SIGINT alike: a graceful handover, after whatever operation is under way.
-    onStop = (sig) => {
+    // A second one while the stop waits for a ready peer ends that wait (as `fwlb stop --force`).
+    const stop = (why: string, force: boolean) => {
       if (phase === 'stopping') {
-        log.warn({ event: 'stopping', signal: sig }, 'already stopping');
+        if (!daemon.skipStopWait()) log.warn({ event: 'stopping', why }, 'already stopping');
         return;
       }
       phase = 'stopping';
-      log.info({ event: 'stopping', signal: sig }, 'stopping: handing over');
+      log.info({ event: 'stopping', why, force }, 'stopping: handing over');
       void ops
-        .run(() => daemon.stop())
+        .run(() => daemon.stop({ force }))
         .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
         .then(() => control.close())
         .then(() => metricsServer?.close())
@@ -212,6 +247,11 @@ export async function runNode(opts: RunOptions): Promise<number> {
           log.info({ event: 'stopped' }, 'stopped');
           resolve(0);
         });
+    };
+    onStop = (sig) => stop(sig, false);
+    stopNow = (force) => {
+      if (phase === 'stopping' && force) daemon.skipStopWait();
+      else stop(force ? 'fwlb stop --force' : 'fwlb stop', force);
     };
     if (stopAsked) onStop(stopAsked);
   });
@@ -222,7 +262,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; afterSync: () => void },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyPath = resolvePath(dirname(resolvePath(configFile)), c.cluster.key_file!);
@@ -255,7 +295,11 @@ async function createStateSync(
       sock.bind(ss.port, selfAddress);
       return { send: (b, address) => sock.send(b, ss.port, address), close: () => sock.close() };
     },
+    bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
     isActive: () => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster(),
-    demote: (on, why) => deps.vrrp.setDemoted(on, why),
+    demote: (on, why) => {
+      deps.vrrp.setDemoted(on, why);
+      if (!on) deps.afterSync();
+    },
   });
 }

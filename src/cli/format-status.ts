@@ -1,9 +1,16 @@
-import type { NodeStatus } from '../services/node-daemon.js';
+import type { NodeStatus, Readiness, StartingStatus } from '../services/node-daemon.js';
+
+function readyLine(r: Readiness): string {
+  if (r.ready) return `ready    yes (${r.startToReadyMs ?? '?'} ms from process start: ${Object.entries(r.steps).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+  return `ready    NO: ${r.reason}`;
+}
 
 /** `fwlb status` for people. */
-export function formatStatus(s: NodeStatus): string {
+export function formatStatus(s: NodeStatus | StartingStatus): string {
+  if ('starting' in s) return [`node ${s.node} (pid ${s.pid}) is starting`, readyLine(s.ready), ''].join('\n');
   const lines = [
     `node ${s.node} of cluster ${s.cluster} (pid ${s.pid}, up since ${s.startedAt})`,
+    readyLine(s.ready),
     `config   ${s.config.file} (${s.config.digest.slice(0, 12)})`,
     `ruleset  ${s.ruleset.digest.slice(0, 12)} applied ${s.ruleset.appliedAt} in ${s.ruleset.applyMs} ms, ${s.ruleset.bytes} bytes, ${s.ruleset.blockedPrefixes} blocked prefixes`,
     `reloads  ${s.reloads.ok} ok, ${s.reloads.failed} failed${s.reloads.lastError ? ` (last error: ${s.reloads.lastError.split('\n')[0]})` : ''}`,

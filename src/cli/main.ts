@@ -12,9 +12,9 @@ import { controlCall, defaultControlPath } from '../control/client.js';
 import { runNode } from '../main.js';
 import { registerLabCommand } from './lab-command.js';
 import { formatStatus } from './format-status.js';
-import { runDemo } from '../demo/demo.js';
 import { parseAddressPort } from '../control/backend-args.js';
-import type { NodeStatus } from '../services/node-daemon.js';
+import type { NodeStatus, Readiness, StartingStatus } from '../services/node-daemon.js';
+import { parseDuration } from '../lib/duration.js';
 
 // A reader that goes away (`fwlb lab status | head`) is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -84,18 +84,49 @@ program
 
 program
   .command('status')
-  .description("show a running node's state")
+  .description("show a running node's state (ready or not, and why)")
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
   .option('--json', 'machine-readable output')
-  .action(async (o: { node: string; control?: string; json?: boolean }) => {
+  .option('--wait-ready', 'wait until the node is ready (ruleset applied, VRRP running, bulk sync complete or alone); exit 0 when ready, 1 on timeout')
+  .option('--timeout <duration>', 'with --wait-ready: how long to wait (e.g. 30s)', '30s')
+  .action(async (o: { node: string; control?: string; json?: boolean; waitReady?: boolean; timeout: string }) => {
+    const path = o.control ?? defaultControlPath(o.node);
+    if (o.waitReady) {
+      const timeoutMs = parseDuration(o.timeout);
+      if (timeoutMs === undefined) return fail(`--timeout: "${o.timeout}" is not a duration (e.g. 30s, 500ms)`);
+      const r = await waitReady(path, timeoutMs);
+      if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else process.stdout.write(r.ready ? `ready (${r.startToReadyMs ?? '?'} ms after start)\n` : `not ready after ${o.timeout}: ${r.reason}\n`);
+      process.exitCode = r.ready ? 0 : 1;
+      return;
+    }
     try {
-      const st = (await controlCall(o.control ?? defaultControlPath(o.node), 'status')) as NodeStatus;
+      const st = (await controlCall(path, 'status')) as NodeStatus | StartingStatus;
       process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
     } catch (e) {
       fail((e as Error).message);
     }
   });
+
+/**
+ * Polls the node's readiness until it is ready or `timeoutMs` passes. A node not reachable
+ * yet (its socket not open: still loading) counts as not ready, not as an error.
+ */
+async function waitReady(path: string, timeoutMs: number): Promise<Readiness & { ready: boolean }> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Readiness = { ready: false, reason: 'no answer from the node yet', startToReadyMs: null, steps: {} };
+  for (;;) {
+    try {
+      last = (await controlCall(path, 'ready', undefined, Math.max(200, Math.min(2000, deadline - Date.now())))) as Readiness;
+      if (last.ready) return last;
+    } catch (e) {
+      last = { ...last, reason: (e as Error).message };
+    }
+    if (Date.now() >= deadline) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 program
   .command('reload')
@@ -118,6 +149,8 @@ program
   .option('--prefix <prefix>', 'lab prefix', 'demo')
   .option('--keep', 'leave the lab up afterwards')
   .action(async (o: { prefix: string; keep?: boolean }) => {
+    // Loaded on demand: `fwlb run` must not pay for the demo's modules at every start.
+    const { runDemo } = await import('../demo/demo.js');
     const ok = await runDemo({ prefix: o.prefix, keep: !!o.keep, out: (l) => process.stdout.write(l + '\n') });
     process.exit(ok ? 0 : 1);
   });
@@ -163,6 +196,20 @@ controlOpts(
   try {
     await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on' });
     process.stdout.write(`maintenance ${mode}\n`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+});
+
+controlOpts(
+  program
+    .command('stop')
+    .description('stop the node gracefully (as SIGTERM): a master first waits for a ready peer, then hands over')
+    .option('--force', 'do not wait for a ready peer'),
+).action(async (o: { node: string; control?: string; force?: boolean }) => {
+  try {
+    await controlCall(o.control ?? defaultControlPath(o.node), 'stop', { force: !!o.force });
+    process.stdout.write(`stopping${o.force ? ' (forced)' : ''}\n`);
   } catch (e) {
     fail((e as Error).message);
   }

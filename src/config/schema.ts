@@ -131,6 +131,12 @@ const SyncSchema = z
   .object({
     interface: Name,
     port: Port.default(3780),
+    /** A joining node waits this long for a peer to sync from before it goes on alone. */
+    wait_for_peer: Duration.default(3000),
+    /** The same when its own conntrack table is empty (it may be the one that lost the sessions). */
+    wait_for_peer_empty: Duration.default(10_000),
+    /** A master being stopped waits this long for a peer that is ready to take over (0: never). */
+    stop_wait: Duration.default(10_000),
   })
   .strict();
 

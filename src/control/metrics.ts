@@ -14,6 +14,8 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [r] });
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [r] });
 
+  gauge('fwlb_ready', 'The node is ready: ruleset applied, VRRP running, its state table complete (1) or not (0)').set(s.ready.ready ? 1 : 0);
+  if (s.ready.startToReadyMs !== null) gauge('fwlb_start_to_ready_seconds', 'From the process start to ready').set(s.ready.startToReadyMs / 1000);
   gauge('fwlb_ruleset_apply_seconds', 'How long the last ruleset transaction took').set(s.ruleset.applyMs / 1000);
   gauge('fwlb_ruleset_bytes', 'Size of the applied ruleset script').set(s.ruleset.bytes);
   gauge('fwlb_blocked_prefixes', 'Prefixes in the block list').set(s.ruleset.blockedPrefixes);

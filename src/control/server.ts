@@ -69,7 +69,7 @@ export class ControlServer {
     if (!req.ok) {
       resp = { id: -1, ok: false, error: { code: 'ERR_BAD_REQUEST', message: req.reason } };
     } else {
-      const h = this.handlers[req.value.cmd];
+      const h = Object.hasOwn(this.handlers, req.value.cmd) ? this.handlers[req.value.cmd] : undefined;
       if (!h) {
         resp = { id: req.value.id, ok: false, error: { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command "${req.value.cmd}"` } };
       } else {

@@ -9,7 +9,7 @@ import { routeLines } from './plan.js';
 import { killNamespaceProcesses, type ExitInfo } from './processes.js';
 import { bootAddresses, findIface } from './topology.js';
 
-const DEFAULT_GRACEFUL_TIMEOUT_MS = 10_000;
+const DEFAULT_GRACEFUL_TIMEOUT_MS = 20_000;
 
 /**
  * Crash (power loss): every interface of the node down first, so not one more frame leaves

@@ -35,6 +35,33 @@ export interface NodeDaemonDeps {
   sync?: StateSyncService;
   readHost: (routeTargets: readonly string[]) => Promise<HostState>;
   now: () => number;
+  /** Milliseconds since the process started (performance.now), for the startup figures. */
+  uptimeMs?: () => number;
+  /** Called once, when the node first becomes ready. */
+  onReady?: (r: Readiness) => void;
+}
+
+/**
+ * Ready: the ruleset is applied, VRRP runs, and the state sync has the table (its bulk sync
+ * is complete, or it has shown that no peer holds one). Until then the node may not be
+ * counted on to take over, and it never says it is a plain backup.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** What the node is doing or waiting for ("ready" when ready). */
+  reason: string;
+  /** Milliseconds from the process start to ready (null until then). */
+  startToReadyMs: number | null;
+  /** Milliseconds from the process start at the end of each startup step. */
+  steps: Record<string, number>;
+}
+
+/** What `fwlb status` gets from a node still starting. */
+export interface StartingStatus {
+  node: string;
+  pid: number;
+  starting: true;
+  ready: Readiness;
 }
 
 interface Prepared {
@@ -66,27 +93,75 @@ export interface NodeStatus {
   services: ServiceStatus[];
   vrrp: VrrpStatus;
   sync: StateSyncStatus | null;
+  ready: Readiness;
 }
 
 export class NodeDaemon {
   private running: Running | undefined;
   private readonly startedAt: number;
   private reloads = { ok: 0, failed: 0, lastError: null as string | null };
+  /** What the node is doing while not running yet, or 'stopping'. */
+  private step = 'loading the config';
+  private stopping = false;
+  private readyAtMs: number | undefined;
+  private readonly steps: Record<string, number> = {};
+  /** Set while a graceful stop waits for a ready peer: ends the wait at once. */
+  private endStopWait: (() => void) | undefined;
 
   constructor(private readonly deps: NodeDaemonDeps, private readonly nodeName: string) {
     this.startedAt = deps.now();
   }
 
+  private uptime(): number {
+    return Math.round(this.deps.uptimeMs?.() ?? 0);
+  }
+
+  private mark(step: string, next: string): void {
+    if (this.running && this.readyAtMs !== undefined) return;
+    this.steps[step] = this.uptime();
+    this.step = next;
+  }
+
   /** Everything that can fail, with nothing applied. */
   async prepare(loaded: LoadedConfig): Promise<Prepared> {
     const view = nodeView(loaded.config, this.nodeName);
+    this.mark('config', 'checking the host');
     const host = await this.deps.readHost(routedAddresses(loaded.config));
     const issues = hostCheck(loaded.config, view, host).map(loaded.locate);
     if (issues.length) throw new ConfigError(loaded.file, issues);
+    this.mark('host', 'compiling the ruleset');
     const plan = this.deps.balancer.plan(loaded.config);
     const script = compileRuleset({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
-    await this.deps.nft.check(script);
+    this.mark('compile', 'applying the ruleset');
     return { loaded, view, plan, script, scriptDigest: createHash('sha256').update(script).digest('hex') };
+  }
+
+  /** Where the node stands; see Readiness. */
+  readiness(): Readiness {
+    const r = (ready: boolean, reason: string): Readiness => ({ ready, reason, startToReadyMs: this.readyAtMs ?? null, steps: { ...this.steps } });
+    if (this.stopping) return r(false, 'stopping');
+    if (!this.running) return r(false, `starting: ${this.step}`);
+    if (this.running.loaded.config.vrrp && Object.keys(this.running.loaded.config.vrrp.groups).length && !this.deps.vrrp.isRunning()) return r(false, 'VRRP not running');
+    const sync = this.deps.sync;
+    if (sync && !sync.synced()) return r(false, sync.syncProgress());
+    return r(true, 'ready');
+  }
+
+  /** Notes the moment the node first becomes ready (logged once, with the startup steps). */
+  checkReady(): void {
+    if (this.readyAtMs !== undefined) return;
+    const r = this.readiness();
+    if (!r.ready) return;
+    this.readyAtMs = this.uptime();
+    this.steps.ready = this.readyAtMs;
+    const out = this.readiness();
+    this.deps.log.info({ event: 'ready', startToReadyMs: this.readyAtMs, steps: out.steps }, `ready ${this.readyAtMs} ms after the process started`);
+    this.deps.onReady?.(out);
+  }
+
+  /** `fwlb status` before the node runs. */
+  startingStatus(): StartingStatus {
+    return { node: this.nodeName, pid: process.pid, starting: true, ready: this.readiness() };
   }
 
   /** Replaces the table in one transaction (in the kernel queue, so no map update races it). */
@@ -107,13 +182,21 @@ export class NodeDaemon {
     for (const h of this.deps.health.snapshot()) await balancer.setHealth(h.service, h.backend, h.status === 'up', h.lastDetail ?? '');
   }
 
-  async start(loaded: LoadedConfig): Promise<void> {
+  async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
+    this.mark('loaded', 'preparing');
     const p = await this.prepare(loaded);
     await this.commit(p);
+    this.mark('apply', 'starting the state sync');
     // The state sync first: a joining node is held back from mastership until it has the
     // peers' connection table. The firewall is in place before any address is taken.
-    this.deps.sync?.start();
+    if (this.deps.sync) {
+      const n = await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1);
+      this.deps.sync.start({ emptyTable: n === 0 });
+    }
+    this.mark('sync', 'starting VRRP');
     await this.startVrrp(p);
+    this.mark('vrrp', 'waiting for the bulk sync');
+    this.checkReady();
   }
 
   /** Starts VRRP for a config, with the tracked services' availability as it is now. */
@@ -176,11 +259,54 @@ export class NodeDaemon {
     return this.deps.balancer.command(c);
   }
 
-  /** Graceful stop: VRRP hands over (priority 0, VIPs removed); the ruleset stays. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop: VRRP hands over (priority 0, VIPs removed); the ruleset stays. A master
+   * first waits (at most `state_sync.stop_wait`) for a peer that is ready to take over: one
+   * whose bulk sync is complete. Stopping the master while its peer is still starting must
+   * not leave the VIPs with nobody, nor with a node that lacks the sessions. `force` (or a
+   * second SIGTERM, see `skipStopWait`) does not wait.
+   */
+  async stop(opts: { force?: boolean } = {}): Promise<void> {
+    const { sync, vrrp, log } = this.deps;
+    const waitMs = this.running?.loaded.config.state_sync?.stop_wait ?? 0;
+    if (!opts.force && sync && vrrp.isMaster() && waitMs > 0 && sync.readyPeers().length === 0 && sync.everHadPeer()) {
+      const t0 = this.deps.now();
+      log.warn({ event: 'stop_wait', waitMs, live: sync.livePeers() }, `stopping: waiting up to ${waitMs} ms for a peer that is ready to take over`);
+      const ok = await new Promise<boolean>((resolve) => {
+        const poll = setInterval(() => {
+          if (sync.readyPeers().length > 0) done(true);
+        }, 20);
+        const timer = setTimeout(() => done(false), waitMs);
+        const done = (v: boolean) => {
+          clearInterval(poll);
+          clearTimeout(timer);
+          this.endStopWait = undefined;
+          resolve(v);
+        };
+        this.endStopWait = () => done(false);
+      });
+      const waited = Math.round(this.deps.now() - t0);
+      if (ok) log.info({ event: 'stop_wait_done', waitedMs: waited, peers: sync.readyPeers() }, `a ready peer is there after ${waited} ms: handing over`);
+      else log.warn({ event: 'stop_wait_timeout', waitedMs: waited }, `no ready peer after ${waited} ms: handing over anyway`);
+    }
+    this.stopping = true;
     this.deps.health.stop();
     await this.deps.vrrp.shutdown();
     this.deps.sync?.stop();
+  }
+
+  /** Ends a graceful stop's wait for a ready peer now (`fwlb stop --force`, a second SIGTERM). */
+  skipStopWait(): boolean {
+    if (!this.endStopWait) return false;
+    this.deps.log.warn({ event: 'stop_wait_skipped' }, 'stopping at once: no longer waiting for a ready peer');
+    this.endStopWait();
+    return true;
+  }
+
+  /** A node that is not ready is not a backup one can count on: its groups say `not-ready`. */
+  private withReadiness(v: VrrpStatus): VrrpStatus {
+    if (this.readiness().ready) return v;
+    return { ...v, groups: v.groups.map((g) => (g.state === 'backup' || g.state === 'initialize' ? { ...g, state: 'not-ready' } : g)) };
   }
 
   maintenance(on: boolean): VrrpStatus {
@@ -202,8 +328,9 @@ export class NodeDaemon {
       ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(await readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME)),
-      vrrp: this.deps.vrrp.status(),
+      vrrp: this.withReadiness(this.deps.vrrp.status()),
       sync: this.deps.sync?.status() ?? null,
+      ready: this.readiness(),
     };
   }
 }

@@ -21,6 +21,9 @@ class MemoryConntrack implements ConntrackStore {
   async dump(): Promise<ConntrackEntry[]> {
     return [...this.table.values()];
   }
+  async count(): Promise<number> {
+    return this.table.size;
+  }
   async create(entry: ConntrackEntry): Promise<'created' | 'exists'> {
     const k = JSON.stringify(entry.orig);
     if (this.table.has(k)) return 'exists';

@@ -29,6 +29,8 @@ import { TimerDriver } from '../lib/timers.js';
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
   dump(): Promise<ConntrackEntry[]>;
+  /** Entries in the table, without reading them. */
+  count(): Promise<number>;
   create(entry: ConntrackEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
   delete(tuple: CtTuple, opts?: { zone?: number }): Promise<'deleted' | 'absent'>;
   onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
@@ -60,6 +62,8 @@ export interface StateSyncDeps {
   isActive: () => boolean;
   /** Hold VRRP back while the bulk sync is not complete. */
   demote: (on: boolean, why: string) => void;
+  /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
+  bulk?: Partial<bulkFsm.BulkConfig>;
 }
 
 interface Link {
@@ -68,7 +72,7 @@ interface Link {
 }
 
 export interface StateSyncStatus {
-  bulk: { state: string; text: string };
+  bulk: { state: string; text: string; complete: boolean; source: string | null; received: number; attempt: number };
   peers: ReturnType<typeof linkFsm.linkStatus>[];
   sent: number;
   applied: number;
@@ -78,7 +82,7 @@ export interface StateSyncStatus {
 
 export class StateSyncService {
   private readonly links = new Map<number, Link>();
-  private bulk = bulkFsm.initialBulkState();
+  private bulk: bulkFsm.BulkState;
   /** Every timer of the service: `${peer}/${timer}` for the links, `bulk` for the bulk machine. */
   private readonly timers: TimerDriver;
   private transport: SyncTransport | undefined;
@@ -100,23 +104,65 @@ export class StateSyncService {
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
+    this.bulk = bulkFsm.initialBulkState(deps.bulk);
     for (const p of deps.peers) {
       const cfg = linkFsm.linkConfig({ name: p.name, self: deps.selfId, peer: p.id, epoch: deps.epoch });
       this.links.set(p.id, { peer: p, state: linkFsm.initialLinkState(cfg) });
     }
   }
 
-  start(): void {
+  /**
+   * Opens the socket, greets the peers and asks one of them for the table. `emptyTable`:
+   * this node's own conntrack table holds nothing (it waits longer for a peer that has one).
+   */
+  start(opts: { emptyTable?: boolean } = {}): void {
     if (this.running) return;
     this.running = true;
     this.transport = this.deps.transport((buf, from) => this.onDatagram(buf, from));
     this.unlisten = this.deps.ct.onEvent((e) => this.onConntrack(e));
     for (const l of this.links.values()) this.feedLink(l, { type: 'start' });
-    this.feedBulk({ type: 'start', why: 'joined' });
+    this.feedBulk({ type: 'start', why: 'joined', emptyTable: opts.emptyTable === true });
+  }
+
+  /** Our table is complete: a bulk sync finished, or no peer holds one. */
+  synced(): boolean {
+    return bulkFsm.isSynced(this.bulk);
+  }
+
+  /** Why the table is not complete yet, for readiness. */
+  syncProgress(): string {
+    const b = this.bulk;
+    const src = b.source === undefined ? undefined : [...this.links.values()].find((l) => l.peer.id === b.source)?.peer.name;
+    switch (b.state) {
+      case 'requesting':
+        return src ? `bulk sync: asked ${src} (attempt ${b.attempt})` : 'bulk sync: waiting for a peer to sync from';
+      case 'receiving':
+        return `bulk sync: ${b.received} entries received from ${src ?? '?'}`;
+      default:
+        return `bulk sync: ${bulkFsm.BULK_STATE_TEXT[b.state]}`;
+    }
+  }
+
+  /** Peers with a live session whose own table is complete (their HELLO says SYNCED). */
+  readyPeers(): string[] {
+    return [...this.links.values()].filter((l) => l.state.peerAlive && linkFsm.hasSession(l.state) && l.state.peerSynced).map((l) => l.peer.name);
+  }
+
+  /** A session with some peer existed in this run (a peer that goes quiet may be restarting). */
+  everHadPeer(): boolean {
+    return [...this.links.values()].some((l) => linkFsm.hasSession(l.state));
+  }
+
+  /** Any peer alive at all. */
+  livePeers(): string[] {
+    return [...this.links.values()].filter((l) => l.state.peerAlive).map((l) => l.peer.name);
   }
 
   stop(): void {
     if (!this.running) return;
+    // A last HELLO that says our table is no longer to be counted on: a peer being stopped
+    // meanwhile must not take us (a node on its way out) for a ready peer to hand over to.
+    for (const l of this.links.values()) if (linkFsm.hasSession(l.state)) this.feedLink(l, { type: 'set_synced', synced: false });
     this.running = false;
     this.unlisten?.();
     this.timers.cancelAll();
@@ -356,7 +402,14 @@ export class StateSyncService {
   status(): StateSyncStatus {
     const now = this.deps.clock.now();
     return {
-      bulk: { state: this.bulk.state, text: bulkFsm.BULK_STATE_TEXT[this.bulk.state] },
+      bulk: {
+        state: this.bulk.state,
+        text: bulkFsm.BULK_STATE_TEXT[this.bulk.state],
+        complete: bulkFsm.isSynced(this.bulk),
+        source: this.bulk.source === undefined ? null : [...this.links.values()].find((l) => l.peer.id === this.bulk.source)?.peer.name ?? null,
+        received: this.bulk.received,
+        attempt: this.bulk.attempt,
+      },
       peers: [...this.links.values()].map((l) => linkFsm.linkStatus(l.state, now)),
       sent: this.sent,
       applied: this.applied,

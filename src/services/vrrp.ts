@@ -305,6 +305,11 @@ export class VrrpService {
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: on ? 'maintenance_on' : 'maintenance_off' } });
   }
 
+  /** Started and not stopped. */
+  isRunning(): boolean {
+    return this.running;
+  }
+
   /** True when this node is master of every group: it carries the traffic. */
   isMaster(): boolean {
     return this.groups.length > 0 && this.groups.every((g) => g.state.state === 'master');

@@ -34,6 +34,7 @@
  *
  * Lifetime: close() before the Poller's close().
  */
+import { readFile } from 'node:fs/promises';
 import { parseIp } from '../../codec/netlink/address.js';
 import {
   type ConntrackEntry,
@@ -154,6 +155,20 @@ export class Ctnetlink {
   onEvent(cb: (e: CtAdapterEvent) => void): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * How many entries the table of this network namespace holds, without reading them
+   * (nf_conntrack_count, per namespace); a full dump if that file cannot be read.
+   */
+  async count(): Promise<number> {
+    try {
+      const n = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8')).trim());
+      if (Number.isInteger(n) && n >= 0) return n;
+    } catch {
+      // no procfs here: count the hard way
+    }
+    return (await this.dump()).length;
   }
 
   /**

@@ -123,12 +123,34 @@ test('failure: after maxAttempts the machine gives up and releases VRRP, loudly'
   assert.equal(s.timerAtMs, undefined);
 });
 
-test('alone: no peer appears within noPeerTimeout: failed at once, demotion released, a warning', () => {
+test('alone: no peer appears within noPeerTimeout: alone (complete), demotion released, a warning', () => {
   const { s, fx } = drive(initialBulkState(CFG), [[0, { type: 'start', why: 'joined' }], [1500, { type: 'timeout' }]]);
-  assert.equal(s.state, 'failed');
+  assert.equal(s.state, 'alone');
+  assert.equal(isSynced(s), true, 'alone, our own table is the table');
   assert.deepEqual(demotes(fx), [true, false]);
   assert.deepEqual(requests(fx), []);
   assert.ok(of(fx, 'log').some((e) => e.level === 'warn' && /alone/.test(String(e.fields.why))));
+});
+
+test('an empty table waits longer for a peer that may hold the sessions; one that holds entries does not', () => {
+  const cfg = { ...CFG, noPeerTimeoutEmptyMs: 6000 };
+  const empty = drive(initialBulkState(cfg), [[0, { type: 'start', why: 'joined', emptyTable: true }], [1500, { type: 'timeout' }]]);
+  assert.equal(empty.s.state, 'requesting', 'still waiting at 1.5 s');
+  assert.equal(empty.s.timerAtMs, 6000);
+  const later = drive(empty.s, [[6000, { type: 'timeout' }]]);
+  assert.equal(later.s.state, 'alone');
+  const full = drive(initialBulkState(cfg), [[0, { type: 'start', why: 'joined', emptyTable: false }]]);
+  assert.equal(full.s.timerAtMs, 1500);
+});
+
+test('alone, then a peer appears: its table is pulled too, without demoting, and we stay synced meanwhile', () => {
+  let { s } = drive(initialBulkState(CFG), [[0, { type: 'start', why: 'joined' }], [1500, { type: 'timeout' }]]);
+  const r = drive(s, [[5000, { type: 'peer_up', peer: 2 }]]);
+  assert.deepEqual(requests(r.fx), [[2, 1]]);
+  assert.deepEqual(demotes(r.fx), []);
+  assert.equal(isSynced(r.s), true);
+  ({ s } = drive(r.s, [[5100, { type: 'data', peer: 2, records: 3 }], [5200, { type: 'bulk_end', peer: 2, requestId: 1, count: 3 }]]));
+  assert.equal(s.state, 'done');
 });
 
 test('the source peer goes away mid-transfer: the next attempt starts at once with another peer', () => {

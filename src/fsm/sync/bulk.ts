@@ -31,7 +31,7 @@ import type { LogEffect, LogLevel } from './common.js';
 // Types and name tables
 // ---------------------------------------------------------------------------------------
 
-export const BULK_STATES = ['idle', 'requesting', 'receiving', 'done', 'failed'] as const;
+export const BULK_STATES = ['idle', 'requesting', 'receiving', 'done', 'alone', 'failed'] as const;
 export type BulkStateName = (typeof BULK_STATES)[number];
 
 /** What each state means, for logs and `fwlb status`. */
@@ -40,6 +40,7 @@ export const BULK_STATE_TEXT: Readonly<Record<BulkStateName, string>> = {
   requesting: 'bulk sync requested, waiting for the first record',
   receiving: 'receiving the bulk sync',
   done: 'bulk sync complete',
+  alone: 'no peer to sync from: this node is alone, its own table is the table',
   failed: 'bulk sync failed; gave up',
 };
 
@@ -57,18 +58,25 @@ export interface BulkConfig {
   maxAttempts: number;
   /** With no peer at all, how long to wait for one before concluding we are alone. */
   noPeerTimeoutMs: number;
+  /**
+   * The same when our own conntrack table is empty (`start` with `emptyTable`): a node with
+   * nothing must not take over alone while a peer that holds the sessions is coming back.
+   */
+  noPeerTimeoutEmptyMs: number;
 }
 
 export const BULK_REQUEST_TIMEOUT_MS = 2000;
 export const BULK_IDLE_TIMEOUT_MS = 5000;
 export const BULK_MAX_ATTEMPTS = 5;
 export const BULK_NO_PEER_TIMEOUT_MS = 3000; // two dead intervals' worth of HELLOs
+export const BULK_NO_PEER_TIMEOUT_EMPTY_MS = 10_000;
 
 export const DEFAULT_BULK_CONFIG: BulkConfig = {
   requestTimeoutMs: BULK_REQUEST_TIMEOUT_MS,
   idleTimeoutMs: BULK_IDLE_TIMEOUT_MS,
   maxAttempts: BULK_MAX_ATTEMPTS,
   noPeerTimeoutMs: BULK_NO_PEER_TIMEOUT_MS,
+  noPeerTimeoutEmptyMs: BULK_NO_PEER_TIMEOUT_EMPTY_MS,
 };
 
 export interface BulkTransition {
@@ -94,6 +102,10 @@ export interface BulkState {
   readonly received: number;
   /** We hold VRRP back. */
   readonly demoted: boolean;
+  /** Our own table was empty when we joined (we wait longer for a peer). */
+  readonly emptyTable: boolean;
+  /** A transfer completed (done) or we found ourselves alone, at least once in this run. */
+  readonly complete: boolean;
   readonly startedAtMs?: number;
   /** Deadline of the one timer, when armed. */
   readonly timerAtMs?: number;
@@ -103,8 +115,11 @@ export interface BulkState {
 }
 
 export type BulkEvent =
-  /** Begin a bulk sync. `peer`: ask this one first (the one that restarted). */
-  | { type: 'start'; why: BulkReason; peer?: number }
+  /**
+   * Begin a bulk sync. `peer`: ask this one first (the one that restarted). `emptyTable`:
+   * (joined) our own conntrack table holds nothing.
+   */
+  | { type: 'start'; why: BulkReason; peer?: number; emptyTable?: boolean }
   /** A session with a peer is up (first contact or restart). */
   | { type: 'peer_up'; peer: number }
   /** A peer went silent (dead interval) or away. */
@@ -154,12 +169,14 @@ export interface BulkStepResult {
 // ---------------------------------------------------------------------------------------
 
 export function initialBulkState(config: Partial<BulkConfig> = {}): BulkState {
-  return { config: { ...DEFAULT_BULK_CONFIG, ...config }, state: 'idle', livePeers: [], attempt: 0, requestId: 0, received: 0, demoted: false, serving: {} };
+  return { config: { ...DEFAULT_BULK_CONFIG, ...config }, state: 'idle', livePeers: [], attempt: 0, requestId: 0, received: 0, demoted: false, emptyTable: false, complete: false, serving: {} };
 }
 
-/** Our table is complete (the HELLO flag SYNCED). */
+/** Our table is complete (the HELLO flag SYNCED): a transfer finished, or nobody else holds one. */
 export function isSynced(s: BulkState): boolean {
-  return s.state === 'done';
+  // Once complete, a refresh under way (a peer restarted) or one that failed leaves what we
+  // hold: still complete.
+  return s.complete;
 }
 
 /** A transfer to us is under way. */
@@ -183,6 +200,7 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
     case 'start': {
       // A joining node holds VRRP back until its table is complete.
       let r = s;
+      if (ev.why === 'joined') r = { ...r, emptyTable: ev.emptyTable === true };
       if (ev.why === 'joined' && !r.demoted) r = demote(r, fx, true, 'bulk sync pending: this node joined');
       if (inProgress(r)) {
         if (ev.peer !== undefined && ev.peer === r.source) {
@@ -200,6 +218,9 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       const r = { ...s, livePeers: [...new Set([...s.livePeers, ev.peer])].sort((a, b) => a - b) };
       // Waiting for anyone to ask: ask this one.
       if (r.state === 'requesting' && r.source === undefined) return request(r, now, fx, `peer ${ev.peer} is up`, ev.peer);
+      // We went on alone, and a peer appeared since: it may hold sessions we never saw (both
+      // nodes restarted, it came back later). Take its table too, without demoting.
+      if (r.state === 'alone') return request({ ...r, why: 'peer_restarted', attempt: 1, startedAtMs: now }, now, fx, `peer ${ev.peer} appeared after we went on alone`, ev.peer);
       return r;
     }
 
@@ -246,7 +267,7 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       let r = cancel(s, fx);
       fx.push({ type: 'count', counter: 'bulk_syncs_done' });
       const tookMs = r.startedAtMs === undefined ? 0 : now - r.startedAtMs;
-      r = transition(r, 'done', now, fx, `bulk end from peer ${ev.peer}: ${ev.count} records in ${tookMs} ms`);
+      r = transition({ ...r, complete: true }, 'done', now, fx, `bulk end from peer ${ev.peer}: ${ev.count} records in ${tookMs} ms`);
       if (r.demoted) r = demote(r, fx, false, 'bulk sync complete');
       return r;
     }
@@ -263,7 +284,7 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       if (!inProgress(r)) return unexpected(r, fx, ev.type);
       if (r.source === undefined) {
         // Nobody to ask appeared in time: we are alone. Nothing to wait for.
-        return giveUp(r, now, fx, `no peer appeared within ${r.config.noPeerTimeoutMs} ms: assuming this node is alone`, 'warn');
+        return alone(r, now, fx, `no peer appeared within ${noPeerWait(r)} ms: this node is alone${r.emptyTable ? ' (with an empty table)' : ''}`);
       }
       const what = r.state === 'requesting' ? `no answer from peer ${r.source} within ${r.config.requestTimeoutMs} ms` : `bulk transfer from peer ${r.source} stalled for ${r.config.idleTimeoutMs} ms`;
       return failAttempt(r, now, fx, what);
@@ -298,7 +319,7 @@ function request(s: BulkState, now: number, fx: BulkEffect[], why: string, prefe
   if (source === undefined) {
     // Nobody to ask yet (peers are not heard at once after start): wait for one.
     const r = transition({ ...s, source: undefined, received: 0 }, 'requesting', now, fx, `${why}; waiting for a peer`);
-    return arm(r, fx, now + r.config.noPeerTimeoutMs);
+    return arm(r, fx, now + noPeerWait(r));
   }
   const requestId = s.requestId >= 0xffffffff ? 1 : s.requestId + 1;
   fx.push({ type: 'send_bulk_request', peer: source, requestId });
@@ -313,6 +334,18 @@ function failAttempt(s: BulkState, now: number, fx: BulkEffect[], why: string): 
   log(s, fx, 'warn', 'bulk sync attempt failed', { why, attempt: s.attempt, maxAttempts: s.config.maxAttempts, source: s.source ?? null });
   if (s.attempt >= s.config.maxAttempts) return giveUp(s, now, fx, `${why}; ${s.attempt} attempts failed`, 'error');
   return request({ ...s, attempt: s.attempt + 1 }, now, fx, why);
+}
+
+/** How long to wait for any peer: longer when our own table is empty. */
+function noPeerWait(s: BulkState): number {
+  return s.emptyTable && s.why === 'joined' ? s.config.noPeerTimeoutEmptyMs : s.config.noPeerTimeoutMs;
+}
+
+/** No peer to sync from: our own table is the table. */
+function alone(s: BulkState, now: number, fx: BulkEffect[], why: string): BulkState {
+  let r = transition(cancel({ ...s, complete: true }, fx), 'alone', now, fx, why, 'warn');
+  if (r.demoted) r = demote(r, fx, false, why, 'warn');
+  return r;
 }
 
 /** The last resort: stop trying, and never keep VRRP held back for it. */
