@@ -152,8 +152,12 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const control = new ControlServer(
     opts.controlPath,
     {
+      // A starting node has no full status yet: it says so (ERR_STARTING, with its readiness).
+      status: () => {
+        if (!started) throw new FwlbError('ERR_STARTING', `node ${opts.node} is not ready: ${daemon.readiness().reason}`);
+        return daemon.status();
+      },
       // Answered at once, starting or not: `fwlb status --wait-ready` polls it.
-      status: () => (started ? daemon.status() : daemon.startingStatus()),
       ready: () => daemon.readiness(),
       metrics: async () => {
         if (!started) throw new FwlbError('ERR_STARTING', `node ${opts.node} is ${daemon.readiness().reason}`);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { effectiveTable, maglevBase } from './maglev.js';
-import { SCHEDULERS, type SchedBackend } from './schedulers.js';
+import { defaultTableSize, makeScheduler, schedulerFor, tableSizeProblem, type SchedBackend, type SchedulerName } from './schedulers.js';
 
 const SIZE = 4099; // the property tests use the source-hash size to stay quick
 const names = (n: number) => Array.from({ length: n }, (_, i) => `web${i + 1}`);
@@ -78,12 +78,45 @@ test('adding a backend to the set moves about 1/(N+1) of the table to it', () =>
 
 test('schedulers: nothing available gives an all-empty table; selectors name the flow keys', () => {
   const bs: SchedBackend[] = [{ name: 'a', address: '198.18.1.11', port: 80, weight: 1, available: false }];
-  for (const s of Object.values(SCHEDULERS)) {
+  for (const name of ['rr', 'wrr', 'source-hash', 'maglev'] as SchedulerName[]) {
+    const s = schedulerFor({ scheduler: name, backends: { a: {} } });
     const t = s.table(bs);
     assert.equal(t.length, s.size);
     assert.ok(t.every((x) => x === null), s.name);
   }
-  assert.equal(SCHEDULERS.maglev.selector({ family: 4, proto: 'tcp' }, 0xdeadbeef), 'jhash ip saddr . tcp sport mod 65537 seed 0xdeadbeef');
-  assert.equal(SCHEDULERS['source-hash'].selector({ family: 6, proto: 'udp' }, 1), 'jhash ip6 saddr mod 4099 seed 0x00000001');
-  assert.equal(SCHEDULERS.rr.selector({ family: 4, proto: 'tcp' }, 1), 'numgen inc mod 1024');
+  assert.equal(makeScheduler('maglev', 65537).selector({ family: 4, proto: 'tcp' }, 0xdeadbeef), 'jhash ip saddr . tcp sport mod 65537 seed 0xdeadbeef');
+  assert.equal(makeScheduler('source-hash', 4099).selector({ family: 6, proto: 'udp' }, 1), 'jhash ip6 saddr mod 4099 seed 0x00000001');
+  assert.equal(makeScheduler('rr', 1024).selector({ family: 4, proto: 'tcp' }, 1), 'numgen inc mod 1024');
+});
+
+test('tables sized to the work: 100+ slots per backend (a prime) for hashing, 32 per backend (a power of two) for round robin', () => {
+  assert.equal(defaultTableSize('maglev', 2), 251);
+  assert.equal(defaultTableSize('maglev', 10), 1021);
+  assert.equal(defaultTableSize('source-hash', 100), 16381);
+  assert.equal(defaultTableSize('maglev', 5000), 65521);
+  assert.equal(defaultTableSize('rr', 1), 64);
+  assert.equal(defaultTableSize('wrr', 10), 512);
+  assert.equal(defaultTableSize('rr', 500), 1024);
+  assert.equal(schedulerFor({ scheduler: 'maglev', table_size: 65537, backends: { a: {} } }).size, 65537, 'the config may set it');
+  assert.match(tableSizeProblem('maglev', 1000) ?? '', /prime/);
+  assert.equal(tableSizeProblem('maglev', 1021), undefined);
+  assert.equal(tableSizeProblem('rr', 100), undefined);
+  assert.match(tableSizeProblem('rr', 70000) ?? '', /65537/);
+});
+
+test('a default-sized Maglev table stays balanced (every backend within 2% of its share) and minimally disturbed', () => {
+  for (const n of [2, 3, 7, 10, 25]) {
+    const size = defaultTableSize('maglev', n);
+    const bs: SchedBackend[] = Array.from({ length: n }, (_, i) => ({ name: `b${i}`, address: `198.18.1.${10 + i}`, port: 80, weight: 1, available: true }));
+    const s = makeScheduler('maglev', size);
+    const t = s.table(bs);
+    for (const b of bs) {
+      const share = t.filter((x) => x?.name === b.name).length / size;
+      assert.ok(Math.abs(share - 1 / n) < 0.02, `${n} backends in ${size} slots: ${b.name} has ${share}`);
+    }
+    // One backend down moves exactly its own slots.
+    const down = s.table(bs.map((b, i) => (i === 0 ? { ...b, available: false } : b)));
+    const moved = t.filter((x, i) => x?.name !== down[i]?.name).length;
+    assert.equal(moved, t.filter((x) => x?.name === 'b0').length);
+  }
 });

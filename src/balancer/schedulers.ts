@@ -4,7 +4,7 @@
  * the table from the service's backends. Tables are pure functions of the backends, so
  * every node builds the same one.
  */
-import { effectiveTable, maglevBase, MAGLEV_TABLE_SIZE } from './maglev.js';
+import { effectiveTable, maglevBase } from './maglev.js';
 import { roundRobinTable, type BackendSlot } from './table.js';
 
 export type SchedulerName = 'rr' | 'wrr' | 'source-hash' | 'maglev';
@@ -36,18 +36,30 @@ export interface Scheduler {
 const ipk = (l: ListenKey) => (l.family === 4 ? 'ip' : 'ip6');
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
-/** Round robin over a 1,024-slot table walked by `numgen inc`. */
-const RR_SIZE = 1024;
+/** Round-robin tables: a power of two between these, 32 slots per configured backend by default. */
+export const RR_MIN_SIZE = 64;
+export const RR_MAX_SIZE = 1024;
+const RR_SLOTS_PER_BACKEND = 32;
 
-function roundRobin(name: 'rr' | 'wrr', weighted: boolean): Scheduler {
+/**
+ * Consistent-hash tables: a prime (every skip in [1, M) then yields a full permutation),
+ * at least 100 slots per configured backend (Maglev's rule for balance within about 1%):
+ * the smallest of these that fits. 65,537 stays allowed by hand.
+ */
+export const HASH_TABLE_PRIMES = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521] as const;
+const HASH_SLOTS_PER_BACKEND = 100;
+/** The largest table a service may ask for. */
+export const MAX_TABLE_SIZE = 65537;
+
+function roundRobin(name: 'rr' | 'wrr', weighted: boolean, size: number): Scheduler {
   return {
     name,
-    size: RR_SIZE,
-    selector: () => `numgen inc mod ${RR_SIZE}`,
+    size,
+    selector: () => `numgen inc mod ${size}`,
     table: (backends) => {
       const live = backends.filter((b) => b.available && b.weight > 0).map((b) => ({ ...b, weight: weighted ? b.weight : 1 }));
-      const slots = roundRobinTable(live, RR_SIZE);
-      return slots.length ? slots : new Array<null>(RR_SIZE).fill(null);
+      const slots = roundRobinTable(live, size);
+      return slots.length ? slots : new Array<null>(size).fill(null);
     },
   };
 }
@@ -69,15 +81,61 @@ function hashing(name: 'source-hash' | 'maglev', size: number, key: (l: ListenKe
   };
 }
 
-/** A prime table size for source hashing: one client address, one backend. */
-const SOURCE_HASH_SIZE = 4099;
+/** The default table size of a scheduler for this many configured backends. */
+export function defaultTableSize(name: SchedulerName, backends: number): number {
+  const n = Math.max(1, backends);
+  if (name === 'rr' || name === 'wrr') {
+    let size = RR_MIN_SIZE;
+    while (size < n * RR_SLOTS_PER_BACKEND && size < RR_MAX_SIZE) size *= 2;
+    return size;
+  }
+  return HASH_TABLE_PRIMES.find((p) => p >= n * HASH_SLOTS_PER_BACKEND) ?? HASH_TABLE_PRIMES[HASH_TABLE_PRIMES.length - 1]!;
+}
 
-export const SCHEDULERS: Readonly<Record<SchedulerName, Scheduler>> = {
-  rr: roundRobin('rr', false),
-  wrr: roundRobin('wrr', true),
-  // Sticky per client (pen's default, pf's source-hash): the client's address alone.
-  'source-hash': hashing('source-hash', SOURCE_HASH_SIZE, (l) => `${ipk(l)} saddr`),
-  // Per flow, consistent: the client's address and port, as in the Maglev paper's 5-tuple
-  // (the destination is the service itself).
-  maglev: hashing('maglev', MAGLEV_TABLE_SIZE, (l) => `${ipk(l)} saddr . ${l.proto} sport`),
-};
+export function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+/** Why a table size does not suit a scheduler, or undefined when it does. */
+export function tableSizeProblem(name: SchedulerName, size: number): string | undefined {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_TABLE_SIZE) return `must be a whole number from 1 to ${MAX_TABLE_SIZE}`;
+  if ((name === 'maglev' || name === 'source-hash') && !isPrime(size)) {
+    const next = [...HASH_TABLE_PRIMES, MAX_TABLE_SIZE].find((p) => p >= size) ?? MAX_TABLE_SIZE;
+    return `must be a prime for ${name} (a permutation of every slot needs it), e.g. ${next}`;
+  }
+  return undefined;
+}
+
+/**
+ * The scheduler of a service, its table sized to the work: `table_size` if the config sets
+ * it, else by the number of configured backends (defaultTableSize). The size is fixed for
+ * the config's life, so every backend change at runtime is an update of map elements.
+ */
+export function makeScheduler(name: SchedulerName, size: number): Scheduler {
+  switch (name) {
+    case 'rr':
+      return roundRobin('rr', false, size);
+    case 'wrr':
+      return roundRobin('wrr', true, size);
+    // Sticky per client (pen's default, pf's source-hash): the client's address alone.
+    case 'source-hash':
+      return hashing('source-hash', size, (l) => `${ipk(l)} saddr`);
+    // Per flow, consistent: the client's address and port, as in the Maglev paper's 5-tuple
+    // (the destination is the service itself).
+    case 'maglev':
+      return hashing('maglev', size, (l) => `${ipk(l)} saddr . ${l.proto} sport`);
+  }
+}
+
+/** Memoized per (scheduler, size): tables are pure, schedulers are stateless. */
+const made = new Map<string, Scheduler>();
+
+export function schedulerFor(svc: { scheduler: SchedulerName; table_size?: number | undefined; backends: Readonly<Record<string, unknown>> }): Scheduler {
+  const size = svc.table_size ?? defaultTableSize(svc.scheduler, Object.keys(svc.backends).length);
+  const key = `${svc.scheduler}/${size}`;
+  let s = made.get(key);
+  if (!s) made.set(key, (s = makeScheduler(svc.scheduler, size)));
+  return s;
+}

@@ -7,7 +7,7 @@ function readyLine(r: Readiness): string {
 
 /** `fwlb status` for people. */
 export function formatStatus(s: NodeStatus | StartingStatus): string {
-  if ('starting' in s) return [`node ${s.node} (pid ${s.pid}) is starting`, readyLine(s.ready), ''].join('\n');
+  if ('starting' in s) return [`node ${s.node} is starting`, readyLine(s.ready), ''].join('\n');
   const lines = [
     `node ${s.node} of cluster ${s.cluster} (pid ${s.pid}, up since ${s.startedAt})`,
     readyLine(s.ready),

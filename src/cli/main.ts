@@ -102,10 +102,15 @@ program
       return;
     }
     try {
-      const st = (await controlCall(path, 'status')) as NodeStatus | StartingStatus;
+      const st = (await controlCall(path, 'status')) as NodeStatus;
       process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
     } catch (e) {
-      fail((e as Error).message);
+      if ((e as { code?: string }).code !== 'ERR_STARTING') return fail((e as Error).message);
+      // Still starting: where it stands, and exit 1 (no full status yet).
+      const ready = (await controlCall(path, 'ready').catch(() => null)) as Readiness | null;
+      const st: StartingStatus = { node: o.node, starting: true, ready: ready ?? { ready: false, reason: (e as Error).message, startToReadyMs: null, steps: {} } };
+      process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+      process.exitCode = 1;
     }
   });
 

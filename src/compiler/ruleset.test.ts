@@ -114,11 +114,12 @@ test('services dispatch through one verdict map to per-service backend maps', as
   assert.match(out, /ip daddr \. meta l4proto \. th dport vmap \{ 198\.18\.0\.100 \. udp \. 53 : goto svc_dns, 198\.18\.0\.100 \. tcp \. 80 : goto svc_web \}/);
   const web = block(out, 'map svc_web');
   const slots = [...web.matchAll(/\d+ : ([\d.]+ \. \d+)/g)].map((m) => m[1]);
-  assert.equal(slots.length, 1024);
-  assert.equal(slots.filter((s) => s === '198.18.1.12 . 8080').length, 768, 'weight 3 of 4; the disabled backend gets none');
-  assert.equal(slots.filter((s) => s === '198.18.1.11 . 80').length, 256);
-  assert.match(out, /meta l4proto tcp dnat ip to numgen inc mod 1024 map @svc_web comment "service web, wrr"/);
-  assert.match(out, /meta l4proto udp dnat ip to numgen inc mod 1024 map @svc_dns/);
+  // Tables sized to the work: 3 backends x 32 slots -> 128 (a power of two); 1 backend -> 64.
+  assert.equal(slots.length, 128);
+  assert.equal(slots.filter((s) => s === '198.18.1.12 . 8080').length, 96, 'weight 3 of 4; the disabled backend gets none');
+  assert.equal(slots.filter((s) => s === '198.18.1.11 . 80').length, 32);
+  assert.match(out, /meta l4proto tcp dnat ip to numgen inc mod 128 map @svc_web comment "service web, wrr"/);
+  assert.match(out, /meta l4proto udp dnat ip to numgen inc mod 64 map @svc_dns/);
   assert.match(block(out, 'chain forward'), /ct state new ct status dnat counter name ip daddr \. th dport map @backend_counters_v4/);
   assert.match(out, /counter be_198_18_1_12_8080 \{/);
 });

@@ -16,11 +16,12 @@
  *  - address and port lists are sets and maps, not chains of rules.
  * Output is deterministic: the same input gives byte-identical output.
  */
+import { createHash } from 'node:crypto';
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import { bareAddress, ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
 import type { BackendSlot } from '../balancer/table.js';
-import { SCHEDULERS, type SchedBackend } from '../balancer/schedulers.js';
+import { schedulerFor, type SchedBackend } from '../balancer/schedulers.js';
 import { serviceSeed } from '../balancer/hash.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -109,12 +110,26 @@ function compileRule(r: RuleConfig, index: number, roles: ReadonlySet<string>, i
   return { chain, lines };
 }
 
-interface Block {
+/** One object of the table: its head (`chain input`, `map svc_web`, `counter be_...`) and body lines. */
+export interface Block {
   head: string;
   body: string[];
 }
 
-function render(blocks: Block[]): string {
+/** A compiled ruleset: the table's objects in declaration order, and their digest. */
+export interface CompiledRuleset {
+  blocks: Block[];
+  /** sha256 of the rendered objects (the digest chain itself excluded). */
+  digest: string;
+  /** The whole script: replaces the table in one transaction. */
+  script: string;
+}
+
+/** The name of the empty chain that records which ruleset the table holds. */
+export const DIGEST_CHAIN_PREFIX = 'digest_';
+export const digestChainName = (digest: string) => `${DIGEST_CHAIN_PREFIX}${digest.slice(0, 24)}`;
+
+export function render(blocks: readonly Block[]): string {
   return blocks.map((b) => (b.body.length ? `\t${b.head} {\n${b.body.map((l) => `\t\t${l}`).join('\n')}\n\t}` : `\t${b.head} {\n\t}`)).join('\n\n');
 }
 
@@ -149,6 +164,28 @@ export function slotElements(slots: readonly (BackendSlot | null)[]): string[] {
 }
 
 export function compileRuleset(input: CompileInput): string {
+  return compileRulesetParts(input).script;
+}
+
+/**
+ * The ruleset as objects. Besides the script, the objects let a reload apply only what
+ * changed (compiler/delta.ts); the digest, recorded in the table as the name of an empty
+ * chain, lets a restart see that the kernel already holds this very ruleset.
+ */
+export function compileRulesetParts(input: CompileInput): CompiledRuleset {
+  const { c, blocks } = compileBlocks(input);
+  const digest = createHash('sha256').update(render(blocks)).digest('hex');
+  const all = [...blocks, { head: `chain ${digestChainName(digest)}`, body: [] }];
+  const header = [
+    `# fwlb ruleset for cluster ${q(c.cluster.name)}, node ${q(input.node.name)}. Generated: do not edit.`,
+    `# Replaces table ${TABLE_FAMILY} ${TABLE_NAME} in one transaction; no other table is touched.`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME}`,
+    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
+  ];
+  return { blocks: all, digest, script: `${header.join('\n')}\ntable ${TABLE_FAMILY} ${TABLE_NAME} {\n${render(all)}\n}\n` };
+}
+
+function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
   const { config: c, node } = input;
   const roles = new Set(Object.keys(c.interfaces));
   const ifname = (role: string) => node.interfaces[role] ?? role;
@@ -191,7 +228,7 @@ export function compileRuleset(input: CompileInput): string {
   const serviceBlocks: Block[] = [];
   for (const [name, svc] of services) {
     const map = serviceMapName(name);
-    const sched = SCHEDULERS[svc.scheduler];
+    const sched = schedulerFor(svc);
     const slots = input.serviceSlots?.[name] ?? sched.table(configuredBackends(svc));
     const ipk = svc.listen.family === 4 ? 'ip' : 'ip6';
     const l4 = svc.listen.proto;
@@ -285,11 +322,5 @@ export function compileRuleset(input: CompileInput): string {
   }
   blocks.push({ head: 'chain nat_postrouting', body: natPost });
 
-  const header = [
-    `# fwlb ruleset for cluster ${q(c.cluster.name)}, node ${q(node.name)}. Generated: do not edit.`,
-    `# Replaces table ${TABLE_FAMILY} ${TABLE_NAME} in one transaction; no other table is touched.`,
-    `table ${TABLE_FAMILY} ${TABLE_NAME}`,
-    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
-  ];
-  return `${header.join('\n')}\ntable ${TABLE_FAMILY} ${TABLE_NAME} {\n${render(blocks)}\n}\n`;
+  return { c, blocks };
 }

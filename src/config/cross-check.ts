@@ -6,6 +6,7 @@
 import { ipFamily, parsePrefix } from '../lib/ip.js';
 import { advertIntervalProblem } from '../codec/vrrp/packet.js';
 import type { Config } from './schema.js';
+import { tableSizeProblem } from '../balancer/schedulers.js';
 import type { ConfigIssue } from './issues.js';
 
 export function crossCheck(c: Config): ConfigIssue[] {
@@ -96,6 +97,10 @@ export function crossCheck(c: Config): ConfigIssue[] {
     const clash = objects.get(obj);
     if (clash) issues.push({ path: ['services', s], message: `the name is too close to service "${clash}" (both become svc_${obj} in the kernel)` });
     else objects.set(obj, s);
+    if (svc.table_size !== undefined) {
+      const problem = tableSizeProblem(svc.scheduler, svc.table_size);
+      if (problem) issues.push({ path: ['services', s, 'table_size'], message: problem });
+    }
     const seen = new Map<string, string>();
     for (const [b, be] of Object.entries(svc.backends)) {
       if (be.address.family !== svc.listen.family) {

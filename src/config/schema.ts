@@ -218,6 +218,8 @@ const ServiceSchema = z
   .object({
     listen: Listen,
     scheduler: z.enum(['rr', 'wrr', 'source-hash', 'maglev']).default('rr'),
+    /** Slots of the scheduler's table (default: sized to the backends; a prime for maglev and source-hash). */
+    table_size: z.number().int().min(1).max(65537).optional(),
     backends: z.record(Name, BackendSchema).refine((r) => Object.keys(r).length > 0, 'a service needs at least one backend'),
     health: HealthSchema.optional(),
   })

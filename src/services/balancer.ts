@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config, ServiceConfig } from '../config/schema.js';
-import { SCHEDULERS, type SchedBackend } from '../balancer/schedulers.js';
+import { schedulerFor, type SchedBackend } from '../balancer/schedulers.js';
 import type { BackendSlot } from '../balancer/table.js';
 import { mapDelta } from '../compiler/map-update.js';
 import { backendCounterName, serviceMapName, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
@@ -320,7 +320,7 @@ export class Balancer {
         name: s.name,
         listen: `${s.key.family === 6 ? `[${s.key.address}]` : s.key.address}:${s.key.port}/${s.key.proto}`,
         scheduler: s.svc.scheduler,
-        tableSize: SCHEDULERS[s.svc.scheduler].size,
+        tableSize: schedulerFor(s.svc).size,
         backends: [...s.backends.values()]
           .filter((b) => b.admin !== 'removed')
           .map((b) => {
@@ -352,5 +352,5 @@ function tableOf(s: ServiceRuntime): (BackendSlot | null)[] {
     // A removed configured backend stays in the hashing base set (unavailable) until the config changes.
     .filter((b) => b.origin === 'config' || b.admin !== 'removed')
     .map((b) => ({ name: b.name, address: b.address, port: b.port, weight: b.weight, available: b.admin === 'enabled' && b.health !== 'down' && b.weight > 0 }));
-  return SCHEDULERS[s.svc.scheduler].table(backends);
+  return schedulerFor(s.svc).table(backends);
 }

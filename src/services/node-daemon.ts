@@ -3,9 +3,9 @@
  * host checks, the load balancer's plan, compile, `nft -c`) and only then commits.
  * A reload that fails at any step leaves the running config and ruleset untouched.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { compileRuleset, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
+import { compileRulesetParts, digestChainName, DIGEST_CHAIN_PREFIX, TABLE_FAMILY, TABLE_NAME, type Block } from '../compiler/ruleset.js';
+import { mapsRefresh, rulesetDelta } from '../compiler/delta.js';
 import type { HostState } from '../config/host-check.js';
 import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
@@ -59,7 +59,6 @@ export interface Readiness {
 /** What `fwlb status` gets from a node still starting. */
 export interface StartingStatus {
   node: string;
-  pid: number;
   starting: true;
   ready: Readiness;
 }
@@ -70,6 +69,7 @@ interface Prepared {
   plan: ReturnType<Balancer['plan']>;
   script: string;
   scriptDigest: string;
+  blocks: Block[];
 }
 
 interface Running {
@@ -78,6 +78,9 @@ interface Running {
   view: NodeView;
   scriptDigest: string;
   scriptBytes: number;
+  blocks: Block[];
+  /** How the last ruleset change went in: the whole table, a delta, or nothing (the kernel had it). */
+  applyMode: 'full' | 'delta' | 'kept';
   appliedAt: number;
   applyMs: number;
 }
@@ -88,7 +91,7 @@ export interface NodeStatus {
   pid: number;
   startedAt: string;
   config: { file: string; digest: string; loadedAt: string };
-  ruleset: { digest: string; appliedAt: string; applyMs: number; bytes: number; blockedPrefixes: number };
+  ruleset: { digest: string; appliedAt: string; applyMs: number; applyMode: 'full' | 'delta' | 'kept'; bytes: number; blockedPrefixes: number };
   reloads: { ok: number; failed: number; lastError: string | null };
   services: ServiceStatus[];
   vrrp: VrrpStatus;
@@ -131,9 +134,9 @@ export class NodeDaemon {
     if (issues.length) throw new ConfigError(loaded.file, issues);
     this.mark('host', 'compiling the ruleset');
     const plan = this.deps.balancer.plan(loaded.config);
-    const script = compileRuleset({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
+    const compiled = compileRulesetParts({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
     this.mark('compile', 'applying the ruleset');
-    return { loaded, view, plan, script, scriptDigest: createHash('sha256').update(script).digest('hex') };
+    return { loaded, view, plan, script: compiled.script, scriptDigest: compiled.digest, blocks: compiled.blocks };
   }
 
   /** Where the node stands; see Readiness. */
@@ -159,23 +162,48 @@ export class NodeDaemon {
     this.deps.onReady?.(out);
   }
 
-  /** `fwlb status` before the node runs. */
-  startingStatus(): StartingStatus {
-    return { node: this.nodeName, pid: process.pid, starting: true, ready: this.readiness() };
-  }
-
-  /** Replaces the table in one transaction (in the kernel queue, so no map update races it). */
+  /**
+   * Puts the ruleset into the kernel, in one transaction (in the kernel queue, so no map
+   * update races it), the cheapest way that gives the same table:
+   *  - at start, if the kernel already holds this very ruleset (its digest chain says so),
+   *    only the service maps are filled again (the last run may have changed them);
+   *  - on reload, the delta from the running ruleset (compiler/delta.ts), or the whole table
+   *    if the delta cannot express the change or the kernel refuses it;
+   *  - otherwise the whole table.
+   */
   private async commit(p: Prepared): Promise<void> {
     const { nft, balancer, queue, log } = this.deps;
     await queue.run(async () => {
-      const counters = await readCounters(nft, TABLE_FAMILY, TABLE_NAME);
       const t0 = this.deps.now();
-      await nft.apply(p.script);
+      let mode: Running['applyMode'] = 'full';
+      let bytes = p.script.length;
+      const prev = this.running;
+      if (!prev && (await kernelDigest(nft)) === digestChainName(p.scriptDigest).slice(DIGEST_CHAIN_PREFIX.length)) {
+        const refresh = mapsRefresh(p.blocks);
+        if (refresh) await nft.apply(refresh);
+        mode = 'kept';
+        bytes = refresh.length;
+      } else if (prev) {
+        const delta = rulesetDelta(prev.blocks, p.blocks);
+        if (delta !== undefined) {
+          try {
+            if (delta) await nft.apply(delta);
+            mode = 'delta';
+            bytes = delta.length;
+          } catch (e) {
+            log.warn({ event: 'ruleset_delta_refused', err: (e as Error).message }, 'the kernel refused the delta: replacing the whole table');
+          }
+        }
+      }
+      if (mode === 'full') {
+        const counters = await readCounters(nft, TABLE_FAMILY, TABLE_NAME);
+        await nft.apply(p.script);
+        balancer.carryCounters(counters);
+      }
       const applyMs = Math.round(this.deps.now() - t0);
-      balancer.carryCounters(counters);
       balancer.adopt(p.loaded.config, p.plan);
-      this.running = { loaded: p.loaded, loadedAt: this.deps.now(), view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, appliedAt: this.deps.now(), applyMs };
-      log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), applyMs, bytes: p.script.length }, 'ruleset applied');
+      this.running = { loaded: p.loaded, loadedAt: this.deps.now(), view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, blocks: p.blocks, applyMode: mode, appliedAt: this.deps.now(), applyMs };
+      log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), mode, applyMs, bytes: p.script.length, transactionBytes: bytes }, mode === 'kept' ? 'ruleset already in the kernel: kept (service maps refilled)' : `ruleset applied (${mode})`);
     });
     this.deps.health.setTargets(balancer.healthTargets());
     // Health verdicts reached while the plan was being made: bring them in.
@@ -325,7 +353,7 @@ export class NodeDaemon {
       pid: process.pid,
       startedAt: iso(this.startedAt),
       config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
-      ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
+      ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, applyMode: r.applyMode, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(await readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME)),
       vrrp: this.withReadiness(this.deps.vrrp.status()),
@@ -333,4 +361,22 @@ export class NodeDaemon {
       ready: this.readiness(),
     };
   }
+}
+
+/** The digest the kernel's table records (the name of its digest chain), if any. */
+async function kernelDigest(nft: Nft): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await nft.list(['list', 'chains', TABLE_FAMILY]);
+  } catch {
+    return undefined;
+  }
+  let inTable = false;
+  for (const line of text.split('\n')) {
+    const t = /^table (\S+) (\S+) \{/.exec(line);
+    if (t) inTable = t[1] === TABLE_FAMILY && t[2] === TABLE_NAME;
+    const c = inTable ? new RegExp(`^\\s+chain ${DIGEST_CHAIN_PREFIX}([0-9a-f]+) \\{`).exec(line) : null;
+    if (c) return c[1];
+  }
+  return undefined;
 }
