@@ -320,7 +320,7 @@ export class NodeDaemon {
     this.stopping = true;
     this.deps.health.stop();
     await this.deps.vrrp.shutdown();
-    this.deps.sync?.stop();
+    await this.deps.sync?.stop();
   }
 
   /** Ends a graceful stop's wait for a ready peer now (`fwlb stop --force`, a second SIGTERM). */

@@ -147,7 +147,7 @@ for (const [name, offset] of [
     assert.equal(sa.peers[0]!.inFlight, 0, 'the sender window drained');
     assert.equal(sa.peers[0]!.queuedMessages, 0);
     assert.ok(stats().lost > 50, `loss was injected (${stats().lost} of ${stats().sent})`);
-    a.svc.stop();
-    b.svc.stop();
+    await a.svc.stop();
+    await b.svc.stop();
   });
 }

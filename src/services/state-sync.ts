@@ -21,6 +21,8 @@ import * as sender from '../fsm/sync/sender.js';
 const RECORDS_PER_MESSAGE_LOW = 2;
 /** Records handed to a link per turn of the event loop during a bulk push. */
 const BULK_CHUNK = 512;
+/** How long a stopping node leaves its socket open for its last HELLO to go out. */
+const LAST_HELLO_GRACE_MS = 20;
 /** Kernel writes of received records in flight at once (an entry's own writes stay in order). */
 const WRITE_CONCURRENCY = 32;
 import type { Clock } from '../lib/clock.js';
@@ -158,7 +160,7 @@ export class StateSyncService {
     return [...this.links.values()].filter((l) => l.state.peerAlive).map((l) => l.peer.name);
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (!this.running) return;
     // A last HELLO that says our table is no longer to be counted on: a peer being stopped
     // meanwhile must not take us (a node on its way out) for a ready peer to hand over to.
@@ -166,6 +168,8 @@ export class StateSyncService {
     this.running = false;
     this.unlisten?.();
     this.timers.cancelAll();
+    // UDP sends complete asynchronously: closing at once would drop that last HELLO.
+    await new Promise<void>((r) => setTimeout(r, LAST_HELLO_GRACE_MS));
     this.transport?.close();
   }
 

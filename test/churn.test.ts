@@ -1,0 +1,215 @@
+/**
+ * No session lost under churn (root): a pair of fwlb firewalls with the state sync on, 200
+ * long TCP sessions through the load-balanced VIP, and nodes failing and coming back.
+ *
+ *  1. The logged case: the backup is restarted, and the master is stopped 2.7 s later,
+ *     while the backup is still starting: the master waits for it to be ready.
+ *  2. Both nodes restart at once, one of them with an empty table: the one that lost its
+ *     state waits for the one that held it, takes its table, and the sessions survive.
+ *  3. A torture loop: crash, link down or graceful stop of alternating nodes, each failure
+ *     2 s after the previous node reports ready, for 5 minutes (FWLB_TORTURE_SECONDS).
+ *
+ * Every failure is logged with its time, so a lost session can be placed in the daemons' logs.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { controlCall } from '../src/control/client.js';
+import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
+import type { ProcessHandle } from '../src/lab/processes.js';
+import { waitFor } from '../src/lib/wait.js';
+
+const PREFIX = 'tch';
+const SESSIONS = 200;
+const FWS = ['fw1', 'fw2'] as const;
+type Fw = (typeof FWS)[number];
+let lab: Lab;
+let cfg: string;
+const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
+const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
+const readiness = (fw: string) => controlCall(control(fw), 'ready') as Promise<Readiness>;
+const other = (fw: Fw): Fw => (fw === 'fw1' ? 'fw2' : 'fw1');
+const journal = (line: string) => appendFile(`${lab.stateDir}/churn.journal`, `${new Date().toISOString()} ${line}\n`);
+
+before(async () => {
+  lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
+  await writeFile(`${lab.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  const text = (await readFile(`${REPO_ROOT}/examples/lab.yaml`, 'utf8')).replace('  name: lab\n', '  name: lab\n  key_file: cluster.key\n');
+  cfg = `${lab.stateDir}/cluster.yaml`;
+  await writeFile(cfg, text);
+});
+after(async () => {
+  if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
+});
+
+function start(fw: Fw): ProcessHandle {
+  return lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'info']);
+}
+
+/** Until the node says it is ready (its socket may not be open yet). */
+async function waitReady(fw: Fw, timeoutMs = 30_000): Promise<Readiness> {
+  return waitFor(`${fw} ready`, async () => {
+    const r = await readiness(fw);
+    return r.ready ? r : undefined;
+  }, timeoutMs, 20);
+}
+
+async function masterOf(): Promise<Fw | undefined> {
+  for (const fw of FWS) {
+    const st = await status(fw).catch(() => null);
+    if (st?.vrrp.groups[0]?.state === 'master') return fw;
+  }
+  return undefined;
+}
+
+/** Both daemons up, fw1 master, fw2 synced; a clean conntrack state on both. */
+async function freshPair(): Promise<void> {
+  for (const fw of FWS) if (!lab.daemon(fw)) start(fw);
+  for (const fw of FWS) await waitReady(fw);
+  await waitFor('fw1 master', async () => ((await masterOf()) === 'fw1' ? true : undefined), 15_000);
+}
+
+async function stopAll(): Promise<void> {
+  for (const fw of FWS) if (lab.daemon(fw)) await lab.gracefulStop(fw, 30_000).catch(() => undefined);
+}
+
+interface SessionsResult {
+  connected: number;
+  kept: number;
+  lost: number;
+  worstStallMs: number | null;
+  stalls: number[];
+}
+
+function sessions(seconds: number, log: string): { done: () => Promise<SessionsResult> } {
+  const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, '198.18.0.100', '7', '--count', String(SESSIONS), '--every', '50', '--seconds', String(seconds)], { log });
+  return {
+    done: async () => {
+      await h.wait((seconds + 60) * 1000);
+      return JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as SessionsResult;
+    },
+  };
+}
+
+for (const delayMs of [2700, 100]) {
+  test(`the logged case: the backup restarts, the master is stopped ${delayMs} ms later; it hands over only to a ready backup, no session is lost`, async () => {
+    await freshPair();
+    const log = `${lab.stateDir}/logged-${delayMs}.log`;
+    const s = sessions(25, log);
+    await sleep(3000);
+    await journal(`logged case: graceful restart of fw2 (backup), SIGTERM to fw1 ${delayMs} ms later`);
+    await lab.gracefulStop('fw2');
+    start('fw2');
+    await sleep(delayMs);
+    const before = await readiness('fw2').catch(() => ({ ready: false, reason: 'no answer yet' }) as Readiness);
+    const mark = (await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8')).length;
+    await lab.gracefulStop('fw1', 30_000);
+    const fw1log = (await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8')).slice(mark);
+    if (!before.ready) assert.match(fw1log, /"event":"stop_wait_done"/, `fw1 did not wait for fw2 to be ready (fw2 was: ${before.reason})`);
+    assert.doesNotMatch(fw1log, /"event":"stop_wait_timeout"/);
+    await waitFor('fw2 master', async () => ((await masterOf()) === 'fw2' ? true : undefined), 10_000);
+    start('fw1');
+    await waitReady('fw1');
+    const r = await s.done();
+    assert.equal(r.connected, SESSIONS);
+    assert.equal(r.lost, 0, `sessions lost: ${JSON.stringify(r)}`);
+    await stopAll();
+  });
+}
+
+test('both nodes restart at once, fw1 with an empty table: it waits for fw2, takes its table, wins the election, and no session is lost', async () => {
+  await freshPair();
+  const s = sessions(40, `${lab.stateDir}/both.log`);
+  await sleep(3000);
+  // Both daemons die (the kernel forwards on meanwhile); fw1's machine then reboots and
+  // comes back with an empty conntrack table; fw2 keeps what its kernel holds.
+  await journal('both: kill -9 of both daemons, fw1 reboots (empty table)');
+  await lab.daemonKill('fw1');
+  await lab.daemonKill('fw2');
+  await lab.recover('fw1');
+  const count = (fw: Fw) => lab.exec(fw, ['conntrack', '-C']).then((t) => Number(t.trim()));
+  assert.equal(await count('fw1'), 0, 'fw1 starts with an empty table');
+  assert.ok((await count('fw2')) >= SESSIONS, 'fw2 holds the sessions');
+  // fw1 first, fw2 four seconds later: the empty fw1 must not go on alone meanwhile.
+  start('fw1');
+  await sleep(4000);
+  const early = await readiness('fw1');
+  assert.equal(early.ready, false, `fw1, empty, went on alone before its peer came: ${early.reason}`);
+  start('fw2');
+  await journal('both: fw1 started, fw2 started 4 s later');
+  for (const fw of FWS) await waitReady(fw);
+  await waitFor('fw1 master', async () => ((await masterOf()) === 'fw1' ? true : undefined), 15_000);
+  assert.ok((await count('fw1')) >= SESSIONS, 'fw1 has the sessions from fw2');
+  const r = await s.done();
+  assert.equal(r.connected, SESSIONS);
+  assert.equal(r.lost, 0, `sessions lost: ${JSON.stringify(r)}`);
+  await stopAll();
+});
+
+type Failure = 'crash' | 'link' | 'graceful';
+
+/** A seeded PRNG (mulberry32): the seed is printed, so a failing run can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('torture: crash, link down or graceful stop of alternating nodes, 2 s after the last one is ready; no session lost', async () => {
+  const seconds = Number(process.env.FWLB_TORTURE_SECONDS ?? 300);
+  const seed = Number(process.env.FWLB_TORTURE_SEED ?? Date.now() % 100000);
+  const random = rng(seed);
+  await freshPair();
+  const s = sessions(seconds + 15, `${lab.stateDir}/torture.log`);
+  await sleep(3000);
+  const end = Date.now() + seconds * 1000;
+  const done: string[] = [];
+  let fw: Fw = random() < 0.5 ? 'fw1' : 'fw2';
+  while (Date.now() < end) {
+    const kind: Failure = (['crash', 'link', 'graceful'] as const)[Math.floor(random() * 3)]!;
+    const wasMaster = (await masterOf()) === fw;
+    const what = `${kind} ${fw}${wasMaster ? ' (master)' : ''}`;
+    await journal(`torture seed ${seed}: ${what}`);
+    done.push(what);
+    switch (kind) {
+      case 'crash':
+        await lab.crash(fw);
+        if (wasMaster) await waitFor(`${other(fw)} master`, async () => ((await masterOf()) === other(fw) ? true : undefined), 10_000);
+        else await sleep(500);
+        await lab.recover(fw);
+        start(fw);
+        break;
+      case 'link': {
+        const iface = random() < 0.5 ? 'eth0' : 'eth1'; // outside or inside, never the sync cable
+        await lab.linkDown(fw, iface);
+        if (wasMaster) await waitFor(`${other(fw)} master`, async () => ((await masterOf()) === other(fw) ? true : undefined), 10_000);
+        else await sleep(500);
+        await lab.linkUp(fw, iface);
+        break;
+      }
+      case 'graceful':
+        await lab.gracefulStop(fw, 30_000);
+        start(fw);
+        break;
+    }
+    await waitReady(fw);
+    await journal(`torture: ${fw} ready again`);
+    await sleep(2000);
+    fw = other(fw);
+  }
+  const r = await s.done();
+  await journal(`torture seed ${seed} over: ${done.length} failures, ${JSON.stringify(r)}`);
+  assert.ok(done.length >= Math.floor(seconds / 15), `only ${done.length} failures in ${seconds} s`);
+  assert.equal(r.connected, SESSIONS);
+  assert.equal(r.lost, 0, `seed ${seed}: ${r.lost} sessions lost after ${done.length} failures (${done.join(', ')}): ${JSON.stringify(r)}`);
+  await stopAll();
+});
