@@ -13,15 +13,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
 import { waitFor } from '../src/lib/wait.js';
+import { seededRandom } from '../src/lib/random.js';
 
 const PREFIX = 'tch';
 const SESSIONS = 200;
@@ -37,10 +38,7 @@ const journal = (line: string) => appendFile(`${lab.stateDir}/churn.journal`, `$
 
 before(async () => {
   lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
-  await writeFile(`${lab.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  const text = (await readFile(`${REPO_ROOT}/examples/lab.yaml`, 'utf8')).replace('  name: lab\n', '  name: lab\n  key_file: cluster.key\n');
-  cfg = `${lab.stateDir}/cluster.yaml`;
-  await writeFile(cfg, text);
+  cfg = await writeSyncedCluster(lab);
 });
 after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
@@ -152,22 +150,11 @@ test('both nodes restart at once, fw1 with an empty table: it waits for fw2, tak
 
 type Failure = 'crash' | 'link' | 'graceful';
 
-/** A seeded PRNG (mulberry32): the seed is printed, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('torture: crash, link down or graceful stop of alternating nodes, 2 s after the last one is ready; no session lost', async () => {
   const seconds = Number(process.env.FWLB_TORTURE_SECONDS ?? 300);
   const seed = Number(process.env.FWLB_TORTURE_SEED ?? Date.now() % 100000);
-  const random = rng(seed);
+  const random = seededRandom(seed);
   await freshPair();
   const s = sessions(seconds + 15, `${lab.stateDir}/torture.log`);
   await sleep(3000);

@@ -5,12 +5,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { ECHO_SESSION_JS, REPO_ROOT } from '../src/lab/paths.js';
+import { ECHO_SESSION_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
@@ -21,9 +21,7 @@ const status = (fw: string) => controlCall(control(fw), 'status') as Promise<Nod
 
 before(async () => {
   lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
-  await writeFile(`${lab.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  const text = (await readFile(`${REPO_ROOT}/examples/lab.yaml`, 'utf8')).replace('  name: lab\n', '  name: lab\n  key_file: cluster.key\n');
-  await writeFile(`${lab.stateDir}/cluster.yaml`, text);
+  await writeSyncedCluster(lab);
 });
 after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);

@@ -5,6 +5,7 @@ import { FakeClock } from '../lib/clock.js';
 import type { HealthConfig } from '../config/schema.js';
 import type { Probe, ProbeRegistry, ProbeResult, ProbeTarget } from '../adapters/health/probe.js';
 import { GUARD_GRACE_MS, HealthChecker, firstCheckDelay, nextCheckDelay, type HealthChange } from './health-checker.js';
+import { seededRandom } from '../lib/random.js';
 
 const OK: ProbeResult = { ok: true, detail: 'connected', ms: 1 };
 const REFUSED: ProbeResult = { ok: false, detail: 'connect ECONNREFUSED', ms: 1 };
@@ -52,17 +53,6 @@ function target(backend: string, over: Partial<ProbeTarget> = {}, c: Partial<Hea
   return { service: 'web', backend, address: '198.18.1.11', port: 80, family: 4, check: check(c), ...over };
 }
 
-/** A small seeded PRNG (mulberry32), so jitter tests are repeatable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Advances the fake clock 1 ms at a time, letting probe promises settle after each step. */
 async function run(clock: FakeClock, ms: number): Promise<void> {
@@ -141,7 +131,7 @@ test('a failing backend goes down after exactly `fall` failures, and comes back 
 test('with random jitter, a backend that breaks is down within fall × interval × 1.1, after exactly fall failures', async () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     const breakAt = 5000 + seed * 137;
-    const r = rig((_t, now) => (now >= breakAt ? REFUSED : OK), { random: seeded(seed) });
+    const r = rig((_t, now) => (now >= breakAt ? REFUSED : OK), { random: seededRandom(seed) });
     r.checker.setTargets([target('web1', {}, { fall: 3, interval: 1000 })]);
     await run(r.clock, breakAt + 4000);
     assert.equal(r.changes.length, 1, `seed ${seed}`);
@@ -159,7 +149,7 @@ test('with random jitter, a backend that breaks is down within fall × interval 
 });
 
 test('jitter spreads the first checks of 1000 targets across the interval', async () => {
-  const r = rig(() => OK, { random: seeded(42) });
+  const r = rig(() => OK, { random: seededRandom(42) });
   r.checker.setTargets(Array.from({ length: 1000 }, (_, i) => target(`b${i}`)));
   assert.equal(r.clock.pending(), 1000);
   await run(r.clock, 1000);

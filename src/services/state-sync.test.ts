@@ -12,6 +12,7 @@ import { deriveSyncKey } from '../codec/sync/message.js';
 import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
 import { FakeClock } from '../lib/clock.js';
 import { StateSyncService, type ConntrackStore } from './state-sync.js';
+import { seededRandom } from '../lib/random.js';
 
 type CtEvent = Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0];
 
@@ -60,24 +61,13 @@ class MemoryConntrack implements ConntrackStore {
   }
 }
 
-/** A seeded PRNG (mulberry32), so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 async function pair(opts: { offset: (n: number) => number; loss: number; seed: number }) {
   const clock = new FakeClock(1_000_000.123);
   clock.setFireOffset(opts.offset);
-  const random = rng(opts.seed);
+  const random = seededRandom(opts.seed);
   const key = deriveSyncKey(Buffer.alloc(32, 7));
   const log = pino({ level: 'silent' });
   const addr: [string, string] = ['198.18.2.1', '198.18.2.2'];

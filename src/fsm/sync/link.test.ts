@@ -17,6 +17,7 @@ import { decode, deriveSyncKey, encode, type SyncDecodeReason, type SyncRecord }
 import * as bulk from './bulk.js';
 import { hasSession, initialLinkState, linkConfig, linkStatus, step, type LinkConfig, type LinkEffect, type LinkEvent, type LinkState, type LinkTimer } from './link.js';
 import * as sender from './sender.js';
+import { seededRandom } from '../../lib/random.js';
 
 // ---------------------------------------------------------------------------------------
 // Harness: a seeded RNG, a lossy wire, and nodes that carry out their links' effects
@@ -24,17 +25,6 @@ import * as sender from './sender.js';
 
 const KEY = deriveSyncKey(Buffer.from('lab cluster key, not a secret!!!'));
 
-/** mulberry32: small, seeded, good enough to shuffle packets. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface WireOptions {
   loss: number;
@@ -55,7 +45,7 @@ class Net {
   partitioned = false;
   private readonly random: () => number;
   constructor(readonly opts: WireOptions) {
-    this.random = rng(opts.seed);
+    this.random = seededRandom(opts.seed);
   }
   transmit(buf: Buffer, to: number): void {
     this.captured.push({ to, buf });
