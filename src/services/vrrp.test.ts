@@ -102,10 +102,11 @@ class FakeHost implements VrrpNet {
   }
 }
 
-async function cluster(text = CONFIG) {
+async function cluster(text = CONFIG, fireOffset?: (n: number) => number) {
   const r = await parseConfig(text, 'c.yaml');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
-  const clock = new FakeClock(1_000_000);
+  const clock = new FakeClock(1_000_000.37);
+  if (fireOffset) clock.setFireOffset(fireOffset);
   const wire = new Wire(clock);
   const nodes = ['fw1', 'fw2'].map((name) => {
     const host = new FakeHost(wire, name);
@@ -125,6 +126,28 @@ async function cluster(text = CONFIG) {
 }
 
 const VIPS = ['198.18.0.100/24', '198.18.1.1/24'];
+
+test('timers that fire early or late never stall VRRP: the master keeps advertising, the backup never takes over, a crash still fails over', async () => {
+  for (const offset of [() => -0.6, (n: number) => ((n * 7919) % 13) / 10 - 0.9]) {
+    const c = await cluster(CONFIG, offset);
+    await c.fw1.svc.start();
+    await c.fw2.svc.start();
+    await c.run(1000);
+    // The backup hears the master's adverts all along: never older than two intervals.
+    let oldest = 0;
+    for (let i = 0; i < 100; i++) {
+      await c.run(100);
+      for (const inst of c.fw2.svc.status().groups[0]!.instances) oldest = Math.max(oldest, inst.master?.ageMs ?? Infinity);
+    }
+    assert.ok(oldest <= 200, `an advert of the master was ${oldest} ms old at the backup`);
+    assert.equal(c.state(0), 'master');
+    assert.equal(c.state(1), 'backup', 'no false takeover');
+    assert.equal(c.fw2.svc.status().groups[0]!.transitions, 1);
+    c.wire.mute.add('fw1');
+    await c.run(1000);
+    assert.equal(c.state(1), 'master', 'the backup still takes over when the master goes silent');
+  }
+});
 
 test('election: the higher priority holds both VIPs; the other follows it', async () => {
   const c = await cluster();
