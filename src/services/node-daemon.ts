@@ -99,6 +99,12 @@ export interface NodeStatus {
   ready: Readiness;
 }
 
+/**
+ * A stopping master waits this long for a peer that is absent (stopped or dead) to come back
+ * (a restart says HELLO well within it); then it stops without one.
+ */
+const STOP_WAIT_ABSENT_MS = 3000;
+
 export class NodeDaemon {
   private running: Running | undefined;
   private readonly startedAt: number;
@@ -212,15 +218,14 @@ export class NodeDaemon {
 
   async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
     this.mark('loaded', 'preparing');
+    // What the kernel held when we came up, before our own health checks add to it.
+    const held = this.deps.sync ? await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1) : 1;
     const p = await this.prepare(loaded);
     await this.commit(p);
     this.mark('apply', 'starting the state sync');
     // The state sync first: a joining node is held back from mastership until it has the
     // peers' connection table. The firewall is in place before any address is taken.
-    if (this.deps.sync) {
-      const n = await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1);
-      this.deps.sync.start({ emptyTable: n === 0 });
-    }
+    this.deps.sync?.start({ emptyTable: held === 0 });
     this.mark('sync', 'starting VRRP');
     await this.startVrrp(p);
     this.mark('vrrp', 'waiting for the bulk sync');
@@ -301,8 +306,12 @@ export class NodeDaemon {
       const t0 = this.deps.now();
       log.warn({ event: 'stop_wait', waitMs, live: sync.livePeers() }, `stopping: waiting up to ${waitMs} ms for a peer that is ready to take over`);
       const ok = await new Promise<boolean>((resolve) => {
+        const t0 = this.deps.now();
         const poll = setInterval(() => {
           if (sync.readyPeers().length > 0) done(true);
+          // Nobody alive (the peers stopped, or died) and nobody back within a restart's
+          // time: they are not coming; the cluster is being shut down.
+          else if (sync.livePeers().length === 0 && this.deps.now() - t0 > STOP_WAIT_ABSENT_MS) done(false);
         }, 20);
         const timer = setTimeout(() => done(false), waitMs);
         const done = (v: boolean) => {

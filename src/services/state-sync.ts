@@ -155,9 +155,9 @@ export class StateSyncService {
     return [...this.links.values()].some((l) => linkFsm.hasSession(l.state));
   }
 
-  /** Any peer alive at all. */
+  /** Peers alive and not on their way out (a peer starting, or running). */
   livePeers(): string[] {
-    return [...this.links.values()].filter((l) => l.state.peerAlive).map((l) => l.peer.name);
+    return [...this.links.values()].filter((l) => l.state.peerAlive && !l.state.peerLeaving).map((l) => l.peer.name);
   }
 
   async stop(): Promise<void> {

@@ -69,6 +69,11 @@ export interface LinkState {
   readonly localSynced: boolean;
   /** The peer's, from its last HELLO. */
   readonly peerSynced: boolean;
+  /**
+   * The peer said it is on its way out: its HELLO went from synced to not synced within one
+   * session (a node's table only stops counting when it stops). Cleared by its next session.
+   */
+  readonly peerLeaving: boolean;
   /** Deadlines of the link's own timers. */
   readonly timers: Readonly<Partial<Record<'hello' | 'dead', number>>>;
 }
@@ -147,6 +152,7 @@ export function initialLinkState(config: LinkConfig): LinkState {
     peerAlive: false,
     localSynced: false,
     peerSynced: false,
+    peerLeaving: false,
     timers: {},
   };
 }
@@ -164,6 +170,7 @@ export function linkStatus(s: LinkState, nowMs: number) {
     alive: s.peerAlive,
     peerEpoch: s.replay.peer?.epoch ?? 0,
     peerSynced: s.peerSynced,
+    peerLeaving: s.peerLeaving,
     lagMs: sender.lagMs(s.sender, nowMs),
     queuedMessages: sender.queueSize(s.sender),
     queuedRecords: sender.queuedRecords(s.sender),
@@ -275,6 +282,7 @@ function onReceived(s: LinkState, m: SyncMessage, now: number, fx: LinkEffect[])
       r = runSender(r, { type: 'peer_restarted' }, now, fx);
       r = runReceiver(r, { type: 'peer_restarted' }, now, fx);
       fx.push({ type: 'session', restarted, peerEpoch: m.epoch });
+      r = { ...r, peerSynced: false, peerLeaving: false };
       // Name the peer's epoch back at once: if it has not verified us yet, this does it,
       // and both sides are up within one round trip instead of a keepalive interval.
       r = sendHello(r, now, fx);
@@ -295,7 +303,7 @@ function onReceived(s: LinkState, m: SyncMessage, now: number, fx: LinkEffect[])
   r = { ...r, peerAlive: true };
   r = armLink(r, fx, 'dead', now + r.config.deadIntervalMs);
 
-  if (m.type === 'hello') r = { ...r, peerSynced: m.synced };
+  if (m.type === 'hello') r = { ...r, peerSynced: m.synced, peerLeaving: r.peerLeaving || (r.peerSynced && !m.synced) };
 
   if (!hasSession(r)) {
     // Handshake only: a HELLO taught us the peer's epoch; answer so it learns ours.
