@@ -144,8 +144,12 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const ops = new SerialQueue();
   const reload = () =>
     ops.run(async () => {
+      const t0 = performance.now();
       const r = await daemon.reload(await loadConfigFile(opts.configFile));
-      return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
+      // From reading the file to the kernel holding the result.
+      const tookMs = Math.round(performance.now() - t0);
+      log.info({ event: 'reload_done', ok: r.ok, tookMs }, `reload took ${tookMs} ms`);
+      return r.ok ? { ok: true, changed: r.changed, tookMs } : { ok: false, error: r.error.message, tookMs };
     });
   let started = false;
   let stopNow: ((force: boolean) => void) | undefined;

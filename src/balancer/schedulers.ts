@@ -73,10 +73,9 @@ function hashing(name: 'source-hash' | 'maglev', size: number, key: (l: ListenKe
       const sorted = [...backends].sort((a, b) => a.name.localeCompare(b.name));
       const base = maglevBase(sorted, size);
       const eff = effectiveTable(base, sorted, sorted.map((b) => b.available));
-      return Array.from(eff, (i) => {
-        const b = sorted[i];
-        return i >= 0 && b ? { name: b.name, address: b.address, port: b.port } : null;
-      });
+      // One slot object per backend, shared by its slots.
+      const slot = sorted.map((b) => ({ name: b.name, address: b.address, port: b.port }));
+      return Array.from(eff, (i) => (i >= 0 ? slot[i] ?? null : null));
     },
   };
 }
@@ -129,6 +128,31 @@ export function makeScheduler(name: SchedulerName, size: number): Scheduler {
   }
 }
 
+/** Tables remembered per scheduler (a reload recomputes none of the unchanged services'). */
+const TABLE_MEMO_LIMIT = 2048;
+
+/**
+ * The same scheduler, its tables remembered: a table is a pure function of the backends, so
+ * a reload of 100 unchanged services builds none of them again. Callers must not change a
+ * table they get (they only read it).
+ */
+function memoized(s: Scheduler): Scheduler {
+  const memo = new Map<string, (BackendSlot | null)[]>();
+  return {
+    ...s,
+    table: (backends) => {
+      const key = backends.map((b) => `${b.name}|${b.address}|${b.port}|${b.weight}|${b.available ? 1 : 0}`).join(',');
+      let t = memo.get(key);
+      if (!t) {
+        t = s.table(backends);
+        if (memo.size >= TABLE_MEMO_LIMIT) memo.delete(memo.keys().next().value as string);
+        memo.set(key, t);
+      }
+      return t;
+    },
+  };
+}
+
 /** Memoized per (scheduler, size): tables are pure, schedulers are stateless. */
 const made = new Map<string, Scheduler>();
 
@@ -136,6 +160,6 @@ export function schedulerFor(svc: { scheduler: SchedulerName; table_size?: numbe
   const size = svc.table_size ?? defaultTableSize(svc.scheduler, Object.keys(svc.backends).length);
   const key = `${svc.scheduler}/${size}`;
   let s = made.get(key);
-  if (!s) made.set(key, (s = makeScheduler(svc.scheduler, size)));
+  if (!s) made.set(key, (s = memoized(makeScheduler(svc.scheduler, size))));
   return s;
 }

@@ -35,6 +35,8 @@ export function roundRobinTable(backends: readonly WeightedBackend[], size: numb
     counts[i]!++;
   }
   const current = counts.map(() => 0);
+  // One slot object per backend, shared by its slots.
+  const slot = live.map((b): BackendSlot => ({ name: b.name, address: b.address, port: b.port }));
   const slots: BackendSlot[] = [];
   for (let n = 0; n < size; n++) {
     let best = -1;
@@ -44,8 +46,7 @@ export function roundRobinTable(backends: readonly WeightedBackend[], size: numb
       if (best < 0 || current[i]! > current[best]!) best = i;
     }
     current[best]! -= size;
-    const b = live[best]!;
-    slots.push({ name: b.name, address: b.address, port: b.port });
+    slots.push(slot[best]!);
   }
   return slots;
 }

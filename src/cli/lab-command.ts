@@ -2,7 +2,9 @@
  * `fwlb lab up|down|status`: the namespace lab from the command line (src/lab/ does the work).
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { labDown, labStatus, labUp, type LabStatus } from '../lab/lab.js';
+import type { LabStatus } from '../lab/lab.js';
+/** The lab's machinery, loaded by the lab commands only. */
+const labModule = () => import('../lab/lab.js');
 import { DEFAULT_PREFIX, DEFAULT_TOPOLOGY, TOPOLOGIES, isTopologyName, type LabSpec } from '../lab/topology.js';
 
 /** Where the command writes; tests pass their own. */
@@ -48,6 +50,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
     .action(guarded(async (topology: string, o: UpFlags) => {
       if (!isTopologyName(topology)) throw new Error(`unknown topology "${topology}": expected ${Object.keys(TOPOLOGIES).join(', ')}`);
       const t0 = performance.now();
+      const { labUp } = await labModule();
       const l = await labUp({
         topology, prefix: o.prefix,
         ...(o.vipsOn !== undefined && { vipsOn: o.vipsOn }),
@@ -66,6 +69,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
     .option('--prefix <prefix>', 'prefix of every namespace name', DEFAULT_PREFIX)
     .action(guarded(async (o: { prefix: string }) => {
       const t0 = performance.now();
+      const { labDown } = await labModule();
       const r = await labDown(o.prefix);
       io.out(r.namespaces.length === 0
         ? `lab ${o.prefix}: nothing to remove\n`
@@ -78,6 +82,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
     .option('--prefix <prefix>', 'prefix of every namespace name', DEFAULT_PREFIX)
     .option('--json', 'machine-readable output')
     .action(guarded(async (o: { prefix: string; json?: boolean }) => {
+      const { labStatus } = await labModule();
       const st = await labStatus(o.prefix);
       io.out(o.json ? JSON.stringify(st, null, 2) + '\n' : formatLabStatus(st));
     }));

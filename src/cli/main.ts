@@ -2,14 +2,7 @@
 /** The `fwlb` command. */
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
-import { loadConfigFile } from '../config/load.js';
-import { nodeView } from '../config/node.js';
-import { hostCheck, routedAddresses } from '../config/host-check.js';
-import { formatIssue } from '../config/issues.js';
-import { compileRuleset } from '../compiler/ruleset.js';
-import { readHostState } from '../adapters/host.js';
 import { controlCall, defaultControlPath } from '../control/client.js';
-import { runNode } from '../main.js';
 import { registerLabCommand } from './lab-command.js';
 import { formatStatus } from './format-status.js';
 import { parseAddressPort } from '../control/backend-args.js';
@@ -37,6 +30,15 @@ program
   .option('-n, --node <name>', 'check as this node, on this host')
   .option('--no-host', 'with --node: skip the checks against this host')
   .action(async (o: { config: string; node?: string; host: boolean }) => {
+    // The heavy modules are loaded by the commands that need them: `fwlb status` or
+    // `fwlb reload` must not pay for the YAML parser, the compiler or the daemon.
+    const [{ loadConfigFile }, { nodeView }, { hostCheck, routedAddresses }, { formatIssue }, { readHostState }] = await Promise.all([
+      import('../config/load.js'),
+      import('../config/node.js'),
+      import('../config/host-check.js'),
+      import('../config/issues.js'),
+      import('../adapters/host.js'),
+    ]);
     const r = await loadConfigFile(o.config);
     if (!r.ok) return fail(r.error.message);
     if (o.node) {
@@ -60,6 +62,7 @@ program
   .requiredOption('-c, --config <file>', 'cluster config (YAML)')
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .action(async (o: { config: string; node: string }) => {
+    const [{ loadConfigFile }, { nodeView }, { compileRuleset }] = await Promise.all([import('../config/load.js'), import('../config/node.js'), import('../compiler/ruleset.js')]);
     const r = await loadConfigFile(o.config);
     if (!r.ok) return fail(r.error.message);
     try {
@@ -78,6 +81,7 @@ program
   .option('--metrics <address:port>', 'serve Prometheus metrics over HTTP at /metrics')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string }) => {
+    const { runNode } = await import('../main.js');
     const code = await runNode({ configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, ...(o.metrics ? { metrics: o.metrics } : {}) });
     process.exit(code);
   });

@@ -234,7 +234,7 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     const l4 = svc.listen.proto;
     dispatch[svc.listen.family].push(`${svc.listen.address} . ${l4} . ${svc.listen.port} : goto ${map}`);
     for (const b of configuredBackends(svc)) counters[svc.listen.family].set(`${b.address} . ${b.port}`, backendCounterName(b.address, b.port));
-    for (const s of slots) if (s) counters[svc.listen.family].set(`${s.address} . ${s.port}`, backendCounterName(s.address, s.port));
+    for (const s of new Set(slots)) if (s) counters[svc.listen.family].set(`${s.address} . ${s.port}`, backendCounterName(s.address, s.port));
     const elements = slotElements(slots);
     serviceBlocks.push({
       head: `map ${map}`,
