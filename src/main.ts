@@ -148,8 +148,9 @@ export async function runNode(opts: RunOptions): Promise<number> {
       const r = await daemon.reload(await loadConfigFile(opts.configFile));
       // From reading the file to the kernel holding the result.
       const tookMs = Math.round(performance.now() - t0);
+      daemon.noteReloadTime(tookMs);
       log.info({ event: 'reload_done', ok: r.ok, tookMs }, `reload took ${tookMs} ms`);
-      return r.ok ? { ok: true, changed: r.changed, tookMs } : { ok: false, error: r.error.message, tookMs };
+      return r.ok ? { ok: true, changed: r.changed } : { ok: false, error: r.error.message };
     });
   let started = false;
   let stopNow: ((force: boolean) => void) | undefined;

@@ -109,8 +109,8 @@ test('weighted round robin: the spread follows the weights 1:2:3 (within 3 point
     assert.ok(Math.abs(share - w / 6) < 0.03, `${b}: ${share.toFixed(3)} of flows, want ${(w / 6).toFixed(3)}: ${JSON.stringify(t)}`);
   }
   const web = await service('web');
-  assert.deepEqual(web.backends.map((b) => b.slots), [171, 341, 512]);
-  assert.ok(web.backends.every((b) => (b.newConnections ?? 0) >= 100), JSON.stringify(web.backends));
+  assert.deepEqual(web.backends.map((b) => b.slots), [21, 43, 64]); // 3 backends: 128 slots
+  assert.ok(web.backends.every((b) => (b.newConnections ?? 0) >= 90), JSON.stringify(web.backends));
 });
 
 test('source hash keeps each client on one backend', async () => {
@@ -182,12 +182,16 @@ test('drain keeps an open connection alive while new ones go elsewhere; enable b
   const st = (await service('echo')).backends.find((b) => b.name === s.backend)!;
   assert.equal(st.admin, 'drain');
   assert.equal(st.slots, 0);
-  assert.ok((st.activeConnections ?? 0) >= 1, 'the drained backend still has its session');
+  // Flow counts are cached for a second: wait out a count taken before the session opened.
+  await waitFor('the drained backend to show its session', async () => {
+    const b = (await service('echo')).backends.find((x) => x.name === s.backend)!;
+    return (b.activeConnections ?? 0) >= 1 ? true : undefined;
+  }, 3000);
   const r = await sessionResult(s);
   assert.equal(r.error, null, JSON.stringify(r));
   assert.equal(r.echoed, r.sent);
   await backend({ op: 'enable', service: 'echo', backend: s.backend });
-  assert.ok((await service('echo')).backends.every((b) => b.slots > 300));
+  assert.ok((await service('echo')).backends.every((b) => b.slots >= 30)); // 2 backends: 64 slots
 });
 
 test('add and remove backends at runtime; a reload keeps runtime changes the file does not touch', async () => {
@@ -218,7 +222,7 @@ test('a UDP service spreads requests over its backends', async () => {
 
 test('fwlb status shows per-backend health, weight, share, active and new connections', async () => {
   const text = await lab.exec('fw1', [process.execPath, new URL('../src/cli/main.js', import.meta.url).pathname, 'status', '--control', control]);
-  assert.match(text, /service web {2}198\.18\.0\.100:80\/tcp {2}wrr \(1024 slots\)/);
+  assert.match(text, /service web {2}198\.18\.0\.100:80\/tcp {2}wrr \(128 slots\)/);
   assert.match(text, /web3 +198\.18\.1\.13:80 +3 enabled +up +50\.0% +\d+ +\d+/);
 });
 

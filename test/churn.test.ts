@@ -22,7 +22,7 @@ import { SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
 import { waitFor } from '../src/lib/wait.js';
-import { seededRandom } from '../src/lib/random.js';
+import { tortureLoop, type ChurnSystem } from '../src/lab/churn.js';
 
 const PREFIX = 'tch';
 const SESSIONS = 200;
@@ -33,7 +33,6 @@ let cfg: string;
 const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
 const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
 const readiness = (fw: string) => controlCall(control(fw), 'ready') as Promise<Readiness>;
-const other = (fw: Fw): Fw => (fw === 'fw1' ? 'fw2' : 'fw1');
 const journal = (line: string) => appendFile(`${lab.stateDir}/churn.journal`, `${new Date().toISOString()} ${line}\n`);
 
 before(async () => {
@@ -152,51 +151,20 @@ test('both nodes restart at once, fw1 with an empty table: it waits for fw2, tak
   await stopAll();
 });
 
-type Failure = 'crash' | 'link' | 'graceful';
-
-
 test('torture: crash, link down or graceful stop of alternating nodes, 2 s after the last one is ready; no session lost', async () => {
   const seconds = Number(process.env.FWLB_TORTURE_SECONDS ?? 300);
   const seed = Number(process.env.FWLB_TORTURE_SEED ?? Date.now() % 100000);
-  const random = seededRandom(seed);
   await freshPair();
   const s = sessions(seconds + 15, `${lab.stateDir}/torture.log`);
   await sleep(3000);
-  const end = Date.now() + seconds * 1000;
-  const done: string[] = [];
-  let fw: Fw = random() < 0.5 ? 'fw1' : 'fw2';
-  while (Date.now() < end) {
-    const kind: Failure = (['crash', 'link', 'graceful'] as const)[Math.floor(random() * 3)]!;
-    const wasMaster = (await masterOf()) === fw;
-    const what = `${kind} ${fw}${wasMaster ? ' (master)' : ''}`;
-    await journal(`torture seed ${seed}: ${what}`);
-    done.push(what);
-    switch (kind) {
-      case 'crash':
-        await lab.crash(fw);
-        if (wasMaster) await waitFor(`${other(fw)} master`, async () => ((await masterOf()) === other(fw) ? true : undefined), 10_000);
-        else await sleep(500);
-        await lab.recover(fw);
-        start(fw);
-        break;
-      case 'link': {
-        const iface = random() < 0.5 ? 'eth0' : 'eth1'; // outside or inside, never the sync cable
-        await lab.linkDown(fw, iface);
-        if (wasMaster) await waitFor(`${other(fw)} master`, async () => ((await masterOf()) === other(fw) ? true : undefined), 10_000);
-        else await sleep(500);
-        await lab.linkUp(fw, iface);
-        break;
-      }
-      case 'graceful':
-        await lab.gracefulStop(fw, 30_000);
-        start(fw);
-        break;
-    }
-    await waitReady(fw);
-    await journal(`torture: ${fw} ready again`);
-    await sleep(2000);
-    fw = other(fw);
-  }
+  const sys: ChurnSystem = {
+    label: 'fwlb',
+    start: async (fw) => void start(fw),
+    stop: async (fw) => void (await lab.gracefulStop(fw, 30_000)),
+    ready: async (fw) => (await readiness(fw)).ready,
+    master: masterOf,
+  };
+  const done = await tortureLoop(lab, sys, { seconds, seed, journal: `${lab.stateDir}/churn.journal` });
   const r = await s.done();
   await journal(`torture seed ${seed} over: ${done.length} failures, ${JSON.stringify(r)}`);
   assert.ok(done.length >= Math.floor(seconds / 15), `only ${done.length} failures in ${seconds} s`);

@@ -92,7 +92,7 @@ export interface NodeStatus {
   startedAt: string;
   config: { file: string; digest: string; loadedAt: string };
   ruleset: { digest: string; appliedAt: string; applyMs: number; applyMode: 'full' | 'delta' | 'kept'; bytes: number; blockedPrefixes: number };
-  reloads: { ok: number; failed: number; lastError: string | null };
+  reloads: { ok: number; failed: number; lastError: string | null; lastMs: number | null };
   services: ServiceStatus[];
   vrrp: VrrpStatus;
   sync: StateSyncStatus | null;
@@ -108,7 +108,7 @@ const STOP_WAIT_ABSENT_MS = 3000;
 export class NodeDaemon {
   private running: Running | undefined;
   private readonly startedAt: number;
-  private reloads = { ok: 0, failed: 0, lastError: null as string | null };
+  private reloads = { ok: 0, failed: 0, lastError: null as string | null, lastMs: null as number | null };
   /** What the node is doing while not running yet, or 'stopping'. */
   private step = 'loading the config';
   private stopping = false;
@@ -143,6 +143,11 @@ export class NodeDaemon {
     const compiled = compileRulesetParts({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
     this.mark('compile', 'applying the ruleset');
     return { loaded, view, plan, script: compiled.script, scriptDigest: compiled.digest, blocks: compiled.blocks };
+  }
+
+  /** How long the last reload took, from reading the file to the kernel holding the result. */
+  noteReloadTime(ms: number): void {
+    this.reloads.lastMs = ms;
   }
 
   /** Where the node stands; see Readiness. */
