@@ -110,17 +110,19 @@ async function run(which: 'fwlb' | 'peer'): Promise<string[]> {
     await sleep(3000);
     const failures = await tortureLoop(lab, sys, { seconds: SECONDS, seed: SEED, journal: `${lab.stateDir}/churn.journal` });
     await h.wait((SECONDS + 90) * 1000);
-    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { connected: number; kept: number; lost: number; worstStallMs: number | null };
+    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { connected: number; kept: number; lost: number; worstStallMs: number | null; worstStallFrom: string | null };
+    if (r.worstStallFrom) process.stderr.write(`${sys.label}: the worst stall (${r.worstStallMs} ms) began at ${r.worstStallFrom}\n`);
     const crashes = failures.filter((f) => f.startsWith('crash')).length;
     const masters = failures.filter((f) => f.includes('(master)')).length;
     let statusNote = '';
     if (which === 'fwlb') {
       const st = (await controlCall(`${lab.stateDir}/fw1.sock`, 'status').catch(() => null)) as NodeStatus | null;
-      statusNote = st ? `fw1 sync drops ${JSON.stringify(st.sync?.drops ?? {})}` : '';
+      statusNote = st ? `fw1 sync drops: ${Object.entries(st.sync?.drops ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` : '';
     }
     return [sys.label, String(failures.length), `${masters} / ${crashes}`, `${r.connected}/${SESSIONS}`, String(r.kept), String(r.lost), r.worstStallMs === null ? '-' : String(r.worstStallMs), statusNote];
   } finally {
-    await labDown(PREFIX);
+    if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
+    else await labDown(PREFIX);
   }
 }
 

@@ -9,7 +9,7 @@ import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
-import { loadConfigFile } from './config/load.js';
+import { loadConfigFile, type LoadedConfig } from './config/load.js';
 import { decodeBackendCommand } from './control/backend-args.js';
 import { ControlServer } from './control/server.js';
 import { FwlbError } from './lib/errors.js';
@@ -23,7 +23,7 @@ import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
 import { hostname, setPriority } from 'node:os';
 import { createSocket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { deriveSyncKey, syncKeyProblem } from './codec/sync/message.js';
@@ -130,6 +130,11 @@ export async function runNode(opts: RunOptions): Promise<number> {
       readHost: readHostState,
       now: Date.now,
       uptimeMs: () => performance.now(),
+      syncIdentity: (l) => syncIdentity(l, opts.node),
+      netlinkCounters: () => {
+        const ct = ctnl.counters();
+        return { ctnetlink: { requests: ct.requests, ...(ct.events ? { events: ct.events } : {}) }, rtnetlink: vrrpNet.counters() };
+      },
     },
     opts.node,
   );
@@ -266,14 +271,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
   });
 }
 
-/** The state sync of this node: the cluster key, its id and the peers' sync addresses, a UDP socket. */
-async function createStateSync(
-  c: Config,
-  opts: RunOptions,
-  configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; afterSync: () => void },
-): Promise<StateSyncService> {
-  const ss = c.state_sync!;
+/** The cluster key, read and checked (a clear error naming the file otherwise). */
+async function readSyncKey(c: Config, configFile: string): Promise<Buffer> {
   const keyPath = resolvePath(dirname(resolvePath(configFile)), c.cluster.key_file!);
   let keyBytes: Buffer;
   try {
@@ -283,6 +282,41 @@ async function createStateSync(
   }
   const problem = syncKeyProblem(keyBytes);
   if (problem) throw new FwlbError('ERR_SYNC_KEY', `cluster.key_file ${keyPath}: ${problem}`);
+  return keyBytes;
+}
+
+/**
+ * What of a config the running state sync is built from: on or off, the interface, port,
+ * addresses of this node and its peers, and the key itself. A reload that changes it is
+ * refused (the sync's socket and key are not rebuilt in place); one whose key file cannot
+ * be read is refused too, so that the next restart does not fail. `stop_wait` and the
+ * start-up waits are not part of it: they are read when they are used.
+ */
+async function syncIdentity(loaded: LoadedConfig, node: string): Promise<string> {
+  const c = loaded.config;
+  if (!c.state_sync || !c.cluster.key_file) return 'off';
+  const key = await readSyncKey(c, loaded.file);
+  const view = nodeView(c, node);
+  const role = c.state_sync.interface;
+  return JSON.stringify({
+    interface: view.interfaces[role] ?? role,
+    port: c.state_sync.port,
+    self: view.addresses[role] ?? null,
+    peers: view.peers.map((p) => [p.name, p.addresses[role] ?? null]),
+    nodes: Object.keys(c.nodes),
+    key: createHash('sha256').update(key).digest('hex'),
+  });
+}
+
+/** The state sync of this node: the cluster key, its id and the peers' sync addresses, a UDP socket. */
+async function createStateSync(
+  c: Config,
+  opts: RunOptions,
+  configFile: string,
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; afterSync: () => void },
+): Promise<StateSyncService> {
+  const ss = c.state_sync!;
+  const keyBytes = await readSyncKey(c, configFile);
   const names = Object.keys(c.nodes);
   const view = nodeView(c, opts.node);
   const selfAddress = bareAddress(view.addresses[ss.interface] ?? '');

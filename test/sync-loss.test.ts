@@ -7,12 +7,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { runRaw } from '../src/lib/exec.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { SESSIONS_JS } from '../src/lab/paths.js';
+import { CLI_MAIN_JS, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
@@ -66,6 +67,15 @@ test('10% loss each way on the sync link for a minute: no link stalls, the backu
   const listed = await lab.exec('fw2', ['conntrack', '-L', '-p', 'tcp', '--orig-dst', '198.18.0.100', '--orig-port-dst', '7']);
   const established = listed.split('\n').filter((l) => l.includes('ESTABLISHED')).length;
   assert.ok(established >= waves * 20, `the backup holds ${established} of ${waves * 20} sessions`);
+  // The loss shows in the counters everyone can see: status, and Prometheus.
+  const c1 = (await status('fw1')).sync!.counters;
+  assert.ok(c1.sender_retransmits_timeout + c1.sender_retransmits_nack > 0, `no retransmission counted at fw1: ${JSON.stringify(c1)}`);
+  assert.ok(c1.records_replicated >= waves * 20, `fw1 replicated ${c1.records_replicated} records`);
+  const c2 = (await status('fw2')).sync!.counters;
+  assert.ok(c2.records_applied >= waves * 20 && c2.receiver_nacks_sent > 0, `fw2: ${JSON.stringify(c2)}`);
+  const metrics = (await controlCall(control('fw2'), 'metrics')) as string;
+  assert.match(metrics, /^fwlb_sync_events_total\{counter="records_applied",node="fw2",cluster="lab"\} [1-9]\d*$/m);
+  assert.match(metrics, /^fwlb_sync_peer_alive\{peer="fw1",node="fw2",cluster="lab"\} 1$/m);
   const drops = await lab.exec('fw1', ['nft', 'list', 'table', 'inet', 'fwlbtest_loss']);
   const dropped = Number(/packets (\d+)/.exec(drops)?.[1] ?? 0);
   assert.ok(dropped > 20, `loss was injected (${dropped} datagrams dropped at fw1)`);
@@ -81,4 +91,31 @@ test('10% loss each way on the sync link for a minute: no link stalls, the backu
     kept += r.kept;
   }
   assert.equal(kept, waves * 20);
+});
+
+test('a reload that changes the state sync (port, key file) is refused whole: nothing applied, the sync runs on', async () => {
+  // fw2 carries on from the test above (fw1 crashed).
+  const cfg = `${lab.stateDir}/cluster.yaml`;
+  const text = await readFile(cfg, 'utf8');
+  const st0 = await status('fw2');
+  const reload = () => runRaw(process.execPath, [CLI_MAIN_JS, 'reload', '--control', control('fw2')]);
+  try {
+    await writeFile(cfg, text.replace('port: 3780', 'port: 3790'));
+    let r = await reload();
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /state_sync or cluster\.key_file changed \(port\)/);
+    await writeFile(cfg, text.replace('key_file: cluster.key', 'key_file: missing.key'));
+    r = await reload();
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cluster\.key_file: cannot read .*missing\.key/);
+    const st1 = await status('fw2');
+    assert.equal(st1.reloads.failed, st0.reloads.failed + 2);
+    assert.equal(st1.ruleset.digest, st0.ruleset.digest, 'the ruleset (with its sync port) is untouched');
+    await writeFile(cfg, text);
+    r = await reload();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /reloaded: ruleset unchanged/);
+  } finally {
+    await writeFile(cfg, text);
+  }
 });

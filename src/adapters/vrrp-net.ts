@@ -17,7 +17,7 @@ import { VrrpSocketV4 } from './vrrp-socket.js';
 /** Up for VRRP: administratively up and with carrier. */
 const isUp = (l: Link) => l.up && l.lowerUp;
 
-export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void }> {
+export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void; counters(): ReturnType<RtNetlink['counters']> }> {
   const rtnl = RtNetlink.open({ poller: o.poller, groups: ['link'] });
   const links = new Map<string, Link>();
   const listeners = new Set<(ifname: string, up: boolean) => void>();
@@ -47,6 +47,7 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
   };
 
   return {
+    counters: () => rtnl.counters(),
     linkUp: (ifname) => {
       const l = links.get(ifname);
       return l ? isUp(l) : undefined;

@@ -34,6 +34,19 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
     const drops = Object.entries(v.drops).map(([k, n]) => `${k} ${n}`);
     if (drops.length) lines.push(`  dropped adverts: ${drops.join(', ')}`);
   }
+  if (s.sync) {
+    const y = s.sync;
+    lines.push('', `state sync  ${y.bulk.text}${y.bulk.source ? ` (from ${y.bulk.source})` : ''}`);
+    for (const p of y.peers) {
+      lines.push(
+        `  peer ${p.peer.padEnd(8)} ${p.alive ? (p.peerLeaving ? 'leaving' : 'alive') : 'silent'}${p.peerSynced ? ', synced' : ', not synced'}; lag ${Math.round(p.lagMs)} ms, ${p.queuedRecords} records queued, ${p.inFlight} in flight${p.resync !== 'none' ? `, resync ${p.resync}` : ''}`,
+      );
+    }
+    const notable = Object.entries(y.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+    if (notable.length) lines.push(`  counters: ${notable.join(', ')}`);
+    const drops = Object.entries(y.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+    if (drops.length) lines.push(`  dropped: ${drops.join(', ')}`);
+  }
   const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const svc of s.services) {
     lines.push('', `service ${svc.name}  ${svc.listen}  ${svc.scheduler} (${svc.tableSize} slots)`);

@@ -57,5 +57,33 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   const dropped = counter('fwlb_vrrp_rx_dropped_total', 'Received VRRP packets dropped, by reason', ['reason']);
   for (const [k, n] of Object.entries(s.vrrp.drops)) dropped.inc({ reason: k }, n ?? 0);
   counter('fwlb_vrrp_foreign_adverts_total', 'Adverts for virtual routers that are not ours').inc(s.vrrp.foreignAdverts);
+
+  if (s.sync) {
+    const ev = counter('fwlb_sync_events_total', 'State sync: records, messages, retransmissions, acks, bulk syncs, overflows', ['counter']);
+    for (const [k, n] of Object.entries(s.sync.counters)) ev.inc({ counter: k }, n);
+    const sd = counter('fwlb_sync_rx_dropped_total', 'State sync datagrams and records dropped, by reason (auth, replay, decode, ...)', ['reason']);
+    for (const [k, n] of Object.entries(s.sync.drops)) sd.inc({ reason: k }, n);
+    gauge('fwlb_sync_complete', 'Our state table is complete (bulk sync done, or alone)').set(s.sync.bulk.complete ? 1 : 0);
+    const alive = gauge('fwlb_sync_peer_alive', 'A peer heard within the dead interval', ['peer']);
+    const ready = gauge('fwlb_sync_peer_synced', "A peer's own table is complete (its HELLO says so)", ['peer']);
+    const lag = gauge('fwlb_sync_peer_lag_seconds', 'Age of the oldest record not yet acked by the peer', ['peer']);
+    const queued = gauge('fwlb_sync_peer_queued_records', 'Records waiting to be sent to the peer', ['peer']);
+    for (const p of s.sync.peers) {
+      alive.set({ peer: p.peer }, p.alive ? 1 : 0);
+      ready.set({ peer: p.peer }, p.peerSynced ? 1 : 0);
+      lag.set({ peer: p.peer }, p.lagMs / 1000);
+      queued.set({ peer: p.peer }, p.queuedRecords);
+    }
+  }
+  const nlDropped = counter('fwlb_netlink_dropped_total', 'Netlink messages dropped by our sockets, by reason', ['socket', 'reason']);
+  const nlLost = counter('fwlb_netlink_lost_total', 'Times the kernel reported lost netlink messages (ENOBUFS)', ['socket']);
+  for (const [name, socks] of Object.entries(s.netlink ?? {})) {
+    for (const [kind, c] of Object.entries(socks)) {
+      if (!c) continue;
+      const socket = `${name}/${kind}`;
+      nlLost.inc({ socket }, c.lost);
+      for (const [reason, n] of Object.entries(c.dropped)) nlDropped.inc({ socket, reason }, n ?? 0);
+    }
+  }
   return r.metrics();
 }

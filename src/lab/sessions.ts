@@ -26,13 +26,15 @@ interface S {
   echoed: number;
   lastEcho: number;
   maxGap: number;
+  /** When the longest wait began (ms since the epoch). */
+  maxGapFrom: number;
   failed: boolean;
   buf: string;
 }
 
 const sessions: S[] = [];
 for (let i = 0; i < count; i++) {
-  const s: S = { sock: connect({ host, port: Number(port) }), connected: false, sent: 0, echoed: 0, lastEcho: 0, maxGap: 0, failed: false, buf: '' };
+  const s: S = { sock: connect({ host, port: Number(port) }), connected: false, sent: 0, echoed: 0, lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, buf: '' };
   s.sock.setNoDelay(true);
   s.sock.setEncoding('utf8');
   s.sock.on('connect', () => {
@@ -47,7 +49,10 @@ for (let i = 0; i < count; i++) {
       s.buf = s.buf.slice(nl + 1);
       s.echoed++;
       const now = Date.now();
-      s.maxGap = Math.max(s.maxGap, now - s.lastEcho);
+      if (now - s.lastEcho > s.maxGap) {
+        s.maxGap = now - s.lastEcho;
+        s.maxGapFrom = s.lastEcho;
+      }
       s.lastEcho = now;
     }
   });
@@ -62,7 +67,10 @@ const tick = setInterval(() => {
   const now = Date.now();
   for (const s of sessions) {
     if (!s.connected || s.failed) continue;
-    if (s.sent > s.echoed) s.maxGap = Math.max(s.maxGap, now - s.lastEcho);
+    if (s.sent > s.echoed && now - s.lastEcho > s.maxGap) {
+      s.maxGap = now - s.lastEcho;
+      s.maxGapFrom = s.lastEcho;
+    }
     else s.lastEcho = now;
     s.sock.write(`${s.sent++}\n`);
   }
@@ -74,8 +82,9 @@ setTimeout(() => {
   setTimeout(() => {
     const kept = sessions.filter((s) => s.connected && !s.failed && s.sent > 0 && s.echoed === s.sent);
     const stalls = kept.map((s) => s.maxGap).sort((a, b) => b - a);
+    const worst = kept.reduce<S | undefined>((w, s) => (!w || s.maxGap > w.maxGap ? s : w), undefined);
     process.stdout.write(
-      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5) }) + '\n',
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5) }) + '\n',
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);

@@ -9,6 +9,7 @@ import { mapsRefresh, rulesetDelta } from '../compiler/delta.js';
 import type { HostState } from '../config/host-check.js';
 import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
+import { FwlbError } from '../lib/errors.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import { readCounters, type Nft } from '../adapters/nft.js';
@@ -16,6 +17,7 @@ import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
+import type { SocketCounters } from '../adapters/netlink/socket.js';
 
 /** What the node needs of the health checker (services/health-checker.ts). */
 export interface HealthRunner {
@@ -39,6 +41,13 @@ export interface NodeDaemonDeps {
   uptimeMs?: () => number;
   /** Called once, when the node first becomes ready. */
   onReady?: (r: Readiness) => void;
+  /**
+   * What the running state sync is built from (main.ts); a reload that changes it is
+   * refused. Throws (a located message) when the config's sync cannot be built at all.
+   */
+  syncIdentity?: (loaded: LoadedConfig) => Promise<string>;
+  /** The netlink sockets' own counters (messages, drops by reason, lost events), by socket. */
+  netlinkCounters?: () => Record<string, { requests: SocketCounters; events?: SocketCounters }>;
 }
 
 /**
@@ -97,6 +106,7 @@ export interface NodeStatus {
   vrrp: VrrpStatus;
   sync: StateSyncStatus | null;
   ready: Readiness;
+  netlink: Record<string, { requests: SocketCounters; events?: SocketCounters }>;
 }
 
 /**
@@ -112,6 +122,8 @@ export class NodeDaemon {
   /** What the node is doing while not running yet, or 'stopping'. */
   private step = 'loading the config';
   private stopping = false;
+  /** The running state sync's identity (see NodeDaemonDeps.syncIdentity). */
+  private syncId: string | undefined;
   private readyAtMs: number | undefined;
   private readonly steps: Record<string, number> = {};
   /** Set while a graceful stop waits for a ready peer: ends the wait at once. */
@@ -223,6 +235,7 @@ export class NodeDaemon {
 
   async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
     this.mark('loaded', 'preparing');
+    this.syncId = await this.deps.syncIdentity?.(loaded);
     // What the kernel held when we came up, before our own health checks add to it.
     const held = this.deps.sync ? await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1) : 1;
     const p = await this.prepare(loaded);
@@ -267,6 +280,13 @@ export class NodeDaemon {
     try {
       if (!next.ok) throw next.error;
       const p = await this.prepare(next.value);
+      const syncId = await this.deps.syncIdentity?.(p.loaded);
+      if (syncId !== this.syncId) {
+        throw new FwlbError(
+          'ERR_RELOAD_SYNC',
+          `${p.loaded.file}: state_sync or cluster.key_file changed (${syncChange(this.syncId, syncId)}): the state sync cannot change on a reload; nothing was applied. Restart the node to use it (fwlb stop, then fwlb run; a master first hands over).`,
+        );
+      }
       const changed = p.scriptDigest !== this.running?.scriptDigest;
       const vrrpChanged = !this.running || NodeDaemon.vrrpKey(p.loaded.config, p.view) !== NodeDaemon.vrrpKey(this.running.loaded.config, this.running.view);
       if (changed) await this.commit(p);
@@ -373,6 +393,7 @@ export class NodeDaemon {
       vrrp: this.withReadiness(this.deps.vrrp.status()),
       sync: this.deps.sync?.status() ?? null,
       ready: this.readiness(),
+      netlink: this.deps.netlinkCounters?.() ?? {},
     };
   }
 }
@@ -393,4 +414,17 @@ async function kernelDigest(nft: Nft): Promise<string | undefined> {
     if (c) return c[1];
   }
   return undefined;
+}
+
+/** Which part of the state sync's identity changed, for the refusal's message. */
+function syncChange(before: string | undefined, after: string | undefined): string {
+  if (before === 'off' || after === 'off') return before === 'off' ? 'turned on' : 'turned off';
+  try {
+    const a = JSON.parse(before ?? '{}') as Record<string, unknown>;
+    const b = JSON.parse(after ?? '{}') as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+    return keys.map((k) => (k === 'key' ? 'the key' : k)).join(', ') || 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }

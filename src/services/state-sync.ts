@@ -10,8 +10,10 @@
  * active node speaks. Writes into the kernel run one at a time, in order.
  */
 import type { Logger } from 'pino';
-import { decode, encode, type SyncRecord } from '../codec/sync/message.js';
-import { bodyToEntry, entryToBody } from '../codec/sync/entry.js';
+import { decode, encode, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
+import { bodyToEntry, entryToBody, ENTRY_DECODE_REASONS } from '../codec/sync/entry.js';
+import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
+import * as receiver from '../fsm/sync/receiver.js';
 import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
@@ -73,13 +75,47 @@ interface Link {
   state: linkFsm.LinkState;
 }
 
+/** The service's own counters, beside its machines' (link: sender_*, receiver_*; bulk_*). */
+export const SYNC_SERVICE_COUNTERS = [
+  'datagrams_sent',
+  'send_errors',
+  'records_replicated', // our conntrack events queued for the peers
+  'records_applied', // received records written into our kernel
+  'apply_errors',
+  'events_lost', // the kernel's event queue overflowed (a full push follows)
+  'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
+  'bulk_pushes', // whole tables pushed to a peer (asked for, or after an overflow)
+] as const;
+
+/** Every counter name the sync reports: a closed record, zeros included. */
+export const SYNC_COUNTERS = [
+  ...SYNC_SERVICE_COUNTERS,
+  ...sender.SENDER_COUNTERS.map((c) => `sender_${c}` as const),
+  ...receiver.RECEIVER_COUNTERS.map((c) => `receiver_${c}` as const),
+  'link_stale_timer' as const,
+  ...bulkFsm.BULK_COUNTERS.map((c) => (c.startsWith('bulk_') ? c : (`bulk_${c}` as const))),
+];
+export type SyncCounter = (typeof SYNC_COUNTERS)[number];
+
+/** Every reason a received datagram or record is dropped: a closed record, zeros included. */
+export const SYNC_DROP_REASONS = [
+  ...SYNC_DECODE_REASONS,
+  ...REPLAY_REJECT_REASONS,
+  'misdirected' as const,
+  'no_session' as const,
+  'unknown_peer' as const,
+  ...ENTRY_DECODE_REASONS.map((r) => `entry_${r}` as const),
+];
+export type SyncDropReason = (typeof SYNC_DROP_REASONS)[number];
+
 export interface StateSyncStatus {
   bulk: { state: string; text: string; complete: boolean; source: string | null; received: number; attempt: number };
   peers: ReturnType<typeof linkFsm.linkStatus>[];
   sent: number;
   applied: number;
   applyErrors: number;
-  drops: Record<string, number>;
+  counters: Record<SyncCounter, number>;
+  drops: Record<SyncDropReason, number>;
 }
 
 export class StateSyncService {
@@ -93,7 +129,8 @@ export class StateSyncService {
   private readonly byEntry = new Map<string, Promise<void>>();
   /** The last write queued of all: BULK_END waits for the writes before it. */
   private lastWrite: Promise<void> = Promise.resolve();
-  private readonly drops = new Map<string, number>();
+  private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>;
+  private readonly counters = Object.fromEntries(SYNC_COUNTERS.map((c) => [c, 0])) as Record<SyncCounter, number>;
   private sent = 0;
   private applied = 0;
   private applyErrors = 0;
@@ -173,8 +210,12 @@ export class StateSyncService {
     this.transport?.close();
   }
 
-  private drop(reason: string): void {
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  private drop(reason: SyncDropReason): void {
+    this.drops[reason]++;
+  }
+
+  private count(c: SyncCounter, by = 1): void {
+    this.counters[c] += by;
   }
 
   private onDatagram(buf: Buffer, from: string): void {
@@ -194,6 +235,7 @@ export class StateSyncService {
   private onConntrack(e: Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0]): void {
     if (!this.running) return;
     if (e.kind === 'lost') {
+      this.count('events_lost');
       this.deps.log.warn({ event: 'sync_events_lost' }, 'conntrack events lost: pushing the whole table to the peers');
       if (this.deps.isActive()) for (const l of this.links.values()) void this.push(l, 0);
       return;
@@ -201,6 +243,7 @@ export class StateSyncService {
     // Our own writes, and a backup's own changes, are not sent on.
     if (e.self || !this.deps.isActive()) return;
     this.pending.push({ type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) });
+    this.count('records_replicated');
     // Events come in bursts: hand them to the links once per turn of the event loop, as one
     // batch, rather than one machine step per event.
     if (this.pending.length === 1) setImmediate(() => this.flush());
@@ -222,7 +265,9 @@ export class StateSyncService {
           try {
             this.transport?.send(encode(fx.msg, this.deps.key), l.peer.address);
             this.sent++;
+            this.count('datagrams_sent');
           } catch (err) {
+            this.count('send_errors');
             this.deps.log.warn({ peer: l.peer.name, err: (err as Error).message }, 'sync message not sent');
           }
           break;
@@ -257,6 +302,7 @@ export class StateSyncService {
         case 'peer_alive':
           break;
         case 'resync_needed':
+          this.count('queue_overflows');
           this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'sync queue overflowed: the peer will get the whole table');
           break;
         case 'resync_ready':
@@ -269,6 +315,7 @@ export class StateSyncService {
           this.deps.log[fx.level]({ ...fx.fields, peer: l.peer.name }, fx.msg);
           break;
         case 'count':
+          this.count(fx.counter === 'stale_timer' ? 'link_stale_timer' : fx.counter, fx.by);
           break;
       }
     }
@@ -307,6 +354,7 @@ export class StateSyncService {
           this.deps.log[fx.level]({ ...fx.fields }, fx.msg);
           break;
         case 'count':
+          this.count(fx.counter.startsWith('bulk_') ? (fx.counter as SyncCounter) : (`bulk_${fx.counter}` as SyncCounter));
           break;
       }
     }
@@ -319,6 +367,7 @@ export class StateSyncService {
 
   /** The whole table to one peer: bulk records, then BULK_END(requestId, count). */
   private async push(l: Link, requestId: number): Promise<void> {
+    this.count('bulk_pushes');
     const token = (this.pushes.get(l.peer.id) ?? 0) + 1;
     this.pushes.set(l.peer.id, token);
     const entries = await this.deps.ct.dump().catch((err: Error) => {
@@ -372,8 +421,10 @@ export class StateSyncService {
           await this.deps.ct.create(entry, { beLiberal: true });
         }
         this.applied++;
+        this.count('records_applied');
       } catch (err) {
         this.applyErrors++;
+        this.count('apply_errors');
         this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
       } finally {
         this.release();
@@ -418,7 +469,8 @@ export class StateSyncService {
       sent: this.sent,
       applied: this.applied,
       applyErrors: this.applyErrors,
-      drops: Object.fromEntries(this.drops),
+      counters: { ...this.counters },
+      drops: { ...this.drops },
     };
   }
 }

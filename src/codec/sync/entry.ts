@@ -10,7 +10,8 @@ import { ipFamily } from '../../lib/ip.js';
 
 export const ENTRY_ENCODING_V1 = 1;
 
-export type EntryDecodeReason = 'empty' | 'bad_version' | 'bad_json' | 'bad_entry';
+export const ENTRY_DECODE_REASONS = ['empty', 'bad_version', 'bad_json', 'bad_entry'] as const;
+export type EntryDecodeReason = (typeof ENTRY_DECODE_REASONS)[number];
 
 const KEEP = ['family', 'orig', 'reply', 'status', 'timeout', 'mark', 'zone', 'tcp'] as const;
 
