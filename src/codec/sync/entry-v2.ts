@@ -1,0 +1,195 @@
+/**
+ * Conntrack entries in sync records, encoding version 2: binary type-length-value fields
+ * (the groundwork of state sync v2, issue 11; the daemon still sends version 1 until the
+ * wire version is bumped as a whole). A typical IPv4 TCP entry with NAT takes 59 bytes
+ * (version 1: about 330). A tuple's addresses are of the FAMILY by their length.
+ *
+ *   body   := 0x02 field*
+ *   field  := type:u8 length:u8 value[length]
+ *
+ *   type  name         value
+ *   1     FAMILY       u8: 4 or 6                                        required
+ *   2     ORIG         tuple (original direction)                         required
+ *   3     REPLY        tuple (reply direction: the NAT is here)           required
+ *   4     STATUS       u32, IPS_* bits
+ *   5     TIMEOUT      u32, seconds left
+ *   6     MARK         u32
+ *   7     ZONE         u16
+ *   8     TCP          state:u8 (TCP_CONNTRACK_*), wscale orig:u8, wscale reply:u8,
+ *                      flags orig:u8, flags reply:u8 (0xff: a wscale not known)
+ *   9     ORIG_ZONE    u16 (a zone for the original direction only; rare)
+ *   10    REPLY_ZONE   u16
+ *
+ *   tuple  := src[4|16] dst[4|16] proto:u8 ports
+ *   ports  := tcp, udp, udplite, sctp, dccp: sport:u16 dport:u16
+ *             icmp, icmpv6: id:u16 type:u8 code:u8
+ *             any other protocol: nothing
+ *
+ * All integers big-endian. The fields may come in any order; one that appears twice is
+ * refused; an unknown type is skipped (a newer peer's addition), so fields can be added
+ * without a new version. Every problem has its own closed reason; the decoder never throws.
+ */
+import type { ConntrackEntry, CtTcpInfo, CtTuple } from '../netlink/ctnetlink.js';
+import { TCP_CT_STATES } from '../netlink/ctnetlink.js';
+import { formatIPv4, formatIPv6, parseAddress } from '../../lib/ip-bytes.js';
+
+export const ENTRY_ENCODING_V2 = 2;
+
+export const ENTRY_V2_FIELDS = { FAMILY: 1, ORIG: 2, REPLY: 3, STATUS: 4, TIMEOUT: 5, MARK: 6, ZONE: 7, TCP: 8, ORIG_ZONE: 9, REPLY_ZONE: 10 } as const;
+const F = ENTRY_V2_FIELDS;
+
+export const ENTRY_V2_DECODE_REASONS = [
+  'empty', // no bytes, or the version byte alone
+  'bad_version', // not version 2
+  'truncated', // a field runs past the end of the body
+  'bad_length', // a field's length does not suit its type
+  'duplicate_field', // a field appears twice
+  'missing_field', // family, orig or reply absent
+  'bad_family', // neither 4 nor 6
+  'bad_proto_fields', // the tuple's bytes after the protocol do not fit it
+  'bad_tcp_state', // a TCP state the kernel does not have
+] as const;
+export type EntryV2DecodeReason = (typeof ENTRY_V2_DECODE_REASONS)[number];
+
+/** Protocols whose tuples carry two ports. */
+const PORT_PROTOS = new Set([6, 17, 33, 132, 136]);
+const ICMP_PROTOS = new Set([1, 58]);
+const NO_WSCALE = 0xff;
+
+function tupleBytes(t: CtTuple, family: 4 | 6): Buffer {
+  const alen = family === 4 ? 4 : 16;
+  const src = parseAddress(t.src, family);
+  const dst = parseAddress(t.dst, family);
+  if (!src || !dst) throw new RangeError(`tuple address is not IPv${family}: ${t.src} -> ${t.dst}`);
+  const extra = PORT_PROTOS.has(t.proto) ? 4 : ICMP_PROTOS.has(t.proto) ? 4 : 0;
+  const b = Buffer.alloc(2 * alen + 1 + extra);
+  b.set(src, 0);
+  b.set(dst, alen);
+  b[2 * alen] = t.proto;
+  const o = 2 * alen + 1;
+  if (PORT_PROTOS.has(t.proto)) {
+    b.writeUInt16BE(t.srcPort ?? 0, o);
+    b.writeUInt16BE(t.dstPort ?? 0, o + 2);
+  } else if (ICMP_PROTOS.has(t.proto)) {
+    b.writeUInt16BE(t.icmpId ?? 0, o);
+    b[o + 2] = t.icmpType ?? 0;
+    b[o + 3] = t.icmpCode ?? 0;
+  }
+  return b;
+}
+
+const field = (type: number, value: Buffer): Buffer => {
+  if (value.length > 255) throw new RangeError(`field ${type} too long`);
+  return Buffer.concat([Buffer.from([type, value.length]), value]);
+};
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+};
+const u16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n & 0xffff);
+  return b;
+};
+
+/** Our own entries only (from the kernel): a tuple of the wrong family is a bug, and throws. */
+export function entryToBodyV2(e: ConntrackEntry): Uint8Array {
+  const family = e.family === 6 ? 6 : 4;
+  const parts = [Buffer.from([ENTRY_ENCODING_V2]), field(F.FAMILY, Buffer.from([family])), field(F.ORIG, tupleBytes(e.orig, family)), field(F.REPLY, tupleBytes(e.reply, family))];
+  if (e.status !== undefined) parts.push(field(F.STATUS, u32(e.status)));
+  if (e.timeout !== undefined) parts.push(field(F.TIMEOUT, u32(e.timeout)));
+  if (e.mark !== undefined) parts.push(field(F.MARK, u32(e.mark)));
+  if (e.zone !== undefined) parts.push(field(F.ZONE, u16(e.zone)));
+  if (e.tcp) {
+    const st = TCP_CT_STATES.indexOf(e.tcp.state);
+    parts.push(field(F.TCP, Buffer.from([st < 0 ? 0 : st, e.tcp.wscaleOrig ?? NO_WSCALE, e.tcp.wscaleReply ?? NO_WSCALE, e.tcp.flagsOrig ?? 0, e.tcp.flagsReply ?? 0])));
+  }
+  if (e.orig.zone !== undefined) parts.push(field(F.ORIG_ZONE, u16(e.orig.zone)));
+  if (e.reply.zone !== undefined) parts.push(field(F.REPLY_ZONE, u16(e.reply.zone)));
+  return Buffer.concat(parts);
+}
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; reason: EntryV2DecodeReason };
+
+function decodeTuple(v: Uint8Array, family: 4 | 6): Decoded<CtTuple> {
+  const alen = family === 4 ? 4 : 16;
+  if (v.length < 2 * alen + 1) return { ok: false, reason: 'bad_length' };
+  const fmt = family === 4 ? formatIPv4 : formatIPv6;
+  const t: CtTuple = { src: fmt(v, 0), dst: fmt(v, alen), proto: v[2 * alen]! };
+  const rest = v.length - (2 * alen + 1);
+  const o = 2 * alen + 1;
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  if (PORT_PROTOS.has(t.proto)) {
+    if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
+    t.srcPort = dv.getUint16(o);
+    t.dstPort = dv.getUint16(o + 2);
+  } else if (ICMP_PROTOS.has(t.proto)) {
+    if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
+    t.icmpId = dv.getUint16(o);
+    t.icmpType = v[o + 2]!;
+    t.icmpCode = v[o + 3]!;
+  } else if (rest !== 0) {
+    return { ok: false, reason: 'bad_proto_fields' };
+  }
+  return { ok: true, value: t };
+}
+
+/** Sizes of the fixed-size fields. */
+const FIXED: Record<number, number> = { [F.FAMILY]: 1, [F.STATUS]: 4, [F.TIMEOUT]: 4, [F.MARK]: 4, [F.ZONE]: 2, [F.TCP]: 5, [F.ORIG_ZONE]: 2, [F.REPLY_ZONE]: 2 };
+
+export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
+  if (body.length < 2) return { ok: false, reason: 'empty' };
+  if (body[0] !== ENTRY_ENCODING_V2) return { ok: false, reason: 'bad_version' };
+  const seen = new Map<number, Uint8Array>();
+  let i = 1;
+  while (i < body.length) {
+    if (i + 2 > body.length) return { ok: false, reason: 'truncated' };
+    const type = body[i]!;
+    const len = body[i + 1]!;
+    if (i + 2 + len > body.length) return { ok: false, reason: 'truncated' };
+    const v = body.subarray(i + 2, i + 2 + len);
+    i += 2 + len;
+    if (FIXED[type] === undefined && type !== F.ORIG && type !== F.REPLY) continue; // a newer peer's field
+    if (seen.has(type)) return { ok: false, reason: 'duplicate_field' };
+    if (FIXED[type] !== undefined && len !== FIXED[type]) return { ok: false, reason: 'bad_length' };
+    seen.set(type, v);
+  }
+  const fam = seen.get(F.FAMILY);
+  const o = seen.get(F.ORIG);
+  const r = seen.get(F.REPLY);
+  if (!fam || !o || !r) return { ok: false, reason: 'missing_field' };
+  const family = fam[0];
+  if (family !== 4 && family !== 6) return { ok: false, reason: 'bad_family' };
+  const orig = decodeTuple(o, family);
+  if (!orig.ok) return orig;
+  const reply = decodeTuple(r, family);
+  if (!reply.ok) return reply;
+  const e: ConntrackEntry = { family, orig: orig.value, reply: reply.value };
+  const be32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
+  const be16 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 2).getUint16(0);
+  const st = seen.get(F.STATUS);
+  if (st) e.status = be32(st);
+  const to = seen.get(F.TIMEOUT);
+  if (to) e.timeout = be32(to);
+  const mk = seen.get(F.MARK);
+  if (mk) e.mark = be32(mk);
+  const zn = seen.get(F.ZONE);
+  if (zn) e.zone = be16(zn);
+  const oz = seen.get(F.ORIG_ZONE);
+  if (oz) e.orig.zone = be16(oz);
+  const rz = seen.get(F.REPLY_ZONE);
+  if (rz) e.reply.zone = be16(rz);
+  const tcp = seen.get(F.TCP);
+  if (tcp) {
+    const state = TCP_CT_STATES[tcp[0]!];
+    if (!state) return { ok: false, reason: 'bad_tcp_state' };
+    const t: CtTcpInfo = { state };
+    if (tcp[1] !== NO_WSCALE) t.wscaleOrig = tcp[1]!;
+    if (tcp[2] !== NO_WSCALE) t.wscaleReply = tcp[2]!;
+    if (tcp[3]) t.flagsOrig = tcp[3];
+    if (tcp[4]) t.flagsReply = tcp[4];
+    e.tcp = t;
+  }
+  return { ok: true, value: e };
+}
