@@ -56,6 +56,10 @@ class MemoryConntrack implements ConntrackStore {
     this.table.set(JSON.stringify(entry.orig), entry);
     this.emit({ kind: 'new', entry, self: false });
   }
+  /** The kernel's event queue overflowed (ENOBUFS): events were lost. */
+  lost(): void {
+    this.emit({ kind: 'lost' });
+  }
   private emit(e: CtEvent): void {
     for (const l of this.listeners) l(e);
   }
@@ -69,7 +73,7 @@ async function pair(opts: { offset: (n: number) => number; loss: number; seed: n
   clock.setFireOffset(opts.offset);
   const random = seededRandom(opts.seed);
   const key = deriveSyncKey(Buffer.alloc(32, 7));
-  const log = pino({ level: 'silent' });
+  const log = pino({ level: process.env.SYNC_TEST_LOG ?? 'silent' });
   const addr: [string, string] = ['198.18.2.1', '198.18.2.2'];
   const rx = new Map<string, (b: Buffer, from: string) => void>();
   let sent = 0;
@@ -141,3 +145,25 @@ for (const [name, offset] of [
     await b.svc.stop();
   });
 }
+
+test('regression (f4fe77a): a second whole-table push while one is under way (events lost mid bulk sync) does not stall the joining node', async () => {
+  const { nodes, run } = await pair({ offset: () => 0, loss: 0, seed: 1 });
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  for (let i = 0; i < 3000; i++) a.ct.flow(i);
+  a.svc.start();
+  await run(500);
+  b.svc.start();
+  // As soon as b receives the table, a's kernel reports lost events: a pushes its whole
+  // table again (to every peer) while the first push is still going.
+  for (let t = 0; t < 200 && b.svc.status().bulk.state !== 'receiving'; t++) await run(5, 1);
+  assert.equal(b.svc.status().bulk.state, 'receiving', 'the first push is under way');
+  a.ct.lost();
+  await run(20_000, 10);
+  const st = b.svc.status();
+  assert.equal(st.bulk.complete, true, `b's bulk sync never completed: ${JSON.stringify(st.bulk)}`);
+  assert.equal(st.counters.bulk_count_mismatch, 0);
+  assert.equal(b.ct.table.size, 3000);
+  assert.equal(a.svc.status().counters.bulk_pushes, 2);
+  await a.svc.stop();
+  await b.svc.stop();
+});

@@ -127,6 +127,8 @@ export class StateSyncService {
   private unlisten: (() => void) | undefined;
   /** The last write queued per entry (by original tuple): an entry's writes stay in order. */
   private readonly byEntry = new Map<string, Promise<void>>();
+  /** Bulk data counts and BULK_ENDs, fed to the bulk machine in stream order. */
+  private bulkOrder: Promise<void> = Promise.resolve();
   /** The last write queued of all: BULK_END waits for the writes before it. */
   private lastWrite: Promise<void> = Promise.resolve();
   private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>;
@@ -281,14 +283,21 @@ export class StateSyncService {
         case 'cancel_timer':
           this.timers.cancel(`${l.peer.id}/${fx.timer}`);
           break;
-        case 'deliver':
+        case 'deliver': {
           for (const rec of fx.records) this.apply(rec);
-          if (fx.bulk) this.feedBulk({ type: 'data', peer: l.peer.id, records: fx.records.length });
+          if (!fx.bulk) break;
+          const data: bulkFsm.BulkEvent = { type: 'data', peer: l.peer.id, records: fx.records.length };
+          // In stream order with the BULK_ENDs (which wait for writes): records that follow
+          // a BULK_END must not be counted for the transfer it ends.
+          this.bulkOrder = this.bulkOrder.then(() => this.feedBulk(data));
           break;
-        case 'bulk_end':
+        }
+        case 'bulk_end': {
           // After the transfer's writes: the table is complete once they are in the kernel.
-          void Promise.all([...this.byEntry.values(), this.lastWrite]).then(() => this.feedBulk({ type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count }));
+          const end: bulkFsm.BulkEvent = { type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count };
+          this.bulkOrder = this.bulkOrder.then(() => Promise.all([...this.byEntry.values(), this.lastWrite])).then(() => this.feedBulk(end));
           break;
+        }
         case 'bulk_request':
           this.feedBulk({ type: 'bulk_request', peer: l.peer.id, requestId: fx.requestId });
           break;
@@ -365,11 +374,25 @@ export class StateSyncService {
   /** The push under way per peer: a newer one supersedes it (one push per link at a time). */
   private readonly pushes = new Map<number, number>();
 
-  /** The whole table to one peer: bulk records, then BULK_END(requestId, count). */
-  private async push(l: Link, requestId: number): Promise<void> {
+  /** The last push queued per peer: a newer one starts only once it has sent its BULK_END. */
+  private readonly pushTail = new Map<number, Promise<void>>();
+
+  /**
+   * The whole table to one peer: bulk records, then BULK_END(requestId, count). A newer push
+   * supersedes the one under way, which ends early with its own BULK_END; the newer one waits
+   * for that end before it queues a record, so the peer never sees one push's records counted
+   * for another's BULK_END (a count mismatch, and a failed attempt, every time).
+   */
+  private push(l: Link, requestId: number): Promise<void> {
     this.count('bulk_pushes');
     const token = (this.pushes.get(l.peer.id) ?? 0) + 1;
     this.pushes.set(l.peer.id, token);
+    const run = (this.pushTail.get(l.peer.id) ?? Promise.resolve()).then(() => this.pushNow(l, requestId, token));
+    this.pushTail.set(l.peer.id, run.catch(() => undefined));
+    return run;
+  }
+
+  private async pushNow(l: Link, requestId: number, token: number): Promise<void> {
     const entries = await this.deps.ct.dump().catch((err: Error) => {
       this.deps.log.error({ err: err.message }, 'cannot dump conntrack for a bulk sync');
       return [] as ConntrackEntry[];
