@@ -26,6 +26,7 @@ const { values } = parseArgs({
     'lag-count': { type: 'string', default: '5000' },
     burst: { type: 'string', default: '20000' },
     bulk: { type: 'string', default: '100000' },
+    'bulk-timeout': { type: 'string', default: '300' },
     prefix: { type: 'string', default: 'bsync' },
   },
 });
@@ -82,7 +83,18 @@ async function main(): Promise<void> {
     const table1 = Number((await lab.exec('fw1', ['conntrack', '-C'])).trim());
     const t0 = Date.now();
     await start('fw2');
-    await waitFor('fw2 bulk sync', async () => ((await status('fw2')).sync?.bulk.state === 'done' ? true : undefined), 300_000, 500);
+    try {
+      await waitFor('fw2 bulk sync', async () => ((await status('fw2')).sync?.bulk.state === 'done' ? true : undefined), Number(values['bulk-timeout']) * 1000, 500);
+    } catch (e) {
+      // Where it stands, for whoever looks into it: both ends' bulk state, peers and counters.
+      for (const fw of ['fw2', 'fw1']) {
+        const y = (await status(fw).catch(() => null))?.sync;
+        if (!y) continue;
+        const nonzero = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
+        process.stderr.write(`${fw}: bulk ${JSON.stringify(y.bulk)}\n  peers ${JSON.stringify(y.peers)}\n  counters ${JSON.stringify(nonzero(y.counters))}\n  drops ${JSON.stringify(nonzero(y.drops))}\n`);
+      }
+      throw e;
+    }
     const took = Date.now() - t0;
     await sleep(500);
     const table2 = Number((await lab.exec('fw2', ['conntrack', '-C'])).trim());
