@@ -39,8 +39,6 @@ export interface NodeDaemonDeps {
   now: () => number;
   /** Milliseconds since the process started (performance.now), for the startup figures. */
   uptimeMs?: () => number;
-  /** Called once, when the node first becomes ready. */
-  onReady?: (r: Readiness) => void;
   /**
    * What the running state sync is built from (main.ts); a reload that changes it is
    * refused. Throws (a located message) when the config's sync cannot be built at all.
@@ -180,9 +178,7 @@ export class NodeDaemon {
     if (!r.ready) return;
     this.readyAtMs = this.uptime();
     this.steps.ready = this.readyAtMs;
-    const out = this.readiness();
-    this.deps.log.info({ event: 'ready', startToReadyMs: this.readyAtMs, steps: out.steps }, `ready ${this.readyAtMs} ms after the process started`);
-    this.deps.onReady?.(out);
+    this.deps.log.info({ event: 'ready', startToReadyMs: this.readyAtMs, steps: { ...this.steps } }, `ready ${this.readyAtMs} ms after the process started`);
   }
 
   /**
