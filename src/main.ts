@@ -339,7 +339,8 @@ async function createStateSync(
       return { send: (b, address) => sock.send(b, ss.port, address), close: () => sock.close() };
     },
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
-    isActive: () => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster(),
+    // Active-standby: the master owns every entry (active-active will decide per flow).
+    owns: () => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster(),
     demote: (on, why) => {
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();

@@ -103,7 +103,7 @@ async function pair(opts: { offset: (n: number) => number; loss: number; seed: n
           close: () => rx.delete(addr[i]),
         };
       },
-      isActive: () => i === 0,
+      owns: () => i === 0,
       demote: () => undefined,
     });
     return { ct, svc };

@@ -10,8 +10,9 @@
  * active node speaks. Writes into the kernel run one at a time, in order.
  */
 import type { Logger } from 'pino';
-import { decode, encode, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
-import { bodyToEntry, entryToBody, ENTRY_DECODE_REASONS } from '../codec/sync/entry.js';
+import { decode, encode, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
+import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
+import { bodyToEntryV2 as bodyToEntry, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
 import * as receiver from '../fsm/sync/receiver.js';
 import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
@@ -19,14 +20,20 @@ import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import * as sender from '../fsm/sync/sender.js';
 
-/** A conservative count of entry records per 1400-byte message (they take about 330 bytes). */
-const RECORDS_PER_MESSAGE_LOW = 2;
+/** A conservative count of entry records per 1400-byte message (IPv6 ones take about 110 bytes). */
+const RECORDS_PER_MESSAGE_LOW = 12;
+/** A peer of another wire version is named in the log at most once per this long. */
+const VERSION_LOG_EVERY_MS = 60_000;
 /** Records handed to a link per turn of the event loop during a bulk push. */
 const BULK_CHUNK = 512;
 /** How long a stopping node leaves its socket open for its last HELLO to go out. */
 const LAST_HELLO_GRACE_MS = 20;
 /** Kernel writes of received records in flight at once (an entry's own writes stay in order). */
 const WRITE_CONCURRENCY = 32;
+/** Received records waiting for their kernel write before our receive window closes. */
+const WRITE_BACKLOG_RECORDS = 16_384;
+/** Entry records in a full message (IPv4 TCP with NAT: 63 bytes with its record header). */
+const RECORDS_PER_MESSAGE_HIGH = 21;
 import type { Clock } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
 
@@ -62,8 +69,12 @@ export interface StateSyncDeps {
   ct: ConntrackStore;
   /** Opens the UDP socket; datagrams come back with their source address. */
   transport: (onDatagram: (buf: Buffer, from: string) => void) => SyncTransport;
-  /** This node carries the traffic (VRRP master): it is the one that speaks. */
-  isActive: () => boolean;
+  /**
+   * This node owns the entry: it carries the entry's traffic, and replicates its changes to
+   * every peer (no one else does). Active-standby: the VRRP master owns every entry.
+   * Active-active will assign it per flow (the bucket of the original tuple's hash).
+   */
+  owns: (entry: ConntrackEntry) => boolean;
   /** Hold VRRP back while the bulk sync is not complete. */
   demote: (on: boolean, why: string) => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
@@ -84,6 +95,7 @@ export const SYNC_SERVICE_COUNTERS = [
   'apply_errors',
   'events_lost', // the kernel's event queue overflowed (a full push follows)
   'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
+  'peers_lost', // a peer went silent: nothing is queued for it until it is back
   'bulk_pushes', // whole tables pushed to a peer (asked for, or after an overflow)
 ] as const;
 
@@ -224,6 +236,7 @@ export class StateSyncService {
     const r = decode(buf, this.deps.key);
     if (!r.ok) {
       this.drop(r.reason);
+      if (r.reason === 'bad_version') this.refuseVersion(buf, from);
       return;
     }
     const l = this.links.get(r.value.sender);
@@ -234,16 +247,36 @@ export class StateSyncService {
     this.feedLink(l, { type: 'received', msg: r.value });
   }
 
+  /** When each source address of another wire version was last logged. */
+  private readonly versionLogged = new Map<string, number>();
+
+  /** A datagram of another wire version: say so, naming both, once a minute per source. */
+  private refuseVersion(buf: Buffer, from: string): void {
+    const now = this.deps.clock.now();
+    const last = this.versionLogged.get(from);
+    if (last !== undefined && now - last < VERSION_LOG_EVERY_MS) return;
+    if (this.versionLogged.size > 64) this.versionLogged.clear(); // bounded: anyone can send
+    this.versionLogged.set(from, now);
+    const theirs = peekVersion(buf);
+    const peer = [...this.links.values()].find((l) => l.peer.address === from)?.peer.name;
+    const desc = (v: number | undefined) => (v === undefined ? '' : ` (${SYNC_VERSION_HISTORY[v] ?? 'unknown to this node'})`);
+    this.deps.log.error(
+      { event: 'sync_version_refused', from, peer: peer ?? null, theirVersion: theirs ?? null, ourVersion: SYNC_VERSION },
+      `state sync refused: ${peer ?? from} speaks wire version ${theirs}${desc(theirs)}, this node speaks version ${SYNC_VERSION}${desc(SYNC_VERSION)}; run the same fwlb release on every node`,
+    );
+  }
+
   private onConntrack(e: Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0]): void {
     if (!this.running) return;
     if (e.kind === 'lost') {
       this.count('events_lost');
       this.deps.log.warn({ event: 'sync_events_lost' }, 'conntrack events lost: pushing the whole table to the peers');
-      if (this.deps.isActive()) for (const l of this.links.values()) void this.push(l, 0);
+      for (const l of this.links.values()) void this.push(l, 0);
       return;
     }
-    // Our own writes, and a backup's own changes, are not sent on.
-    if (e.self || !this.deps.isActive()) return;
+    // Our own writes (a peer's records) are never echoed; entries we do not own (a backup's
+    // copies timing out) are not ours to tell about.
+    if (e.self || !this.deps.owns(e.entry)) return;
     this.pending.push({ type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) });
     this.count('records_replicated');
     // Events come in bursts: hand them to the links once per turn of the event loop, as one
@@ -284,12 +317,14 @@ export class StateSyncService {
           this.timers.cancel(`${l.peer.id}/${fx.timer}`);
           break;
         case 'deliver': {
-          for (const rec of fx.records) this.apply(rec);
+          const jobs = fx.records.map((rec) => this.apply(rec));
+          this.updateRoom();
           if (!fx.bulk) break;
           const data: bulkFsm.BulkEvent = { type: 'data', peer: l.peer.id, records: fx.records.length };
-          // In stream order with the BULK_ENDs (which wait for writes): records that follow
-          // a BULK_END must not be counted for the transfer it ends.
-          this.bulkOrder = this.bulkOrder.then(() => this.feedBulk(data));
+          // Counted once written (the idle timeout measures the transfer's progress into our
+          // kernel, not into our memory), in stream order with the BULK_ENDs: records that
+          // follow a BULK_END must not be counted for the transfer it ends.
+          this.bulkOrder = this.bulkOrder.then(() => Promise.all(jobs)).then(() => this.feedBulk(data));
           break;
         }
         case 'bulk_end': {
@@ -311,8 +346,13 @@ export class StateSyncService {
         case 'peer_alive':
           break;
         case 'resync_needed':
-          this.count('queue_overflows');
-          this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'sync queue overflowed: the peer will get the whole table');
+          if (fx.why === 'overflow') {
+            this.count('queue_overflows');
+            this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'sync queue overflowed: the peer will get the whole table');
+          } else {
+            this.count('peers_lost');
+            this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'peer silent: nothing queued for it until it is back (then it gets the whole table)');
+          }
           break;
         case 'resync_ready':
           void this.push(l, 0);
@@ -393,10 +433,13 @@ export class StateSyncService {
   }
 
   private async pushNow(l: Link, requestId: number, token: number): Promise<void> {
-    const entries = await this.deps.ct.dump().catch((err: Error) => {
+    let entries = await this.deps.ct.dump().catch((err: Error) => {
       this.deps.log.error({ err: err.message }, 'cannot dump conntrack for a bulk sync');
       return [] as ConntrackEntry[];
     });
+    // A peer that asked gets the whole table; a push of our own (a resync after an overflow,
+    // lost events) carries only what we own: another owner's entries are its to tell.
+    if (requestId === 0) entries = entries.filter((e) => this.deps.owns(e));
     if (!this.running) return;
     this.feedLink(l, { type: 'bulk_begin' });
     const epoch = l.state.replay.peer?.epoch;
@@ -423,17 +466,41 @@ export class StateSyncService {
     this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: i, of: entries.length }, `sent the table to ${l.peer.name}`);
   }
 
+  /** Records received and not yet written into the kernel. */
+  private backlog = 0;
+  /** The receive window last given to the links. */
+  private roomTold: number | undefined;
+
+  /**
+   * Flow control: the receive window the links advertise follows our write backlog, so a
+   * peer's sender never has more records on their way than our kernel writes can absorb
+   * (a bulk sync of a million entries would otherwise sit in our memory as promises).
+   */
+  private updateRoom(): void {
+    const free = WRITE_BACKLOG_RECORDS - this.backlog;
+    const room = free >= WRITE_BACKLOG_RECORDS / 2 ? undefined : Math.max(0, Math.floor(free / RECORDS_PER_MESSAGE_HIGH));
+    const told = this.roomTold;
+    if (room === told) return;
+    // Tell the links of a real change only: each is a machine step per link.
+    const big = (x: number | undefined) => x === undefined || x >= 64;
+    if (told !== undefined && room !== undefined && big(room) === big(told) && Math.abs(room - told) < 16) return;
+    this.roomTold = room;
+    for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
+  }
+
   /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
-  private apply(rec: SyncRecord): void {
+  private apply(rec: SyncRecord): Promise<void> | undefined {
     const e = bodyToEntry(rec.body);
     if (!e.ok) {
       this.drop(`entry_${e.reason}`);
-      return;
+      return undefined;
     }
     const entry = e.value;
     const zone = entry.zone !== undefined ? { zone: entry.zone } : {};
-    const key = JSON.stringify(entry.orig);
+    const o = entry.orig;
+    const key = `${o.src}|${o.dst}|${o.proto}|${o.srcPort ?? o.icmpId ?? ''}|${o.dstPort ?? o.icmpType ?? ''}|${o.zone ?? entry.zone ?? ''}`;
     const prev = this.byEntry.get(key) ?? Promise.resolve();
+    this.backlog++;
     const job = prev.then(async () => {
       await this.slot();
       try {
@@ -451,6 +518,8 @@ export class StateSyncService {
         this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
       } finally {
         this.release();
+        this.backlog--;
+        this.updateRoom();
       }
     });
     this.byEntry.set(key, job);
@@ -458,6 +527,7 @@ export class StateSyncService {
     void job.then(() => {
       if (this.byEntry.get(key) === job) this.byEntry.delete(key);
     });
+    return job;
   }
 
   /** Waits for a free write slot. */

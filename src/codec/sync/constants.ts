@@ -1,12 +1,17 @@
 /**
- * Constants of the fwlb state-sync wire format, version 1. The byte diagram and the meaning
+ * Constants of the fwlb state-sync wire format, version 2. The byte diagram and the meaning
  * of every field are in message.ts; this file only names the numbers.
  */
 
 /** "FWSY": the first four bytes of every sync message. */
 export const SYNC_MAGIC = 0x46575359;
 /** The wire format this codec speaks. Any change that an old node cannot parse bumps it. */
-export const SYNC_VERSION = 1;
+export const SYNC_VERSION = 2;
+/** Versions that came before, named in the log line that refuses a peer speaking one. */
+export const SYNC_VERSION_HISTORY: Readonly<Record<number, string>> = {
+  1: 'JSON conntrack records (fwlb before state sync v2)',
+  2: 'binary conntrack records (codec/sync/entry-v2.ts)',
+};
 
 /** Byte offsets of the fixed header. */
 export const OFF_MAGIC = 0;
@@ -22,7 +27,10 @@ export const OFF_SEQ = 24;
 export const OFF_PEER_EPOCH = 28;
 export const OFF_ACK = 32;
 export const OFF_PAYLOAD_LEN = 36;
-export const OFF_RESERVED2 = 38;
+/** Receive window (version 2; reserved in version 1). */
+export const OFF_WINDOW = 38;
+/** The window field's value for "no limit". */
+export const SYNC_WINDOW_OPEN = 0xffff;
 
 /** Bytes in the fixed header; the payload starts here. */
 export const SYNC_HEADER_LEN = 40;

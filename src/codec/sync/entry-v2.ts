@@ -1,8 +1,7 @@
 /**
- * Conntrack entries in sync records, encoding version 2: binary type-length-value fields
- * (the groundwork of state sync v2, issue 11; the daemon still sends version 1 until the
- * wire version is bumped as a whole). A typical IPv4 TCP entry with NAT takes 59 bytes
- * (version 1: about 330). A tuple's addresses are of the FAMILY by their length.
+ * Conntrack entries in sync records (the two pure converters, like conntrack-tools'
+ * ct2msg / msg2ct), encoding version 2 (sync wire version 2): binary type-length-value
+ * fields. A typical IPv4 TCP entry with NAT takes 59 bytes (version 1's JSON: about 330). A tuple's addresses are of the FAMILY by their length.
  *
  *   body   := 0x02 field*
  *   field  := type:u8 length:u8 value[length]
@@ -56,58 +55,90 @@ const PORT_PROTOS = new Set([6, 17, 33, 132, 136]);
 const ICMP_PROTOS = new Set([1, 58]);
 const NO_WSCALE = 0xff;
 
-function tupleBytes(t: CtTuple, family: 4 | 6): Buffer {
+/** Bytes of a tuple's value. */
+function tupleLen(t: CtTuple, family: 4 | 6): number {
+  return 2 * (family === 4 ? 4 : 16) + 1 + (PORT_PROTOS.has(t.proto) || ICMP_PROTOS.has(t.proto) ? 4 : 0);
+}
+
+/** Writes a tuple field (type, length, value) at `o`; returns the offset after it. */
+function putTuple(b: Buffer, o: number, type: number, t: CtTuple, family: 4 | 6): number {
   const alen = family === 4 ? 4 : 16;
   const src = parseAddress(t.src, family);
   const dst = parseAddress(t.dst, family);
   if (!src || !dst) throw new RangeError(`tuple address is not IPv${family}: ${t.src} -> ${t.dst}`);
-  const extra = PORT_PROTOS.has(t.proto) ? 4 : ICMP_PROTOS.has(t.proto) ? 4 : 0;
-  const b = Buffer.alloc(2 * alen + 1 + extra);
-  b.set(src, 0);
-  b.set(dst, alen);
-  b[2 * alen] = t.proto;
-  const o = 2 * alen + 1;
+  b[o] = type;
+  b[o + 1] = tupleLen(t, family);
+  o += 2;
+  b.set(src, o);
+  b.set(dst, o + alen);
+  o += 2 * alen;
+  b[o++] = t.proto;
   if (PORT_PROTOS.has(t.proto)) {
     b.writeUInt16BE(t.srcPort ?? 0, o);
     b.writeUInt16BE(t.dstPort ?? 0, o + 2);
+    o += 4;
   } else if (ICMP_PROTOS.has(t.proto)) {
     b.writeUInt16BE(t.icmpId ?? 0, o);
     b[o + 2] = t.icmpType ?? 0;
     b[o + 3] = t.icmpCode ?? 0;
+    o += 4;
   }
-  return b;
+  return o;
 }
 
-const field = (type: number, value: Buffer): Buffer => {
-  if (value.length > 255) throw new RangeError(`field ${type} too long`);
-  return Buffer.concat([Buffer.from([type, value.length]), value]);
-};
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const u16 = (n: number) => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n & 0xffff);
-  return b;
-};
+function putU32(b: Buffer, o: number, type: number, n: number): number {
+  b[o] = type;
+  b[o + 1] = 4;
+  b.writeUInt32BE(n >>> 0, o + 2);
+  return o + 6;
+}
 
-/** Our own entries only (from the kernel): a tuple of the wrong family is a bug, and throws. */
+function putU16(b: Buffer, o: number, type: number, n: number): number {
+  b[o] = type;
+  b[o + 1] = 2;
+  b.writeUInt16BE(n & 0xffff, o + 2);
+  return o + 4;
+}
+
+/**
+ * Our own entries only (from the kernel): a tuple of the wrong family is a bug, and throws.
+ * One allocation per record: the encoder runs for every entry of a million-entry bulk sync.
+ */
 export function entryToBodyV2(e: ConntrackEntry): Uint8Array {
   const family = e.family === 6 ? 6 : 4;
-  const parts = [Buffer.from([ENTRY_ENCODING_V2]), field(F.FAMILY, Buffer.from([family])), field(F.ORIG, tupleBytes(e.orig, family)), field(F.REPLY, tupleBytes(e.reply, family))];
-  if (e.status !== undefined) parts.push(field(F.STATUS, u32(e.status)));
-  if (e.timeout !== undefined) parts.push(field(F.TIMEOUT, u32(e.timeout)));
-  if (e.mark !== undefined) parts.push(field(F.MARK, u32(e.mark)));
-  if (e.zone !== undefined) parts.push(field(F.ZONE, u16(e.zone)));
+  let n = 1 + 3 + 2 + tupleLen(e.orig, family) + 2 + tupleLen(e.reply, family);
+  if (e.status !== undefined) n += 6;
+  if (e.timeout !== undefined) n += 6;
+  if (e.mark !== undefined) n += 6;
+  if (e.zone !== undefined) n += 4;
+  if (e.tcp) n += 7;
+  if (e.orig.zone !== undefined) n += 4;
+  if (e.reply.zone !== undefined) n += 4;
+  const b = Buffer.allocUnsafe(n);
+  b[0] = ENTRY_ENCODING_V2;
+  b[1] = F.FAMILY;
+  b[2] = 1;
+  b[3] = family;
+  let o = putTuple(b, 4, F.ORIG, e.orig, family);
+  o = putTuple(b, o, F.REPLY, e.reply, family);
+  if (e.status !== undefined) o = putU32(b, o, F.STATUS, e.status);
+  if (e.timeout !== undefined) o = putU32(b, o, F.TIMEOUT, e.timeout);
+  if (e.mark !== undefined) o = putU32(b, o, F.MARK, e.mark);
+  if (e.zone !== undefined) o = putU16(b, o, F.ZONE, e.zone);
   if (e.tcp) {
     const st = TCP_CT_STATES.indexOf(e.tcp.state);
-    parts.push(field(F.TCP, Buffer.from([st < 0 ? 0 : st, e.tcp.wscaleOrig ?? NO_WSCALE, e.tcp.wscaleReply ?? NO_WSCALE, e.tcp.flagsOrig ?? 0, e.tcp.flagsReply ?? 0])));
+    b[o] = F.TCP;
+    b[o + 1] = 5;
+    b[o + 2] = st < 0 ? 0 : st;
+    b[o + 3] = e.tcp.wscaleOrig ?? NO_WSCALE;
+    b[o + 4] = e.tcp.wscaleReply ?? NO_WSCALE;
+    b[o + 5] = e.tcp.flagsOrig ?? 0;
+    b[o + 6] = e.tcp.flagsReply ?? 0;
+    o += 7;
   }
-  if (e.orig.zone !== undefined) parts.push(field(F.ORIG_ZONE, u16(e.orig.zone)));
-  if (e.reply.zone !== undefined) parts.push(field(F.REPLY_ZONE, u16(e.reply.zone)));
-  return Buffer.concat(parts);
+  if (e.orig.zone !== undefined) o = putU16(b, o, F.ORIG_ZONE, e.orig.zone);
+  if (e.reply.zone !== undefined) o = putU16(b, o, F.REPLY_ZONE, e.reply.zone);
+  return b;
 }
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; reason: EntryV2DecodeReason };

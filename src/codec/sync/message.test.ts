@@ -22,6 +22,7 @@ import {
 } from './constants.js';
 import {
   batch,
+  peekVersion,
   dataMessageSize,
   decode,
   deriveSyncKey,
@@ -108,14 +109,14 @@ test('fixture: a DATA message, byte for byte', () => {
   const unsigned = Buffer.from(
     [
       '46575359', // "FWSY"
-      '01 01 03 00', // version 1, DATA, flags ACK|BULK, reserved
+      '02 01 03 00', // version 2, DATA, flags ACK|BULK, reserved
       '0001 0002', // sender 1, receiver 2
       'deadbeef', // epoch
       '00000001 00000005', // packet number 2^32 + 5
       '00000009', // stream sequence 9
       '01020304', // peer epoch
       '00000004', // cumulative ack 4
-      '000a 0000', // payload length 10, reserved
+      '000a ffff', // payload length 10, receive window: no limit
       '01 00 0002 aabb', // CT_UPDATE, 2 bytes
       '02 00 0000', // CT_DESTROY, empty body
     ]
@@ -130,11 +131,12 @@ test('fixture: a DATA message, byte for byte', () => {
 });
 
 test('fixture: an ACK with NACK ranges and a HELLO, byte for byte', () => {
-  const ack: SyncMessage = { sender: 2, receiver: 1, epoch: 7, peerEpoch: 8, packet: 1, seq: 0, type: 'ack', ack: 10, nacks: [{ first: 11, last: 12 }] };
-  const ackHex = '46575359' + '01020100' + '00020001' + '00000007' + '0000000000000001' + '00000000' + '00000008' + '0000000a' + '000c0000' + '00010000' + '0000000b0000000c';
+  const ack: SyncMessage = { sender: 2, receiver: 1, epoch: 7, peerEpoch: 8, packet: 1, seq: 0, type: 'ack', ack: 10, window: 5, nacks: [{ first: 11, last: 12 }] };
+  const ackHex = '46575359' + '02020100' + '00020001' + '00000007' + '0000000000000001' + '00000000' + '00000008' + '0000000a' + '000c0005' + '00010000' + '0000000b0000000c';
   assert.equal(encode(ack, KEY).toString('hex'), sign(Buffer.from(ackHex, 'hex')).toString('hex'));
+  assert.deepEqual(decode(encode(ack, KEY), KEY), { ok: true, value: ack }, 'the receive window round-trips');
   const hello: SyncMessage = { sender: 0, receiver: 1, epoch: 1, peerEpoch: 0, packet: 0, seq: 3, type: 'hello', synced: true };
-  const helloHex = '46575359' + '01030400' + '00000001' + '00000001' + '0000000000000000' + '00000003' + '00000000' + '00000000' + '00000000';
+  const helloHex = '46575359' + '02030400' + '00000001' + '00000001' + '0000000000000000' + '00000003' + '00000000' + '00000000' + '0000ffff';
   assert.equal(encode(hello, KEY).toString('hex'), sign(Buffer.from(helloHex, 'hex')).toString('hex'));
 });
 
@@ -186,10 +188,13 @@ test('a wrong key fails the HMAC; so does a message signed with the raw cluster 
 
 test('framing is checked before the HMAC: magic, version', () => {
   const buf = encode(SAMPLES.hello as SyncMessage, KEY);
-  const v2 = Buffer.from(buf);
-  v2[OFF_VERSION] = 2;
-  assert.equal(reasonOf(v2), 'bad_version');
-  assert.equal(reasonOf(sign(Buffer.from(v2.subarray(0, v2.length - SYNC_HMAC_LEN)))), 'bad_version');
+  assert.equal(peekVersion(buf), 2);
+  const v1 = Buffer.from(buf);
+  v1[OFF_VERSION] = 1; // a node of the JSON-record format
+  assert.equal(reasonOf(v1), 'bad_version');
+  assert.equal(reasonOf(sign(Buffer.from(v1.subarray(0, v1.length - SYNC_HMAC_LEN)))), 'bad_version');
+  assert.equal(peekVersion(v1), 1);
+  assert.equal(peekVersion(Buffer.alloc(100)), undefined);
   assert.equal(reasonOf(Buffer.alloc(100)), 'bad_magic');
   assert.equal(reasonOf(new Uint8Array(0)), 'too_short');
 });

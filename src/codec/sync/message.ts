@@ -1,5 +1,5 @@
 /**
- * fwlb state-sync messages <-> bytes, wire format version 1. Pure: no sockets, no clock.
+ * fwlb state-sync messages <-> bytes, wire format version 2. Pure: no sockets, no clock.
  *
  * One message per UDP datagram, on the dedicated sync link, unicast to one peer:
  *
@@ -8,7 +8,7 @@
  * +---------------+---------------+---------------+---------------+
  * |                    magic "FWSY" (0x46575359)                  |  0
  * +---------------+---------------+---------------+---------------+
- * |  version = 1  |     type      |     flags     |  reserved (0) |  4
+ * |  version = 2  |     type      |     flags     |  reserved (0) |  4
  * +---------------+---------------+---------------+---------------+
  * |        sender node id         |       receiver node id        |  8
  * +---------------+---------------+---------------+---------------+
@@ -23,7 +23,7 @@
  * +---------------+---------------+---------------+---------------+
  * |              cumulative ack (valid with flag ACK)             | 32
  * +---------------+---------------+---------------+---------------+
- * |        payload length         |         reserved (0)          | 36
+ * |        payload length         |        receive window         | 36
  * +---------------+---------------+---------------+---------------+
  * |                 payload (payload length bytes)                | 40
  * +---------------+---------------+---------------+---------------+
@@ -43,14 +43,19 @@
  *   before the receiver restarted names an old epoch and is refused.
  * - cumulative ack (flag ACK): the next sequence the sender expects from the receiver's
  *   stream, i.e. everything before it arrived. Any message may piggyback it.
+ * - receive window (with flag ACK): how many messages past the cumulative ack the sender of
+ *   this message can take now; 0xffff: no limit. A node whose kernel writes fall behind
+ *   closes it and opens it again (in its next message, or an ACK at once) as they catch up:
+ *   flow control, so a bulk sync of a million entries never outruns the joining node.
  * - flags: ACK 0x01 (any type; always on ACK), BULK 0x02 (DATA: part of a bulk transfer),
  *   SYNCED 0x04 (HELLO: the sender's own bulk sync is complete). Other bits are refused.
  *
  * Payloads by type:
  *   DATA (1)          records, one after the other, at least one:
  *                     | record type u8 | reserved u8 | body length u16 | body ... |
- *                     record types: CT_UPDATE 1, CT_DESTROY 2. Bodies are opaque here
- *                     (the conntrack entry encoding lives elsewhere).
+ *                     record types: CT_UPDATE 1, CT_DESTROY 2. Bodies are opaque here;
+ *                     conntrack entries are binary TLV (codec/sync/entry-v2.ts, 59 bytes
+ *                     for a NAT'd TCP entry).
  *   ACK (2)           | NACK range count u16 | reserved u16 | (first u32, last u32) ... |
  *                     inclusive ranges of sequences missing at the receiver, at or after the ack.
  *   HELLO (3)         empty.
@@ -60,6 +65,10 @@
  * The HMAC key is derived from the cluster key (`deriveSyncKey`), never the raw key, so the
  * same secret can authenticate other things (config distribution) without cross-protocol use.
  *
+ * Versions: 1 carried JSON entry bodies (about 330 bytes each); 2 (this one) carries binary
+ * ones. The header is the same, so a node reads the version of any datagram before its HMAC
+ * (`peekVersion`) and refuses another version's peer with a log line naming both.
+ *
  * `decode` never throws, whatever the bytes: it returns one of a closed set of reasons, and
  * checks the HMAC (in constant time) before it looks at anything past the framing.
  */
@@ -67,6 +76,8 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { FwlbError } from '../../lib/errors.js';
 import {
   OFF_ACK,
+  OFF_WINDOW,
+  SYNC_WINDOW_OPEN,
   OFF_EPOCH,
   OFF_FLAGS,
   OFF_MAGIC,
@@ -137,6 +148,8 @@ export interface SyncHeader {
   seq: number;
   /** Cumulative ack of the receiver's stream (flag ACK); undefined when not carried. */
   ack?: number;
+  /** With `ack`: messages past it the sender of this message can take now; undefined: no limit. */
+  window?: number;
 }
 
 export interface SyncDataMessage extends SyncHeader {
@@ -407,7 +420,8 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
   buf.writeUInt32BE(m.peerEpoch, OFF_PEER_EPOCH);
   buf.writeUInt32BE(m.ack ?? 0, OFF_ACK);
   buf.writeUInt16BE(len, OFF_PAYLOAD_LEN);
-  // Both reserved fields stay zero.
+  buf.writeUInt16BE(m.ack !== undefined && m.window !== undefined ? Math.min(m.window, SYNC_WINDOW_OPEN - 1) : SYNC_WINDOW_OPEN, OFF_WINDOW);
+  // The reserved byte stays zero.
   let at = SYNC_HEADER_LEN;
   switch (m.type) {
     case 'data':
@@ -451,6 +465,16 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
  * the caller may reuse `buf`. Never throws on any bytes: every read is bounds-checked first
  * (the fuzz tests in message.test.ts hold it to that).
  */
+/**
+ * The wire version of a datagram that has our magic, or undefined: unauthenticated, for the
+ * log line that refuses a peer of another version (never for a decision).
+ */
+export function peekVersion(buf: Uint8Array): number | undefined {
+  if (!(buf instanceof Uint8Array) || buf.length < SYNC_OVERHEAD) return undefined;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return dv.getUint32(OFF_MAGIC) === SYNC_MAGIC ? dv.getUint8(OFF_VERSION) : undefined;
+}
+
 export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
   const fail = (reason: SyncDecodeReason): SyncDecodeResult => ({ ok: false, reason });
   if (!(buf instanceof Uint8Array) || buf.length < SYNC_OVERHEAD) return fail('too_short');
@@ -483,7 +507,11 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
     seq: dv.getUint32(OFF_SEQ),
   };
   const ack = (flags & SYNC_F_ACK) !== 0 ? dv.getUint32(OFF_ACK) : undefined;
-  if (ack !== undefined) header.ack = ack;
+  if (ack !== undefined) {
+    header.ack = ack;
+    const window = dv.getUint16(OFF_WINDOW);
+    if (window !== SYNC_WINDOW_OPEN) header.window = window;
+  }
   const at = SYNC_HEADER_LEN;
 
   switch (type) {

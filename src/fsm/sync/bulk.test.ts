@@ -187,20 +187,25 @@ test('BULK_END with the wrong count fails the attempt; an earlier request\'s BUL
   assert.equal(late.s.state, 'done');
 });
 
-test('a peer restart refreshes from it without demoting; the restart of our source mid-transfer fails the attempt', () => {
+test('a peer restart pulls nothing while our table is complete; the restart of our source mid-transfer fails the attempt', () => {
   const done = drive(initialBulkState(CFG), [
     [0, { type: 'peer_up', peer: 1 }],
     [0, { type: 'start', why: 'joined' }],
     [5, { type: 'bulk_end', peer: 1, requestId: 1, count: 0 }],
   ]).s;
-  const refresh = drive(done, [[100, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
-  assert.deepEqual(demotes(refresh.fx), []);
-  assert.deepEqual(requests(refresh.fx), [[1, 2]]);
-  const again = drive(refresh.s, [[150, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
+  assert.equal(done.state, 'done');
+  const restart = drive(done, [[100, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
+  assert.deepEqual(demotes(restart.fx), []);
+  assert.deepEqual(requests(restart.fx), []);
+  assert.equal(restart.s.state, 'done');
+  // Mid-transfer (a resync under way from peer 1), its restart fails the attempt; the next asks again.
+  const resync = drive(done, [[100, { type: 'start', why: 'resync', peer: 1 }]]);
+  assert.deepEqual(requests(resync.fx), [[1, 2]]);
+  const again = drive(resync.s, [[150, { type: 'start', why: 'peer_restarted', peer: 1 }]]);
   assert.deepEqual(requests(again.fx), [[1, 3]]);
   assert.equal(again.s.attempt, 2);
-  // A join while a refresh runs still demotes.
-  assert.deepEqual(demotes(drive(refresh.s, [[150, { type: 'start', why: 'joined' }]]).fx), [true]);
+  // A join while a transfer runs still demotes.
+  assert.deepEqual(demotes(drive(resync.s, [[150, { type: 'start', why: 'joined' }]]).fx), [true]);
 });
 
 test('unexpected and unsolicited events are logged, never thrown', () => {

@@ -17,8 +17,10 @@
  * election forever because its peers cannot serve it.
  *
  * Why a transfer starts: `joined` (this node started: demote), `peer_restarted` (a peer came
- * back with a new epoch: it missed nothing of ours, but we may have missed its changes while
- * it was away; refresh without demoting), `resync` (asked for by the service).
+ * back with a new epoch: while our table is complete it has nothing we lack and nothing is
+ * pulled; otherwise an attempt from it that was under way fails and the next one starts),
+ * `resync` (asked for by the service). A peer that appears after we went on `alone` is
+ * pulled from (without demoting): it may hold sessions we never saw.
  *
  * Serving side: a peer's BULK_REQUEST becomes a `serve_bulk` effect; the service streams the
  * table into that peer's sender (paced by its `room()`), then its BULK_END, and reports
@@ -208,6 +210,13 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
           return failAttempt(r, now, fx, `source peer ${ev.peer} restarted`);
         }
         log(r, fx, 'debug', 'bulk sync already in progress', { why: ev.why, source: r.source ?? null });
+        return r;
+      }
+      // A restarted peer holds nothing we lack while our own table is complete (its kernel
+      // keeps copies of what it had from us): pulling its table would only write stale
+      // copies over live entries, once per peer per restart. After `alone`, `peer_up` pulls.
+      if (ev.why === 'peer_restarted' && (r.state === 'done' || r.state === 'alone')) {
+        log(r, fx, 'debug', 'peer restarted; our table is complete: nothing to pull', { peer: ev.peer ?? null });
         return r;
       }
       r = { ...r, why: ev.why, attempt: 1, startedAtMs: now };

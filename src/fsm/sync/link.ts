@@ -31,6 +31,9 @@ import * as sender from './sender.js';
 // Types
 // ---------------------------------------------------------------------------------------
 
+/** A receive window told below this many messages is told again at once when it opens. */
+const WINDOW_UPDATE_BELOW = 8;
+
 export interface LinkConfig {
   /** Peer name for logs. */
   name: string;
@@ -74,6 +77,10 @@ export interface LinkState {
    * session (a node's table only stops counting when it stops). Cleared by its next session.
    */
   readonly peerLeaving: boolean;
+  /** Messages past our ack we can take now (our writes' room), sent with every ack; undefined: no limit. */
+  readonly rxRoom?: number;
+  /** The window our last message told the peer. */
+  readonly rxRoomTold?: number;
   /** Deadlines of the link's own timers. */
   readonly timers: Readonly<Partial<Record<'hello' | 'dead', number>>>;
 }
@@ -95,6 +102,8 @@ export type LinkEvent =
   | { type: 'send_bulk_request'; requestId: number }
   /** Our bulk sync is (no longer) complete. */
   | { type: 'set_synced'; synced: boolean }
+  /** How many more messages we can take (the writes behind them have room); undefined: no limit. */
+  | { type: 'rx_room'; room: number | undefined }
   | { type: 'timer'; timer: LinkTimer };
 
 export type LinkEffect =
@@ -113,7 +122,7 @@ export type LinkEffect =
   | { type: 'peer_alive' }
   | { type: 'peer_dead' }
   /** Our queue to the peer overflowed / the peer caught up: see sender.ts. */
-  | { type: 'resync_needed'; droppedRecords: number }
+  | { type: 'resync_needed'; why: 'overflow' | 'peer_dead'; droppedRecords: number }
   | { type: 'resync_ready' }
   | { type: 'drop'; reason: LinkDropReason }
   | LogEffect
@@ -233,6 +242,16 @@ function dispatch(s: LinkState, ev: LinkEvent, now: number, fx: LinkEffect[]): L
     case 'timer':
       return onTimer(s, ev.timer, now, fx);
 
+    case 'rx_room': {
+      const r: LinkState = { ...s, rxRoom: ev.room };
+      // A window we closed (or nearly) that opens again is told at once: the peer's sender
+      // waits for it. Smaller changes ride on the next message.
+      const told = s.rxRoomTold;
+      const opened = told !== undefined && told < WINDOW_UPDATE_BELOW && (ev.room === undefined || ev.room >= 2 * told + WINDOW_UPDATE_BELOW);
+      if (!opened || !hasSession(r)) return r;
+      return emit(r, { type: 'ack', ack: receiver.cumulativeAck(r.receiver), nacks: [], seq: r.sender.nextSeq }, now, fx, { ackAlreadyTold: true });
+    }
+
     default: {
       const never: never = ev;
       log(s, fx, 'warn', 'unexpected event', { event: String((never as { type?: unknown })?.type) });
@@ -253,7 +272,8 @@ function onTimer(s: LinkState, timer: LinkTimer, now: number, fx: LinkEffect[]):
       if (at === undefined || now < at) return stale(s, fx, timer, at);
       log(s, fx, 'warn', 'peer silent for the dead interval', { deadIntervalMs: s.config.deadIntervalMs, lastHeardAtMs: s.lastHeardAtMs ?? null });
       fx.push({ type: 'peer_dead' });
-      return { ...s, peerAlive: false, timers: { ...s.timers, dead: undefined } };
+      // Memory stays bounded while it is gone: the sender stops queueing for it.
+      return runSender({ ...s, peerAlive: false, timers: { ...s.timers, dead: undefined } }, { type: 'peer_dead' }, now, fx);
     }
     case 'retransmit':
       return runSender(s, { type: 'retransmit_timer' }, now, fx);
@@ -315,7 +335,7 @@ function onReceived(s: LinkState, m: SyncMessage, now: number, fx: LinkEffect[])
   // that names our current epoch acks our current stream (a late HELLO may name an old one).
   if (m.ack !== undefined && !verdict.bootstrap) {
     const nacks: readonly SeqRange[] = m.type === 'ack' ? m.nacks : [];
-    r = runSender(r, { type: 'ack', ack: m.ack, nacks }, now, fx);
+    r = runSender(r, { type: 'ack', ack: m.ack, nacks, ...(m.window === undefined ? {} : { window: m.window }) }, now, fx);
   }
 
   switch (m.type) {
@@ -357,7 +377,7 @@ function runSender(s: LinkState, ev: sender.SenderEvent, now: number, fx: LinkEf
         fx.push({ type: 'cancel_timer', timer: 'retransmit' });
         break;
       case 'resync_needed':
-        fx.push({ type: 'resync_needed', droppedRecords: e.droppedRecords });
+        fx.push({ type: 'resync_needed', why: e.why, droppedRecords: e.droppedRecords });
         break;
       case 'resync_ready':
         fx.push({ type: 'resync_ready' });
@@ -431,9 +451,10 @@ function emit(s: LinkState, body: MessageBody, now: number, fx: LinkEffect[], o:
     peerEpoch: s.replay.peer?.epoch ?? 0,
     packet: s.nextPacket,
     ...(ack === undefined ? {} : { ack }),
+    ...(ack === undefined || s.rxRoom === undefined ? {} : { window: s.rxRoom }),
   } as SyncMessage;
   fx.push({ type: 'send', msg });
-  const r: LinkState = { ...s, nextPacket: s.nextPacket + 1 };
+  const r: LinkState = { ...s, nextPacket: s.nextPacket + 1, ...(ack === undefined ? {} : { rxRoomTold: s.rxRoom }) };
   if (ack !== undefined && session && !o.ackAlreadyTold) return runReceiver(r, { type: 'ack_sent', ack }, now, fx);
   return r;
 }

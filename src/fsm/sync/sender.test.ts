@@ -168,7 +168,7 @@ test('overflow: waiting messages are dropped, resync needed once; records droppe
   const c = { window: 2, queueLimit: 4 };
   const events = Array.from({ length: 5 }, (_, i): [number, SenderEvent] => [i, { type: 'enqueue', records: [big(i)] }]);
   const { s, fx } = drive(withSession(c), events);
-  assert.deepEqual(of(fx, 'resync_needed'), [{ type: 'resync_needed', droppedMessages: 3, droppedRecords: 3 }]);
+  assert.deepEqual(of(fx, 'resync_needed'), [{ type: 'resync_needed', why: 'overflow', droppedMessages: 3, droppedRecords: 3 }]);
   assert.equal(s.resync, 'needed');
   assert.equal(s.inFlight.length, 2, 'what is in flight stays: the stream has no hole');
   assert.equal(s.waiting.length, 0);
@@ -251,4 +251,38 @@ test('sequence numbers wrap from 2^32-1 to 0; acks across the wrap free the righ
 test('an unknown event is a log line and a counter, never a throw', () => {
   const r = step(withSession(), { type: 'explode' } as unknown as SenderEvent, 0);
   assert.equal(counted(r.effects, 'unexpected_event'), 1);
+});
+
+test("flow control: no more in flight than the peer's receive window; its opening sends the rest", () => {
+  const s0 = withSession({ window: 8 });
+  // The peer acks nothing yet but says it can take 2 messages past ack 0.
+  const a = drive(s0, [[0, { type: 'ack', ack: 0, nacks: [], window: 2 }]]);
+  const b = drive(a.s, [[1, { type: 'enqueue', records: [big(1), big(2), big(3), big(4)] }]]);
+  assert.deepEqual(sentSeqs(b.fx), [0, 1]);
+  assert.equal(queueSize(b.s), 4);
+  // Acked, window closed: nothing more goes out.
+  const c = drive(b.s, [[2, { type: 'ack', ack: 2, nacks: [], window: 0 }]]);
+  assert.deepEqual(sentSeqs(c.fx), []);
+  // The window opens (no limit): the rest goes at once.
+  const d = drive(c.s, [[3, { type: 'ack', ack: 2, nacks: [] }]]);
+  assert.deepEqual(sentSeqs(d.fx), [2, 3]);
+  // A refused ack (beyond what was sent) does not change the window.
+  const e = drive(c.s, [[3, { type: 'ack', ack: 99, nacks: [], window: 50 }]]);
+  assert.equal(e.s.peerWindow, 0);
+});
+
+test('a peer that goes silent is no longer queued for: memory stays bounded; it resyncs when back', () => {
+  const s0 = withSession({ window: 1 });
+  const a = drive(s0, [[0, { type: 'enqueue', records: [big(1), big(2), big(3)] }]]);
+  assert.equal(queueSize(a.s), 3);
+  const dead = drive(a.s, [[10, { type: 'peer_dead' }]]);
+  assert.deepEqual(of(dead.fx, 'resync_needed'), [{ type: 'resync_needed', why: 'peer_dead', droppedMessages: 2, droppedRecords: 2 }]);
+  assert.equal(queueSize(dead.s), 1, 'only what is in flight (bounded by the window) stays');
+  // Records offered while it is gone are dropped and counted, never kept.
+  const more = drive(dead.s, Array.from({ length: 100 }, (_, i): [number, SenderEvent] => [20 + i, { type: 'enqueue', records: [big(i)] }]));
+  assert.equal(queueSize(more.s), 1);
+  assert.equal(counted(more.fx, 'records_dropped_resync'), 100);
+  // The same run of the peer comes back and acks what was in flight: the whole table goes to it.
+  const back = drive(more.s, [[200, { type: 'ack', ack: 1, nacks: [] }]]);
+  assert.equal(of(back.fx, 'resync_ready').length, 1);
 });

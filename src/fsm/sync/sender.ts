@@ -3,7 +3,8 @@
  * into DATA messages, each message gets the next stream sequence when it is first sent, and
  * is kept until the peer's cumulative ack covers it. Pure: `step(state, event, nowMs)`.
  *
- * - Window: at most `window` messages in flight (sent, unacknowledged); the rest wait,
+ * - Window: at most `window` messages in flight (sent, unacknowledged), fewer when the peer's
+ *   receive window (flow control, carried with its acks) is smaller; the rest wait,
  *   unnumbered. While they wait, new records are packed into the last waiting message, so a
  *   busy link batches by itself and an idle one sends each record at once.
  * - Retransmission: each message in flight has a timeout, `rtoInitialMs` doubled per timeout
@@ -101,6 +102,8 @@ export interface SenderState {
   readonly inFlight: readonly InFlight[];
   readonly waiting: readonly Waiting[];
   readonly resync: ResyncState;
+  /** The peer's receive window (messages past its ack it can take); undefined: no limit. */
+  readonly peerWindow?: number;
   /** Deadline of the retransmission timer, when armed. */
   readonly timerAtMs?: number;
 }
@@ -114,6 +117,7 @@ export const SENDER_COUNTERS = [
   'records_dropped_resync', // records offered while a resync is pending
   'records_dropped_overflow', // records dropped when the queue overflowed
   'records_dropped_restart', // records dropped because the peer restarted
+  'records_dropped_peer_dead', // records dropped when the peer went silent (it resyncs when back)
   'record_too_large', // a record that fits in no message
   'queue_overflow', // the queue hit its limit: bulk resync needed
   'bad_ack', // an ack for messages never sent
@@ -130,17 +134,24 @@ export type SenderEvent =
   /** The end marker of a bulk transfer (reliable, after its records). */
   | { type: 'enqueue_bulk_end'; requestId: number; count: number }
   /** A cumulative ack (all before `ack` arrived) and the ranges the peer misses. */
-  | { type: 'ack'; ack: number; nacks: readonly SeqRange[] }
+  | { type: 'ack'; ack: number; nacks: readonly SeqRange[]; window?: number }
   | { type: 'retransmit_timer' }
   /** The service starts a bulk transfer to this peer: records flow again. */
-  | { type: 'bulk_begin' };
+  | { type: 'bulk_begin' }
+  /**
+   * The peer went silent for the dead interval: stop queueing for it (what waits is dropped,
+   * records are dropped from now on) until it comes back. A restart brings a new session and
+   * its own bulk request; the same run coming back acks what is in flight, and gets the
+   * whole table (`resync_ready`).
+   */
+  | { type: 'peer_dead' };
 
 export type SenderEffect =
   | { type: 'send'; seq: number; unit: StreamUnit; retransmit: boolean }
   | { type: 'arm_timer'; atMs: number }
   | { type: 'cancel_timer' }
   /** The queue overflowed: the peer needs a bulk resync. Emitted once per overflow. */
-  | { type: 'resync_needed'; droppedMessages: number; droppedRecords: number }
+  | { type: 'resync_needed'; why: 'overflow' | 'peer_dead'; droppedMessages: number; droppedRecords: number }
   /** The peer has acked everything in flight since the overflow: push the table now. */
   | { type: 'resync_ready' }
   | LogEffect
@@ -221,7 +232,7 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
       const dropped = queuedRecords(s);
       if (dropped > 0) count(fx, 'records_dropped_restart', dropped);
       log(s, fx, 'info', s.session ? 'peer restarted: new session, queue dropped' : 'session started', { droppedRecords: dropped });
-      return { ...s, session: true, nextSeq: s.config.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], waiting: [], resync: 'none' };
+      return { ...s, session: true, nextSeq: s.config.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], waiting: [], resync: 'none', peerWindow: undefined };
     }
 
     case 'enqueue':
@@ -237,8 +248,12 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
       return overflowCheck({ ...s, waiting: [...s.waiting, { unit, bytes: unitBytes(unit), enqueuedAtMs: now }] }, fx);
     }
 
-    case 'ack':
-      return onAck(s, ev.ack, ev.nacks, now, fx);
+    case 'ack': {
+      const r = onAck(s, ev.ack, ev.nacks, now, fx);
+      // The window comes with the ack it is relative to (a refused ack tells nothing).
+      if (r === s && seqDiff(ev.ack, s.nextSeq) > 0) return r;
+      return r.peerWindow === ev.window ? r : { ...r, peerWindow: ev.window };
+    }
 
     case 'retransmit_timer': {
       if (s.timerAtMs === undefined || now < s.timerAtMs) {
@@ -263,6 +278,17 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
         log(s, fx, 'debug', 'retransmission timeout', { messages: n, oldestSeq: first.seq, transmissions: first.transmissions });
       }
       return { ...s, inFlight, timerAtMs: undefined };
+    }
+
+    case 'peer_dead': {
+      if (!s.session) return s;
+      const dropped = s.waiting.reduce((n, w) => n + unitRecords(w.unit), 0);
+      if (dropped > 0) count(fx, 'records_dropped_peer_dead', dropped);
+      if (s.resync === 'none') {
+        fx.push({ type: 'resync_needed', why: 'peer_dead', droppedMessages: s.waiting.length, droppedRecords: dropped });
+        log(s, fx, 'warn', 'peer silent: no longer queueing for it; it gets the whole table when it is back', { droppedRecords: dropped, inFlight: s.inFlight.length });
+      }
+      return { ...s, waiting: [], resync: s.resync === 'none' ? 'needed' : s.resync };
     }
 
     case 'bulk_begin':
@@ -328,7 +354,7 @@ function overflowCheck(s: SenderState, fx: SenderEffect[]): SenderState {
   const droppedMessages = s.waiting.length;
   count(fx, 'queue_overflow', 1);
   if (droppedRecords > 0) count(fx, 'records_dropped_overflow', droppedRecords);
-  fx.push({ type: 'resync_needed', droppedMessages, droppedRecords });
+  fx.push({ type: 'resync_needed', why: 'overflow', droppedMessages, droppedRecords });
   log(s, fx, 'warn', 'send queue overflow: peer is not acknowledging; it needs a bulk resync', {
     queueLimit: s.config.queueLimit,
     inFlight: s.inFlight.length,
@@ -377,12 +403,14 @@ function onAck(s: SenderState, ack: number, nacks: readonly SeqRange[], now: num
 
 /** Sends waiting messages while the window has room, numbering them. */
 function fillWindow(s: SenderState, now: number, fx: SenderEffect[]): SenderState {
-  if (!s.session || s.waiting.length === 0 || s.inFlight.length >= s.config.window) return s;
+  // Ours, or the peer's receive window when it is smaller (flow control: its writes lag).
+  const limit = Math.min(s.config.window, s.peerWindow ?? Infinity);
+  if (!s.session || s.waiting.length === 0 || s.inFlight.length >= limit) return s;
   const inFlight = [...s.inFlight];
   const waiting = [...s.waiting];
   let seq = s.nextSeq;
   let sent = 0;
-  while (inFlight.length < s.config.window && waiting.length > 0) {
+  while (inFlight.length < limit && waiting.length > 0) {
     const w = waiting.shift() as Waiting;
     inFlight.push({ seq, unit: w.unit, bytes: w.bytes, enqueuedAtMs: w.enqueuedAtMs, sentAtMs: now, backoff: 0, transmissions: 1 });
     fx.push({ type: 'send', seq, unit: w.unit, retransmit: false });
