@@ -82,7 +82,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const c = loaded.value.config;
   const syncOn = !!(c.state_sync && c.cluster.key_file);
   if (c.state_sync && !c.cluster.key_file) log.warn({ event: 'sync_off' }, 'state_sync is configured but cluster.key_file is not: connection state is not replicated');
-  const ctnl = Ctnetlink.open({ poller, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
+  const ctnl = Ctnetlink.open({ poller, skipSelfEvents: true, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),

@@ -312,7 +312,10 @@ export class Lab {
     if (running) throw new FwlbError('ERR_LAB_DAEMON_RUNNING', `${name} already runs a daemon (pid ${running.pid})`);
     const spawnOpts: SpawnOptions & { kind: ProcessKind } = { log: `${this.stateDir}/${name}.daemon.log`, kind: 'daemon' };
     if (opts.env) spawnOpts.env = opts.env;
-    return this.spawn(name, [process.execPath, opts.entry ?? CLI_MAIN_JS, ...args], spawnOpts);
+    // FWLB_DAEMON_NODE_ARGS: node options for every daemon of the lab (`--cpu-prof
+    // --cpu-prof-dir=/tmp/prof` to profile a benchmark's daemons; node refuses those in NODE_OPTIONS).
+    const nodeArgs = (process.env.FWLB_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    return this.spawn(name, [process.execPath, ...nodeArgs, opts.entry ?? CLI_MAIN_JS, ...args], spawnOpts);
   }
 
   /** The node's running daemon, or null. */

@@ -87,6 +87,12 @@ export interface CtnetlinkOptions {
   dumpTimeoutMs?: number;
   /** Receive buffer of the event socket (default 8 MiB; beyond rmem_max needs CAP_NET_ADMIN). */
   eventBuffer?: number;
+  /**
+   * Events caused by our own writes are counted (`selfEventsSkipped`) and not decoded nor
+   * emitted: for a listener that ignores them anyway (the state sync writes a bulk sync of a
+   * million entries and would decode a million events of its own).
+   */
+  skipSelfEvents?: boolean;
 }
 
 export interface CtnetlinkCounters {
@@ -99,6 +105,8 @@ export interface CtnetlinkCounters {
   dumpsInterrupted: number;
   /** Creates that the kernel refused with EBUSY for the CONFIRMED bit and that were retried. */
   createRetries: number;
+  /** Events of our own writes not decoded (skipSelfEvents). */
+  selfEventsSkipped: number;
 }
 
 /** How many times a dump is redone when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
@@ -111,7 +119,8 @@ export class Ctnetlink {
   private readonly dumpTimeoutMs: number;
   /** Whether creates on this kernel keep IPS_CONFIRMED in CTA_STATUS (learned from EBUSY). */
   private keepConfirmed = true;
-  private readonly stats = { dumps: 0, dumpsInterrupted: 0, createRetries: 0 };
+  private readonly stats = { dumps: 0, dumpsInterrupted: 0, createRetries: 0, selfEventsSkipped: 0 };
+  private skipSelf = false;
   private readonly byKind: Record<CtEventKind | 'lost', number> = { new: 0, update: 0, destroy: 0, lost: 0 };
   /** Messages of replies and events the codec refused, by reason. */
   readonly dropped: Record<string, number> = {};
@@ -130,13 +139,15 @@ export class Ctnetlink {
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
     };
     let self: Ctnetlink | undefined;
-    const { requests, events } = openRequestAndEvents(base, {
+    // Room for the errors of a batch of writes sent without acks (NetlinkSocket, ackless).
+    const { requests, events } = openRequestAndEvents({ ...base, requestRcvbuf: 4 * 1024 * 1024 }, {
       groups: [...new Set(opts.events ?? [])].map((g) => GROUP_NUMBER[g]),
       rcvbuf: opts.eventBuffer ?? 8 * 1024 * 1024,
       onNotification: (m) => self?.onNotification(m),
       onLost: () => self?.emit({ kind: 'lost' }),
     });
     self = new Ctnetlink(requests, events, opts.dumpTimeoutMs ?? 60_000);
+    self.skipSelf = opts.skipSelfEvents === true;
     return self;
   }
 
@@ -227,7 +238,7 @@ export class Ctnetlink {
    */
   async create(entry: ConntrackEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
     const attempt = (keepConfirmed: boolean) =>
-      this.requests.request((seq) => encodeCreate(seq, entry, { ...opts, keepConfirmed }), { dump: false, op: 'IPCTNL_MSG_CT_NEW' });
+      this.requests.request((seq) => encodeCreate(seq, entry, { ...opts, keepConfirmed, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
     const keep = opts.keepConfirmed ?? this.keepConfirmed;
     try {
       await attempt(keep);
@@ -273,6 +284,10 @@ export class Ctnetlink {
   }
 
   private onNotification(msg: NlMessage): void {
+    if (this.skipSelf && msg.header.pid !== 0 && msg.header.pid === this.requests.pid) {
+      this.stats.selfEventsSkipped++;
+      return;
+    }
     const r = decodeConntrackEvent(msg);
     if (!r.ok) {
       this.drop(r.reason);

@@ -82,6 +82,13 @@ export interface RequestOptions {
   /** Name for errors ('RTM_NEWADDR'). */
   op: string;
   timeoutMs?: number;
+  /**
+   * The message asks for no ack (no NLM_F_ACK): the kernel answers only an error. The kernel
+   * runs the messages of a sendto before the call returns and queues their errors on our
+   * socket, so once sendto returned and the socket is drained, a request without an error
+   * has succeeded. One recvfrom per batch instead of one per request. Not for dumps or GETs.
+   */
+  ackless?: boolean;
 }
 
 export interface Reply {
@@ -98,7 +105,9 @@ interface Pending {
   interrupted: boolean;
   resolve: (r: Reply) => void;
   reject: (e: NetlinkError) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which it fails with ETIMEDOUT. */
+  deadline: number;
+  timeoutMs: number;
 }
 
 export interface SocketCounters {
@@ -111,6 +120,18 @@ export interface SocketCounters {
 
 const RECV_BUFFER = 64 * 1024; // dumps fill at most 32 KiB per datagram (netlink_dump)
 const READS_PER_WAKEUP = 256;
+/**
+ * Requests made in one turn of the event loop go to the kernel in one sendto, up to this many
+ * bytes (the kernel runs the messages of a datagram one by one and acks each): a bulk sync
+ * writes tens of thousands of entries a second, and a syscall per entry was its limit.
+ */
+const BATCH_BYTES = 32 * 1024;
+/** Where requests go: the kernel (nl_pid 0). */
+const TO_KERNEL = (() => {
+  const b = Buffer.alloc(SIZEOF_SOCKADDR_NL);
+  b.writeUInt16LE(AF_NETLINK, 0);
+  return b;
+})();
 
 export class NetlinkSocket {
   readonly fd: number;
@@ -199,21 +220,88 @@ export class NetlinkSocket {
     }
     return new Promise<Reply>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-      const timer = setTimeout(() => {
-        if (this.pending.delete(seq)) reject(new NetlinkError(opts.op, ETIMEDOUT, { detail: `no answer in ${timeoutMs} ms` }));
-      }, timeoutMs);
-      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, timer });
-      const dst = Buffer.alloc(SIZEOF_SOCKADDR_NL);
-      dst.writeUInt16LE(AF_NETLINK, 0); // to the kernel: nl_pid 0
-      const n = libc().sendto(this.fd, msg, msg.length, 0, dst, SIZEOF_SOCKADDR_NL);
-      if (n < 0) this.settle(seq, new NetlinkError(opts.op, lastErrno(), { detail: 'sendto' }));
+      const deadline = performance.now() + timeoutMs;
+      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, deadline, timeoutMs });
+      this.armSweep(deadline);
+      if (opts.dump) {
+        // A dump alone in its datagram, after what was queued before it.
+        this.flush();
+        this.send([seq], msg, opts.op);
+        return;
+      }
+      this.outbox.push({ seq, msg, op: opts.op, ackless: opts.ackless === true });
+      this.outboxBytes += msg.length;
+      if (this.outboxBytes >= BATCH_BYTES) this.flush();
+      else if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(() => this.flush());
+      }
     });
+  }
+
+  /** Requests waiting for the end of this turn of the event loop, to go in one sendto. */
+  private outbox: { seq: number; msg: Buffer; op: string; ackless: boolean }[] = [];
+  private outboxBytes = 0;
+  private flushQueued = false;
+  /** The one timeout timer, armed for the earliest deadline of the pending requests. */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.outbox.length === 0 || this.isClosed) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    if (batch.length === 1) this.send([batch[0]!.seq], batch[0]!.msg, batch[0]!.op);
+    else this.send(batch.map((b) => b.seq), Buffer.concat(batch.map((b) => b.msg)), batch[0]!.op);
+    if (!batch.some((b) => b.ackless)) return;
+    // The kernel has run them all: read every error it queued, then the rest succeeded —
+    // unless the socket overflowed meanwhile, and an error may be among what was lost.
+    const lostBefore = this.counters.lost;
+    this.onReadable(Infinity);
+    const overflowed = this.counters.lost !== lostBefore;
+    for (const b of batch) {
+      if (!b.ackless || !this.pending.has(b.seq)) continue;
+      this.settle(b.seq, overflowed ? new NetlinkError(b.op, ENOBUFS, { detail: 'replies lost: outcome unknown' }) : { messages: [], interrupted: false });
+    }
+  }
+
+  private send(seqs: number[], buf: Buffer, op: string): void {
+    const n = libc().sendto(this.fd, buf, buf.length, 0, TO_KERNEL, SIZEOF_SOCKADDR_NL);
+    if (n >= 0) return;
+    const errno = lastErrno();
+    for (const seq of seqs) this.settle(seq, new NetlinkError(this.pending.get(seq)?.op ?? op, errno, { detail: 'sendto' }));
+  }
+
+  private armSweep(deadline: number): void {
+    if (this.sweepTimer !== undefined && this.sweepAt <= deadline) return;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now()) + 1);
+  }
+
+  /** Fails the requests past their deadline, and arms the timer for the next one. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [seq, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(seq);
+        p.reject(new NetlinkError(p.op, ETIMEDOUT, { detail: `no answer in ${p.timeoutMs} ms` }));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Infinity && !this.isClosed) this.armSweep(next);
   }
 
   /** Unregisters from the poller, closes the fd, rejects waiting requests (ECANCELED). Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.outbox = [];
     this.unregister();
     libc().close(this.fd);
     for (const [seq, p] of this.pending) this.settle(seq, new NetlinkError(p.op, ECANCELED, { detail: 'socket closed' }));
@@ -233,14 +321,13 @@ export class NetlinkSocket {
     const p = this.pending.get(seq);
     if (!p) return;
     this.pending.delete(seq);
-    clearTimeout(p.timer);
     if (outcome instanceof NetlinkError) p.reject(outcome);
     else p.resolve(outcome);
   }
 
-  private onReadable(): void {
+  private onReadable(limit = READS_PER_WAKEUP): void {
     const c = libc();
-    for (let i = 0; i < READS_PER_WAKEUP && !this.isClosed; i++) {
+    for (let i = 0; i < limit && !this.isClosed; i++) {
       this.srcLen.writeUInt32LE(SIZEOF_SOCKADDR_NL, 0);
       const n = c.recvfrom(this.fd, this.buf, this.buf.length, MSG_DONTWAIT | MSG_TRUNC, this.src, this.srcLen);
       if (n < 0) {
@@ -332,10 +419,11 @@ export class NetlinkSocket {
  * socket if the event socket cannot be opened.
  */
 export function openRequestAndEvents(
-  base: Omit<NetlinkSocketOptions, 'groups' | 'rcvbuf' | 'onNotification' | 'onLost'>,
+  opts: Omit<NetlinkSocketOptions, 'groups' | 'rcvbuf' | 'onNotification' | 'onLost'> & { requestRcvbuf?: number },
   events: { groups: readonly number[]; rcvbuf: number; onNotification: (m: NlMessage) => void; onLost: () => void },
 ): { requests: NetlinkSocket; events: NetlinkSocket | undefined } {
-  const requests = NetlinkSocket.open(base);
+  const { requestRcvbuf, ...base } = opts;
+  const requests = NetlinkSocket.open({ ...base, ...(requestRcvbuf === undefined ? {} : { rcvbuf: requestRcvbuf }) });
   if (events.groups.length === 0) return { requests, events: undefined };
   try {
     return { requests, events: NetlinkSocket.open({ ...base, ...events }) };

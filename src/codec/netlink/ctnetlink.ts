@@ -746,12 +746,12 @@ function attrU8(type: number, v: number): Buffer {
   return encodeAttr(type, Buffer.of(v & 0xff));
 }
 function attrBe16(type: number, v: number): Buffer {
-  const b = Buffer.alloc(2);
+  const b = Buffer.allocUnsafe(2);
   b.writeUInt16BE(v & 0xffff, 0);
   return encodeAttr(type, b);
 }
 function attrBe32(type: number, v: number): Buffer {
-  const b = Buffer.alloc(4);
+  const b = Buffer.allocUnsafe(4);
   b.writeUInt32BE(v >>> 0, 0);
   return encodeAttr(type, b);
 }
@@ -959,6 +959,11 @@ export interface CreateOptions {
    * with the other choice on EBUSY and remembers it.
    */
   keepConfirmed?: boolean;
+  /**
+   * Ask for an ack (default true). Without one the kernel answers only an error: for writes
+   * sent in batches whose success is known when sendto returns (see NetlinkSocket, `ackless`).
+   */
+  ack?: boolean;
 }
 
 /** The status bits a create carries from the entry (EXPECTED and DYING would be EBUSY; CONFIRMED: see keepConfirmed). */
@@ -1043,5 +1048,5 @@ export function encodeCreate(seq: number, e: ConntrackEntry, opts: CreateOptions
   }
   if (e.seqAdjOrig) attrs.push(seqAdjNest(CTA_SEQ_ADJ_ORIG, e.seqAdjOrig));
   if (e.seqAdjReply) attrs.push(seqAdjNest(CTA_SEQ_ADJ_REPLY, e.seqAdjReply));
-  return encodeNlMsg({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, seq }, nfgenmsg(e.family), ...attrs);
+  return encodeNlMsg({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (opts.ack === false ? 0 : NLM_F_ACK), seq }, nfgenmsg(e.family), ...attrs);
 }

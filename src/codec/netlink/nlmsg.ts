@@ -159,22 +159,24 @@ export function encodeNlMsg(
   h: { type: number; flags: number; seq: number; pid?: number },
   ...parts: Uint8Array[]
 ): Buffer {
-  const body = Buffer.concat(parts.map(pad4));
-  const out = Buffer.alloc(NLMSG_HDRLEN + body.length);
+  // allocUnsafe (pooled, not zeroed) throughout the encoders: every byte is written or
+  // zeroed explicitly. A bulk sync encodes a write per entry, and fresh zeroed
+  // ArrayBuffers per attribute were most of its cost.
+  let bodyLen = 0;
+  for (const p of parts) bodyLen += NLA_ALIGN(p.length);
+  const out = Buffer.allocUnsafe(NLMSG_HDRLEN + bodyLen);
   out.writeUInt32LE(out.length, 0);
   out.writeUInt16LE(h.type, 4);
   out.writeUInt16LE(h.flags, 6);
   out.writeUInt32LE(h.seq >>> 0, 8);
   out.writeUInt32LE((h.pid ?? 0) >>> 0, 12);
-  body.copy(out, NLMSG_HDRLEN);
-  return out;
-}
-
-function pad4(b: Uint8Array): Buffer {
-  const len = NLA_ALIGN(b.length);
-  if (len === b.length) return Buffer.from(b.buffer, b.byteOffset, b.length);
-  const out = Buffer.alloc(len);
-  out.set(b);
+  let at = NLMSG_HDRLEN;
+  for (const p of parts) {
+    out.set(p, at);
+    const end = at + NLA_ALIGN(p.length);
+    out.fill(0, at + p.length, end);
+    at = end;
+  }
   return out;
 }
 
@@ -346,17 +348,18 @@ export function nlaFlag(d: Buffer): true | undefined {
 export function encodeAttr(type: number, data: Uint8Array): Buffer {
   const len = NLA_HDRLEN + data.length;
   if (len > 0xffff) throw new RangeError(`netlink attribute ${type} too long (${len} bytes)`);
-  const out = Buffer.alloc(NLA_ALIGN(len));
+  const out = Buffer.allocUnsafe(NLA_ALIGN(len));
   out.writeUInt16LE(len, 0);
   out.writeUInt16LE(type, 2);
   out.set(data, NLA_HDRLEN);
+  out.fill(0, len);
   return out;
 }
 export function encodeAttrU8(type: number, v: number): Buffer {
   return encodeAttr(type, Buffer.of(v & 0xff));
 }
 export function encodeAttrU32(type: number, v: number): Buffer {
-  const b = Buffer.alloc(4);
+  const b = Buffer.allocUnsafe(4);
   b.writeUInt32LE(v >>> 0, 0);
   return encodeAttr(type, b);
 }
