@@ -67,6 +67,14 @@ test('10% loss each way on the sync link for a minute: no link stalls, the backu
   const listed = await lab.exec('fw2', ['conntrack', '-L', '-p', 'tcp', '--orig-dst', '198.18.0.100', '--orig-port-dst', '7']);
   const established = listed.split('\n').filter((l) => l.includes('ESTABLISHED')).length;
   assert.ok(established >= waves * 20, `the backup holds ${established} of ${waves * 20} sessions`);
+  // Converged: the same sessions (original tuple and NAT) in both tables.
+  const sessionsOf = async (fw: string) =>
+    (await lab.exec(fw, ['conntrack', '-L', '-p', 'tcp', '--orig-dst', '198.18.0.100', '--orig-port-dst', '7']))
+      .split('\n')
+      .filter((l) => l.includes('ESTABLISHED'))
+      .map((l) => (/src=(\S+) dst=\S+ sport=(\d+) .*src=(\S+) dst=\S+ sport=\d+/.exec(l) ?? []).slice(1).join(' '))
+      .sort();
+  assert.deepEqual(await sessionsOf('fw2'), await sessionsOf('fw1'), 'the backup has the very sessions of the master, NAT included');
   // The loss shows in the counters everyone can see: status, and Prometheus.
   const c1 = (await status('fw1')).sync!.counters;
   assert.ok(c1.sender_retransmits_timeout + c1.sender_retransmits_nack > 0, `no retransmission counted at fw1: ${JSON.stringify(c1)}`);

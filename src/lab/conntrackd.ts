@@ -23,6 +23,15 @@ export interface ConntrackdOptions {
   port: number;
   /** Addresses whose flows are not synced (the nodes' own; never a VIP that is DNATed). */
   ignore: string[];
+  /**
+   * Keep received entries in the external cache until a commit (default, as with keepalived's
+   * notify); false: write them into the kernel at once (DisableExternalCache On), as fwlb does.
+   */
+  externalCache?: boolean;
+  /** Ask the peer for its whole table at start (StartupResync). */
+  startupResync?: boolean;
+  /** Most entries in each cache (HashLimit); default 262144. */
+  hashLimit?: number;
 }
 
 const files = (lab: Lab, node: string) => {
@@ -34,9 +43,10 @@ export function conntrackdConfig(lab: Lab, node: string, o: ConntrackdOptions): 
   const f = files(lab, node);
   return `Sync {
   Mode FTFW {
-    DisableExternalCache Off
+    DisableExternalCache ${o.externalCache === false ? 'On' : 'Off'}
     CommitTimeout 1800
     PurgeTimeout 5
+    StartupResync ${o.startupResync ? 'On' : 'Off'}
   }
   UDP {
     IPv4_address ${o.self}
@@ -52,8 +62,8 @@ export function conntrackdConfig(lab: Lab, node: string, o: ConntrackdOptions): 
   }
 }
 General {
-  HashSize 8192
-  HashLimit 262144
+  HashSize ${o.hashLimit !== undefined && o.hashLimit > 262144 ? 262144 : 8192}
+  HashLimit ${o.hashLimit ?? 262144}
   LogFile ${f.log}
   Syslog off
   LockFile ${f.lock}
