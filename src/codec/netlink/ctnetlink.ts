@@ -33,6 +33,7 @@ import {
   NLA_HDRLEN,
   NLA_TYPE_MASK,
   NLM_F_ACK,
+  NlWriter,
   NLM_F_CREATE,
   NLM_F_DUMP,
   NLM_F_EXCL,
@@ -771,45 +772,49 @@ function addressBytes(family: IpFamily, text: string, what: string): Buffer {
   return a.bytes;
 }
 
-/** CTA_TUPLE_* of a tuple: the IP nest, the PROTO nest, the zone. */
-function tupleAttrs(family: IpFamily, t: CtTuple, what: string): Buffer[] {
+/** A tuple as a nest of `type`: the IP nest, the PROTO nest, the zone. */
+function writeTuple(w: NlWriter, type: number, family: IpFamily, t: CtTuple, what: string): void {
   if (t.proto === undefined) throw new RangeError(`${what}: no protocol`);
   checkInt(`${what} protocol`, t.proto, 255);
   const src = addressBytes(family, t.src, `${what} source`);
   const dst = addressBytes(family, t.dst, `${what} destination`);
-  const [s, d] = family === 4 ? [CTA_IP_V4_SRC, CTA_IP_V4_DST] : [CTA_IP_V6_SRC, CTA_IP_V6_DST];
-  const proto: Buffer[] = [attrU8(CTA_PROTO_NUM, t.proto)];
   if (hasPorts(t.proto)) {
     if (t.srcPort === undefined || t.dstPort === undefined) throw new RangeError(`${what}: ${PROTO_NAMES[t.proto]} needs both ports`);
   }
   checkInt(`${what} source port`, t.srcPort, 0xffff);
   checkInt(`${what} destination port`, t.dstPort, 0xffff);
-  if (t.srcPort !== undefined) proto.push(attrBe16(CTA_PROTO_SRC_PORT, t.srcPort));
-  if (t.dstPort !== undefined) proto.push(attrBe16(CTA_PROTO_DST_PORT, t.dstPort));
-  if (isIcmp(t.proto)) {
+  const icmp = isIcmp(t.proto);
+  if (icmp) {
     if (t.icmpId === undefined || t.icmpType === undefined || t.icmpCode === undefined) {
       throw new RangeError(`${what}: ICMP needs id, type and code`);
     }
     checkInt(`${what} ICMP id`, t.icmpId, 0xffff);
     checkInt(`${what} ICMP type`, t.icmpType, 0xff);
     checkInt(`${what} ICMP code`, t.icmpCode, 0xff);
+  }
+  checkInt(`${what} zone`, t.zone, 0xffff);
+  const outer = w.begin(type);
+  const ip = w.begin(CTA_TUPLE_IP);
+  w.attr(family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, src).attr(family === 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, dst).end(ip);
+  const proto = w.begin(CTA_TUPLE_PROTO);
+  w.u8(CTA_PROTO_NUM, t.proto);
+  if (t.srcPort !== undefined) w.be16(CTA_PROTO_SRC_PORT, t.srcPort);
+  if (t.dstPort !== undefined) w.be16(CTA_PROTO_DST_PORT, t.dstPort);
+  if (icmp) {
     const v6 = t.proto === IPPROTO_ICMPV6;
-    proto.push(
-      attrBe16(v6 ? CTA_PROTO_ICMPV6_ID : CTA_PROTO_ICMP_ID, t.icmpId),
-      attrU8(v6 ? CTA_PROTO_ICMPV6_TYPE : CTA_PROTO_ICMP_TYPE, t.icmpType),
-      attrU8(v6 ? CTA_PROTO_ICMPV6_CODE : CTA_PROTO_ICMP_CODE, t.icmpCode),
-    );
+    w.be16(v6 ? CTA_PROTO_ICMPV6_ID : CTA_PROTO_ICMP_ID, t.icmpId!);
+    w.u8(v6 ? CTA_PROTO_ICMPV6_TYPE : CTA_PROTO_ICMP_TYPE, t.icmpType!);
+    w.u8(v6 ? CTA_PROTO_ICMPV6_CODE : CTA_PROTO_ICMP_CODE, t.icmpCode!);
   }
-  const out = [nest(CTA_TUPLE_IP, encodeAttr(s, src), encodeAttr(d, dst)), nest(CTA_TUPLE_PROTO, ...proto)];
-  if (t.zone !== undefined) {
-    checkInt(`${what} zone`, t.zone, 0xffff);
-    out.push(attrBe16(CTA_TUPLE_ZONE, t.zone));
-  }
-  return out;
+  w.end(proto);
+  if (t.zone !== undefined) w.be16(CTA_TUPLE_ZONE, t.zone);
+  w.end(outer);
 }
 
 function tupleNest(type: number, family: IpFamily, t: CtTuple, what: string): Buffer {
-  return nest(type, ...tupleAttrs(family, t, what));
+  const w = new NlWriter(96);
+  writeTuple(w, type, family, t, what);
+  return w.finish();
 }
 
 /** What a dump may be narrowed to. Every field is optional; none: the whole table. */
@@ -972,24 +977,22 @@ const CREATE_STATUS_MASK = ~(IPS_EXPECTED | IPS_DYING | IPS_CONFIRMED | IPS_TEMP
 /** The TCP flags a created entry takes from the original: what the peer negotiated. */
 const TCP_FLAGS_COPIED = IP_CT_TCP_FLAG_WINDOW_SCALE | IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_CLOSE_INIT;
 
-function natAttr(type: number, family: IpFamily, proto: number, target: CtNatTarget): Buffer {
+function writeNat(w: NlWriter, type: number, family: IpFamily, proto: number, target: CtNatTarget): void {
   const ip = addressBytes(family, target.address, 'NAT address');
-  const [min, max] = family === 4 ? [CTA_NAT_V4_MINIP, CTA_NAT_V4_MAXIP] : [CTA_NAT_V6_MINIP, CTA_NAT_V6_MAXIP];
-  const attrs = [encodeAttr(min, ip), encodeAttr(max, ip)];
-  if (target.port !== undefined && (hasPorts(proto) || isIcmp(proto))) {
-    checkInt('NAT port', target.port, 0xffff);
-    attrs.push(nest(CTA_NAT_PROTO, attrBe16(CTA_PROTONAT_PORT_MIN, target.port), attrBe16(CTA_PROTONAT_PORT_MAX, target.port)));
+  const withPort = target.port !== undefined && (hasPorts(proto) || isIcmp(proto));
+  if (withPort) checkInt('NAT port', target.port, 0xffff);
+  const nat = w.begin(type);
+  w.attr(family === 4 ? CTA_NAT_V4_MINIP : CTA_NAT_V6_MINIP, ip).attr(family === 4 ? CTA_NAT_V4_MAXIP : CTA_NAT_V6_MAXIP, ip);
+  if (withPort) {
+    const p = w.begin(CTA_NAT_PROTO);
+    w.be16(CTA_PROTONAT_PORT_MIN, target.port!).be16(CTA_PROTONAT_PORT_MAX, target.port!).end(p);
   }
-  return nest(type, ...attrs);
+  w.end(nat);
 }
 
-function seqAdjNest(type: number, s: CtSeqAdj): Buffer {
-  return nest(
-    type,
-    attrBe32(CTA_SEQADJ_CORRECTION_POS, s.correctionPos),
-    attrBe32(CTA_SEQADJ_OFFSET_BEFORE, s.offsetBefore),
-    attrBe32(CTA_SEQADJ_OFFSET_AFTER, s.offsetAfter),
-  );
+function writeSeqAdj(w: NlWriter, type: number, s: CtSeqAdj): void {
+  const n = w.begin(type);
+  w.be32(CTA_SEQADJ_CORRECTION_POS, s.correctionPos).be32(CTA_SEQADJ_OFFSET_BEFORE, s.offsetBefore).be32(CTA_SEQADJ_OFFSET_AFTER, s.offsetAfter).end(n);
 }
 
 /**
@@ -1009,44 +1012,45 @@ function seqAdjNest(type: number, s: CtSeqAdj): Buffer {
  */
 export function encodeCreate(seq: number, e: ConntrackEntry, opts: CreateOptions = {}): Buffer {
   if (e.orig.proto !== e.reply.proto) throw new RangeError('original and reply tuples of different protocols');
-  const attrs: Buffer[] = [tupleNest(CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple')];
-  const nat = natOf(e);
-  attrs.push(tupleNest(CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? invertTuple(e.orig) : e.reply, 'reply tuple'));
-  if (nat.dnat) attrs.push(natAttr(CTA_NAT_DST, e.family, e.orig.proto, nat.dnat));
-  if (nat.snat) attrs.push(natAttr(CTA_NAT_SRC, e.family, e.orig.proto, nat.snat));
-  if (e.status !== undefined) {
-    checkInt('status', e.status, 0xffffffff);
-    const status = (e.status & CREATE_STATUS_MASK) | (opts.keepConfirmed ?? true ? IPS_CONFIRMED : 0);
-    attrs.push(attrBe32(CTA_STATUS, status >>> 0));
-  }
+  // Checked before a byte is written: a bad entry throws, whatever was written is dropped.
+  checkInt('status', e.status, 0xffffffff);
   const timeout = opts.timeout ?? e.timeout ?? 120;
   checkInt('timeout', timeout, 0xffffffff);
-  attrs.push(attrBe32(CTA_TIMEOUT, timeout));
-  if (e.mark !== undefined) {
-    checkInt('mark', e.mark, 0xffffffff);
-    attrs.push(attrBe32(CTA_MARK, e.mark));
+  checkInt('mark', e.mark, 0xffffffff);
+  checkInt('zone', e.zone, 0xffff);
+  const tcp = e.orig.proto === IPPROTO_TCP ? e.tcp ?? { state: 'ESTABLISHED' as TcpCtState } : undefined;
+  const state = tcp ? TCP_CT_STATES.indexOf(tcp.state) : 0;
+  if (tcp && state < 0) throw new RangeError(`unknown TCP state ${String(tcp.state)}`);
+  const scales = tcp !== undefined && tcp.wscaleOrig !== undefined && tcp.wscaleReply !== undefined;
+  if (scales) {
+    checkInt('window scale', tcp.wscaleOrig, 255);
+    checkInt('window scale', tcp.wscaleReply, 255);
   }
-  if (e.zone !== undefined) {
-    checkInt('zone', e.zone, 0xffff);
-    attrs.push(attrBe16(CTA_ZONE, e.zone));
-  }
-  if (e.orig.proto === IPPROTO_TCP) {
-    const tcp = e.tcp ?? { state: 'ESTABLISHED' as TcpCtState };
-    const state = TCP_CT_STATES.indexOf(tcp.state);
-    if (state < 0) throw new RangeError(`unknown TCP state ${String(tcp.state)}`);
+  const w = new NlWriter(256);
+  w.header({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (opts.ack === false ? 0 : NLM_F_ACK), seq });
+  w.raw(nfgenmsg(e.family));
+  writeTuple(w, CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple');
+  const nat = natOf(e);
+  writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? invertTuple(e.orig) : e.reply, 'reply tuple');
+  if (nat.dnat) writeNat(w, CTA_NAT_DST, e.family, e.orig.proto, nat.dnat);
+  if (nat.snat) writeNat(w, CTA_NAT_SRC, e.family, e.orig.proto, nat.snat);
+  if (e.status !== undefined) w.be32(CTA_STATUS, ((e.status & CREATE_STATUS_MASK) | (opts.keepConfirmed ?? true ? IPS_CONFIRMED : 0)) >>> 0);
+  w.be32(CTA_TIMEOUT, timeout);
+  if (e.mark !== undefined) w.be32(CTA_MARK, e.mark);
+  if (e.zone !== undefined) w.be16(CTA_ZONE, e.zone);
+  if (tcp) {
     const liberal = opts.beLiberal ?? true ? IP_CT_TCP_FLAG_BE_LIBERAL : 0;
     const mask = TCP_FLAGS_COPIED | IP_CT_TCP_FLAG_BE_LIBERAL;
-    const flags = (f: number | undefined) => Buffer.of(((f ?? 0) & TCP_FLAGS_COPIED) | liberal, mask);
-    const info: Buffer[] = [attrU8(CTA_PROTOINFO_TCP_STATE, state)];
-    if (tcp.wscaleOrig !== undefined && tcp.wscaleReply !== undefined) {
-      checkInt('window scale', tcp.wscaleOrig, 255);
-      checkInt('window scale', tcp.wscaleReply, 255);
-      info.push(attrU8(CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, tcp.wscaleOrig), attrU8(CTA_PROTOINFO_TCP_WSCALE_REPLY, tcp.wscaleReply));
-    }
-    info.push(encodeAttr(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags(tcp.flagsOrig)), encodeAttr(CTA_PROTOINFO_TCP_FLAGS_REPLY, flags(tcp.flagsReply)));
-    attrs.push(nest(CTA_PROTOINFO, nest(CTA_PROTOINFO_TCP, ...info)));
+    const info = w.begin(CTA_PROTOINFO);
+    const t = w.begin(CTA_PROTOINFO_TCP);
+    w.u8(CTA_PROTOINFO_TCP_STATE, state);
+    if (scales) w.u8(CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, tcp.wscaleOrig!).u8(CTA_PROTOINFO_TCP_WSCALE_REPLY, tcp.wscaleReply!);
+    // struct nf_ct_tcp_flags { flags, mask }: one byte each.
+    w.be16(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, ((((tcp.flagsOrig ?? 0) & TCP_FLAGS_COPIED) | liberal) << 8) | mask);
+    w.be16(CTA_PROTOINFO_TCP_FLAGS_REPLY, ((((tcp.flagsReply ?? 0) & TCP_FLAGS_COPIED) | liberal) << 8) | mask);
+    w.end(t).end(info);
   }
-  if (e.seqAdjOrig) attrs.push(seqAdjNest(CTA_SEQ_ADJ_ORIG, e.seqAdjOrig));
-  if (e.seqAdjReply) attrs.push(seqAdjNest(CTA_SEQ_ADJ_REPLY, e.seqAdjReply));
-  return encodeNlMsg({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (opts.ack === false ? 0 : NLM_F_ACK), seq }, nfgenmsg(e.family), ...attrs);
+  if (e.seqAdjOrig) writeSeqAdj(w, CTA_SEQ_ADJ_ORIG, e.seqAdjOrig);
+  if (e.seqAdjReply) writeSeqAdj(w, CTA_SEQ_ADJ_REPLY, e.seqAdjReply);
+  return w.finish();
 }

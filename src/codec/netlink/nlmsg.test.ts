@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { errnoName, errnoNumber } from './errno.js';
 import * as F from './fixtures.js';
 import {
+  NlWriter,
   attr,
   decodeNlDone,
   decodeNlError,
@@ -355,5 +356,24 @@ test('property: mutated real fixtures never make a decoder throw', () => {
       decodeEverything(m);
     }),
     { numRuns: 5000 },
+  );
+});
+
+test('NlWriter writes what encodeNlMsg and encodeAttr write, growing as it goes', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 0x3fff }), fc.uint8Array({ maxLength: 40 })), { maxLength: 30 }), fc.integer({ min: 1, max: 64 }), (attrs, start) => {
+      const w = new NlWriter(start).header({ type: 0x100, flags: 5, seq: 77 });
+      const nest = w.begin(9);
+      for (const [t, d] of attrs) w.attr(t, d);
+      w.end(nest).be16(3, 0xabcd).be32(4, 0xdeadbeef).u8(5, 7);
+      const expected = encodeNlMsg(
+        { type: 0x100, flags: 5, seq: 77 },
+        encodeAttr(9 | NLA_F_NESTED, Buffer.concat(attrs.map(([t, d]) => encodeAttr(t, d)))),
+        encodeAttr(3, Buffer.from([0xab, 0xcd])),
+        encodeAttr(4, Buffer.from([0xde, 0xad, 0xbe, 0xef])),
+        encodeAttr(5, Buffer.from([7])),
+      );
+      assert.deepEqual(w.finish(), expected);
+    }),
   );
 });
