@@ -12,10 +12,10 @@
 import type { Logger } from 'pino';
 import { decode, encode, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
-import { bodyToEntryV2 as bodyToEntry, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS } from '../codec/sync/entry-v2.js';
+import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey, rawToEntry } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
 import * as receiver from '../fsm/sync/receiver.js';
-import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
+import type { ConntrackEntry, CtTuple, RawCtEntry } from '../codec/netlink/ctnetlink.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import * as sender from '../fsm/sync/sender.js';
@@ -36,7 +36,7 @@ const WRITE_BACKLOG_RECORDS = 16_384;
 const RECORDS_PER_MESSAGE_HIGH = 21;
 import type { Clock } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
-import { Fifo } from '../lib/fifo.js';
+import { OrderedWriter } from './ordered-writer.js';
 
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
@@ -44,6 +44,8 @@ export interface ConntrackStore {
   /** Entries in the table, without reading them. */
   count(): Promise<number>;
   create(entry: ConntrackEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
+  /** The same with the tuples as bytes (no address texts: the receiving hot path), when the store has it. */
+  createRaw?(entry: RawCtEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
   delete(tuple: CtTuple, opts?: { zone?: number }): Promise<'deleted' | 'absent'>;
   onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
 }
@@ -138,12 +140,8 @@ export class StateSyncService {
   private readonly timers: TimerDriver;
   private transport: SyncTransport | undefined;
   private unlisten: (() => void) | undefined;
-  /** The last write queued per entry (by original tuple): an entry's writes stay in order. */
-  private readonly byEntry = new Map<string, Promise<void>>();
   /** Bulk data counts and BULK_ENDs, fed to the bulk machine in stream order. */
   private bulkOrder: Promise<void> = Promise.resolve();
-  /** The last write queued of all: BULK_END waits for the writes before it. */
-  private lastWrite: Promise<void> = Promise.resolve();
   private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>;
   private readonly counters = Object.fromEntries(SYNC_COUNTERS.map((c) => [c, 0])) as Record<SyncCounter, number>;
   private sent = 0;
@@ -152,10 +150,8 @@ export class StateSyncService {
   private running = false;
   /** Records of this turn's events, not yet given to the links. */
   private pending: SyncRecord[] = [];
-  /** Kernel writes in flight, at most WRITE_CONCURRENCY. */
-  private writing = 0;
-  /** Writes waiting for a slot, first come first served (a FIFO: shift() on an array of 100k was the bulk sync's cost). */
-  private readonly writeWaiters = new Fifo<() => void>();
+  /** Received records into our kernel: in order per entry, WRITE_CONCURRENCY at once. */
+  private readonly writer = new OrderedWriter<{ type: SyncRecord['type']; entry: RawCtEntry }>((w) => this.write(w.type, w.entry), WRITE_CONCURRENCY, () => this.updateRoom());
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -319,20 +315,22 @@ export class StateSyncService {
           this.timers.cancel(`${l.peer.id}/${fx.timer}`);
           break;
         case 'deliver': {
-          const jobs = fx.records.map((rec) => this.apply(rec));
+          for (const rec of fx.records) this.apply(rec);
           this.updateRoom();
           if (!fx.bulk) break;
           const data: bulkFsm.BulkEvent = { type: 'data', peer: l.peer.id, records: fx.records.length };
           // Counted once written (the idle timeout measures the transfer's progress into our
           // kernel, not into our memory), in stream order with the BULK_ENDs: records that
           // follow a BULK_END must not be counted for the transfer it ends.
-          this.bulkOrder = this.bulkOrder.then(() => Promise.all(jobs)).then(() => this.feedBulk(data));
+          const upTo = this.writer.last;
+          this.bulkOrder = this.bulkOrder.then(() => this.writer.written(upTo)).then(() => this.feedBulk(data));
           break;
         }
         case 'bulk_end': {
           // After the transfer's writes: the table is complete once they are in the kernel.
           const end: bulkFsm.BulkEvent = { type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count };
-          this.bulkOrder = this.bulkOrder.then(() => Promise.all([...this.byEntry.values(), this.lastWrite])).then(() => this.feedBulk(end));
+          const upTo = this.writer.last;
+          this.bulkOrder = this.bulkOrder.then(() => this.writer.written(upTo)).then(() => this.feedBulk(end));
           break;
         }
         case 'bulk_request':
@@ -468,18 +466,16 @@ export class StateSyncService {
     this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: i, of: entries.length }, `sent the table to ${l.peer.name}`);
   }
 
-  /** Records received and not yet written into the kernel. */
-  private backlog = 0;
   /** The receive window last given to the links. */
   private roomTold: number | undefined;
 
   /**
    * Flow control: the receive window the links advertise follows our write backlog, so a
    * peer's sender never has more records on their way than our kernel writes can absorb
-   * (a bulk sync of a million entries would otherwise sit in our memory as promises).
+   * (a bulk sync of a million entries would otherwise sit in our memory).
    */
   private updateRoom(): void {
-    const free = WRITE_BACKLOG_RECORDS - this.backlog;
+    const free = WRITE_BACKLOG_RECORDS - this.writer.backlog;
     const room = free >= WRITE_BACKLOG_RECORDS / 2 ? undefined : Math.max(0, Math.floor(free / RECORDS_PER_MESSAGE_HIGH));
     const told = this.roomTold;
     if (room === told) return;
@@ -490,63 +486,35 @@ export class StateSyncService {
     for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
   }
 
-  /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
-  private apply(rec: SyncRecord): Promise<void> | undefined {
-    const e = bodyToEntry(rec.body);
+  /** One received record: decoded, and queued for our kernel behind the writes of the same entry. */
+  private apply(rec: SyncRecord): void {
+    const e = bodyToRawV2(rec.body);
     if (!e.ok) {
       this.drop(`entry_${e.reason}`);
-      return undefined;
+      return;
     }
-    const entry = e.value;
-    const zone = entry.zone !== undefined ? { zone: entry.zone } : {};
-    const o = entry.orig;
-    const key = `${o.src}|${o.dst}|${o.proto}|${o.srcPort ?? o.icmpId ?? ''}|${o.dstPort ?? o.icmpType ?? ''}|${o.zone ?? entry.zone ?? ''}`;
-    const prev = this.byEntry.get(key) ?? Promise.resolve();
-    this.backlog++;
-    const job = prev.then(async () => {
-      await this.slot();
-      try {
-        if (rec.type === 'ct_destroy') {
-          await this.deps.ct.delete(entry.orig, zone);
-        } else if ((await this.deps.ct.create(entry, { beLiberal: true })) === 'exists') {
-          await this.deps.ct.delete(entry.orig, zone);
-          await this.deps.ct.create(entry, { beLiberal: true });
-        }
-        this.applied++;
-        this.count('records_applied');
-      } catch (err) {
-        this.applyErrors++;
-        this.count('apply_errors');
-        this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
-      } finally {
-        this.release();
-        this.backlog--;
-        this.updateRoom();
+    this.writer.push(rawEntryKey(e.value), { type: rec.type, entry: e.value });
+  }
+
+  /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
+  private async write(type: SyncRecord['type'], raw: RawCtEntry): Promise<void> {
+    const ct = this.deps.ct;
+    const create = () => (ct.createRaw ? ct.createRaw(raw, { beLiberal: true }) : ct.create(rawToEntry(raw), { beLiberal: true }));
+    const zone = raw.zone !== undefined ? { zone: raw.zone } : {};
+    try {
+      if (type === 'ct_destroy') {
+        await ct.delete(rawToEntry(raw).orig, zone);
+      } else if ((await create()) === 'exists') {
+        await ct.delete(rawToEntry(raw).orig, zone);
+        await create();
       }
-    });
-    this.byEntry.set(key, job);
-    this.lastWrite = job;
-    void job.then(() => {
-      if (this.byEntry.get(key) === job) this.byEntry.delete(key);
-    });
-    return job;
-  }
-
-  /** Waits for a free write slot. */
-  private slot(): Promise<void> {
-    if (this.writing < WRITE_CONCURRENCY) {
-      this.writing++;
-      return Promise.resolve();
+      this.applied++;
+      this.count('records_applied');
+    } catch (err) {
+      this.applyErrors++;
+      this.count('apply_errors');
+      this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
     }
-    return new Promise((res) => this.writeWaiters.push(() => {
-      this.writing++;
-      res();
-    }));
-  }
-
-  private release(): void {
-    this.writing--;
-    this.writeWaiters.shift()?.();
   }
 
   status(): StateSyncStatus {

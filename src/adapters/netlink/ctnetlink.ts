@@ -47,6 +47,8 @@ import {
   decodeConntrackEvent,
   type DumpFilter,
   encodeCreate,
+  encodeCreateRaw,
+  type RawCtEntry,
   encodeDelete,
   encodeDumpRequest,
   encodeGet,
@@ -237,8 +239,17 @@ export class Ctnetlink {
    * after a failover is harmless). Other errors reject with NetlinkError.
    */
   async create(entry: ConntrackEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
+    return this.createWith((seq, o) => encodeCreate(seq, entry, o), entry.status !== undefined, opts);
+  }
+
+  /** `create` of an entry whose tuples are bytes (a received sync record: no address texts). */
+  async createRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
+    return this.createWith((seq, o) => encodeCreateRaw(seq, entry, o), entry.status !== undefined, opts);
+  }
+
+  private async createWith(encode: (seq: number, opts: CreateOptions) => Buffer, hasStatus: boolean, opts: CreateOptions): Promise<'created' | 'exists'> {
     const attempt = (keepConfirmed: boolean) =>
-      this.requests.request((seq) => encodeCreate(seq, entry, { ...opts, keepConfirmed, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
+      this.requests.request((seq) => encode(seq, { ...opts, keepConfirmed, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
     const keep = opts.keepConfirmed ?? this.keepConfirmed;
     try {
       await attempt(keep);
@@ -247,7 +258,7 @@ export class Ctnetlink {
       if (!(err instanceof NetlinkError)) throw err;
       if (err.errno === 'EEXIST') return 'exists';
       // EBUSY: this kernel wants the other CONFIRMED choice (see CreateOptions.keepConfirmed).
-      if (err.errno !== 'EBUSY' || opts.keepConfirmed !== undefined || entry.status === undefined) throw err;
+      if (err.errno !== 'EBUSY' || opts.keepConfirmed !== undefined || !hasStatus) throw err;
     }
     this.stats.createRetries++;
     try {

@@ -317,6 +317,21 @@ export interface CtSeqAdj {
  * and `natOf(entry)` reads it back. Events carry less than dumps: a destroy event has the
  * tuples, id and counters but no status or timeout, hence the optional fields.
  */
+/**
+ * A tuple with its addresses as bytes (4 or 16): what the encoders write, and what the sync's
+ * binary records carry, so a received record goes to the kernel without address texts.
+ */
+export interface RawCtTuple extends Omit<CtTuple, 'src' | 'dst'> {
+  src: Uint8Array;
+  dst: Uint8Array;
+}
+
+/** An entry as a create needs it, tuples as bytes (see RawCtTuple). */
+export interface RawCtEntry extends Pick<ConntrackEntry, 'family' | 'status' | 'timeout' | 'mark' | 'zone' | 'tcp' | 'seqAdjOrig' | 'seqAdjReply'> {
+  orig: RawCtTuple;
+  reply: RawCtTuple;
+}
+
 export interface ConntrackEntry {
   family: IpFamily;
   orig: CtTuple;
@@ -772,12 +787,17 @@ function addressBytes(family: IpFamily, text: string, what: string): Buffer {
   return a.bytes;
 }
 
+/** A tuple with its addresses as bytes (throws RangeError when one is not of the family). */
+export function rawTuple(family: IpFamily, t: CtTuple, what: string): RawCtTuple {
+  return { ...t, src: addressBytes(family, t.src, `${what} source`), dst: addressBytes(family, t.dst, `${what} destination`) };
+}
+
 /** A tuple as a nest of `type`: the IP nest, the PROTO nest, the zone. */
-function writeTuple(w: NlWriter, type: number, family: IpFamily, t: CtTuple, what: string): void {
+function writeTuple(w: NlWriter, type: number, family: IpFamily, t: RawCtTuple, what: string): void {
   if (t.proto === undefined) throw new RangeError(`${what}: no protocol`);
   checkInt(`${what} protocol`, t.proto, 255);
-  const src = addressBytes(family, t.src, `${what} source`);
-  const dst = addressBytes(family, t.dst, `${what} destination`);
+  const alen = family === 4 ? 4 : 16;
+  if (t.src.length !== alen || t.dst.length !== alen) throw new RangeError(`${what}: addresses are not IPv${family}`);
   if (hasPorts(t.proto)) {
     if (t.srcPort === undefined || t.dstPort === undefined) throw new RangeError(`${what}: ${PROTO_NAMES[t.proto]} needs both ports`);
   }
@@ -795,7 +815,7 @@ function writeTuple(w: NlWriter, type: number, family: IpFamily, t: CtTuple, wha
   checkInt(`${what} zone`, t.zone, 0xffff);
   const outer = w.begin(type);
   const ip = w.begin(CTA_TUPLE_IP);
-  w.attr(family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, src).attr(family === 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, dst).end(ip);
+  w.attr(family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, t.src).attr(family === 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, t.dst).end(ip);
   const proto = w.begin(CTA_TUPLE_PROTO);
   w.u8(CTA_PROTO_NUM, t.proto);
   if (t.srcPort !== undefined) w.be16(CTA_PROTO_SRC_PORT, t.srcPort);
@@ -813,7 +833,7 @@ function writeTuple(w: NlWriter, type: number, family: IpFamily, t: CtTuple, wha
 
 function tupleNest(type: number, family: IpFamily, t: CtTuple, what: string): Buffer {
   const w = new NlWriter(96);
-  writeTuple(w, type, family, t, what);
+  writeTuple(w, type, family, rawTuple(family, t, what), what);
   return w.finish();
 }
 
@@ -977,17 +997,50 @@ const CREATE_STATUS_MASK = ~(IPS_EXPECTED | IPS_DYING | IPS_CONFIRMED | IPS_TEMP
 /** The TCP flags a created entry takes from the original: what the peer negotiated. */
 const TCP_FLAGS_COPIED = IP_CT_TCP_FLAG_WINDOW_SCALE | IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_CLOSE_INIT;
 
-function writeNat(w: NlWriter, type: number, family: IpFamily, proto: number, target: CtNatTarget): void {
-  const ip = addressBytes(family, target.address, 'NAT address');
+function writeNat(w: NlWriter, type: number, family: IpFamily, proto: number, target: { address: Uint8Array; port?: number }): void {
   const withPort = target.port !== undefined && (hasPorts(proto) || isIcmp(proto));
   if (withPort) checkInt('NAT port', target.port, 0xffff);
   const nat = w.begin(type);
-  w.attr(family === 4 ? CTA_NAT_V4_MINIP : CTA_NAT_V6_MINIP, ip).attr(family === 4 ? CTA_NAT_V4_MAXIP : CTA_NAT_V6_MAXIP, ip);
+  w.attr(family === 4 ? CTA_NAT_V4_MINIP : CTA_NAT_V6_MINIP, target.address).attr(family === 4 ? CTA_NAT_V4_MAXIP : CTA_NAT_V6_MAXIP, target.address);
   if (withPort) {
     const p = w.begin(CTA_NAT_PROTO);
     w.be16(CTA_PROTONAT_PORT_MIN, target.port!).be16(CTA_PROTONAT_PORT_MAX, target.port!).end(p);
   }
   w.end(nat);
+}
+
+/** natOf on tuples of bytes (the same rules; addresses compared byte for byte). */
+function rawNatOf(orig: RawCtTuple, reply: RawCtTuple): { dnat?: { address: Uint8Array; port?: number }; snat?: { address: Uint8Array; port?: number } } {
+  const out: { dnat?: { address: Uint8Array; port?: number }; snat?: { address: Uint8Array; port?: number } } = {};
+  const ports = hasPorts(orig.proto);
+  const icmp = isIcmp(orig.proto);
+  if (!sameBytes(reply.src, orig.dst) || (ports && reply.srcPort !== orig.dstPort)) {
+    out.dnat = ports && reply.srcPort !== undefined ? { address: reply.src, port: reply.srcPort } : { address: reply.src };
+  }
+  const idChanged = icmp && reply.icmpId !== orig.icmpId;
+  if (!sameBytes(reply.dst, orig.src) || (ports && reply.dstPort !== orig.srcPort) || idChanged) {
+    const port = ports ? reply.dstPort : icmp ? reply.icmpId : undefined;
+    out.snat = port !== undefined ? { address: reply.dst, port } : { address: reply.dst };
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** invertTuple on a tuple of bytes. */
+function rawInvert(t: RawCtTuple): RawCtTuple {
+  const out: RawCtTuple = { src: t.dst, dst: t.src, proto: t.proto };
+  if (t.dstPort !== undefined) out.srcPort = t.dstPort;
+  if (t.srcPort !== undefined) out.dstPort = t.srcPort;
+  if (t.icmpId !== undefined) out.icmpId = t.icmpId;
+  if (t.icmpType !== undefined) out.icmpType = invertIcmpType(t.proto, t.icmpType);
+  if (t.icmpCode !== undefined) out.icmpCode = t.icmpCode;
+  if (t.zone !== undefined) out.zone = t.zone;
+  return out;
 }
 
 function writeSeqAdj(w: NlWriter, type: number, s: CtSeqAdj): void {
@@ -1011,6 +1064,11 @@ function writeSeqAdj(w: NlWriter, type: number, s: CtSeqAdj): void {
  * counters, labels.
  */
 export function encodeCreate(seq: number, e: ConntrackEntry, opts: CreateOptions = {}): Buffer {
+  return encodeCreateRaw(seq, { ...e, orig: rawTuple(e.family, e.orig, 'original tuple'), reply: rawTuple(e.family, e.reply, 'reply tuple') }, opts);
+}
+
+/** encodeCreate of an entry whose tuples are bytes already (a received sync record). */
+export function encodeCreateRaw(seq: number, e: RawCtEntry, opts: CreateOptions = {}): Buffer {
   if (e.orig.proto !== e.reply.proto) throw new RangeError('original and reply tuples of different protocols');
   // Checked before a byte is written: a bad entry throws, whatever was written is dropped.
   checkInt('status', e.status, 0xffffffff);
@@ -1030,8 +1088,8 @@ export function encodeCreate(seq: number, e: ConntrackEntry, opts: CreateOptions
   w.header({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (opts.ack === false ? 0 : NLM_F_ACK), seq });
   w.raw(nfgenmsg(e.family));
   writeTuple(w, CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple');
-  const nat = natOf(e);
-  writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? invertTuple(e.orig) : e.reply, 'reply tuple');
+  const nat = rawNatOf(e.orig, e.reply);
+  writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? rawInvert(e.orig) : e.reply, 'reply tuple');
   if (nat.dnat) writeNat(w, CTA_NAT_DST, e.family, e.orig.proto, nat.dnat);
   if (nat.snat) writeNat(w, CTA_NAT_SRC, e.family, e.orig.proto, nat.snat);
   if (e.status !== undefined) w.be32(CTA_STATUS, ((e.status & CREATE_STATUS_MASK) | (opts.keepConfirmed ?? true ? IPS_CONFIRMED : 0)) >>> 0);

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { bodyToEntryV2, entryToBodyV2, ENTRY_V2_DECODE_REASONS, ENTRY_V2_FIELDS } from './entry-v2.js';
-import { TCP_CT_STATES, type ConntrackEntry } from '../netlink/ctnetlink.js';
+import { bodyToEntryV2, bodyToRawV2, entryToBodyV2, ENTRY_V2_DECODE_REASONS, ENTRY_V2_FIELDS, rawEntryKey } from './entry-v2.js';
+import { encodeCreate, encodeCreateRaw, TCP_CT_STATES, type ConntrackEntry, type RawCtEntry } from '../netlink/ctnetlink.js';
 import { CREATE_ENTRY_TCP, CREATE_ENTRY_V6 } from '../netlink/ctnetlink-fixtures.js';
 
 /** An entry as the kernel gave it (real bytes, in the ctnetlink fixtures): DNAT to a backend. */
@@ -102,4 +102,22 @@ test('each problem has its own reason; an unknown field is skipped', () => {
   const at = mark.indexOf(Buffer.from([ENTRY_V2_FIELDS.MARK, 4]));
   mark[at + 1] = 3;
   assert.equal(reason(mark), 'bad_length');
+});
+
+test('property: a received record goes to the kernel as the same create message as its entry would (bytes path = text path)', () => {
+  fc.assert(fc.property(entryArb, fc.boolean(), (e, liberal) => {
+    const body = entryToBodyV2(e);
+    const raw = bodyToRawV2(body);
+    assert.ok(raw.ok);
+    const text = bodyToEntryV2(body);
+    assert.ok(text.ok);
+    assert.deepEqual(encodeCreateRaw(7, raw.value, { beLiberal: liberal, ack: false }), encodeCreate(7, text.value, { beLiberal: liberal, ack: false }));
+    // Two records of one entry share a key; another entry has its own.
+    assert.equal(rawEntryKey(raw.value), rawEntryKey((bodyToRawV2(entryToBodyV2({ ...e, timeout: 1 })) as { value: RawCtEntry }).value));
+  }), { numRuns: 300 });
+  for (const e of [CREATE_ENTRY_TCP, CREATE_ENTRY_V6]) {
+    const raw = bodyToRawV2(entryToBodyV2(e));
+    assert.ok(raw.ok);
+    assert.deepEqual(encodeCreateRaw(1, raw.value), encodeCreate(1, e));
+  }
 });

@@ -28,7 +28,7 @@
  * refused; an unknown type is skipped (a newer peer's addition), so fields can be added
  * without a new version. Every problem has its own closed reason; the decoder never throws.
  */
-import type { ConntrackEntry, CtTcpInfo, CtTuple } from '../netlink/ctnetlink.js';
+import type { ConntrackEntry, CtTcpInfo, CtTuple, RawCtEntry, RawCtTuple } from '../netlink/ctnetlink.js';
 import { TCP_CT_STATES } from '../netlink/ctnetlink.js';
 import { formatIPv4, formatIPv6, parseAddress } from '../../lib/ip-bytes.js';
 
@@ -143,21 +143,19 @@ export function entryToBodyV2(e: ConntrackEntry): Uint8Array {
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; reason: EntryV2DecodeReason };
 
-function decodeTuple(v: Uint8Array, family: 4 | 6): Decoded<CtTuple> {
+function decodeTuple(v: Uint8Array, family: 4 | 6): Decoded<RawCtTuple> {
   const alen = family === 4 ? 4 : 16;
   if (v.length < 2 * alen + 1) return { ok: false, reason: 'bad_length' };
-  const fmt = family === 4 ? formatIPv4 : formatIPv6;
-  const t: CtTuple = { src: fmt(v, 0), dst: fmt(v, alen), proto: v[2 * alen]! };
+  const t: RawCtTuple = { src: v.subarray(0, alen), dst: v.subarray(alen, 2 * alen), proto: v[2 * alen]! };
   const rest = v.length - (2 * alen + 1);
   const o = 2 * alen + 1;
-  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
   if (PORT_PROTOS.has(t.proto)) {
     if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
-    t.srcPort = dv.getUint16(o);
-    t.dstPort = dv.getUint16(o + 2);
+    t.srcPort = (v[o]! << 8) | v[o + 1]!;
+    t.dstPort = (v[o + 2]! << 8) | v[o + 3]!;
   } else if (ICMP_PROTOS.has(t.proto)) {
     if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
-    t.icmpId = dv.getUint16(o);
+    t.icmpId = (v[o]! << 8) | v[o + 1]!;
     t.icmpType = v[o + 2]!;
     t.icmpCode = v[o + 3]!;
   } else if (rest !== 0) {
@@ -166,13 +164,33 @@ function decodeTuple(v: Uint8Array, family: 4 | 6): Decoded<CtTuple> {
   return { ok: true, value: t };
 }
 
-/** Sizes of the fixed-size fields. */
-const FIXED: Record<number, number> = { [F.FAMILY]: 1, [F.STATUS]: 4, [F.TIMEOUT]: 4, [F.MARK]: 4, [F.ZONE]: 2, [F.TCP]: 5, [F.ORIG_ZONE]: 2, [F.REPLY_ZONE]: 2 };
+/** Sizes of the fixed-size fields (index: field type). */
+const FIXED: readonly (number | undefined)[] = (() => {
+  const a: (number | undefined)[] = [];
+  a[F.FAMILY] = 1;
+  a[F.STATUS] = 4;
+  a[F.TIMEOUT] = 4;
+  a[F.MARK] = 4;
+  a[F.ZONE] = 2;
+  a[F.TCP] = 5;
+  a[F.ORIG_ZONE] = 2;
+  a[F.REPLY_ZONE] = 2;
+  return a;
+})();
+const KNOWN_MAX = F.REPLY_ZONE;
 
-export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
+const be32 = (b: Uint8Array) => ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+const be16 = (b: Uint8Array) => (b[0]! << 8) | b[1]!;
+
+/**
+ * A record's entry with its addresses as bytes (views into `body`): what a receiving node
+ * writes into its kernel without ever spelling an address. Validates everything
+ * `bodyToEntryV2` does.
+ */
+export function bodyToRawV2(body: Uint8Array): Decoded<RawCtEntry> {
   if (body.length < 2) return { ok: false, reason: 'empty' };
   if (body[0] !== ENTRY_ENCODING_V2) return { ok: false, reason: 'bad_version' };
-  const seen = new Map<number, Uint8Array>();
+  const seen: (Uint8Array | undefined)[] = new Array(KNOWN_MAX + 1);
   let i = 1;
   while (i < body.length) {
     if (i + 2 > body.length) return { ok: false, reason: 'truncated' };
@@ -181,14 +199,14 @@ export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
     if (i + 2 + len > body.length) return { ok: false, reason: 'truncated' };
     const v = body.subarray(i + 2, i + 2 + len);
     i += 2 + len;
-    if (FIXED[type] === undefined && type !== F.ORIG && type !== F.REPLY) continue; // a newer peer's field
-    if (seen.has(type)) return { ok: false, reason: 'duplicate_field' };
+    if (type > KNOWN_MAX || (FIXED[type] === undefined && type !== F.ORIG && type !== F.REPLY)) continue; // a newer peer's field
+    if (seen[type] !== undefined) return { ok: false, reason: 'duplicate_field' };
     if (FIXED[type] !== undefined && len !== FIXED[type]) return { ok: false, reason: 'bad_length' };
-    seen.set(type, v);
+    seen[type] = v;
   }
-  const fam = seen.get(F.FAMILY);
-  const o = seen.get(F.ORIG);
-  const r = seen.get(F.REPLY);
+  const fam = seen[F.FAMILY];
+  const o = seen[F.ORIG];
+  const r = seen[F.REPLY];
   if (!fam || !o || !r) return { ok: false, reason: 'missing_field' };
   const family = fam[0];
   if (family !== 4 && family !== 6) return { ok: false, reason: 'bad_family' };
@@ -196,22 +214,20 @@ export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
   if (!orig.ok) return orig;
   const reply = decodeTuple(r, family);
   if (!reply.ok) return reply;
-  const e: ConntrackEntry = { family, orig: orig.value, reply: reply.value };
-  const be32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
-  const be16 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 2).getUint16(0);
-  const st = seen.get(F.STATUS);
+  const e: RawCtEntry = { family, orig: orig.value, reply: reply.value };
+  const st = seen[F.STATUS];
   if (st) e.status = be32(st);
-  const to = seen.get(F.TIMEOUT);
+  const to = seen[F.TIMEOUT];
   if (to) e.timeout = be32(to);
-  const mk = seen.get(F.MARK);
+  const mk = seen[F.MARK];
   if (mk) e.mark = be32(mk);
-  const zn = seen.get(F.ZONE);
+  const zn = seen[F.ZONE];
   if (zn) e.zone = be16(zn);
-  const oz = seen.get(F.ORIG_ZONE);
+  const oz = seen[F.ORIG_ZONE];
   if (oz) e.orig.zone = be16(oz);
-  const rz = seen.get(F.REPLY_ZONE);
+  const rz = seen[F.REPLY_ZONE];
   if (rz) e.reply.zone = be16(rz);
-  const tcp = seen.get(F.TCP);
+  const tcp = seen[F.TCP];
   if (tcp) {
     const state = TCP_CT_STATES[tcp[0]!];
     if (!state) return { ok: false, reason: 'bad_tcp_state' };
@@ -223,4 +239,27 @@ export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
     e.tcp = t;
   }
   return { ok: true, value: e };
+}
+
+/** The entry with its addresses spelled out. */
+export function rawToEntry(r: RawCtEntry): ConntrackEntry {
+  const fmt = r.family === 4 ? formatIPv4 : formatIPv6;
+  const tuple = (t: RawCtTuple): CtTuple => ({ ...t, src: fmt(t.src, 0), dst: fmt(t.dst, 0) });
+  const e: ConntrackEntry = { ...r, orig: tuple(r.orig), reply: tuple(r.reply) };
+  return e;
+}
+
+export function bodyToEntryV2(body: Uint8Array): Decoded<ConntrackEntry> {
+  const r = bodyToRawV2(body);
+  return r.ok ? { ok: true, value: rawToEntry(r.value) } : r;
+}
+
+/**
+ * A key naming the entry (its original tuple and zone) for ordering writes: the bytes as a
+ * string, no address text.
+ */
+export function rawEntryKey(e: RawCtEntry): string {
+  const o = e.orig;
+  const bytes = (b: Uint8Array) => String.fromCharCode.apply(null, b as unknown as number[]);
+  return `${bytes(o.src)}${bytes(o.dst)}|${o.proto}|${o.srcPort ?? o.icmpId ?? ''}|${o.dstPort ?? o.icmpType ?? ''}|${o.zone ?? ''}|${e.zone ?? ''}`;
 }
