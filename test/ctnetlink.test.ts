@@ -45,6 +45,7 @@ import {
   IPS_DST_NAT,
   IPS_SEEN_REPLY,
   natOf,
+  rawTuple,
 } from '../src/codec/netlink/ctnetlink.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -401,6 +402,17 @@ async function childBackup(copies: ConntrackEntry[]): Promise<Record<string, unk
   report.created = [];
   for (const e of copies) (report.created as string[]).push(await ct.create(e));
   report.createdAgain = await Promise.all(copies.map((e) => ct.create(e)));
+  // A later record of an entry changes it in place (mark, timeout); one that would clear
+  // ASSURED is refused (the sync then replaces the entry); an absent entry is 'absent'.
+  step('update in place');
+  const tcpEntry = copies.find((e) => e.orig.proto === IPPROTO_TCP)!;
+  const asRaw = (e: ConntrackEntry) => ({ ...e, orig: rawTuple(e.family, e.orig, 'o'), reply: rawTuple(e.family, e.reply, 'r') });
+  report.updated = await ct.updateRaw({ ...asRaw(tcpEntry), mark: 77, timeout: 999 });
+  const after = await ct.get(tcpEntry.orig);
+  report.afterUpdate = { mark: after?.mark, timeoutBelow1000: (after?.timeout ?? 0) > 900 && (after?.timeout ?? 0) <= 999, assured: after ? hasStatus(after, 'ASSURED') : null, dnat: after ? natOf(after) : null };
+  report.updateClearing = await ct.updateRaw({ ...asRaw(tcpEntry), status: (tcpEntry.status ?? 0) & ~IPS_ASSURED }).then((r) => r, (e: unknown) => (e instanceof NetlinkError ? e.errno : String(e)));
+  report.updateAbsent = await ct.updateRaw({ ...asRaw(tcpEntry), orig: { ...asRaw(tcpEntry).orig, srcPort: 2 } });
+  await ct.updateRaw({ ...asRaw(tcpEntry), mark: tcpEntry.mark ?? 0 }); // as it was, for the checks below
   report.cli = conntrackL().map((l) => ({ ...cliTuples(l), assured: l.includes('[ASSURED]'), established: l.includes('ESTABLISHED'), mark: /mark=(\d+)/.exec(l)?.[1] }));
   report.dumped = (await ct.dump()).map((e) => ({ orig: tupleText(e.orig), reply: tupleText(e.reply), nat: natOf(e), status: e.status, tcp: e.tcp, mark: e.mark }));
   report.createRetries = ct.counters().createRetries;
@@ -753,6 +765,11 @@ test('summarizeServiceFlows groups by reply source and counts TCP ESTABLISHED / 
     const rep = r.report;
     assert.deepEqual(rep.created, ['created', 'created']);
     assert.deepEqual(rep.createdAgain, ['exists', 'exists']);
+    assert.equal(rep.updated, 'updated');
+    const tcpCopy = copies.find((e) => e.orig.proto === IPPROTO_TCP)!;
+    assert.deepEqual(rep.afterUpdate, { mark: 77, timeoutBelow1000: true, assured: true, dnat: natOf(tcpCopy) }, 'changed in place, NAT kept');
+    assert.equal(rep.updateClearing, 'EBUSY');
+    assert.equal(rep.updateAbsent, 'absent');
     assert.equal(rep.createRetries, 0, 'IPS_CONFIRMED kept: right the first time on this kernel');
     // conntrack(8) in the backup shows the router's tuples, NAT included.
     const want = copies.map((e) => ({ orig: tupleText(e.orig), reply: tupleText(e.reply) })).sort((a, b) => a.orig.localeCompare(b.orig));

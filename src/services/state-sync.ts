@@ -46,6 +46,8 @@ export interface ConntrackStore {
   create(entry: ConntrackEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
   /** The same with the tuples as bytes (no address texts: the receiving hot path), when the store has it. */
   createRaw?(entry: RawCtEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
+  /** Changes an entry in place (rejects when the kernel refuses the change), when the store can. */
+  updateRaw?(entry: RawCtEntry, opts: { beLiberal?: boolean }): Promise<'updated' | 'absent'>;
   delete(tuple: CtTuple, opts?: { zone?: number }): Promise<'deleted' | 'absent'>;
   onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
 }
@@ -95,6 +97,7 @@ export const SYNC_SERVICE_COUNTERS = [
   'send_errors',
   'records_replicated', // our conntrack events queued for the peers
   'records_applied', // received records written into our kernel
+  'updates_replaced', // a record the kernel would not apply in place: the entry was replaced
   'apply_errors',
   'events_lost', // the kernel's event queue overflowed (a full push follows)
   'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
@@ -501,10 +504,21 @@ export class StateSyncService {
     const ct = this.deps.ct;
     const create = () => (ct.createRaw ? ct.createRaw(raw, { beLiberal: true }) : ct.create(rawToEntry(raw), { beLiberal: true }));
     const zone = raw.zone !== undefined ? { zone: raw.zone } : {};
+    // A later record of an entry we hold changes it in place; where the kernel refuses the
+    // change (a status bit that would be cleared), or cannot, the entry is replaced.
+    const update = async (): Promise<boolean> => {
+      if (!ct.updateRaw) return false;
+      try {
+        return (await ct.updateRaw(raw, { beLiberal: true })) === 'updated';
+      } catch {
+        this.count('updates_replaced');
+        return false;
+      }
+    };
     try {
       if (type === 'ct_destroy') {
         await ct.delete(rawToEntry(raw).orig, zone);
-      } else if ((await create()) === 'exists') {
+      } else if ((await create()) === 'exists' && !(await update())) {
         await ct.delete(rawToEntry(raw).orig, zone);
         await create();
       }

@@ -48,6 +48,7 @@ import {
   type DumpFilter,
   encodeCreate,
   encodeCreateRaw,
+  encodeUpdateRaw,
   type RawCtEntry,
   encodeDelete,
   encodeDumpRequest,
@@ -245,6 +246,21 @@ export class Ctnetlink {
   /** `create` of an entry whose tuples are bytes (a received sync record: no address texts). */
   async createRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
     return this.createWith((seq, o) => encodeCreateRaw(seq, entry, o), entry.status !== undefined, opts);
+  }
+
+  /**
+   * Changes the entry with this original tuple in place (see encodeUpdateRaw): 'updated', or
+   * 'absent' (ENOENT). A change the kernel refuses (EBUSY: a status bit cleared; EOPNOTSUPP)
+   * rejects with NetlinkError: replace the entry instead.
+   */
+  async updateRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'updated' | 'absent'> {
+    try {
+      await this.requests.request((seq) => encodeUpdateRaw(seq, entry, { ...opts, keepConfirmed: true, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
+      return 'updated';
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === 'ENOENT') return 'absent';
+      throw err;
+    }
   }
 
   private async createWith(encode: (seq: number, opts: CreateOptions) => Buffer, hasStatus: boolean, opts: CreateOptions): Promise<'created' | 'exists'> {

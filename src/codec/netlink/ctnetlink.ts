@@ -1069,6 +1069,23 @@ export function encodeCreate(seq: number, e: ConntrackEntry, opts: CreateOptions
 
 /** encodeCreate of an entry whose tuples are bytes already (a received sync record). */
 export function encodeCreateRaw(seq: number, e: RawCtEntry, opts: CreateOptions = {}): Buffer {
+  return encodeEntry(seq, e, opts, 'create');
+}
+
+/**
+ * Change an entry in place (what a backup does with a later record of an entry it holds):
+ * IPCTNL_MSG_CT_NEW with NLM_F_REQUEST (and ACK) but neither CREATE nor EXCL, so the kernel
+ * finds the entry by its original tuple (ENOENT when there is none) and changes what
+ * ctnetlink_change_conntrack allows: status bits that only get set (SEEN_REPLY, ASSURED;
+ * EBUSY otherwise), timeout, mark, TCP state, window scales and flags, sequence adjustments.
+ * The NAT of an entry never changes: no CTA_NAT_* (EOPNOTSUPP on an update), no reply tuple.
+ * One message instead of the delete and create it replaces.
+ */
+export function encodeUpdateRaw(seq: number, e: RawCtEntry, opts: CreateOptions = {}): Buffer {
+  return encodeEntry(seq, e, opts, 'update');
+}
+
+function encodeEntry(seq: number, e: RawCtEntry, opts: CreateOptions, mode: 'create' | 'update'): Buffer {
   if (e.orig.proto !== e.reply.proto) throw new RangeError('original and reply tuples of different protocols');
   // Checked before a byte is written: a bad entry throws, whatever was written is dropped.
   checkInt('status', e.status, 0xffffffff);
@@ -1085,13 +1102,16 @@ export function encodeCreateRaw(seq: number, e: RawCtEntry, opts: CreateOptions 
     checkInt('window scale', tcp.wscaleReply, 255);
   }
   const w = new NlWriter(256);
-  w.header({ type: CT_NEW, flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (opts.ack === false ? 0 : NLM_F_ACK), seq });
+  const create = mode === 'create' ? NLM_F_CREATE | NLM_F_EXCL : 0;
+  w.header({ type: CT_NEW, flags: NLM_F_REQUEST | create | (opts.ack === false ? 0 : NLM_F_ACK), seq });
   w.raw(nfgenmsg(e.family));
   writeTuple(w, CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple');
-  const nat = rawNatOf(e.orig, e.reply);
-  writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? rawInvert(e.orig) : e.reply, 'reply tuple');
-  if (nat.dnat) writeNat(w, CTA_NAT_DST, e.family, e.orig.proto, nat.dnat);
-  if (nat.snat) writeNat(w, CTA_NAT_SRC, e.family, e.orig.proto, nat.snat);
+  if (mode === 'create') {
+    const nat = rawNatOf(e.orig, e.reply);
+    writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? rawInvert(e.orig) : e.reply, 'reply tuple');
+    if (nat.dnat) writeNat(w, CTA_NAT_DST, e.family, e.orig.proto, nat.dnat);
+    if (nat.snat) writeNat(w, CTA_NAT_SRC, e.family, e.orig.proto, nat.snat);
+  }
   if (e.status !== undefined) w.be32(CTA_STATUS, ((e.status & CREATE_STATUS_MASK) | (opts.keepConfirmed ?? true ? IPS_CONFIRMED : 0)) >>> 0);
   w.be32(CTA_TIMEOUT, timeout);
   if (e.mark !== undefined) w.be32(CTA_MARK, e.mark);
