@@ -523,7 +523,10 @@ test('property: over random loss patterns the receiver ends with exactly the sen
       fc.array(fc.array(fc.integer({ min: 0, max: 600 }), { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 120 }),
       fc.integer({ min: 0, max: 20 }),
       (opts, batchSizes, gapMs) => {
-        const { net, a, b } = pair(opts, { sender: { window: 16 } });
+        // Delivery, not liveness: at half the datagrams lost the peer would be declared dead
+        // (three hellos lost in a row) and queueing for it would stop, by design (the whole
+        // table follows when it is back: tested with the sender and the service).
+        const { net, a, b } = pair(opts, { sender: { window: 16 }, deadIntervalMs: 3_600_000 });
         const batches = batchSizes.map((sizes) => sizes.map((size) => rec(Math.max(4, size))));
         assert.ok(transfer(net, a, b, batches, gapMs, 1_200_000), 'did not converge');
         assert.deepEqual(ids(b.delivered), ids(batches.flat()));
