@@ -18,8 +18,8 @@ interface Job<T> {
 
 export class OrderedWriter<T> {
   private readonly queue = new Fifo<Job<T>>();
-  /** Keys with a write running, and the writes of that key waiting behind it. */
-  private readonly busy = new Map<string, Fifo<Job<T>>>();
+  /** Keys with a write running, and the writes of that key waiting behind it (rare: an array). */
+  private readonly busy = new Map<string, Job<T>[] | null>();
   private running = 0;
   /** Number of the next write queued. */
   private next = 0;
@@ -65,10 +65,13 @@ export class OrderedWriter<T> {
     while (this.running < this.concurrency) {
       const job = this.queue.shift();
       if (!job) return;
-      const behind = this.busy.get(job.key);
-      if (behind) behind.push(job); // its key is being written: after that write, in order
-      else {
-        this.busy.set(job.key, new Fifo());
+      if (this.busy.has(job.key)) {
+        // Its key is being written: after that write, in order.
+        const behind = this.busy.get(job.key);
+        if (behind) behind.push(job);
+        else this.busy.set(job.key, [job]);
+      } else {
+        this.busy.set(job.key, null);
         this.start(job);
       }
     }
@@ -89,8 +92,7 @@ export class OrderedWriter<T> {
     this.running--;
     this.open.delete(job.n);
     while (this.low < this.next && !this.open.has(this.low)) this.low++;
-    const behind = this.busy.get(job.key)!;
-    const following = behind.shift();
+    const following = this.busy.get(job.key)?.shift();
     if (following) this.start(following);
     else this.busy.delete(job.key);
     while (this.waiters.length > 0 && this.waiters.peek()!.upTo < this.low) this.waiters.shift()!.resolve();

@@ -112,6 +112,9 @@ export interface CtnetlinkCounters {
   selfEventsSkipped: number;
 }
 
+/** A create's EEXIST answer, inside createWith (a marker, not an Error: no stack to build). */
+const EXISTS = Symbol('exists');
+
 /** How many times a dump is redone when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
 const DUMP_ATTEMPTS = 3;
 
@@ -254,23 +257,21 @@ export class Ctnetlink {
    * rejects with NetlinkError: replace the entry instead.
    */
   async updateRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'updated' | 'absent'> {
-    try {
-      await this.requests.request((seq) => encodeUpdateRaw(seq, entry, { ...opts, keepConfirmed: true, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
-      return 'updated';
-    } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 'ENOENT') return 'absent';
-      throw err;
-    }
+    const r = await this.requests.request((seq) => encodeUpdateRaw(seq, entry, { ...opts, keepConfirmed: true, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true, answers: ['ENOENT'] });
+    return r.errno === 'ENOENT' ? 'absent' : 'updated';
   }
 
   private async createWith(encode: (seq: number, opts: CreateOptions) => Buffer, hasStatus: boolean, opts: CreateOptions): Promise<'created' | 'exists'> {
-    const attempt = (keepConfirmed: boolean) =>
-      this.requests.request((seq) => encode(seq, { ...opts, keepConfirmed, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true });
+    const attempt = async (keepConfirmed: boolean): Promise<void> => {
+      const r = await this.requests.request((seq) => encode(seq, { ...opts, keepConfirmed, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true, answers: ['EEXIST'] });
+      if (r.errno === 'EEXIST') throw EXISTS;
+    };
     const keep = opts.keepConfirmed ?? this.keepConfirmed;
     try {
       await attempt(keep);
       return 'created';
     } catch (err) {
+      if (err === EXISTS) return 'exists';
       if (!(err instanceof NetlinkError)) throw err;
       if (err.errno === 'EEXIST') return 'exists';
       // EBUSY: this kernel wants the other CONFIRMED choice (see CreateOptions.keepConfirmed).
@@ -280,7 +281,7 @@ export class Ctnetlink {
     try {
       await attempt(!keep);
     } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 'EEXIST') return 'exists';
+      if (err === EXISTS) return 'exists';
       throw err;
     }
     this.keepConfirmed = !keep;

@@ -31,6 +31,7 @@ import {
   splitMessages,
 } from '../../codec/netlink/nlmsg.js';
 import { EAGAIN, EBADMSG, ECANCELED, EINTR, ENOBUFS, ETIMEDOUT, NetlinkError } from './errors.js';
+import { errnoName } from '../../codec/netlink/errno.js';
 import {
   AF_NETLINK,
   int32,
@@ -89,6 +90,12 @@ export interface RequestOptions {
    * has succeeded. One recvfrom per batch instead of one per request. Not for dumps or GETs.
    */
   ackless?: boolean;
+  /**
+   * Errnos that are an answer, not a failure (EEXIST on a create that may find its entry):
+   * the request resolves with `errno` set instead of rejecting. An Error (with its stack)
+   * per expected answer was a good part of a bulk sync's cost.
+   */
+  answers?: readonly string[];
 }
 
 export interface Reply {
@@ -96,6 +103,8 @@ export interface Reply {
   messages: NlMessage[];
   /** NLM_F_DUMP_INTR was set on a part: the dump may be inconsistent; do it again. */
   interrupted: boolean;
+  /** The kernel's answer was this errno, one of RequestOptions.answers. */
+  errno?: string;
 }
 
 interface Pending {
@@ -108,6 +117,7 @@ interface Pending {
   /** performance.now() after which it fails with ETIMEDOUT. */
   deadline: number;
   timeoutMs: number;
+  answers: readonly string[] | undefined;
 }
 
 export interface SocketCounters {
@@ -221,7 +231,7 @@ export class NetlinkSocket {
     return new Promise<Reply>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
       const deadline = performance.now() + timeoutMs;
-      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, deadline, timeoutMs });
+      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, deadline, timeoutMs, answers: opts.answers });
       this.armSweep(deadline);
       if (opts.dump) {
         // A dump alone in its datagram, after what was queued before it.
@@ -390,7 +400,9 @@ export class NetlinkSocket {
         return;
       }
       if (e.value.errno !== 0) {
-        this.settle(seq, new NetlinkError(p.op, e.value.errno, e.value.extack?.msg ? { extack: e.value.extack.msg } : {}));
+        const name = p.answers ? errnoName(e.value.errno) : undefined;
+        if (name !== undefined && p.answers!.includes(name)) this.settle(seq, { messages: [], interrupted: false, errno: name });
+        else this.settle(seq, new NetlinkError(p.op, e.value.errno, e.value.extack?.msg ? { extack: e.value.extack.msg } : {}));
       } else if (!p.dump) {
         this.settle(seq, { messages: p.messages, interrupted: p.interrupted });
       }
