@@ -413,6 +413,17 @@ async function childBackup(copies: ConntrackEntry[]): Promise<Record<string, unk
   report.updateClearing = await ct.updateRaw({ ...asRaw(tcpEntry), status: (tcpEntry.status ?? 0) & ~IPS_ASSURED }).then((r) => r, (e: unknown) => (e instanceof NetlinkError ? e.errno : String(e)));
   report.updateAbsent = await ct.updateRaw({ ...asRaw(tcpEntry), orig: { ...asRaw(tcpEntry).orig, srcPort: 2 } });
   await ct.updateRaw({ ...asRaw(tcpEntry), mark: tcpEntry.mark ?? 0 }); // as it was, for the checks below
+  // Writes in one go, outcomes at once: create (new), create (there), update, delete of
+  // nothing, create then delete of a new one.
+  const fresh = asRaw(bulkEntry(BULK + 7));
+  report.batch = ct.writeBatch([
+    { op: 'create', entry: fresh },
+    { op: 'create', entry: asRaw(tcpEntry) },
+    { op: 'update', entry: { ...asRaw(tcpEntry), mark: tcpEntry.mark ?? 0 } },
+    { op: 'delete', entry: { ...fresh, orig: { ...fresh.orig, srcPort: 3 } } },
+    { op: 'delete', entry: fresh },
+  ]).map((r) => r ?? 'ok');
+  report.batchLeft = (await ct.get(bulkEntry(BULK + 7).orig)) === undefined ? 'gone' : 'there';
   report.cli = conntrackL().map((l) => ({ ...cliTuples(l), assured: l.includes('[ASSURED]'), established: l.includes('ESTABLISHED'), mark: /mark=(\d+)/.exec(l)?.[1] }));
   report.dumped = (await ct.dump()).map((e) => ({ orig: tupleText(e.orig), reply: tupleText(e.reply), nat: natOf(e), status: e.status, tcp: e.tcp, mark: e.mark }));
   report.createRetries = ct.counters().createRetries;
@@ -442,7 +453,7 @@ async function childBackup(copies: ConntrackEntry[]): Promise<Record<string, unk
   report.createPerSec = Math.round(BULK / (createMs / 1000));
   report.cliCount = Number(execFileSync('conntrack', ['-C'], { encoding: 'utf8' }).trim());
   await sleep(100);
-  report.newEvents = { created: BULK + copies.length + 1, received: seen.new, self: seen.newSelf };
+  report.newEvents = { created: BULK + copies.length + 2, received: seen.new, self: seen.newSelf };
 
   // Dump time, ours and conntrack(8)'s (-L into /dev/null), several times each.
   step('dump time');
@@ -770,6 +781,8 @@ test('summarizeServiceFlows groups by reply source and counts TCP ESTABLISHED / 
     assert.deepEqual(rep.afterUpdate, { mark: 77, timeoutBelow1000: true, assured: true, dnat: natOf(tcpCopy) }, 'changed in place, NAT kept');
     assert.equal(rep.updateClearing, 'EBUSY');
     assert.equal(rep.updateAbsent, 'absent');
+    assert.deepEqual(rep.batch, ['ok', 'EEXIST', 'ok', 'ENOENT', 'ok']);
+    assert.equal(rep.batchLeft, 'gone');
     assert.equal(rep.createRetries, 0, 'IPS_CONFIRMED kept: right the first time on this kernel');
     // conntrack(8) in the backup shows the router's tuples, NAT included.
     const want = copies.map((e) => ({ orig: tupleText(e.orig), reply: tupleText(e.reply) })).sort((a, b) => a.orig.localeCompare(b.orig));
@@ -802,7 +815,7 @@ test('summarizeServiceFlows groups by reply source and counts TCP ESTABLISHED / 
     assert.equal(rep.events.received, rep.events.total);
     assert.deepEqual([rep.drain.received, rep.drain.lost], [BULK, 0]);
     assert.equal(rep.ownCreate, 'created');
-    assert.deepEqual(rep.newEvents, { created: BULK + 3, received: BULK + 3, self: 1 });
+    assert.deepEqual(rep.newEvents, { created: BULK + 4, received: BULK + 4, self: 1 }); // + the batch's create
     assert.ok(rep.overrun.lost >= 1, JSON.stringify(rep.overrun));
     assert.ok(rep.overrun.destroyKept < BULK);
     assert.equal(rep.overrun.eventAfter, true);

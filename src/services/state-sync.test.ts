@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { deriveSyncKey } from '../codec/sync/message.js';
-import type { ConntrackEntry, CtTuple } from '../codec/netlink/ctnetlink.js';
+import type { ConntrackEntry, CtTuple, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
+import { rawToEntry } from '../codec/sync/entry-v2.js';
 import { FakeClock } from '../lib/clock.js';
 import { StateSyncService, type ConntrackStore } from './state-sync.js';
 import { seededRandom } from '../lib/random.js';
@@ -39,6 +40,25 @@ class MemoryConntrack implements ConntrackStore {
     this.table.delete(k);
     this.emit({ kind: 'destroy', entry: e, self: true });
     return 'deleted';
+  }
+  /** As the kernel does it (the outcomes of ctnetlink writes), in order, at once. */
+  writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[]): (string | undefined)[] {
+    return writes.map(({ op, entry: raw }) => {
+      const entry = rawToEntry(raw);
+      const k = JSON.stringify(entry.orig);
+      const had = this.table.get(k);
+      if (op === 'delete') {
+        if (!had) return 'ENOENT';
+        this.table.delete(k);
+        this.emit({ kind: 'destroy', entry: had, self: true });
+        return undefined;
+      }
+      if (op === 'create' && had) return 'EEXIST';
+      if (op === 'update' && !had) return 'ENOENT';
+      this.table.set(k, entry);
+      this.emit({ kind: op === 'create' ? 'new' : 'update', entry, self: true });
+      return undefined;
+    });
   }
   onEvent(cb: (e: CtEvent) => void): () => void {
     this.listeners.push(cb);

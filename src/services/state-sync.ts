@@ -12,10 +12,10 @@
 import type { Logger } from 'pino';
 import { decode, encode, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
-import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey, rawToEntry } from '../codec/sync/entry-v2.js';
+import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
 import * as receiver from '../fsm/sync/receiver.js';
-import type { ConntrackEntry, CtTuple, RawCtEntry } from '../codec/netlink/ctnetlink.js';
+import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import * as sender from '../fsm/sync/sender.js';
@@ -28,27 +28,28 @@ const VERSION_LOG_EVERY_MS = 60_000;
 const BULK_CHUNK = 512;
 /** How long a stopping node leaves its socket open for its last HELLO to go out. */
 const LAST_HELLO_GRACE_MS = 20;
-/** Kernel writes of received records in flight at once (an entry's own writes stay in order). */
-const WRITE_CONCURRENCY = 64;
+/** Received records written into the kernel per turn of the event loop (in one go). */
+const WRITE_BATCH = 256;
 /** Received records waiting for their kernel write before our receive window closes. */
 const WRITE_BACKLOG_RECORDS = 16_384;
 /** Entry records in a full message (IPv4 TCP with NAT: 63 bytes with its record header). */
 const RECORDS_PER_MESSAGE_HIGH = 21;
 import type { Clock } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
-import { OrderedWriter } from './ordered-writer.js';
+import { Fifo } from '../lib/fifo.js';
 
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
   dump(): Promise<ConntrackEntry[]>;
   /** Entries in the table, without reading them. */
   count(): Promise<number>;
-  create(entry: ConntrackEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
-  /** The same with the tuples as bytes (no address texts: the receiving hot path), when the store has it. */
-  createRaw?(entry: RawCtEntry, opts: { beLiberal?: boolean }): Promise<'created' | 'exists'>;
-  /** Changes an entry in place (rejects when the kernel refuses the change), when the store can. */
-  updateRaw?(entry: RawCtEntry, opts: { beLiberal?: boolean }): Promise<'updated' | 'absent'>;
-  delete(tuple: CtTuple, opts?: { zone?: number }): Promise<'deleted' | 'absent'>;
+  /**
+   * Writes of received records, in order, done when it returns (adapters/netlink/ctnetlink.ts
+   * writeBatch): per write undefined (done) or the errno name the kernel answered (EEXIST, a
+   * create that found its entry; ENOENT, an update or delete that found none; EBUSY, an
+   * update refused).
+   */
+  writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[], opts: { beLiberal?: boolean }): (string | undefined)[];
   onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
 }
 
@@ -153,8 +154,14 @@ export class StateSyncService {
   private running = false;
   /** Records of this turn's events, not yet given to the links. */
   private pending: SyncRecord[] = [];
-  /** Received records into our kernel: in order per entry, WRITE_CONCURRENCY at once. */
-  private readonly writer = new OrderedWriter<{ type: SyncRecord['type']; entry: RawCtEntry }>((w) => this.write(w.type, w.entry), WRITE_CONCURRENCY, () => this.updateRoom());
+  /** Received records waiting for their kernel write, in arrival order. */
+  private readonly inbox = new Fifo<SyncRecord>();
+  /** Records received so far; the number of the next one. */
+  private received = 0;
+  /** Records written (or refused) so far: every record numbered below this is done. */
+  private written = 0;
+  private readonly writtenWaiters = new Fifo<{ upTo: number; resolve: () => void }>();
+  private drainQueued = false;
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -318,22 +325,24 @@ export class StateSyncService {
           this.timers.cancel(`${l.peer.id}/${fx.timer}`);
           break;
         case 'deliver': {
-          for (const rec of fx.records) this.apply(rec);
+          for (const rec of fx.records) this.inbox.push(rec);
+          this.received += fx.records.length;
+          this.scheduleDrain();
           this.updateRoom();
           if (!fx.bulk) break;
           const data: bulkFsm.BulkEvent = { type: 'data', peer: l.peer.id, records: fx.records.length };
           // Counted once written (the idle timeout measures the transfer's progress into our
           // kernel, not into our memory), in stream order with the BULK_ENDs: records that
           // follow a BULK_END must not be counted for the transfer it ends.
-          const upTo = this.writer.last;
-          this.bulkOrder = this.bulkOrder.then(() => this.writer.written(upTo)).then(() => this.feedBulk(data));
+          const upTo = this.received;
+          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk(data));
           break;
         }
         case 'bulk_end': {
           // After the transfer's writes: the table is complete once they are in the kernel.
           const end: bulkFsm.BulkEvent = { type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count };
-          const upTo = this.writer.last;
-          this.bulkOrder = this.bulkOrder.then(() => this.writer.written(upTo)).then(() => this.feedBulk(end));
+          const upTo = this.received;
+          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk(end));
           break;
         }
         case 'bulk_request':
@@ -473,12 +482,12 @@ export class StateSyncService {
   private roomTold: number | undefined;
 
   /**
-   * Flow control: the receive window the links advertise follows our write backlog, so a
-   * peer's sender never has more records on their way than our kernel writes can absorb
+   * Flow control: the receive window the links advertise follows what waits for our kernel
+   * writes, so a peer's sender never has more records on their way than our writes absorb
    * (a bulk sync of a million entries would otherwise sit in our memory).
    */
   private updateRoom(): void {
-    const free = WRITE_BACKLOG_RECORDS - this.writer.backlog;
+    const free = WRITE_BACKLOG_RECORDS - this.inbox.length;
     const room = free >= WRITE_BACKLOG_RECORDS / 2 ? undefined : Math.max(0, Math.floor(free / RECORDS_PER_MESSAGE_HIGH));
     const told = this.roomTold;
     if (room === told) return;
@@ -489,46 +498,104 @@ export class StateSyncService {
     for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
   }
 
-  /** One received record: decoded, and queued for our kernel behind the writes of the same entry. */
-  private apply(rec: SyncRecord): void {
-    const e = bodyToRawV2(rec.body);
-    if (!e.ok) {
-      this.drop(`entry_${e.reason}`);
-      return;
-    }
-    this.writer.push(rawEntryKey(e.value), { type: rec.type, entry: e.value });
+  /** Resolves once the records received up to `upTo` (a count) are written. */
+  private writtenUpTo(upTo: number): Promise<void> {
+    if (upTo <= this.written) return Promise.resolve();
+    return new Promise((resolve) => this.writtenWaiters.push({ upTo, resolve }));
   }
 
-  /** One record into the kernel: an update replaces the entry (the backup carries no traffic on it). */
-  private async write(type: SyncRecord['type'], raw: RawCtEntry): Promise<void> {
+  private scheduleDrain(): void {
+    if (this.drainQueued || this.inbox.length === 0) return;
+    this.drainQueued = true;
+    setImmediate(() => this.drain());
+  }
+
+  /**
+   * Writes what waits, WRITE_BATCH records per turn of the event loop (VRRP and everything
+   * else run between turns), each turn's writes in one go into the kernel.
+   */
+  private drain(): void {
+    this.drainQueued = false;
+    const batch: SyncRecord[] = [];
+    while (batch.length < WRITE_BATCH && this.inbox.length > 0) batch.push(this.inbox.shift()!);
+    if (batch.length > 0 && this.running) this.writeRecords(batch);
+    this.written += batch.length;
+    while (this.writtenWaiters.length > 0 && this.writtenWaiters.peek()!.upTo <= this.written) this.writtenWaiters.shift()!.resolve();
+    this.updateRoom();
+    this.scheduleDrain();
+  }
+
+  /**
+   * Received records into our kernel. An entry's records stay in order: the batch is cut where
+   * an entry comes again, since a segment's writes are done in passes (creates and deletes;
+   * then updates in place of the entries that were there; then replacements of those the
+   * kernel would not change in place).
+   */
+  private writeRecords(records: readonly SyncRecord[]): void {
+    let segment: { op: CtWriteOp; entry: RawCtEntry }[] = [];
+    const keys = new Set<string>();
+    for (const rec of records) {
+      const e = bodyToRawV2(rec.body);
+      if (!e.ok) {
+        this.drop(`entry_${e.reason}`);
+        continue;
+      }
+      const key = rawEntryKey(e.value);
+      if (keys.has(key)) {
+        this.writeSegment(segment);
+        segment = [];
+        keys.clear();
+      }
+      keys.add(key);
+      segment.push({ op: rec.type === 'ct_destroy' ? 'delete' : 'create', entry: e.value });
+    }
+    this.writeSegment(segment);
+  }
+
+  private writeSegment(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[]): void {
+    if (writes.length === 0) return;
     const ct = this.deps.ct;
-    const create = () => (ct.createRaw ? ct.createRaw(raw, { beLiberal: true }) : ct.create(rawToEntry(raw), { beLiberal: true }));
-    const zone = raw.zone !== undefined ? { zone: raw.zone } : {};
-    // A later record of an entry we hold changes it in place; where the kernel refuses the
-    // change (a status bit that would be cleared), or cannot, the entry is replaced.
-    const update = async (): Promise<boolean> => {
-      if (!ct.updateRaw) return false;
-      try {
-        return (await ct.updateRaw(raw, { beLiberal: true })) === 'updated';
-      } catch {
-        this.count('updates_replaced');
-        return false;
-      }
-    };
-    try {
-      if (type === 'ct_destroy') {
-        await ct.delete(rawToEntry(raw).orig, zone);
-      } else if ((await create()) === 'exists' && !(await update())) {
-        await ct.delete(rawToEntry(raw).orig, zone);
-        await create();
-      }
-      this.applied++;
-      this.count('records_applied');
-    } catch (err) {
+    const opts = { beLiberal: true };
+    let ok = 0;
+    const failed = (why: string | undefined) => {
       this.applyErrors++;
       this.count('apply_errors');
-      this.deps.log.debug({ err: (err as Error).message }, 'sync record not applied');
+      this.deps.log.debug({ err: why ?? null }, 'sync record not applied');
+    };
+    // 1. Creates and deletes (a delete that finds nothing: already gone, fine).
+    const r1 = ct.writeBatch(writes, opts);
+    const present: RawCtEntry[] = [];
+    writes.forEach((w, i) => {
+      const r = r1[i];
+      if (r === undefined || (w.op === 'delete' && r === 'ENOENT')) ok++;
+      else if (w.op === 'create' && r === 'EEXIST') present.push(w.entry);
+      else failed(r);
+    });
+    if (present.length > 0) {
+      // 2. A later record of an entry we hold changes it in place.
+      const r2 = ct.writeBatch(present.map((entry) => ({ op: 'update' as const, entry })), opts);
+      const again: { op: CtWriteOp; entry: RawCtEntry }[] = [];
+      present.forEach((entry, i) => {
+        const r = r2[i];
+        if (r === undefined) ok++;
+        else if (r === 'ENOENT') again.push({ op: 'create', entry }); // gone meanwhile
+        else {
+          // 3. The kernel would not change it in place (a status bit cleared): replace it.
+          this.count('updates_replaced');
+          again.push({ op: 'delete', entry }, { op: 'create', entry });
+        }
+      });
+      if (again.length > 0) {
+        const r3 = ct.writeBatch(again, opts);
+        again.forEach((w, i) => {
+          if (w.op === 'delete') return;
+          if (r3[i] === undefined) ok++;
+          else failed(r3[i]);
+        });
+      }
     }
+    this.applied += ok;
+    this.count('records_applied', ok);
   }
 
   status(): StateSyncStatus {

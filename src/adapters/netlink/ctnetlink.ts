@@ -49,6 +49,8 @@ import {
   encodeCreate,
   encodeCreateRaw,
   encodeUpdateRaw,
+  writeEntryMessage,
+  type CtWriteOp,
   type RawCtEntry,
   encodeDelete,
   encodeDumpRequest,
@@ -259,6 +261,32 @@ export class Ctnetlink {
   async updateRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'updated' | 'absent'> {
     const r = await this.requests.request((seq) => encodeUpdateRaw(seq, entry, { ...opts, keepConfirmed: true, ack: false }), { dump: false, op: 'IPCTNL_MSG_CT_NEW', ackless: true, answers: ['ENOENT'] });
     return r.errno === 'ENOENT' ? 'absent' : 'updated';
+  }
+
+  /**
+   * Writes in one go (see NetlinkSocket.sendAckless): creates, updates in place and deletes,
+   * in order, and the outcome of each at once: undefined (done) or the errno name (EEXIST: a
+   * create found its entry; ENOENT: an update or delete found none; EBUSY: an update the
+   * kernel refuses; ENOBUFS: unknown). Creates refused with EBUSY for the CONFIRMED bit are
+   * tried again the other way, as `create` does.
+   */
+  writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[], opts: CreateOptions = {}): (string | undefined)[] {
+    const keep = opts.keepConfirmed ?? this.keepConfirmed;
+    const run = (list: readonly { op: CtWriteOp; entry: RawCtEntry }[], keepConfirmed: boolean) =>
+      this.requests.sendAckless(list.length, (w, i, seq) => {
+        const x = list[i]!;
+        writeEntryMessage(w, seq, x.op, x.entry, { ...opts, keepConfirmed: x.op === 'update' ? true : keepConfirmed, ack: false });
+      });
+    const out = run(writes, keep);
+    if (opts.keepConfirmed !== undefined) return out;
+    const busy: number[] = [];
+    for (let i = 0; i < writes.length; i++) if (out[i] === 'EBUSY' && writes[i]!.op === 'create' && writes[i]!.entry.status !== undefined) busy.push(i);
+    if (busy.length === 0) return out;
+    this.stats.createRetries += busy.length;
+    const again = run(busy.map((i) => writes[i]!), !keep);
+    if (again.some((r) => r === undefined)) this.keepConfirmed = !keep;
+    busy.forEach((i, k) => (out[i] = again[k]));
+    return out;
   }
 
   private async createWith(encode: (seq: number, opts: CreateOptions) => Buffer, hasStatus: boolean, opts: CreateOptions): Promise<'created' | 'exists'> {

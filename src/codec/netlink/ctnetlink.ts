@@ -1072,6 +1072,33 @@ export function encodeCreateRaw(seq: number, e: RawCtEntry, opts: CreateOptions 
   return encodeEntry(seq, e, opts, 'create');
 }
 
+/** A write of a batch (Ctnetlink.writeBatch): what, and to which entry. */
+export type CtWriteOp = 'create' | 'update' | 'delete';
+
+/**
+ * Appends one write to `w` as a message of its own (several go in one sendto): a create, an
+ * update in place, or a delete by original tuple and zone. `ack` as in CreateOptions.
+ * Throws RangeError for an entry that cannot be written; `w` is then as before the call.
+ */
+export function writeEntryMessage(w: NlWriter, seq: number, op: CtWriteOp, e: RawCtEntry, opts: CreateOptions = {}): void {
+  const before = w.length;
+  try {
+    if (op === 'delete') {
+      checkInt('zone', e.zone, 0xffff);
+      w.header({ type: CT_DELETE, flags: NLM_F_REQUEST | (opts.ack === false ? 0 : NLM_F_ACK), seq });
+      w.raw(nfgenmsg(e.family));
+      writeTuple(w, CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple');
+      if (e.zone !== undefined) w.be16(CTA_ZONE, e.zone);
+      w.endMessage();
+    } else {
+      writeEntry(w, seq, e, opts, op);
+    }
+  } catch (err) {
+    w.truncate(before);
+    throw err;
+  }
+}
+
 /**
  * Change an entry in place (what a backup does with a later record of an entry it holds):
  * IPCTNL_MSG_CT_NEW with NLM_F_REQUEST (and ACK) but neither CREATE nor EXCL, so the kernel
@@ -1086,6 +1113,12 @@ export function encodeUpdateRaw(seq: number, e: RawCtEntry, opts: CreateOptions 
 }
 
 function encodeEntry(seq: number, e: RawCtEntry, opts: CreateOptions, mode: 'create' | 'update'): Buffer {
+  const w = new NlWriter(256);
+  writeEntry(w, seq, e, opts, mode);
+  return w.finish();
+}
+
+function writeEntry(w: NlWriter, seq: number, e: RawCtEntry, opts: CreateOptions, mode: 'create' | 'update'): void {
   if (e.orig.proto !== e.reply.proto) throw new RangeError('original and reply tuples of different protocols');
   // Checked before a byte is written: a bad entry throws, whatever was written is dropped.
   checkInt('status', e.status, 0xffffffff);
@@ -1101,7 +1134,6 @@ function encodeEntry(seq: number, e: RawCtEntry, opts: CreateOptions, mode: 'cre
     checkInt('window scale', tcp.wscaleOrig, 255);
     checkInt('window scale', tcp.wscaleReply, 255);
   }
-  const w = new NlWriter(256);
   const create = mode === 'create' ? NLM_F_CREATE | NLM_F_EXCL : 0;
   w.header({ type: CT_NEW, flags: NLM_F_REQUEST | create | (opts.ack === false ? 0 : NLM_F_ACK), seq });
   w.raw(nfgenmsg(e.family));
@@ -1130,5 +1162,5 @@ function encodeEntry(seq: number, e: RawCtEntry, opts: CreateOptions, mode: 'cre
   }
   if (e.seqAdjOrig) writeSeqAdj(w, CTA_SEQ_ADJ_ORIG, e.seqAdjOrig);
   if (e.seqAdjReply) writeSeqAdj(w, CTA_SEQ_ADJ_REPLY, e.seqAdjReply);
-  return w.finish();
+  w.endMessage();
 }

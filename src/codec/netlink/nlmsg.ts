@@ -389,8 +389,32 @@ export class NlWriter {
     this.buf = bigger;
   }
 
-  /** The nlmsghdr; its length is written by `finish`. Must come first. */
+  /** Where the message being written starts (several can follow one another). */
+  private msgStart = 0;
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.at;
+  }
+
+  /** Forgets what was written (the buffer is reused). */
+  reset(): this {
+    this.at = 0;
+    this.hasHeader = false;
+    return this;
+  }
+
+  /** Ends the message begun by `header`: its nlmsg_len. The next `header` begins another. */
+  endMessage(): this {
+    if (this.hasHeader) this.buf.writeUInt32LE(this.at - this.msgStart, this.msgStart);
+    this.hasHeader = false;
+    return this;
+  }
+
+  /** The nlmsghdr; its length is written by `finish` or `endMessage`. */
   header(h: { type: number; flags: number; seq: number; pid?: number }): this {
+    this.endMessage();
+    this.msgStart = this.at;
     this.room(NLMSG_HDRLEN);
     this.buf.writeUInt32LE(0, this.at);
     this.buf.writeUInt16LE(h.type, this.at + 4);
@@ -465,9 +489,16 @@ export class NlWriter {
     return this;
   }
 
-  /** The bytes written (with the nlmsg_len filled in when there is a header). */
+  /** The bytes written (the last message's nlmsg_len filled in). */
   finish(): Buffer {
-    if (this.hasHeader) this.buf.writeUInt32LE(this.at, 0);
+    this.endMessage();
     return this.buf.subarray(0, this.at);
+  }
+
+  /** Drops what was written after `length` (a message that threw half way). */
+  truncate(length: number): this {
+    this.at = Math.min(this.at, length);
+    this.hasHeader = false;
+    return this;
   }
 }
