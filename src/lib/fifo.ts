@@ -46,6 +46,21 @@ export class Fifo<T> {
     return item;
   }
 
+  /** The item pushed last (still queued), or undefined. */
+  peekLast(): T | undefined {
+    return this.n === 0 ? undefined : this.tail[this.tailAt - 1];
+  }
+
+  /** Empties the queue. */
+  clear(): void {
+    this.head = new Array<T | undefined>(CHUNK);
+    this.tail = this.head;
+    this.chunks.length = 0;
+    this.headAt = 0;
+    this.tailAt = 0;
+    this.n = 0;
+  }
+
   peek(): T | undefined {
     if (this.n === 0) return undefined;
     return this.headAt === CHUNK ? this.chunks[0]?.[0] : this.head[this.headAt];

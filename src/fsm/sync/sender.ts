@@ -26,6 +26,7 @@
 import { dataMessageSize, recordFits, recordSize, type SeqRange, type SyncRecord } from '../../codec/sync/message.js';
 import { SYNC_OVERHEAD, SYNC_DEFAULT_MAX_MESSAGE, SYNC_BULK_END_LEN } from '../../codec/sync/constants.js';
 import { seqAdd, seqDiff, seqInRange, seqLt } from '../../codec/sync/serial.js';
+import { Fifo } from '../../lib/fifo.js';
 import {
   type LogEffect,
   type LogLevel,
@@ -82,10 +83,10 @@ export interface InFlight {
   readonly transmissions: number;
 }
 
-/** A message waiting for room in the window (not numbered yet). */
+/** A message waiting for room in the window (not numbered yet); the last one is topped up in place. */
 export interface Waiting {
-  readonly unit: StreamUnit;
-  readonly bytes: number;
+  unit: StreamUnit;
+  bytes: number;
   readonly enqueuedAtMs: number;
 }
 
@@ -100,7 +101,12 @@ export interface SenderState {
   readonly nextSeq: number;
   /** In sequence order. */
   readonly inFlight: readonly InFlight[];
-  readonly waiting: readonly Waiting[];
+  /**
+   * Mutable, shared by the states a step returns: a step changes the queue in place (a busy
+   * master's queue holds thousands of messages, and a copy per event was quadratic). Keep no
+   * old state to step from again.
+   */
+  readonly waiting: Fifo<Waiting>;
   readonly resync: ResyncState;
   /** The peer's receive window (messages past its ack it can take); undefined: no limit. */
   readonly peerWindow?: number;
@@ -170,7 +176,7 @@ export interface SenderStepResult {
 export function initialSenderState(config: Partial<SenderConfig> = {}): SenderState {
   const c = { ...DEFAULT_SENDER_CONFIG, ...config };
   c.queueLimit = Math.max(c.queueLimit, c.window);
-  return { config: c, session: false, nextSeq: c.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], waiting: [], resync: 'none' };
+  return { config: c, session: false, nextSeq: c.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], waiting: new Fifo(), resync: 'none' };
 }
 
 /** Messages held: in flight plus waiting. */
@@ -180,8 +186,13 @@ export function queueSize(s: SenderState): number {
 
 /** Records held. */
 export function queuedRecords(s: SenderState): number {
-  let n = 0;
+  let n = waitingRecords(s);
   for (const m of s.inFlight) n += unitRecords(m.unit);
+  return n;
+}
+
+function waitingRecords(s: SenderState): number {
+  let n = 0;
   for (const m of s.waiting) n += unitRecords(m.unit);
   return n;
 }
@@ -193,7 +204,7 @@ export function room(s: SenderState): number {
 
 /** Age of the oldest unacknowledged message (0 when all is acked): the replication lag. */
 export function lagMs(s: SenderState, nowMs: number): number {
-  const oldest = s.inFlight[0] ?? s.waiting[0];
+  const oldest = s.inFlight[0] ?? s.waiting.peek();
   return oldest ? Math.max(0, nowMs - oldest.enqueuedAtMs) : 0;
 }
 
@@ -232,7 +243,8 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
       const dropped = queuedRecords(s);
       if (dropped > 0) count(fx, 'records_dropped_restart', dropped);
       log(s, fx, 'info', s.session ? 'peer restarted: new session, queue dropped' : 'session started', { droppedRecords: dropped });
-      return { ...s, session: true, nextSeq: s.config.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], waiting: [], resync: 'none', peerWindow: undefined };
+      s.waiting.clear();
+      return { ...s, session: true, nextSeq: s.config.firstSeq ?? STREAM_FIRST_SEQ, inFlight: [], resync: 'none', peerWindow: undefined };
     }
 
     case 'enqueue':
@@ -245,7 +257,8 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
         return s;
       }
       const unit: StreamUnit = { kind: 'bulk_end', requestId: ev.requestId, count: ev.count };
-      return overflowCheck({ ...s, waiting: [...s.waiting, { unit, bytes: unitBytes(unit), enqueuedAtMs: now }] }, fx);
+      s.waiting.push({ unit, bytes: unitBytes(unit), enqueuedAtMs: now });
+      return overflowCheck(s, fx);
     }
 
     case 'ack': {
@@ -282,13 +295,14 @@ function dispatch(s: SenderState, ev: SenderEvent, now: number, fx: SenderEffect
 
     case 'peer_dead': {
       if (!s.session) return s;
-      const dropped = s.waiting.reduce((n, w) => n + unitRecords(w.unit), 0);
+      const dropped = waitingRecords(s);
       if (dropped > 0) count(fx, 'records_dropped_peer_dead', dropped);
       if (s.resync === 'none') {
         fx.push({ type: 'resync_needed', why: 'peer_dead', droppedMessages: s.waiting.length, droppedRecords: dropped });
         log(s, fx, 'warn', 'peer silent: no longer queueing for it; it gets the whole table when it is back', { droppedRecords: dropped, inFlight: s.inFlight.length });
       }
-      return { ...s, waiting: [], resync: s.resync === 'none' ? 'needed' : s.resync };
+      s.waiting.clear();
+      return { ...s, resync: s.resync === 'none' ? 'needed' : s.resync };
     }
 
     case 'bulk_begin':
@@ -322,35 +336,26 @@ function enqueueRecords(s: SenderState, recs: readonly SyncRecord[], bulk: boole
     count(fx, 'record_too_large', recs.length - fitting.length);
     log(s, fx, 'error', 'record larger than a sync message dropped', { records: recs.length - fitting.length, maxMessageBytes: max });
   }
-  // Top up the last waiting message (same kind), then open new ones as they fill.
-  const waiting = [...s.waiting];
-  const last = waiting[waiting.length - 1];
-  let open: { recs: SyncRecord[]; bytes: number; enqueuedAtMs: number } | undefined;
-  if (last && last.unit.kind === 'records' && last.unit.bulk === bulk) {
-    waiting.pop();
-    open = { recs: [...last.unit.records], bytes: last.bytes, enqueuedAtMs: last.enqueuedAtMs };
-  }
-  const close = () => {
-    if (open && open.recs.length > 0) waiting.push({ unit: { kind: 'records', bulk, records: open.recs }, bytes: open.bytes, enqueuedAtMs: open.enqueuedAtMs });
-  };
+  // Top up the last waiting message (same kind) in place, then open new ones as they fill.
+  const last = s.waiting.peekLast();
+  let open: Waiting | undefined = last && last.unit.kind === 'records' && last.unit.bulk === bulk ? last : undefined;
   for (const r of fitting) {
     const size = recordSize(r);
-    if (open && open.bytes + size > max) {
-      close();
-      open = undefined;
+    if (open && open.bytes + size > max) open = undefined;
+    if (!open) {
+      open = { unit: { kind: 'records', bulk, records: [] }, bytes: SYNC_OVERHEAD, enqueuedAtMs: now };
+      s.waiting.push(open);
     }
-    open ??= { recs: [], bytes: SYNC_OVERHEAD, enqueuedAtMs: now };
-    open.recs.push(r);
+    (open.unit as unknown as { records: SyncRecord[] }).records.push(r);
     open.bytes += size;
   }
-  close();
-  return overflowCheck({ ...s, waiting }, fx);
+  return overflowCheck(s, fx);
 }
 
 /** Past the queue limit: drop what waits, and ask for a resync. */
 function overflowCheck(s: SenderState, fx: SenderEffect[]): SenderState {
   if (queueSize(s) <= s.config.queueLimit) return s;
-  const droppedRecords = s.waiting.reduce((n, w) => n + unitRecords(w.unit), 0);
+  const droppedRecords = waitingRecords(s);
   const droppedMessages = s.waiting.length;
   count(fx, 'queue_overflow', 1);
   if (droppedRecords > 0) count(fx, 'records_dropped_overflow', droppedRecords);
@@ -361,7 +366,8 @@ function overflowCheck(s: SenderState, fx: SenderEffect[]): SenderState {
     droppedMessages,
     droppedRecords,
   });
-  return { ...s, waiting: [], resync: 'needed' };
+  s.waiting.clear();
+  return { ...s, resync: 'needed' };
 }
 
 function onAck(s: SenderState, ack: number, nacks: readonly SeqRange[], now: number, fx: SenderEffect[]): SenderState {
@@ -407,18 +413,17 @@ function fillWindow(s: SenderState, now: number, fx: SenderEffect[]): SenderStat
   const limit = Math.min(s.config.window, s.peerWindow ?? Infinity);
   if (!s.session || s.waiting.length === 0 || s.inFlight.length >= limit) return s;
   const inFlight = [...s.inFlight];
-  const waiting = [...s.waiting];
   let seq = s.nextSeq;
   let sent = 0;
-  while (inFlight.length < limit && waiting.length > 0) {
-    const w = waiting.shift() as Waiting;
+  while (inFlight.length < limit && s.waiting.length > 0) {
+    const w = s.waiting.shift() as Waiting;
     inFlight.push({ seq, unit: w.unit, bytes: w.bytes, enqueuedAtMs: w.enqueuedAtMs, sentAtMs: now, backoff: 0, transmissions: 1 });
     fx.push({ type: 'send', seq, unit: w.unit, retransmit: false });
     seq = seqAdd(seq, 1);
     sent++;
   }
   count(fx, 'messages_sent', sent);
-  return { ...s, inFlight, waiting, nextSeq: seq };
+  return { ...s, inFlight, nextSeq: seq };
 }
 
 /** Keeps the one timer on the earliest retransmission deadline. */
