@@ -471,6 +471,16 @@ async function childBackup(copies: ConntrackEntry[]): Promise<Record<string, unk
     theirs.push(performance.now() - t0);
   }
   report.dumpCount = n;
+  // Streamed: batches as they are read, the dump waiting while a batch is handled; a stop.
+  let streamed = 0;
+  let batches = 0;
+  report.streamTotal = await ct.dumpStream(async (entries) => {
+    batches++;
+    streamed += entries.length;
+    await sleep(2); // a slow reader: the dump waits in the kernel meanwhile
+  });
+  report.streamed = { streamed, batchesAtLeast: batches >= Math.floor(n / 512) };
+  report.streamStopped = await ct.dumpStream(() => 'stop');
   report.dumpMs = stats(ours);
   report.cliDumpMs = stats(theirs);
   const conn = createCtnetlinkConntrack(ct);
@@ -809,6 +819,9 @@ test('summarizeServiceFlows groups by reply source and counts TCP ESTABLISHED / 
     assert.equal(rep.bulkCreated, BULK);
     assert.equal(rep.cliCount, BULK + 2);
     assert.equal(rep.dumpCount, BULK + 2);
+    assert.equal(rep.streamTotal, BULK + 2);
+    assert.deepEqual(rep.streamed, { streamed: BULK + 2, batchesAtLeast: true });
+    assert.equal(rep.streamStopped, 512, 'stopped after the first batch');
     assert.deepEqual(rep.serviceFlows, { [`${B1}:8080`]: { flows: BULK / 2 + 1, established: BULK / 2 + 1 }, [`${B2}:8080`]: { flows: BULK / 2, established: BULK / 2 } });
     assert.equal(rep.matchesCli, true);
     assert.equal(rep.events.lost, 0, 'no loss with the 8 MiB buffer');

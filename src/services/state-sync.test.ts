@@ -20,8 +20,15 @@ type CtEvent = Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0];
 class MemoryConntrack implements ConntrackStore {
   readonly table = new Map<string, ConntrackEntry>();
   private listeners: ((e: CtEvent) => void)[] = [];
-  async dump(): Promise<ConntrackEntry[]> {
-    return [...this.table.values()];
+  async dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number> {
+    const all = [...this.table.values()];
+    let n = 0;
+    for (let i = 0; i < all.length; i += 100) {
+      const batch = all.slice(i, i + 100);
+      n += batch.length;
+      if ((await onBatch(batch)) === 'stop') break;
+    }
+    return n;
   }
   async count(): Promise<number> {
     return this.table.size;

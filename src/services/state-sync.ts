@@ -40,7 +40,8 @@ import { Fifo } from '../lib/fifo.js';
 
 /** What the service needs of conntrack (adapters/netlink/ctnetlink.ts). */
 export interface ConntrackStore {
-  dump(): Promise<ConntrackEntry[]>;
+  /** The table in batches; a returned promise holds the dump back; 'stop' ends it (Ctnetlink.dumpStream). */
+  dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number>;
   /** Entries in the table, without reading them. */
   count(): Promise<number>;
   /**
@@ -445,37 +446,54 @@ export class StateSyncService {
   }
 
   private async pushNow(l: Link, requestId: number, token: number): Promise<void> {
-    let entries = await this.deps.ct.dump().catch((err: Error) => {
-      this.deps.log.error({ err: err.message }, 'cannot dump conntrack for a bulk sync');
-      return [] as ConntrackEntry[];
-    });
-    // A peer that asked gets the whole table; a push of our own (a resync after an overflow,
-    // lost events) carries only what we own: another owner's entries are its to tell.
-    if (requestId === 0) entries = entries.filter((e) => this.deps.owns(e));
     if (!this.running) return;
     this.feedLink(l, { type: 'bulk_begin' });
     const epoch = l.state.replay.peer?.epoch;
-    // Paced by the sender's room, so a big table never overflows the queue: a few records
-    // fit a message, so the room in messages bounds how many records may wait.
-    let i = 0;
-    while (i < entries.length) {
-      if (!this.running || l.state.replay.peer?.epoch !== epoch) return; // stopped, or the peer restarted: it will ask again
-      if (this.pushes.get(l.peer.id) !== token) break; // a newer push to this peer took over: end this one here
-      const room = sender.room(l.state.sender);
-      if (room < 8) {
-        await new Promise<void>((res) => this.deps.clock.after(5, res));
-        continue;
+    let sent = 0;
+    let read = 0;
+    /** Why the push ended early: stopped or the peer restarted (no BULK_END), or superseded. */
+    let cut: 'gone' | 'superseded' | undefined;
+    // The table streams from the kernel batch by batch, each paced by the sender's room
+    // (the dump waits in the kernel meanwhile): memory holds one batch, and VRRP and
+    // everything else run between chunks, however big the table.
+    const onBatch = async (entries: ConntrackEntry[]): Promise<void | 'stop'> => {
+      read += entries.length;
+      // A peer that asked gets the whole table; a push of our own (a resync after an
+      // overflow, lost events) carries only what we own: another owner's entries are its to tell.
+      const mine = requestId === 0 ? entries.filter((e) => this.deps.owns(e)) : entries;
+      let i = 0;
+      while (i < mine.length) {
+        if (!this.running || l.state.replay.peer?.epoch !== epoch) cut = 'gone';
+        else if (this.pushes.get(l.peer.id) !== token) cut = 'superseded';
+        if (cut) return 'stop';
+        const room = sender.room(l.state.sender);
+        if (room < 8) {
+          await new Promise<void>((res) => this.deps.clock.after(5, res));
+          continue;
+        }
+        const n = Math.min(room * RECORDS_PER_MESSAGE_LOW, BULK_CHUNK, mine.length - i);
+        const chunk: SyncRecord[] = new Array(n);
+        for (let k = 0; k < n; k++) chunk[k] = { type: 'ct_update', body: entryToBody(mine[i + k]!) };
+        i += n;
+        sent += n;
+        this.feedLink(l, { type: 'enqueue', records: chunk, bulk: true });
+        // Let VRRP and everything else run between chunks: a bulk sync must never starve them.
+        await new Promise<void>((res) => setImmediate(res));
       }
-      const chunk = entries.slice(i, i + Math.min(room * RECORDS_PER_MESSAGE_LOW, BULK_CHUNK)).map((e): SyncRecord => ({ type: 'ct_update', body: entryToBody(e) }));
-      i += chunk.length;
-      this.feedLink(l, { type: 'enqueue', records: chunk, bulk: true });
-      // Let VRRP and everything else run between chunks: a bulk sync must never starve them.
-      await new Promise<void>((res) => setImmediate(res));
+    };
+    try {
+      await this.deps.ct.dumpStream(onBatch);
+    } catch (err) {
+      // No BULK_END: a table that ends short must never count as complete; the peer's
+      // attempt times out and it asks again.
+      this.deps.log.error({ err: (err as Error).message, sent, peer: l.peer.name }, 'conntrack dump for a bulk sync failed: no BULK_END, the peer will ask again');
+      return;
     }
+    if (cut === 'gone' || !this.running || l.state.replay.peer?.epoch !== epoch) return; // it will ask again
     // Every push ends with exactly one BULK_END carrying what it sent, superseded or not.
-    this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: i });
-    if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: i });
-    this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: i, of: entries.length }, `sent the table to ${l.peer.name}`);
+    this.feedLink(l, { type: 'enqueue_bulk_end', requestId, count: sent });
+    if (requestId !== 0) this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count: sent });
+    this.deps.log.info({ event: 'bulk_served', peer: l.peer.name, entries: sent, read, superseded: cut === 'superseded' }, `sent the table to ${l.peer.name}`);
   }
 
   /** The receive window last given to the links. */

@@ -72,6 +72,8 @@ export interface NetlinkSocketOptions {
   rcvbuf?: number;
   /** Default timeout of requests in ms (5000). */
   timeoutMs?: number;
+  /** Datagrams read per readiness callback (default 256); fewer lets a streamed dump yield. */
+  readsPerWakeup?: number;
   onNotification?: (msg: NlMessage) => void;
   onLost?: () => void;
   /** A read failed with something else than EAGAIN/EINTR/ENOBUFS. */
@@ -97,6 +99,12 @@ export interface RequestOptions {
    * per expected answer was a good part of a bulk sync's cost.
    */
   answers?: readonly string[];
+  /**
+   * A dump's messages one by one, as they are read, instead of all at its end (then
+   * `Reply.messages` is empty). Each part renews the timeout: a dump paused by its reader
+   * (see `pause`) does not time out.
+   */
+  onPart?: (msg: NlMessage) => void;
 }
 
 export interface Reply {
@@ -119,6 +127,7 @@ interface Pending {
   deadline: number;
   timeoutMs: number;
   answers: readonly string[] | undefined;
+  onPart: ((msg: NlMessage) => void) | undefined;
 }
 
 export interface SocketCounters {
@@ -153,7 +162,9 @@ export class NetlinkSocket {
   private readonly buf = Buffer.alloc(RECV_BUFFER);
   private readonly src = Buffer.alloc(SIZEOF_SOCKADDR_NL);
   private readonly srcLen = Buffer.alloc(4);
-  private readonly unregister: () => void;
+  private unregister: () => void;
+  /** Not reading (pause): the kernel holds what comes, and a dump waits. */
+  private paused = false;
   private readonly timeoutMs: number;
   private seq: number;
   private isClosed = false;
@@ -232,7 +243,7 @@ export class NetlinkSocket {
     return new Promise<Reply>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
       const deadline = performance.now() + timeoutMs;
-      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, deadline, timeoutMs, answers: opts.answers });
+      this.pending.set(seq, { dump: opts.dump, op: opts.op, messages: [], interrupted: false, resolve, reject, deadline, timeoutMs, answers: opts.answers, onPart: opts.onPart });
       this.armSweep(deadline);
       if (opts.dump) {
         // A dump alone in its datagram, after what was queued before it.
@@ -363,13 +374,30 @@ export class NetlinkSocket {
     if (next !== Infinity && !this.isClosed) this.armSweep(next);
   }
 
+  /**
+   * Stops reading until `resume`: what the kernel sends waits in the socket, and a dump in
+   * progress waits for room there (the kernel fills a dump's next part only when the last is
+   * read). Backpressure for a reader that cannot keep up.
+   */
+  pause(): void {
+    if (this.paused || this.isClosed) return;
+    this.paused = true;
+    this.unregister();
+  }
+
+  resume(): void {
+    if (!this.paused || this.isClosed) return;
+    this.paused = false;
+    this.unregister = this.opts.poller.add(this.fd, () => this.onReadable());
+  }
+
   /** Unregisters from the poller, closes the fd, rejects waiting requests (ECANCELED). Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.outbox = [];
-    this.unregister();
+    if (!this.paused) this.unregister();
     libc().close(this.fd);
     for (const [seq, p] of this.pending) this.settle(seq, new NetlinkError(p.op, ECANCELED, { detail: 'socket closed' }));
   }
@@ -392,9 +420,9 @@ export class NetlinkSocket {
     else p.resolve(outcome);
   }
 
-  private onReadable(limit = READS_PER_WAKEUP): void {
+  private onReadable(limit = this.opts.readsPerWakeup ?? READS_PER_WAKEUP): void {
     const c = libc();
-    for (let i = 0; i < limit && !this.isClosed; i++) {
+    for (let i = 0; i < limit && !this.isClosed && !this.paused; i++) {
       this.srcLen.writeUInt32LE(SIZEOF_SOCKADDR_NL, 0);
       const n = c.recvfrom(this.fd, this.buf, this.buf.length, MSG_DONTWAIT | MSG_TRUNC, this.src, this.srcLen);
       if (n < 0) {
@@ -485,7 +513,10 @@ export class NetlinkSocket {
       return;
     }
     if (flags & NLM_F_DUMP_INTR) p.interrupted = true;
-    p.messages.push(msg);
+    if (p.onPart) {
+      p.deadline = performance.now() + p.timeoutMs;
+      p.onPart(msg);
+    } else p.messages.push(msg);
   }
 }
 
