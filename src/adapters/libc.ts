@@ -37,6 +37,19 @@ export const ETH_P_ALL = 0x0003;
 export const AF_NETLINK = 16; // bits/socket.h (PF_NETLINK)
 export const SO_SNDBUF = 7; // asm-generic/socket.h
 export const SO_RCVBUFFORCE = 33; // asm-generic/socket.h (CAP_NET_ADMIN: above rmem_max)
+export const SO_ATTACH_FILTER = 26; // asm-generic/socket.h
+
+/**
+ * A classic BPF program (struct sock_filter[]) as the argument of SO_ATTACH_FILTER: a struct
+ * sock_fprog { unsigned short len; struct sock_filter *filter; } pointing at `program`, which
+ * the caller keeps alive until setsockopt returns (the kernel copies it).
+ */
+export function sockFprog(program: Buffer): Buffer {
+  const fprog = Buffer.alloc(16);
+  fprog.writeUInt16LE(program.length / 8, 0);
+  fprog.writeBigUInt64LE(BigInt(koffi.address(program) as bigint), 8);
+  return fprog;
+}
 export const SOL_NETLINK = 270; // linux/socket.h
 export const NETLINK_ADD_MEMBERSHIP = 1; // linux/netlink.h
 export const NETLINK_DROP_MEMBERSHIP = 2; // linux/netlink.h

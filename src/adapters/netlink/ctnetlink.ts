@@ -112,6 +112,8 @@ export interface CtnetlinkCounters {
   createRetries: number;
   /** Events of our own writes not decoded (skipSelfEvents). */
   selfEventsSkipped: number;
+  /** Events of our own writes are dropped in the kernel (a BPF filter on the event socket). */
+  selfEventsFiltered: boolean;
 }
 
 /** A create's EEXIST answer, inside createWith (a marker, not an Error: no stack to build). */
@@ -127,7 +129,7 @@ export class Ctnetlink {
   private readonly dumpTimeoutMs: number;
   /** Whether creates on this kernel keep IPS_CONFIRMED in CTA_STATUS (learned from EBUSY). */
   private keepConfirmed = true;
-  private readonly stats = { dumps: 0, dumpsInterrupted: 0, createRetries: 0, selfEventsSkipped: 0 };
+  private readonly stats = { dumps: 0, dumpsInterrupted: 0, createRetries: 0, selfEventsSkipped: 0, selfEventsFiltered: false };
   private skipSelf = false;
   private readonly byKind: Record<CtEventKind | 'lost', number> = { new: 0, update: 0, destroy: 0, lost: 0 };
   /** Messages of replies and events the codec refused, by reason. */
@@ -159,6 +161,8 @@ export class Ctnetlink {
     self = new Ctnetlink(requests, events, opts.dumpTimeoutMs ?? 60_000);
     self.skipSelf = opts.skipSelfEvents === true;
     self.poller = opts.poller;
+    // Dropped in the kernel, if it takes the filter; skipped before decoding otherwise.
+    if (self.skipSelf && events) self.stats.selfEventsFiltered = events.dropFromPort(requests.pid);
     return self;
   }
 

@@ -45,7 +45,9 @@ import {
   NETLINK_EXT_ACK,
   SIZEOF_SOCKADDR_NL,
   SO_RCVBUF,
+  SO_ATTACH_FILTER,
   SO_RCVBUFFORCE,
+  sockFprog,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
@@ -372,6 +374,32 @@ export class NetlinkSocket {
       } else if (p.deadline < next) next = p.deadline;
     }
     if (next !== Infinity && !this.isClosed) this.armSweep(next);
+  }
+
+  /**
+   * Has the kernel drop, before they are queued here, the messages sent on behalf of the
+   * netlink port `pid` (nlmsg_pid): the events our own writes cause, on an event socket of
+   * a listener that would ignore them anyway (a backup writing a bulk sync of a million
+   * entries would otherwise read a million of its own events). A classic BPF filter:
+   *   ld [12] (nlmsg_pid, loaded big-endian); jeq bswap(pid) ? drop : accept
+   * Returns false when the kernel refuses it (the events then arrive and are skipped).
+   */
+  dropFromPort(pid: number): boolean {
+    const prog = Buffer.alloc(4 * 8);
+    const insn = (i: number, code: number, jt: number, jf: number, k: number) => {
+      prog.writeUInt16LE(code, i * 8);
+      prog[i * 8 + 2] = jt;
+      prog[i * 8 + 3] = jf;
+      prog.writeUInt32LE(k >>> 0, i * 8 + 4);
+    };
+    const be = Buffer.alloc(4);
+    be.writeUInt32LE(pid >>> 0, 0);
+    insn(0, 0x20, 0, 0, 12); // BPF_LD | BPF_W | BPF_ABS: A = ntohl(nlmsg_pid)
+    insn(1, 0x15, 1, 0, be.readUInt32BE(0)); // BPF_JMP | BPF_JEQ | BPF_K: our port -> drop
+    insn(2, 0x06, 0, 0, 0xffffffff); // BPF_RET: accept
+    insn(3, 0x06, 0, 0, 0); // BPF_RET: drop
+    const fprog = sockFprog(prog);
+    return libc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, fprog.length) === 0;
   }
 
   /**
