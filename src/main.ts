@@ -82,7 +82,10 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const c = loaded.value.config;
   const syncOn = !!(c.state_sync && c.cluster.key_file);
   if (c.state_sync && !c.cluster.key_file) log.warn({ event: 'sync_off' }, 'state_sync is configured but cluster.key_file is not: connection state is not replicated');
-  const ctnl = Ctnetlink.open({ poller, skipSelfEvents: true, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
+  // 32 MiB for the events: a master opening 40,000 connections a second fills 8 MiB within a
+  // fifth of a second of a stalled loop (GC, a burst of control requests), and every lost
+  // event costs a push of the whole table to the peers.
+  const ctnl = Ctnetlink.open({ poller, skipSelfEvents: true, eventBuffer: 32 * 1024 * 1024, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),
