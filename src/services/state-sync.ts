@@ -24,6 +24,8 @@ import * as sender from '../fsm/sync/sender.js';
 const RECORDS_PER_MESSAGE_LOW = 12;
 /** A peer of another wire version is named in the log at most once per this long. */
 const VERSION_LOG_EVERY_MS = 60_000;
+/** A bulk push waits for at least this many free messages in the peer's queue. */
+const MIN_ROOM = 8;
 /** Records handed to a link per turn of the event loop during a bulk push. */
 const BULK_CHUNK = 512;
 /** How long a stopping node leaves its socket open for its last HELLO to go out. */
@@ -300,9 +302,31 @@ export class StateSyncService {
     for (const l of this.links.values()) this.feedLink(l, { type: 'enqueue', records });
   }
 
+  /** A push waiting for room in a peer's queue: woken by the link step that makes it. */
+  private readonly roomWaiters = new Map<number, () => void>();
+
+  /**
+   * Resolves when the sender to this peer has room again (an ack freed it), or after a
+   * second without (the peer may be gone: the push then looks again at why).
+   */
+  private roomFor(l: Link): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        if (this.roomWaiters.get(l.peer.id) !== done) return;
+        this.roomWaiters.delete(l.peer.id);
+        this.timers.cancel(`${l.peer.id}/push-room`);
+        resolve();
+      };
+      this.roomWaiters.set(l.peer.id, done);
+      this.timers.at(`${l.peer.id}/push-room`, this.deps.clock.now() + 1000, done);
+    });
+  }
+
   private feedLink(l: Link, event: linkFsm.LinkEvent, at?: number): void {
     const r = linkFsm.step(l.state, event, at ?? this.deps.clock.now());
     l.state = r.state;
+    const waiter = this.roomWaiters.get(l.peer.id);
+    if (waiter && sender.room(l.state.sender) >= MIN_ROOM) waiter();
     for (const fx of r.effects) {
       switch (fx.type) {
         case 'send':
@@ -467,8 +491,8 @@ export class StateSyncService {
         else if (this.pushes.get(l.peer.id) !== token) cut = 'superseded';
         if (cut) return 'stop';
         const room = sender.room(l.state.sender);
-        if (room < 8) {
-          await new Promise<void>((res) => this.deps.clock.after(5, res));
+        if (room < MIN_ROOM) {
+          await this.roomFor(l);
           continue;
         }
         const n = Math.min(room * RECORDS_PER_MESSAGE_LOW, BULK_CHUNK, mine.length - i);
