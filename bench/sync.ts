@@ -171,13 +171,21 @@ async function rssMiB(pid: number | undefined): Promise<string> {
 const count = async (lab: Lab, fw: string) => Number((await lab.exec(fw, ['conntrack', '-C'])).trim());
 
 /** Creates `n` entries on fw1 at `rate`, watches them arrive in fw2's kernel. */
+/** Entries sent through before each measured run, to the same watcher (not measured). */
+const PRIME = 2000;
+
+/** Creates `n` entries on fw1 at `rate`, watches them arrive in fw2's kernel. Uses indexes from..from+n+PRIME. */
 async function rateRun(lab: Lab, n: number, rate: number, from: number) {
   const log = `${lab.stateDir}/watch-${from}.log`;
-  const before = await count(lab, 'fw2');
   // The watcher timestamps arrivals: at a high priority, so that it is not the one starved
   // on two cores shared by the load, both daemons and itself (the same for both systems).
-  const watcher = lab.spawn('fw2', ['nice', '-n', '-15', process.execPath, CT_TOOL_JS, 'watch', '--count', String(n), '--timeout', String(Math.ceil(n / Math.max(rate, 20_000)) + 20)], { log });
+  const watcher = lab.spawn('fw2', ['nice', '-n', '-15', process.execPath, CT_TOOL_JS, 'watch', '--count', String(n + PRIME), '--timeout', String(Math.ceil(n / Math.max(rate, 20_000)) + 20)], { log });
   await waitFor('the watcher', async () => ((await readFile(log, 'utf8').catch(() => '')).startsWith('ready') ? true : undefined), 10_000);
+  // A fresh watcher (and a writer, and a path idle since the last run) starts cold: the first
+  // few hundred ms of every run showed lags of tens of ms that were the watcher's JIT.
+  await lab.exec('fw1', [process.execPath, CT_TOOL_JS, 'create', '--count', String(PRIME), '--rate', '0', '--from', String(from + n), '--quiet']);
+  await sleep(300);
+  const before = await count(lab, 'fw2');
   const out = await lab.exec('fw1', [process.execPath, CT_TOOL_JS, 'create', '--count', String(n), '--rate', String(rate), '--from', String(from)]);
   await watcher.wait(120_000);
   const created = new Map((JSON.parse(out) as { created: [number, number][] }).created);
@@ -222,13 +230,13 @@ async function main(): Promise<void> {
       if (warm > 0) {
         process.stderr.write(`${name}: warm-up, ${fmtN(warm)} entries\n`);
         await rateRun(lab, warm, 0, from);
-        from += warm;
+        from += warm + PRIME;
       }
       for (const rate of RATES) {
         const n = rate > 0 ? Math.max(1000, rate * SECONDS) : 50_000 * SECONDS;
         process.stderr.write(`${name}: ${fmtN(n)} entries at ${rate || 'full speed'}/s\n`);
         const x = await rateRun(lab, n, rate, from);
-        from += n;
+        from += n + PRIME;
         const lost = x.created - x.arrived;
         if (lost <= 0) r.best = Math.max(r.best, x.offered);
         r.rates.push([
