@@ -384,8 +384,8 @@ export function hasStatus(e: Pick<ConntrackEntry, 'status'>, name: CtStatusName)
 }
 
 /** The tuple seen from the other side: source and destination swapped (no NAT). */
-export function invertTuple(t: CtTuple): CtTuple {
-  const out: CtTuple = { src: t.dst, dst: t.src, proto: t.proto };
+export function invertTuple<T extends CtTuple | RawCtTuple>(t: T): T {
+  const out = { src: t.dst, dst: t.src, proto: t.proto } as T;
   if (t.srcPort !== undefined || t.dstPort !== undefined) {
     if (t.dstPort !== undefined) out.srcPort = t.dstPort;
     if (t.srcPort !== undefined) out.dstPort = t.srcPort;
@@ -417,15 +417,23 @@ export interface CtNatTarget {
  * the original source. Addresses are compared by value, so "::1" equals "0:0::1".
  */
 export function natOf(e: Pick<ConntrackEntry, 'orig' | 'reply'>): { dnat?: CtNatTarget; snat?: CtNatTarget } {
-  const out: { dnat?: CtNatTarget; snat?: CtNatTarget } = {};
-  const { orig, reply } = e;
+  return natRule(e.orig, e.reply, sameAddress);
+}
+
+/** The rule of natOf for tuples whose addresses are of type A, compared by `same`. */
+function natRule<A>(
+  orig: Omit<CtTuple, 'src' | 'dst'> & { src: A; dst: A },
+  reply: Omit<CtTuple, 'src' | 'dst'> & { src: A; dst: A },
+  same: (a: A, b: A) => boolean,
+): { dnat?: { address: A; port?: number }; snat?: { address: A; port?: number } } {
+  const out: { dnat?: { address: A; port?: number }; snat?: { address: A; port?: number } } = {};
   const ports = hasPorts(orig.proto);
   const icmp = isIcmp(orig.proto);
-  if (!sameAddress(reply.src, orig.dst) || (ports && reply.srcPort !== orig.dstPort)) {
+  if (!same(reply.src, orig.dst) || (ports && reply.srcPort !== orig.dstPort)) {
     out.dnat = ports && reply.srcPort !== undefined ? { address: reply.src, port: reply.srcPort } : { address: reply.src };
   }
   const idChanged = icmp && reply.icmpId !== orig.icmpId;
-  if (!sameAddress(reply.dst, orig.src) || (ports && reply.dstPort !== orig.srcPort) || idChanged) {
+  if (!same(reply.dst, orig.src) || (ports && reply.dstPort !== orig.srcPort) || idChanged) {
     const port = ports ? reply.dstPort : icmp ? reply.icmpId : undefined;
     out.snat = port !== undefined ? { address: reply.dst, port } : { address: reply.dst };
   }
@@ -1009,20 +1017,9 @@ function writeNat(w: NlWriter, type: number, family: IpFamily, proto: number, ta
   w.end(nat);
 }
 
-/** natOf on tuples of bytes (the same rules; addresses compared byte for byte). */
+/** natOf on tuples of bytes (the same rule; addresses compared byte for byte). */
 function rawNatOf(orig: RawCtTuple, reply: RawCtTuple): { dnat?: { address: Uint8Array; port?: number }; snat?: { address: Uint8Array; port?: number } } {
-  const out: { dnat?: { address: Uint8Array; port?: number }; snat?: { address: Uint8Array; port?: number } } = {};
-  const ports = hasPorts(orig.proto);
-  const icmp = isIcmp(orig.proto);
-  if (!sameBytes(reply.src, orig.dst) || (ports && reply.srcPort !== orig.dstPort)) {
-    out.dnat = ports && reply.srcPort !== undefined ? { address: reply.src, port: reply.srcPort } : { address: reply.src };
-  }
-  const idChanged = icmp && reply.icmpId !== orig.icmpId;
-  if (!sameBytes(reply.dst, orig.src) || (ports && reply.dstPort !== orig.srcPort) || idChanged) {
-    const port = ports ? reply.dstPort : icmp ? reply.icmpId : undefined;
-    out.snat = port !== undefined ? { address: reply.dst, port } : { address: reply.dst };
-  }
-  return out;
+  return natRule(orig, reply, sameBytes);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -1031,17 +1028,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** invertTuple on a tuple of bytes. */
-function rawInvert(t: RawCtTuple): RawCtTuple {
-  const out: RawCtTuple = { src: t.dst, dst: t.src, proto: t.proto };
-  if (t.dstPort !== undefined) out.srcPort = t.dstPort;
-  if (t.srcPort !== undefined) out.dstPort = t.srcPort;
-  if (t.icmpId !== undefined) out.icmpId = t.icmpId;
-  if (t.icmpType !== undefined) out.icmpType = invertIcmpType(t.proto, t.icmpType);
-  if (t.icmpCode !== undefined) out.icmpCode = t.icmpCode;
-  if (t.zone !== undefined) out.zone = t.zone;
-  return out;
-}
 
 function writeSeqAdj(w: NlWriter, type: number, s: CtSeqAdj): void {
   const n = w.begin(type);
@@ -1140,7 +1126,7 @@ function writeEntry(w: NlWriter, seq: number, e: RawCtEntry, opts: CreateOptions
   writeTuple(w, CTA_TUPLE_ORIG, e.family, e.orig, 'original tuple');
   if (mode === 'create') {
     const nat = rawNatOf(e.orig, e.reply);
-    writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? rawInvert(e.orig) : e.reply, 'reply tuple');
+    writeTuple(w, CTA_TUPLE_REPLY, e.family, nat.dnat || nat.snat ? invertTuple(e.orig) : e.reply, 'reply tuple');
     if (nat.dnat) writeNat(w, CTA_NAT_DST, e.family, e.orig.proto, nat.dnat);
     if (nat.snat) writeNat(w, CTA_NAT_SRC, e.family, e.orig.proto, nat.snat);
   }
