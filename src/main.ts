@@ -9,7 +9,8 @@ import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
-import { loadConfigFile, type LoadedConfig } from './config/load.js';
+import { loadConfigFile, type LoadedConfig, type LoadResult } from './config/load.js';
+import { ConfigError } from './config/issues.js';
 import { decodeBackendCommand } from './control/backend-args.js';
 import { ControlServer } from './control/server.js';
 import { FwlbError } from './lib/errors.js';
@@ -153,7 +154,10 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const reload = () =>
     ops.run(async () => {
       const t0 = performance.now();
-      const r = await daemon.reload(await loadConfigFile(opts.configFile));
+      // The loader reports every problem as a config error; should it throw anyway, that is
+      // a failed reload like any other (counted, logged), never an unhandled rejection.
+      const next = await loadConfigFile(opts.configFile).catch((e: Error): LoadResult => ({ ok: false, error: new ConfigError(opts.configFile, [{ path: [], message: `cannot load the config: ${e.message}` }]) }));
+      const r = await daemon.reload(next);
       // From reading the file to the kernel holding the result.
       const tookMs = Math.round(performance.now() - t0);
       daemon.noteReloadTime(tookMs);

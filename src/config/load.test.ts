@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parseConfig, loadConfigFile } from './load.js';
+import { parseConfig, loadConfigFile, MAX_ALIASES, MAX_CONFIG_BYTES } from './load.js';
 import { formatIssue } from './issues.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
@@ -142,4 +142,31 @@ test('shipped examples are valid', async () => {
     assert.ok(r.ok, r.ok ? '' : r.error.message);
     assert.match(await readFile(`${dir}/${f}`, 'utf8'), /cluster:/);
   }
+});
+
+/** A "billion laughs" document: `levels` anchors, each nine aliases of the one before. */
+function aliasBomb(levels: number): string {
+  const lines = ['cluster:', '  name: lab', 'x0: &x0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < levels; i++) lines.push(`x${i}: &x${i} [${Array(9).fill(`*x${i - 1}`).join(',')}]`);
+  return lines.join('\n') + '\n';
+}
+
+test('an alias bomb is refused before it expands, at the alias past the limit; a smaller one by the expansion limit; never a throw', async () => {
+  const big = await parseConfig(aliasBomb(9), 'bomb.yaml'); // 72 aliases
+  assert.equal(big.ok, false);
+  if (big.ok) return;
+  assert.equal(big.error.issues.length, 1);
+  const issue = big.error.issues[0]!;
+  assert.match(issue.message, new RegExp(`72 aliases .*at most ${MAX_ALIASES}`));
+  // The 65th alias is the second of line 11 (x8's list): nine per line from line 4 on.
+  assert.equal(issue.line, 11);
+  const small = await parseConfig(aliasBomb(7), 'bomb.yaml'); // 54 aliases, 9^6 items once expanded
+  assert.equal(small.ok, false);
+  if (!small.ok) assert.match(small.error.issues[0]!.message, /^YAML: .*alias/i);
+});
+
+test('a config past the size limit is refused unread', async () => {
+  const r = await parseConfig(`# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`, 'huge.yaml');
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.match(r.error.issues[0]!.message, /bytes: at most/);
 });

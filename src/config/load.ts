@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import { parsePrefix, prefixText } from '../lib/ip.js';
 import { crossCheck } from './cross-check.js';
 import { ConfigError, fromZod, locate, type ConfigIssue } from './issues.js';
@@ -26,15 +26,32 @@ export interface LoadedConfig {
 
 export type LoadResult = { ok: true; value: LoadedConfig } | { ok: false; error: ConfigError };
 
+/** The largest config file taken (a config is a few KiB; block lists go in block_files). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Aliases (*name) in one config; anchors and aliases are for a few shared settings. */
+export const MAX_ALIASES = 64;
+/** Problems reported at most (the rest are counted). */
+const MAX_ISSUES = 100;
+
 /** Parses and checks config text; `readText` loads referenced files (block lists) relative to the config. */
 export async function parseConfig(
   text: string,
   file: string,
   readText: (path: string) => Promise<string> = (p) => readFile(p, 'utf8'),
 ): Promise<LoadResult> {
+  const fail = (issues: ConfigIssue[]): LoadResult => ({ ok: false, error: new ConfigError(file, issues.length > MAX_ISSUES ? [...issues.slice(0, MAX_ISSUES), { path: [], message: `... and ${issues.length - MAX_ISSUES} more problems` }] : issues) });
+  // Bounded before anything expands: the size, and the aliases (each may stand for a whole
+  // subtree: nine aliases of nine aliases ... is a "billion laughs" document).
+  if (text.length > MAX_CONFIG_BYTES) {
+    return fail([{ path: [], line: 1, col: 1, message: `the config is ${text.length} bytes: at most ${MAX_CONFIG_BYTES} (block lists belong in firewall.block_files)` }]);
+  }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const fail = (issues: ConfigIssue[]): LoadResult => ({ ok: false, error: new ConfigError(file, issues) });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    return fail([{ path: [], line: 1, col: 1, message: `YAML: ${(e as Error).message}` }]);
+  }
 
   if (doc.errors.length > 0) {
     return fail(
@@ -44,7 +61,26 @@ export async function parseConfig(
       }),
     );
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let aliases = 0;
+  let excess: number | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      aliases++;
+      if (aliases > MAX_ALIASES && excess === undefined) excess = node.range?.[0] ?? 0;
+    },
+  });
+  if (excess !== undefined) {
+    const pos = lc.linePos(excess);
+    return fail([{ path: [], line: pos.line, col: pos.col, message: `YAML: ${aliases} aliases (*name): at most ${MAX_ALIASES} in a config, refused before expanding them (an alias bomb would take the daemon's memory)` }]);
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // The library refuses an expansion too large (and anything else it throws) with an
+    // exception: a config error like any other, never an exception out of the loader.
+    return fail([{ path: [], line: 1, col: 1, message: `YAML: ${(e as Error).message}` }]);
+  }
   const parsed = ConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     return fail(fromZod(parsed.error.issues).map(({ issue, key }) => locate(doc, lc, issue, key)));
