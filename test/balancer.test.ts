@@ -151,10 +151,13 @@ test("a backend whose service stops leaves the rotation by health check; open co
   assert.ok(web3server);
   await lab.stop(web3server.pid, 'SIGKILL');
   const t0 = Date.now();
+  // Both services that web3 serves (their checks run apart: tcp for echo, http for web).
   const down = await waitFor('web3 to be marked down', async () => {
-    const s = await service('echo');
-    const b = s.backends.find((x) => x.name === 'web3');
-    return b?.health === 'down' && b.slots === 0 ? Date.now() - t0 : undefined;
+    const downIn = async (name: string) => {
+      const b = (await service(name)).backends.find((x) => x.name === 'web3');
+      return b?.health === 'down' && b.slots === 0;
+    };
+    return (await downIn('echo')) && (await downIn('web')) ? Date.now() - t0 : undefined;
   });
   assert.ok(down < 2000, `took ${down} ms (fall 2 x interval 200 ms)`);
   const t = tally(await flows('client1', 80, 60, { mode: 'http' }));

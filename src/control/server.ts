@@ -11,14 +11,40 @@ import { FwlbError } from '../lib/errors.js';
 
 export type Handler = (args: Record<string, unknown>) => Promise<unknown> | unknown;
 
-/** Largest request line accepted; a client sending more is cut off. */
-const MAX_LINE = 64 * 1024;
+/**
+ * Bounds of the socket (issue 12): nothing a local client sends can grow the daemon without
+ * limit or starve it. A client that does not read its answers is not read from either.
+ */
+export interface ControlLimits {
+  /** Largest request line; a client sending more gets ERR_REQUEST_TOO_LARGE and is cut off. */
+  maxLine: number;
+  /** Connections at once; one more gets ERR_BUSY and is closed. */
+  maxConnections: number;
+  /** Requests of one connection being answered at once; past it, reading that connection pauses. */
+  maxPending: number;
+  /** Bytes of answers waiting for a client to read them; past it, reading that connection pauses. */
+  maxUnread: number;
+  /** A connection silent this long is closed. */
+  idleMs: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 64, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
 
 export class ControlServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly limits: ControlLimits;
+  /** Refusals and cut-offs, for status. */
+  readonly refused = { busy: 0, too_large: 0, idle: 0 };
 
-  constructor(private readonly path: string, private readonly handlers: Record<string, Handler>, private readonly log: Logger) {}
+  constructor(
+    private readonly path: string,
+    private readonly handlers: Record<string, Handler>,
+    private readonly log: Logger,
+    limits: Partial<ControlLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_CONTROL_LIMITS, ...limits };
+  }
 
   async listen(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
@@ -43,23 +69,53 @@ export class ControlServer {
   }
 
   private serve(s: Socket): void {
+    s.on('error', () => undefined);
+    if (this.sockets.size >= this.limits.maxConnections) {
+      this.refused.busy++;
+      s.end(JSON.stringify(refusal('ERR_BUSY', `too many control connections (${this.limits.maxConnections}): try again`)) + '\n');
+      return;
+    }
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
-    s.on('error', () => undefined);
+    s.setTimeout(this.limits.idleMs, () => {
+      this.refused.idle++;
+      s.end(JSON.stringify(refusal('ERR_IDLE', `no request for ${this.limits.idleMs} ms: closed`)) + '\n');
+    });
     let buf = '';
+    const lines: string[] = [];
+    let pending = 0;
+    // Reading stops while the connection has its share of requests under way, or while its
+    // answers wait unread; it resumes as they finish and drain.
+    const pump = () => {
+      while (lines.length > 0 && pending < this.limits.maxPending && s.writableLength <= this.limits.maxUnread) {
+        const line = lines.shift()!;
+        pending++;
+        void this.answer(s, line).finally(() => {
+          pending--;
+          pump();
+        });
+      }
+      const full = lines.length > 0 || pending >= this.limits.maxPending || s.writableLength > this.limits.maxUnread;
+      if (full && !s.isPaused()) s.pause();
+      else if (!full && s.isPaused()) s.resume();
+    };
+    s.on('drain', pump);
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        s.destroy();
-        return;
-      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
+        lines.push(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
-        void this.answer(s, line);
       }
+      if (buf.length > this.limits.maxLine) {
+        this.refused.too_large++;
+        s.end(JSON.stringify(refusal('ERR_REQUEST_TOO_LARGE', `a request line of more than ${this.limits.maxLine} bytes`)) + '\n');
+        s.destroySoon();
+        lines.length = 0;
+        return;
+      }
+      pump();
     });
   }
 
@@ -82,7 +138,7 @@ export class ControlServer {
         }
       }
     }
-    if (!s.destroyed) s.write(JSON.stringify(resp) + '\n');
+    if (!s.destroyed && s.writable) s.write(JSON.stringify(resp) + '\n');
   }
 
   async close(): Promise<void> {
@@ -90,6 +146,10 @@ export class ControlServer {
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     await unlink(this.path).catch(() => undefined);
   }
+}
+
+function refusal(code: string, message: string): ControlResponse {
+  return { id: -1, ok: false, error: { code, message } };
 }
 
 function isLive(path: string): Promise<boolean> {
