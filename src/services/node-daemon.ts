@@ -13,6 +13,7 @@ import { FwlbError } from '../lib/errors.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import { readCounters, type Nft } from '../adapters/nft.js';
+import { singleFlight } from '../lib/single-flight.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
@@ -372,7 +373,13 @@ export class NodeDaemon {
     return this.deps.vrrp.status();
   }
 
-  async status(): Promise<NodeStatus> {
+  /**
+   * The node's status. Callers that ask while one is being computed share it: the counters
+   * (an nft child process) and the flows (a conntrack dump) are read once for all of them.
+   */
+  readonly status: () => Promise<NodeStatus> = singleFlight(() => this.computeStatus());
+
+  private async computeStatus(): Promise<NodeStatus> {
     const r = this.running;
     if (!r) throw new Error('node not started');
     const c = r.loaded.config;
