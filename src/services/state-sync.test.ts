@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { deriveSyncKey } from '../codec/sync/message.js';
-import type { ConntrackEntry, CtTuple, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
+import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
 import { rawToEntry } from '../codec/sync/entry-v2.js';
 import { FakeClock } from '../lib/clock.js';
 import { StateSyncService, type ConntrackStore } from './state-sync.js';
@@ -32,21 +32,6 @@ class MemoryConntrack implements ConntrackStore {
   }
   async count(): Promise<number> {
     return this.table.size;
-  }
-  async create(entry: ConntrackEntry): Promise<'created' | 'exists'> {
-    const k = JSON.stringify(entry.orig);
-    if (this.table.has(k)) return 'exists';
-    this.table.set(k, entry);
-    this.emit({ kind: 'new', entry, self: true });
-    return 'created';
-  }
-  async delete(tuple: CtTuple): Promise<'deleted' | 'absent'> {
-    const k = JSON.stringify(tuple);
-    const e = this.table.get(k);
-    if (!e) return 'absent';
-    this.table.delete(k);
-    this.emit({ kind: 'destroy', entry: e, self: true });
-    return 'deleted';
   }
   /** As the kernel does it (the outcomes of ctnetlink writes), in order, at once. */
   writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[]): (string | undefined)[] {

@@ -47,7 +47,6 @@ import {
   decodeConntrackEvent,
   type DumpFilter,
   encodeCreate,
-  encodeCreateRaw,
   encodeUpdateRaw,
   writeEntryMessage,
   type CtWriteOp,
@@ -320,11 +319,6 @@ export class Ctnetlink {
    */
   async create(entry: ConntrackEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
     return this.createWith((seq, o) => encodeCreate(seq, entry, o), entry.status !== undefined, opts);
-  }
-
-  /** `create` of an entry whose tuples are bytes (a received sync record: no address texts). */
-  async createRaw(entry: RawCtEntry, opts: CreateOptions = {}): Promise<'created' | 'exists'> {
-    return this.createWith((seq, o) => encodeCreateRaw(seq, entry, o), entry.status !== undefined, opts);
   }
 
   /**
