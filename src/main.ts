@@ -7,6 +7,8 @@
 import { pino, type Logger } from 'pino';
 import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
+import { NftCounters } from './adapters/netlink/nft-counters.js';
+import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
 import { loadConfigFile, type LoadedConfig, type LoadResult } from './config/load.js';
@@ -18,7 +20,7 @@ import { realClock } from './lib/clock.js';
 import { Balancer } from './services/balancer.js';
 import { HealthChecker } from './services/health-checker.js';
 import { SerialQueue } from './lib/serial-queue.js';
-import { NodeDaemon } from './services/node-daemon.js';
+import { NodeDaemon, type ControlCounters } from './services/node-daemon.js';
 import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
@@ -87,6 +89,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // fifth of a second of a stalled loop (GC, a burst of control requests), and every lost
   // event costs a push of the whole table to the peers.
   const ctnl = Ctnetlink.open({ poller, skipSelfEvents: true, eventBuffer: 32 * 1024 * 1024, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
+  const nftCounters = NftCounters.open(poller);
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),
@@ -115,6 +118,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
+      nftCounters.close();
       ctnl.close();
       vrrpNet.close();
       poller.close();
@@ -135,6 +139,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
       now: Date.now,
       uptimeMs: () => performance.now(),
       syncIdentity: (l) => syncIdentity(l, opts.node),
+      readCounters: () => nftCounters.read(TABLE_FAMILY, TABLE_NAME),
+      controlCounters: (): ControlCounters => control.counters(),
       netlinkCounters: () => {
         const ct = ctnl.counters();
         return { ctnetlink: { requests: ct.requests, ...(ct.events ? { events: ct.events } : {}) }, rtnetlink: vrrpNet.counters() };
@@ -144,6 +150,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   );
   daemonRef = daemon;
   const release = () => {
+    nftCounters.close();
     ctnl.close();
     vrrpNet.close();
     poller.close();

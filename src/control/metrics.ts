@@ -75,6 +75,11 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
       queued.set({ peer: p.peer }, p.queuedRecords);
     }
   }
+  if (s.control) {
+    gauge('fwlb_control_connections', 'Control socket connections open').set(s.control.connections);
+    const refused = counter('fwlb_control_refused_total', 'Control requests refused, by reason (busy, too_large, idle, bad_request, unknown_command)', ['reason']);
+    for (const [k, n] of Object.entries(s.control.refused)) refused.inc({ reason: k }, n);
+  }
   const nlDropped = counter('fwlb_netlink_dropped_total', 'Netlink messages dropped by our sockets, by reason', ['socket', 'reason']);
   const nlLost = counter('fwlb_netlink_lost_total', 'Times the kernel reported lost netlink messages (ENOBUFS)', ['socket']);
   for (const [name, socks] of Object.entries(s.netlink ?? {})) {

@@ -51,13 +51,14 @@ const linesOf = (c: Socket, max = Infinity) =>
   });
 
 test('prototype names and unknown commands are ERR_UNKNOWN_COMMAND', async () => {
-  await withServer({ status: () => 'fine' }, {}, async (path) => {
+  await withServer({ status: () => 'fine' }, {}, async (path, server) => {
     const c = await connect(path);
     const got = linesOf(c, 4);
     for (const [i, cmd] of ['constructor', '__proto__', 'toString', 'status'].entries()) c.write(JSON.stringify({ id: i + 1, cmd }) + '\n');
     const r = await got;
     c.destroy();
     assert.deepEqual(r.map((x) => (x.ok ? 'ok' : x.error!.code)), ['ERR_UNKNOWN_COMMAND', 'ERR_UNKNOWN_COMMAND', 'ERR_UNKNOWN_COMMAND', 'ok']);
+    assert.equal(server.counters().refused.unknown_command, 3);
   });
 });
 
@@ -73,7 +74,7 @@ test('one connection past the limit gets ERR_BUSY; an oversized line ERR_REQUEST
     assert.deepEqual((await big).map((x) => x.error?.code), ['ERR_REQUEST_TOO_LARGE']);
     // b says nothing: closed after the idle time.
     assert.deepEqual((await linesOf(b)).map((x) => x.error?.code), ['ERR_IDLE']);
-    assert.deepEqual(server.refused, { busy: 1, too_large: 1, idle: 1 });
+    assert.deepEqual(server.refused, { busy: 1, too_large: 1, idle: 1, bad_request: 0, unknown_command: 0 });
   });
 });
 

@@ -35,15 +35,23 @@ export class ControlServer {
   private readonly sockets = new Set<Socket>();
   private readonly limits: ControlLimits;
   /** Refusals and cut-offs, for status. */
-  readonly refused = { busy: 0, too_large: 0, idle: 0 };
+  readonly refused = { busy: 0, too_large: 0, idle: 0, bad_request: 0, unknown_command: 0 };
+  /** Commands by name: a Map, so no name reaches anything but a handler ("constructor", "__proto__"). */
+  private readonly handlers: ReadonlyMap<string, Handler>;
 
   constructor(
     private readonly path: string,
-    private readonly handlers: Record<string, Handler>,
+    handlers: Record<string, Handler>,
     private readonly log: Logger,
     limits: Partial<ControlLimits> = {},
   ) {
+    this.handlers = new Map(Object.entries(handlers));
     this.limits = { ...DEFAULT_CONTROL_LIMITS, ...limits };
+  }
+
+  /** Connections open now, and the requests refused since the start, by reason (status, metrics). */
+  counters(): { connections: number; refused: Record<string, number> } {
+    return { connections: this.sockets.size, refused: { ...this.refused } };
   }
 
   async listen(): Promise<void> {
@@ -123,10 +131,12 @@ export class ControlServer {
     const req = decodeRequest(line);
     let resp: ControlResponse;
     if (!req.ok) {
+      this.refused.bad_request++;
       resp = { id: -1, ok: false, error: { code: 'ERR_BAD_REQUEST', message: req.reason } };
     } else {
-      const h = Object.hasOwn(this.handlers, req.value.cmd) ? this.handlers[req.value.cmd] : undefined;
+      const h = this.handlers.get(req.value.cmd);
       if (!h) {
+        this.refused.unknown_command++;
         resp = { id: req.value.id, ok: false, error: { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command "${req.value.cmd}"` } };
       } else {
         try {

@@ -297,15 +297,25 @@ export class Balancer {
     });
   }
 
-  /** Flow counts per service, at most one conntrack dump per service a second however often status is asked. */
-  private readonly flowCache = new Map<string, { at: number; flows: FlowSummary | null }>();
+  /**
+   * Flow counts per service: at most one conntrack dump per service a second however often
+   * status and metrics ask, and one at a time (callers meanwhile share the one in progress).
+   * The dump is counted in place as it streams (ServiceFlowTally), a few datagrams per turn
+   * of the event loop: a service with 100,000 flows delays no VRRP advert.
+   */
+  private readonly flowCache = new Map<string, { at: number; flows: Promise<FlowSummary | null> }>();
 
-  private async flowsOf(s: ServiceRuntime): Promise<FlowSummary | null> {
+  private flowsOf(s: ServiceRuntime): Promise<FlowSummary | null> {
     const now = (this.deps.now ?? Date.now)();
     const hit = this.flowCache.get(s.name);
     if (hit && now - hit.at < FLOW_CACHE_MS) return hit.flows;
-    const flows = await this.deps.conntrack.serviceFlows(s.key).catch(() => null);
+    const flows = this.deps.conntrack.serviceFlows(s.key).catch(() => null);
     this.flowCache.set(s.name, { at: now, flows });
+    // The cache's age counts from when the answer came (a dump of a large table takes a while).
+    void flows.then(() => {
+      const cur = this.flowCache.get(s.name);
+      if (cur?.flows === flows) cur.at = (this.deps.now ?? Date.now)();
+    });
     return flows;
   }
 

@@ -45,6 +45,13 @@ export interface NodeDaemonDeps {
    * refused. Throws (a located message) when the config's sync cannot be built at all.
    */
   syncIdentity?: (loaded: LoadedConfig) => Promise<string>;
+  /**
+   * The table's named counters (name -> packets). main.ts reads them over netlink
+   * (NftCounters: nothing spawned); without it, `nft -j list counters` (tests, tools).
+   */
+  readCounters?: () => Promise<Map<string, number>>;
+  /** The control socket's connections and refusals (ControlServer.counters). */
+  controlCounters?: () => ControlCounters;
   /** The netlink sockets' own counters (messages, drops by reason, lost events), by socket. */
   netlinkCounters?: () => Record<string, { requests: SocketCounters; events?: SocketCounters }>;
 }
@@ -106,6 +113,13 @@ export interface NodeStatus {
   sync: StateSyncStatus | null;
   ready: Readiness;
   netlink: Record<string, { requests: SocketCounters; events?: SocketCounters }>;
+  /** The control socket: connections open, requests refused by reason (busy, too_large, idle, ...). */
+  control: ControlCounters;
+}
+
+export interface ControlCounters {
+  connections: number;
+  refused: Record<string, number>;
 }
 
 /**
@@ -216,7 +230,7 @@ export class NodeDaemon {
         }
       }
       if (mode === 'full') {
-        const counters = await readCounters(nft, TABLE_FAMILY, TABLE_NAME);
+        const counters = await this.counters();
         await nft.apply(p.script);
         balancer.carryCounters(counters);
       }
@@ -379,6 +393,10 @@ export class NodeDaemon {
    */
   readonly status: () => Promise<NodeStatus> = singleFlight(() => this.computeStatus());
 
+  private counters(): Promise<Map<string, number>> {
+    return this.deps.readCounters ? this.deps.readCounters().catch(() => new Map<string, number>()) : readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME);
+  }
+
   private async computeStatus(): Promise<NodeStatus> {
     const r = this.running;
     if (!r) throw new Error('node not started');
@@ -392,11 +410,12 @@ export class NodeDaemon {
       config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
       ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, applyMode: r.applyMode, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
-      services: await this.deps.balancer.status(await readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME)),
+      services: await this.deps.balancer.status(await this.counters()),
       vrrp: this.withReadiness(this.deps.vrrp.status()),
       sync: this.deps.sync?.status() ?? null,
       ready: this.readiness(),
       netlink: this.deps.netlinkCounters?.() ?? {},
+      control: this.deps.controlCounters?.() ?? { connections: 0, refused: {} },
     };
   }
 }

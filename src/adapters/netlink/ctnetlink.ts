@@ -65,6 +65,7 @@ import {
   sameAddress,
 } from '../../codec/netlink/ctnetlink.js';
 import type { NlMessage } from '../../codec/netlink/nlmsg.js';
+import { ServiceFlowTally } from '../../codec/netlink/ct-tally.js';
 import type { Conntrack, FlowSummary, ServiceKey } from '../conntrack.js';
 import { ECANCELED, NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
@@ -293,6 +294,33 @@ export class Ctnetlink {
     return total;
   }
 
+  /**
+   * The dump's messages undecoded, handed to `onMessage` as they are read: a socket of its
+   * own, a few datagrams per turn of the event loop, so counting a large table blocks
+   * nothing (ServiceFlowTally reads what it needs in place). Resolves with the number of
+   * messages; an interrupted dump is not redone.
+   */
+  async dumpRaw(onMessage: (m: NlMessage) => void, filter: DumpFilter = {}): Promise<number> {
+    if (!this.poller) throw new NetlinkError('IPCTNL_MSG_CT_GET', ECANCELED, { detail: 'no poller' });
+    const sock = NetlinkSocket.open({ poller: this.poller, protocol: NETLINK_NETFILTER, timeoutMs: this.dumpTimeoutMs, readsPerWakeup: 4 });
+    let n = 0;
+    this.stats.dumps++;
+    try {
+      await sock.request((seq) => encodeDumpRequest(seq, filter), {
+        dump: true,
+        op: 'IPCTNL_MSG_CT_GET',
+        timeoutMs: this.dumpTimeoutMs,
+        onPart: (m) => {
+          n++;
+          onMessage(m);
+        },
+      });
+    } finally {
+      sock.close();
+    }
+    return n;
+  }
+
   /** One entry by its original tuple (the family is the addresses'); undefined when there is none (ENOENT). */
   async get(tuple: CtTuple, opts: { zone?: number } = {}): Promise<ConntrackEntry | undefined> {
     const key = toKey(tuple, opts);
@@ -487,7 +515,7 @@ const DELETE_CONCURRENCY = 64;
 
 /**
  * The Conntrack of src/adapters/conntrack.ts over ctnetlink, so the CLI adapter can be
- * swapped out: serviceFlows() is one filtered dump; deleteBackendFlows() dumps the service,
+ * swapped out: serviceFlows() counts one filtered dump in place (ServiceFlowTally); deleteBackendFlows() dumps the service,
  * picks the flows whose replies come from the backend and deletes each by tuple and id
  * (so a new flow that reused a tuple meanwhile is left alone), 64 requests in flight.
  * It returns how many the kernel deleted; flows that ended on their own meanwhile (ENOENT)
@@ -496,7 +524,9 @@ const DELETE_CONCURRENCY = 64;
 export function createCtnetlinkConntrack(ct: Ctnetlink): Conntrack {
   return {
     async serviceFlows(s: ServiceKey): Promise<FlowSummary> {
-      return summarizeServiceFlows(await ct.dump(serviceFilter(s)), s);
+      const tally = new ServiceFlowTally(s);
+      await ct.dumpRaw((m) => tally.add(m), serviceFilter(s));
+      return tally.summary();
     },
     async deleteBackendFlows(s: ServiceKey, backend: { address: string; port: number }): Promise<number> {
       const flows = (await ct.dump(serviceFilter(s))).filter(
