@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { NftCounters } from './adapters/netlink/nft-counters.js';
+import { readUdpDrops } from './adapters/udp-drops.js';
 import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
@@ -350,7 +351,30 @@ async function createStateSync(
       sock.on('message', (m, rinfo) => onDatagram(m, rinfo.address));
       sock.on('error', (e) => deps.log.error({ err: e.message }, 'sync socket error'));
       sock.bind(ss.port, selfAddress);
-      return { send: (b, address) => sock.send(b, ss.port, address), close: () => sock.close() };
+      // The kernel's drops on a full receive buffer (a flood, a stalled loop), sampled each
+      // second: counted in status, and logged once a minute while they grow.
+      const base = readUdpDrops(ss.port) ?? 0;
+      let drops: number | undefined = 0;
+      let loggedAt = -Infinity;
+      let loggedDrops = 0;
+      const sampler = setInterval(() => {
+        const now = readUdpDrops(ss.port);
+        drops = now === undefined ? undefined : Math.max(0, now - base);
+        if (drops !== undefined && drops > loggedDrops && performance.now() - loggedAt >= 60_000) {
+          deps.log.warn({ event: 'sync_socket_drops', drops, since: drops - loggedDrops }, `the kernel dropped ${drops - loggedDrops} state sync datagrams on a full receive buffer`);
+          loggedAt = performance.now();
+          loggedDrops = drops;
+        }
+      }, 1000);
+      sampler.unref();
+      return {
+        send: (b, address) => sock.send(b, ss.port, address),
+        close: () => {
+          clearInterval(sampler);
+          sock.close();
+        },
+        receiveDrops: () => drops,
+      };
     },
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
     // Active-standby: the master owns every entry (active-active will decide per flow).

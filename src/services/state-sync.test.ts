@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { deriveSyncKey } from '../codec/sync/message.js';
+import { deriveSyncKey, encode } from '../codec/sync/message.js';
+import { OFF_SENDER } from '../codec/sync/constants.js';
 import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
 import { rawToEntry } from '../codec/sync/entry-v2.js';
 import { FakeClock } from '../lib/clock.js';
@@ -176,6 +177,39 @@ test('regression (f4fe77a): a second whole-table push while one is under way (ev
   assert.equal(st.counters.bulk_count_mismatch, 0);
   assert.equal(b.ct.table.size, 3000);
   assert.equal(a.svc.status().counters.bulk_pushes, 2);
+  await a.svc.stop();
+  await b.svc.stop();
+});
+
+test('a flood is dropped by the cheap checks before the HMAC: wrong source, wrong sender; forged datagrams count bad_hmac', async () => {
+  const { nodes, run } = await pair({ offset: () => 0, loss: 0, seed: 3 });
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  a.svc.start();
+  b.svc.start();
+  await run(2000);
+  const before = a.svc.status();
+  const key = deriveSyncKey(Buffer.alloc(32, 7));
+  const hello = encode({ type: 'hello', sender: 1, receiver: 0, epoch: 1001, peerEpoch: 0, packet: 999_999, seq: 0, synced: true }, key);
+  const deliver = (a.svc as unknown as { onDatagram: (b: Buffer, f: string) => void }).onDatagram.bind(a.svc);
+  // From an address that is no peer's: dropped before anything is decoded.
+  for (let i = 0; i < 100; i++) deliver(hello, '198.18.2.99');
+  // From the peer's address, claiming another sender: dropped before the HMAC.
+  const other = Buffer.from(hello);
+  other.writeUInt16BE(7, OFF_SENDER);
+  for (let i = 0; i < 100; i++) deliver(other, '198.18.2.2');
+  // From the peer's address with its sender id and a bad HMAC: the HMAC refuses it.
+  const forged = Buffer.from(hello);
+  forged[forged.length - 1] = (forged[forged.length - 1] ?? 0) ^ 0xff;
+  for (let i = 0; i < 100; i++) deliver(forged, '198.18.2.2');
+  // Garbage from the peer's address: too short, or a bad magic.
+  for (let i = 0; i < 100; i++) deliver(Buffer.alloc(i), '198.18.2.2');
+  const after = a.svc.status();
+  assert.equal(after.drops.unknown_peer - before.drops.unknown_peer, 200);
+  assert.equal(after.drops.bad_hmac - before.drops.bad_hmac, 100);
+  assert.equal(after.drops.too_short + after.drops.bad_magic - before.drops.too_short - before.drops.bad_magic, 100);
+  assert.equal(after.peers[0]!.alive, true, 'the session goes on');
+  await run(2000);
+  assert.equal(a.svc.status().peers[0]!.alive, true);
   await a.svc.stop();
   await b.svc.stop();
 });

@@ -10,7 +10,7 @@
  * active node speaks. Writes into the kernel run one at a time, in order.
  */
 import type { Logger } from 'pino';
-import { decode, encode, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
+import { decode, encode, peekSender, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
 import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
@@ -59,6 +59,8 @@ export interface ConntrackStore {
 export interface SyncTransport {
   send(buf: Buffer, address: string): void;
   close(): void;
+  /** Datagrams the kernel dropped on the socket (receive buffer full), if it can tell. */
+  receiveDrops?(): number | undefined;
 }
 
 export interface SyncPeer {
@@ -138,10 +140,14 @@ export interface StateSyncStatus {
   applyErrors: number;
   counters: Record<SyncCounter, number>;
   drops: Record<SyncDropReason, number>;
+  /** Datagrams the kernel dropped before we could read them (a full receive buffer); null if unknown. */
+  socketDrops: number | null;
 }
 
 export class StateSyncService {
   private readonly links = new Map<number, Link>();
+  /** The same links by the peer's sync address: the first check of a datagram. */
+  private readonly byAddress = new Map<string, Link>();
   private bulk: bulkFsm.BulkState;
   /** Every timer of the service: `${peer}/${timer}` for the links, `bulk` for the bulk machine. */
   private readonly timers: TimerDriver;
@@ -171,7 +177,9 @@ export class StateSyncService {
     this.bulk = bulkFsm.initialBulkState(deps.bulk);
     for (const p of deps.peers) {
       const cfg = linkFsm.linkConfig({ name: p.name, self: deps.selfId, peer: p.id, epoch: deps.epoch });
-      this.links.set(p.id, { peer: p, state: linkFsm.initialLinkState(cfg) });
+      const l: Link = { peer: p, state: linkFsm.initialLinkState(cfg) };
+      this.links.set(p.id, l);
+      this.byAddress.set(p.address, l);
     }
   }
 
@@ -243,15 +251,27 @@ export class StateSyncService {
     this.counters[c] += by;
   }
 
+  /**
+   * A datagram from the socket. The cheap checks come first, so that a flood costs little:
+   * the source must be a peer's sync address and the header's sender that peer (both read
+   * without authenticating), then magic, version and length (decode), and only then the
+   * HMAC. (The ruleset already drops the sync port from anyone but the peers, on their
+   * interface: what gets here is spoofed from the sync segment itself.)
+   */
   private onDatagram(buf: Buffer, from: string): void {
+    const l = this.byAddress.get(from);
+    const claimed = peekSender(buf);
+    if (!l || (claimed !== undefined && claimed !== l.peer.id)) {
+      this.drop('unknown_peer');
+      return;
+    }
     const r = decode(buf, this.deps.key);
     if (!r.ok) {
       this.drop(r.reason);
       if (r.reason === 'bad_version') this.refuseVersion(buf, from);
       return;
     }
-    const l = this.links.get(r.value.sender);
-    if (!l || l.peer.address !== from) {
+    if (r.value.sender !== l.peer.id) {
       this.drop('unknown_peer');
       return;
     }
@@ -657,6 +677,7 @@ export class StateSyncService {
       applyErrors: this.applyErrors,
       counters: { ...this.counters },
       drops: { ...this.drops },
+      socketDrops: this.transport?.receiveDrops?.() ?? null,
     };
   }
 }

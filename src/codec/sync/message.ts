@@ -475,6 +475,16 @@ export function peekVersion(buf: Uint8Array): number | undefined {
   return dv.getUint32(OFF_MAGIC) === SYNC_MAGIC ? dv.getUint8(OFF_VERSION) : undefined;
 }
 
+/**
+ * The sender id a datagram of this version claims, read before authenticating: a cheap
+ * check (is it the peer at that source address?) that spares the HMAC of a flood. Never for
+ * a decision beyond dropping.
+ */
+export function peekSender(buf: Uint8Array): number | undefined {
+  if (peekVersion(buf) !== SYNC_VERSION) return undefined;
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint16(OFF_SENDER);
+}
+
 export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
   const fail = (reason: SyncDecodeReason): SyncDecodeResult => ({ ok: false, reason });
   if (!(buf instanceof Uint8Array) || buf.length < SYNC_OVERHEAD) return fail('too_short');
