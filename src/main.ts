@@ -9,6 +9,7 @@ import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { NftCounters } from './adapters/netlink/nft-counters.js';
 import { readUdpDrops } from './adapters/udp-drops.js';
+import { UdpSocketV4 } from './adapters/udp-socket.js';
 import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
@@ -26,7 +27,6 @@ import { VrrpService } from './services/vrrp.js';
 import { Poller } from './adapters/netlink/poller.js';
 import { createVrrpNet } from './adapters/vrrp-net.js';
 import { hostname, setPriority } from 'node:os';
-import { createSocket } from 'node:dgram';
 import { createHash, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -115,7 +115,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   let sync: StateSyncService | undefined;
   if (syncOn) {
     try {
-      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, afterSync: () => daemonRef?.checkReady() });
+      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady() });
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
@@ -328,7 +328,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; afterSync: () => void },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -347,10 +347,9 @@ async function createStateSync(
     peers,
     ct: deps.ct,
     transport: (onDatagram) => {
-      const sock = createSocket('udp4');
-      sock.on('message', (m, rinfo) => onDatagram(m, rinfo.address));
-      sock.on('error', (e) => deps.log.error({ err: e.message }, 'sync socket error'));
-      sock.bind(ss.port, selfAddress);
+      // recvmmsg through koffi: a flood at the port is read and dropped at a microsecond a
+      // datagram, so the peer's own datagrams are not lost among it (src/adapters/udp-socket.ts).
+      const sock = UdpSocketV4.open({ poller: deps.poller, address: selfAddress, port: ss.port, onDatagram });
       // The kernel's drops on a full receive buffer (a flood, a stalled loop), sampled each
       // second: counted in status, and logged once a minute while they grow.
       const base = readUdpDrops(ss.port) ?? 0;
@@ -368,7 +367,7 @@ async function createStateSync(
       }, 1000);
       sampler.unref();
       return {
-        send: (b, address) => sock.send(b, ss.port, address),
+        send: (b, address) => sock.send(b, address, ss.port),
         close: () => {
           clearInterval(sampler);
           sock.close();

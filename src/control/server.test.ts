@@ -34,9 +34,9 @@ const connect = (path: string) =>
 
 /** Every line the server sends until it closes (or `max` lines). */
 const linesOf = (c: Socket, max = Infinity) =>
-  new Promise<Array<{ id: number; ok: boolean; error?: { code: string } }>>((res) => {
+  new Promise<Array<{ id: number; ok: boolean; result?: unknown; error?: { code: string } }>>((res) => {
     let buf = '';
-    const out: Array<{ id: number; ok: boolean; error?: { code: string } }> = [];
+    const out: Array<{ id: number; ok: boolean; result?: unknown; error?: { code: string } }> = [];
     c.setEncoding('utf8');
     c.on('data', (d: string) => {
       buf += d;
@@ -62,16 +62,24 @@ test('prototype names and unknown commands are ERR_UNKNOWN_COMMAND', async () =>
   });
 });
 
-test('one connection past the limit gets ERR_BUSY; an oversized line ERR_REQUEST_TOO_LARGE; an idle one ERR_IDLE', async () => {
-  await withServer({ status: () => 'fine' }, { maxConnections: 2, maxLine: 1000, idleMs: 200 }, async (path, server) => {
+test('past the served connections one waits its turn, one more gets ERR_BUSY; an oversized line ERR_REQUEST_TOO_LARGE; an idle one ERR_IDLE', async () => {
+  await withServer({ status: () => 'fine' }, { maxConnections: 2, maxWaiting: 1, maxLine: 1000, idleMs: 300 }, async (path, server) => {
     const a = await connect(path);
     const b = await connect(path);
     await new Promise((r) => setTimeout(r, 20));
     const c = await connect(path);
-    assert.deepEqual((await linesOf(c)).map((x) => x.error?.code), ['ERR_BUSY']);
+    const cAnswers = linesOf(c, 1);
+    c.write(JSON.stringify({ id: 1, cmd: 'status' }) + '\n');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.counters().waiting, 1, 'c waits');
+    const d = await connect(path);
+    assert.deepEqual((await linesOf(d)).map((x) => x.error?.code), ['ERR_BUSY']);
     const big = linesOf(a);
     a.write('x'.repeat(5000));
     assert.deepEqual((await big).map((x) => x.error?.code), ['ERR_REQUEST_TOO_LARGE']);
+    // a is gone: c is served, and its request (held in the kernel meanwhile) answered.
+    assert.deepEqual((await cAnswers).map((x) => x.result), ['fine']);
+    c.destroy();
     // b says nothing: closed after the idle time.
     assert.deepEqual((await linesOf(b)).map((x) => x.error?.code), ['ERR_IDLE']);
     assert.deepEqual(server.refused, { busy: 1, too_large: 1, idle: 1, bad_request: 0, unknown_command: 0 });

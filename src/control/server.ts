@@ -18,8 +18,10 @@ export type Handler = (args: Record<string, unknown>) => Promise<unknown> | unkn
 export interface ControlLimits {
   /** Largest request line; a client sending more gets ERR_REQUEST_TOO_LARGE and is cut off. */
   maxLine: number;
-  /** Connections at once; one more gets ERR_BUSY and is closed. */
+  /** Connections served at once; more wait, unread, for one of them to close. */
   maxConnections: number;
+  /** Connections waiting for a turn; one more gets ERR_BUSY and is closed. */
+  maxWaiting: number;
   /** Requests of one connection being answered at once; past it, reading that connection pauses. */
   maxPending: number;
   /** Bytes of answers waiting for a client to read them; past it, reading that connection pauses. */
@@ -28,11 +30,17 @@ export interface ControlLimits {
   idleMs: number;
 }
 
-export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 64, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
+/**
+ * At most 64 x (1 MiB unread + 64 KiB line) of memory for the connections served; waiting
+ * ones cost a socket each (their requests stay in the kernel).
+ */
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 64, maxWaiting: 1024, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
 
 export class ControlServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Connections past maxConnections, paused, in arrival order. */
+  private readonly waiting: Socket[] = [];
   private readonly limits: ControlLimits;
   /** Refusals and cut-offs, for status. */
   readonly refused = { busy: 0, too_large: 0, idle: 0, bad_request: 0, unknown_command: 0 };
@@ -50,8 +58,8 @@ export class ControlServer {
   }
 
   /** Connections open now, and the requests refused since the start, by reason (status, metrics). */
-  counters(): { connections: number; refused: Record<string, number> } {
-    return { connections: this.sockets.size, refused: { ...this.refused } };
+  counters(): { connections: number; waiting: number; refused: Record<string, number> } {
+    return { connections: this.sockets.size, waiting: this.waiting.length, refused: { ...this.refused } };
   }
 
   async listen(): Promise<void> {
@@ -61,7 +69,7 @@ export class ControlServer {
     const old = await lstat(this.path).catch(() => undefined);
     if (old && !old.isSocket()) throw new FwlbError('ERR_CONTROL_PATH', `${this.path} exists and is not a socket`);
     if (old) await unlink(this.path);
-    const server = createServer((s) => this.serve(s));
+    const server = createServer((s) => this.admit(s));
     // Created 0600 from the start (umask), not opened up and then closed down.
     const umask = process.umask(0o177);
     try {
@@ -76,15 +84,44 @@ export class ControlServer {
     this.server = server;
   }
 
-  private serve(s: Socket): void {
+  /**
+   * A new connection: served now if there is room, else held unread (its requests wait in
+   * the kernel) until a served one closes; past maxWaiting, refused with ERR_BUSY. 500
+   * monitoring clients at once are all answered, 64 at a time.
+   */
+  private admit(s: Socket): void {
     s.on('error', () => undefined);
-    if (this.sockets.size >= this.limits.maxConnections) {
-      this.refused.busy++;
-      s.end(JSON.stringify(refusal('ERR_BUSY', `too many control connections (${this.limits.maxConnections}): try again`)) + '\n');
+    if (this.sockets.size < this.limits.maxConnections) {
+      this.serve(s);
       return;
     }
+    if (this.waiting.length >= this.limits.maxWaiting) {
+      this.refused.busy++;
+      s.end(JSON.stringify(refusal('ERR_BUSY', `too many control connections (${this.limits.maxConnections + this.limits.maxWaiting}): try again`)) + '\n');
+      return;
+    }
+    s.pause();
+    this.waiting.push(s);
+    s.once('close', () => {
+      const i = this.waiting.indexOf(s);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
+  }
+
+  /** A served connection closed: the longest waiting one takes its place. */
+  private next(): void {
+    while (this.sockets.size < this.limits.maxConnections && this.waiting.length > 0) {
+      const w = this.waiting.shift()!;
+      if (!w.destroyed) this.serve(w);
+    }
+  }
+
+  private serve(s: Socket): void {
     this.sockets.add(s);
-    s.on('close', () => this.sockets.delete(s));
+    s.on('close', () => {
+      this.sockets.delete(s);
+      this.next();
+    });
     s.setTimeout(this.limits.idleMs, () => {
       this.refused.idle++;
       s.end(JSON.stringify(refusal('ERR_IDLE', `no request for ${this.limits.idleMs} ms: closed`)) + '\n');
@@ -125,6 +162,8 @@ export class ControlServer {
       }
       pump();
     });
+    // A connection that waited was paused: read what it sent meanwhile.
+    if (s.isPaused()) s.resume();
   }
 
   private async answer(s: Socket, line: string): Promise<void> {
@@ -152,6 +191,7 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    for (const s of this.waiting.splice(0)) s.destroy();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     await unlink(this.path).catch(() => undefined);

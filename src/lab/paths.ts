@@ -27,3 +27,7 @@ export const PROBER_JS = `${REPO_ROOT}/dist/src/lab/prober.js`;
 export const SESSIONS_JS = `${REPO_ROOT}/dist/src/lab/sessions.js`;
 /** Conntrack load and watch for the sync benchmark (ct-tool.ts). */
 export const CT_TOOL_JS = `${REPO_ROOT}/dist/src/lab/ct-tool.js`;
+/** A flood of bad datagrams at a state sync port (sync-flood.ts). */
+export const SYNC_FLOOD_JS = `${REPO_ROOT}/dist/src/lab/sync-flood.js`;
+/** Hand-made VRRP adverts from any source (vrrp-send.ts). */
+export const VRRP_SEND_JS = `${REPO_ROOT}/dist/src/lab/vrrp-send.js`;

@@ -119,6 +119,8 @@ export interface NodeStatus {
 
 export interface ControlCounters {
   connections: number;
+  /** Connections waiting for a turn (past the served maximum). */
+  waiting: number;
   refused: Record<string, number>;
 }
 
@@ -415,7 +417,7 @@ export class NodeDaemon {
       sync: this.deps.sync?.status() ?? null,
       ready: this.readiness(),
       netlink: this.deps.netlinkCounters?.() ?? {},
-      control: this.deps.controlCounters?.() ?? { connections: 0, refused: {} },
+      control: this.deps.controlCounters?.() ?? { connections: 0, waiting: 0, refused: {} },
     };
   }
 }

@@ -10,7 +10,7 @@
  * active node speaks. Writes into the kernel run one at a time, in order.
  */
 import type { Logger } from 'pino';
-import { decode, encode, peekSender, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
+import { decode, encode, peekHeader, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
 import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
@@ -252,19 +252,36 @@ export class StateSyncService {
   }
 
   /**
-   * A datagram from the socket. The cheap checks come first, so that a flood costs little:
-   * the source must be a peer's sync address and the header's sender that peer (both read
-   * without authenticating), then magic, version and length (decode), and only then the
-   * HMAC. (The ruleset already drops the sync port from anyone but the peers, on their
-   * interface: what gets here is spoofed from the sync segment itself.)
+   * A datagram from the socket (`view` is valid during the call only). The cheap checks come
+   * first, so that a flood costs little: the source must be a peer's sync address, and the
+   * header (read without authenticating) must name that peer as sender and us as receiver
+   * and pass the replay check (stale epochs, duplicates: refused whatever the HMAC); then
+   * magic, version and length (decode), and only then the HMAC. What a flood can make us
+   * verify is HELLOs and messages of the live epoch. (The ruleset already drops the sync port
+   * from anyone but the peers, on their interface: what gets here is spoofed from the sync
+   * segment itself.)
    */
-  private onDatagram(buf: Buffer, from: string): void {
+  private onDatagram(view: Buffer, from: string): void {
     const l = this.byAddress.get(from);
-    const claimed = peekSender(buf);
-    if (!l || (claimed !== undefined && claimed !== l.peer.id)) {
+    if (!l) {
       this.drop('unknown_peer');
       return;
     }
+    const claimed = peekHeader(view);
+    if (claimed) {
+      if (claimed.sender !== l.peer.id) {
+        this.drop('unknown_peer');
+        return;
+      }
+      // What the link would refuse whatever the HMAC says (a stale epoch, a duplicate ...).
+      const refused = linkFsm.precheck(l.state, claimed);
+      if (refused) {
+        this.drop(refused);
+        return;
+      }
+    }
+    // The transport may reuse `view` once we return: what passed is copied (records keep slices).
+    const buf = Buffer.from(view);
     const r = decode(buf, this.deps.key);
     if (!r.ok) {
       this.drop(r.reason);

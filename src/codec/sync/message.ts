@@ -475,14 +475,34 @@ export function peekVersion(buf: Uint8Array): number | undefined {
   return dv.getUint32(OFF_MAGIC) === SYNC_MAGIC ? dv.getUint8(OFF_VERSION) : undefined;
 }
 
+/** The header fields a datagram claims, unauthenticated (peekHeader). */
+export interface ClaimedHeader {
+  type: SyncMessageType | undefined;
+  sender: number;
+  receiver: number;
+  epoch: number;
+  peerEpoch: number;
+  packet: number;
+}
+
 /**
- * The sender id a datagram of this version claims, read before authenticating: a cheap
- * check (is it the peer at that source address?) that spares the HMAC of a flood. Never for
- * a decision beyond dropping.
+ * The header a datagram of this version claims, read before authenticating, for the cheap
+ * checks that spare a flood the HMAC: is it the peer at that source address, for us, and
+ * would the replay check refuse it anyway (the verdict depends on these fields only, so a
+ * message the check refuses is refused whether or not it is authentic). Never for a decision
+ * beyond dropping. Undefined when the datagram is not of this version or too short.
  */
-export function peekSender(buf: Uint8Array): number | undefined {
+export function peekHeader(buf: Uint8Array): ClaimedHeader | undefined {
   if (peekVersion(buf) !== SYNC_VERSION) return undefined;
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint16(OFF_SENDER);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return {
+    type: SYNC_MESSAGE_TYPES[dv.getUint8(OFF_TYPE)],
+    sender: dv.getUint16(OFF_SENDER),
+    receiver: dv.getUint16(OFF_RECEIVER),
+    epoch: dv.getUint32(OFF_EPOCH),
+    peerEpoch: dv.getUint32(OFF_PEER_EPOCH),
+    packet: dv.getUint32(OFF_PACKET) * 2 ** 32 + dv.getUint32(OFF_PACKET + 4),
+  };
 }
 
 export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {

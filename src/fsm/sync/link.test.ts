@@ -13,9 +13,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { FakeClock, type Timer } from '../../lib/clock.js';
-import { decode, deriveSyncKey, encode, type SyncDecodeReason, type SyncRecord } from '../../codec/sync/message.js';
+import { decode, deriveSyncKey, encode, peekHeader, type SyncDecodeReason, type SyncRecord } from '../../codec/sync/message.js';
 import * as bulk from './bulk.js';
-import { hasSession, initialLinkState, linkConfig, linkStatus, step, type LinkConfig, type LinkEffect, type LinkEvent, type LinkState, type LinkTimer } from './link.js';
+import { hasSession, initialLinkState, linkConfig, linkStatus, precheck, step, type LinkConfig, type LinkEffect, type LinkEvent, type LinkState, type LinkTimer } from './link.js';
 import * as sender from './sender.js';
 import { seededRandom } from '../../lib/random.js';
 
@@ -399,6 +399,23 @@ test('replay: every captured datagram injected again is refused; nothing is deli
   const newDrops = b.drops().slice(dropsBefore);
   assert.ok(newDrops.length > 0);
   for (const r of newDrops) assert.ok(r === 'duplicate' || r === 'too_old', r);
+});
+
+test('precheck (before the HMAC) refuses what the link would refuse anyway, and passes what it would take', () => {
+  const { net, a, b } = pair({ loss: 0, duplicate: 0, latencyMs: 1, jitterMs: 0, seed: 5 });
+  assert.ok(transfer(net, a, b, Array.from({ length: 20 }, () => [rec()]), 2));
+  for (const c of net.captured.filter((c) => c.to === B)) {
+    const h = peekHeader(c.buf);
+    assert.ok(h);
+    const why = precheck(b.link, h);
+    assert.ok(why === 'duplicate' || why === 'too_old', `captured ${h.type} ${h.packet}: ${why}`);
+  }
+  const h = (over: Partial<NonNullable<ReturnType<typeof peekHeader>>>) => ({ type: 'data' as const, sender: A, receiver: B, epoch: a.config.epoch, peerEpoch: b.config.epoch, packet: 1e6, ...over });
+  assert.equal(precheck(b.link, h({})), undefined, 'the next packet of the live epoch: verify it');
+  assert.equal(precheck(b.link, h({ receiver: 9 })), 'misdirected');
+  assert.equal(precheck(b.link, h({ peerEpoch: 12345 })), 'wrong_peer_epoch');
+  assert.equal(precheck(b.link, h({ type: 'hello', peerEpoch: 0, epoch: 777 })), undefined, 'a newcomer\'s HELLO is verified (and answered)');
+  assert.equal(precheck(b.link, h({ type: undefined })), undefined, 'the codec names a bad type');
 });
 
 test('a forged or corrupted datagram is refused by the codec before the link sees it', () => {

@@ -282,6 +282,21 @@ function onTimer(s: LinkState, timer: LinkTimer, now: number, fx: LinkEffect[]):
   }
 }
 
+/**
+ * Would this link drop a message with these header fields, whatever its HMAC? Run on the
+ * claimed (unauthenticated) header before the HMAC, so a flood costs no HMAC per datagram:
+ * misdirected, and the replay refusals that have no side effect (wrong_peer_epoch, old_epoch,
+ * duplicate, too_old). An unverified epoch is not refused here: its HELLO is answered
+ * (the handshake of a restarted peer), which needs it authentic. Pure.
+ */
+export function precheck(s: LinkState, h: { type: SyncMessage['type'] | undefined; sender: number; receiver: number; epoch: number; peerEpoch: number; packet: number }): LinkDropReason | undefined {
+  if (h.type === undefined) return undefined; // decode names it (bad_type)
+  if (h.sender !== s.config.peer || h.receiver !== s.config.self) return 'misdirected';
+  const { verdict } = check(s.replay, { type: h.type, epoch: h.epoch, peerEpoch: h.peerEpoch, packet: h.packet });
+  if (!verdict.accept && verdict.reason !== 'unverified_epoch') return verdict.reason;
+  return undefined;
+}
+
 function onReceived(s: LinkState, m: SyncMessage, now: number, fx: LinkEffect[]): LinkState {
   if (m.sender !== s.config.peer || m.receiver !== s.config.self) return drop(s, fx, 'misdirected', m);
 
