@@ -10,6 +10,7 @@ import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlin
 import { NftCounters } from './adapters/netlink/nft-counters.js';
 import { readUdpDrops } from './adapters/udp-drops.js';
 import { UdpSocketV4 } from './adapters/udp-socket.js';
+import { FlowCounter } from './adapters/flows/counter.js';
 import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
@@ -91,6 +92,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // event costs a push of the whole table to the peers.
   const ctnl = Ctnetlink.open({ poller, skipSelfEvents: true, eventBuffer: 32 * 1024 * 1024, ...(syncOn ? { events: ['new', 'update', 'destroy'] as const } : {}) });
   const nftCounters = NftCounters.open(poller);
+  const flowCounter = new FlowCounter();
   const vrrp = new VrrpService({
     clock: realClock,
     log: log.child({ component: 'vrrp' }),
@@ -102,7 +104,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const balancer = new Balancer({
     log: log.child({ component: 'balancer' }),
     nft,
-    conntrack: createCtnetlinkConntrack(ctnl),
+    // Flows counted in a worker thread, off the loop that sends the adverts.
+    conntrack: { ...createCtnetlinkConntrack(ctnl), serviceFlows: (s) => flowCounter.serviceFlows(s) },
     queue: kernel,
     onAvailability: (service, available) => vrrp.setServiceAvailable(service, available),
   });
@@ -119,6 +122,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
+      flowCounter.close();
       nftCounters.close();
       ctnl.close();
       vrrpNet.close();
@@ -151,6 +155,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   );
   daemonRef = daemon;
   const release = () => {
+    flowCounter.close();
     nftCounters.close();
     ctnl.close();
     vrrpNet.close();

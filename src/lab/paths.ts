@@ -31,3 +31,5 @@ export const CT_TOOL_JS = `${REPO_ROOT}/dist/src/lab/ct-tool.js`;
 export const SYNC_FLOOD_JS = `${REPO_ROOT}/dist/src/lab/sync-flood.js`;
 /** Hand-made VRRP adverts from any source (vrrp-send.ts). */
 export const VRRP_SEND_JS = `${REPO_ROOT}/dist/src/lab/vrrp-send.js`;
+/** Listens for a router's VRRP adverts and reports their intervals (vrrp-listen.ts). */
+export const VRRP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/vrrp-listen.js`;

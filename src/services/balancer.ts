@@ -28,6 +28,8 @@ import type { Conntrack, FlowSummary, ServiceKey } from '../adapters/conntrack.j
 
 /** How long flow counts from conntrack are reused (a dump of a big table is not free). */
 const FLOW_CACHE_MS = 1000;
+/** A flow count slower than this answers status with the previous count while it runs. */
+const SLOW_COUNT_MS = 100;
 import type { Nft } from '../adapters/nft.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 
@@ -298,34 +300,53 @@ export class Balancer {
   }
 
   /**
-   * Flow counts per service: at most one conntrack dump per service a second however often
-   * status and metrics ask, and one at a time (callers meanwhile share the one in progress).
-   * The dump is counted in place as it streams (ServiceFlowTally), a few datagrams per turn
-   * of the event loop: a service with 100,000 flows delays no VRRP advert.
+   * Flow counts per service: at most one count per service a second however often status and
+   * metrics ask, and one at a time (callers meanwhile share the one in progress). In the
+   * daemon the count runs in a worker thread (adapters/flows): a service with 100,000 flows
+   * delays no VRRP advert. A count is reused for a second, or for five times what it took (a
+   * large table's count then costs at most a fifth of a core however often status is asked);
+   * when a count takes long (over 100 ms: a large table), an older one is answered at once
+   * while the next runs, up to ten times that age, so that status stays quick.
    */
-  private readonly flowCache = new Map<string, { at: number; flows: Promise<FlowSummary | null> }>();
+  private readonly flowCache = new Map<string, { at: number; tookMs: number; value: FlowSummary | null; running?: Promise<FlowSummary | null> }>();
 
   private flowsOf(s: ServiceRuntime): Promise<FlowSummary | null> {
-    const now = (this.deps.now ?? Date.now)();
+    const clock = this.deps.now ?? Date.now;
+    const now = clock();
     const hit = this.flowCache.get(s.name);
-    if (hit && now - hit.at < FLOW_CACHE_MS) return hit.flows;
-    const flows = this.deps.conntrack.serviceFlows(s.key).catch(() => null);
-    this.flowCache.set(s.name, { at: now, flows });
-    // The cache's age counts from when the answer came (a dump of a large table takes a while).
-    void flows.then(() => {
-      const cur = this.flowCache.get(s.name);
-      if (cur?.flows === flows) cur.at = (this.deps.now ?? Date.now)();
+    const maxAge = Math.max(FLOW_CACHE_MS, 5 * (hit?.tookMs ?? 0));
+    if (hit && now - hit.at < maxAge) return Promise.resolve(hit.value);
+    const running = hit?.running ?? this.countFlows(s, now);
+    if (hit && hit.tookMs > SLOW_COUNT_MS && now - hit.at < 10 * maxAge) return Promise.resolve(hit.value);
+    return running;
+  }
+
+  private countFlows(s: ServiceRuntime, started: number): Promise<FlowSummary | null> {
+    const clock = this.deps.now ?? Date.now;
+    const prev = this.flowCache.get(s.name);
+    const entry = prev ?? { at: -Infinity, tookMs: 0, value: null };
+    const running = this.deps.conntrack.serviceFlows(s.key).catch(() => null).then((value) => {
+      entry.value = value;
+      entry.tookMs = clock() - started;
+      entry.at = clock();
+      delete entry.running;
+      return value;
     });
-    return flows;
+    entry.running = running;
+    this.flowCache.set(s.name, entry);
+    return running;
   }
 
   async status(counters: ReadonlyMap<string, number> | null): Promise<ServiceStatus[]> {
     const out: ServiceStatus[] = [];
-    for (const s of this.services.values()) {
+    // Every service's flows asked for at once: the counter answers them in one request.
+    const all = [...this.services.values()];
+    const flowsOf = await Promise.all(all.map((s) => this.flowsOf(s)));
+    for (const [i, s] of all.entries()) {
       const table = this.kernel.get(s.name) ?? [];
       const slotCount = new Map<string, number>();
       for (const x of table) if (x) slotCount.set(`${x.address}:${x.port}`, (slotCount.get(`${x.address}:${x.port}`) ?? 0) + 1);
-      const flows = await this.flowsOf(s);
+      const flows = flowsOf[i] ?? null;
       out.push({
         name: s.name,
         listen: `${s.key.family === 6 ? `[${s.key.address}]` : s.key.address}:${s.key.port}/${s.key.proto}`,

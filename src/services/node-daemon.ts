@@ -3,6 +3,7 @@
  * host checks, the load balancer's plan, compile, `nft -c`) and only then commits.
  * A reload that fails at any step leaves the running config and ruleset untouched.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { compileRulesetParts, digestChainName, DIGEST_CHAIN_PREFIX, TABLE_FAMILY, TABLE_NAME, type Block } from '../compiler/ruleset.js';
 import { mapsRefresh, rulesetDelta } from '../compiler/delta.js';
@@ -115,6 +116,34 @@ export interface NodeStatus {
   netlink: Record<string, { requests: SocketCounters; events?: SocketCounters }>;
   /** The control socket: connections open, requests refused by reason (busy, too_large, idle, ...). */
   control: ControlCounters;
+  /** The daemon process: memory, and how late its event loop ran (what delays an advert). */
+  process: ProcessFigures;
+}
+
+export interface ProcessFigures {
+  rssMiB: number;
+  heapUsedMiB: number;
+  /** Event loop delay since the start (perf_hooks, 10 ms resolution), ms. */
+  loopDelayMs: { p50: number; p99: number; max: number };
+}
+
+/** One histogram for the process, from the first NodeDaemon on. */
+let loopDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+function watchLoop(): ReturnType<typeof monitorEventLoopDelay> {
+  if (loopDelay) return loopDelay;
+  loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  return loopDelay;
+}
+function processFigures(): ProcessFigures {
+  const h = watchLoop();
+  const m = process.memoryUsage();
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  return {
+    rssMiB: Math.round(m.rss / 1048576),
+    heapUsedMiB: Math.round(m.heapUsed / 1048576),
+    loopDelayMs: h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : { p50: 0, p99: 0, max: 0 },
+  };
 }
 
 export interface ControlCounters {
@@ -146,6 +175,7 @@ export class NodeDaemon {
 
   constructor(private readonly deps: NodeDaemonDeps, private readonly nodeName: string) {
     this.startedAt = deps.now();
+    watchLoop();
   }
 
   private uptime(): number {
@@ -418,6 +448,7 @@ export class NodeDaemon {
       ready: this.readiness(),
       netlink: this.deps.netlinkCounters?.() ?? {},
       control: this.deps.controlCounters?.() ?? { connections: 0, waiting: 0, refused: {} },
+      process: processFigures(),
     };
   }
 }

@@ -129,67 +129,93 @@ export class ServiceFlowTally {
     return { byBackend };
   }
 
-  /** Calls `f(type, start, end)` for each attribute between `from` and `to`. */
-  private each(p: Buffer, from: number, to: number, f: (type: number, start: number, end: number) => void): void {
-    let off = from;
-    while (to - off >= NLA_HDRLEN) {
-      const len = p.readUInt16LE(off);
-      if (len < NLA_HDRLEN || len > to - off) throw new Malformed();
-      f(p.readUInt16LE(off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, off + len);
-      off += NLA_ALIGN(len);
-    }
-  }
+  // The walkers below are plain loops over attribute headers (no callback per attribute:
+  // a count of 100,000 entries made a million closures).
 
   private top(p: Buffer, from: number, to: number): void {
-    this.each(p, from, to, (t, s, e) => {
+    let off = from;
+    while (to - off >= NLA_HDRLEN) {
+      const len = u16(p, off);
+      if (len < NLA_HDRLEN || len > to - off) throw new Malformed();
+      const t = u16(p, off + 2) & NLA_TYPE_MASK;
+      const s = off + NLA_HDRLEN;
+      const e = off + len;
       if (t === CTA_TUPLE_ORIG) this.tuple(p, s, e, true);
       else if (t === CTA_TUPLE_REPLY) this.tuple(p, s, e, false);
       else if (t === CTA_STATUS) {
         if (e - s !== 4) throw new Malformed();
         this.s.status = p.readUInt32BE(s);
-      } else if (t === CTA_PROTOINFO) {
-        this.each(p, s, e, (t2, s2, e2) => {
-          if (t2 !== CTA_PROTOINFO_TCP) return;
-          this.each(p, s2, e2, (t3, s3, e3) => {
-            if (t3 !== CTA_PROTOINFO_TCP_STATE) return;
-            if (e3 - s3 !== 1) throw new Malformed();
-            this.s.tcpState = p[s3] as number;
-          });
-        });
-      }
-    });
+      } else if (t === CTA_PROTOINFO) this.protoinfo(p, s, e);
+      off += NLA_ALIGN(len);
+    }
+  }
+
+  private protoinfo(p: Buffer, from: number, to: number): void {
+    const tcp = find(p, from, to, CTA_PROTOINFO_TCP);
+    if (tcp < 0) return;
+    const state = find(p, tcp + NLA_HDRLEN, tcp + p.readUInt16LE(tcp), CTA_PROTOINFO_TCP_STATE);
+    if (state < 0) return;
+    if (p.readUInt16LE(state) !== NLA_HDRLEN + 1) throw new Malformed();
+    this.s.tcpState = p[state + NLA_HDRLEN] as number;
   }
 
   private tuple(p: Buffer, from: number, to: number, orig: boolean): void {
     const sc = this.s;
-    this.each(p, from, to, (t, s, e) => {
-      if (t === CTA_TUPLE_IP) {
-        this.each(p, s, e, (t2, s2, e2) => {
-          const len = e2 - s2;
-          if (orig && (t2 === CTA_IP_V4_DST || t2 === CTA_IP_V6_DST)) {
-            if (len !== (t2 === CTA_IP_V4_DST ? 4 : 16)) throw new Malformed();
-            sc.origDst = s2;
-            sc.origDstLen = len;
-          } else if (!orig && (t2 === CTA_IP_V4_SRC || t2 === CTA_IP_V6_SRC)) {
-            if (len !== (t2 === CTA_IP_V4_SRC ? 4 : 16)) throw new Malformed();
-            sc.replySrc = s2;
-            sc.replySrcLen = len;
-          }
-        });
-      } else if (t === CTA_TUPLE_PROTO) {
-        this.each(p, s, e, (t2, s2, e2) => {
-          if (orig && t2 === CTA_PROTO_NUM) {
-            if (e2 - s2 !== 1) throw new Malformed();
+    let off = from;
+    while (to - off >= NLA_HDRLEN) {
+      const len = u16(p, off);
+      if (len < NLA_HDRLEN || len > to - off) throw new Malformed();
+      const t = u16(p, off + 2) & NLA_TYPE_MASK;
+      const e = off + len;
+      let o2 = off + NLA_HDRLEN;
+      if (t === CTA_TUPLE_IP || t === CTA_TUPLE_PROTO) {
+        while (e - o2 >= NLA_HDRLEN) {
+          const l2 = u16(p, o2);
+          if (l2 < NLA_HDRLEN || l2 > e - o2) throw new Malformed();
+          const t2 = u16(p, o2 + 2) & NLA_TYPE_MASK;
+          const s2 = o2 + NLA_HDRLEN;
+          const n = l2 - NLA_HDRLEN;
+          if (t === CTA_TUPLE_IP) {
+            if (orig && (t2 === CTA_IP_V4_DST || t2 === CTA_IP_V6_DST)) {
+              if (n !== (t2 === CTA_IP_V4_DST ? 4 : 16)) throw new Malformed();
+              sc.origDst = s2;
+              sc.origDstLen = n;
+            } else if (!orig && (t2 === CTA_IP_V4_SRC || t2 === CTA_IP_V6_SRC)) {
+              if (n !== (t2 === CTA_IP_V4_SRC ? 4 : 16)) throw new Malformed();
+              sc.replySrc = s2;
+              sc.replySrcLen = n;
+            }
+          } else if (orig && t2 === CTA_PROTO_NUM) {
+            if (n !== 1) throw new Malformed();
             sc.proto = p[s2] as number;
           } else if (orig && t2 === CTA_PROTO_DST_PORT) {
-            if (e2 - s2 !== 2) throw new Malformed();
+            if (n !== 2) throw new Malformed();
             sc.origDstPort = p.readUInt16BE(s2);
           } else if (!orig && t2 === CTA_PROTO_SRC_PORT) {
-            if (e2 - s2 !== 2) throw new Malformed();
+            if (n !== 2) throw new Malformed();
             sc.replySrcPort = p.readUInt16BE(s2);
           }
-        });
+          o2 += NLA_ALIGN(l2);
+        }
       }
-    });
+      off += NLA_ALIGN(len);
+    }
   }
+}
+
+/** A little-endian u16 (nla_len, nla_type) without Buffer's bounds checks: callers check the bounds. */
+function u16(p: Buffer, at: number): number {
+  return (p[at] as number) | ((p[at + 1] as number) << 8);
+}
+
+/** The offset of the first attribute of `type` between `from` and `to`, or -1; throws Malformed on a bad length. */
+function find(p: Buffer, from: number, to: number, type: number): number {
+  let off = from;
+  while (to - off >= NLA_HDRLEN) {
+    const len = u16(p, off);
+    if (len < NLA_HDRLEN || len > to - off) throw new Malformed();
+    if ((u16(p, off + 2) & NLA_TYPE_MASK) === type) return off;
+    off += NLA_ALIGN(len);
+  }
+  return -1;
 }
