@@ -11,6 +11,7 @@ import { NftCounters } from './adapters/netlink/nft-counters.js';
 import { readUdpDrops } from './adapters/udp-drops.js';
 import { UdpSocketV4 } from './adapters/udp-socket.js';
 import { FlowCounter } from './adapters/flows/counter.js';
+import { LivenessService } from './services/liveness.js';
 import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
@@ -35,7 +36,7 @@ import { deriveSyncKey, syncKeyProblem } from './codec/sync/message.js';
 import { nodeView } from './config/node.js';
 import type { Config } from './config/schema.js';
 import { bareAddress } from './lib/ip.js';
-import { StateSyncService } from './services/state-sync.js';
+import { StateSyncService, type StateSyncDeps } from './services/state-sync.js';
 import { createServer, type Server } from 'node:http';
 /** prom-client is loaded at the first scrape, not at every start. */
 const metricsModule = () => import('./control/metrics.js');
@@ -116,9 +117,13 @@ export async function runNode(opts: RunOptions): Promise<number> {
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
   let sync: StateSyncService | undefined;
+  let liveness: LivenessService | undefined;
   if (syncOn) {
     try {
-      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady() });
+      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady(), onBeat: (peer, b) => liveness?.onBeat(peer.name, b) });
+      liveness = createLiveness(c, opts.node, sync, vrrp, log.child({ component: 'liveness' }));
+      const l = liveness;
+      if (l) vrrp.useLiveness({ checkAdvert: (a, v, p) => l.checkAdvert(a, v, p), onOwnChange: () => l.sendNow() });
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
@@ -146,6 +151,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
       syncIdentity: (l) => syncIdentity(l, opts.node),
       readCounters: () => nftCounters.read(TABLE_FAMILY, TABLE_NAME),
       controlCounters: (): ControlCounters => control.counters(),
+      livenessStatus: () => liveness?.status(),
       netlinkCounters: () => {
         const ct = ctnl.counters();
         return { ctnetlink: { requests: ct.requests, ...(ct.events ? { events: ct.events } : {}) }, rtnetlink: vrrpNet.counters() };
@@ -225,6 +231,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   try {
     await ops.run(() => daemon.start(loaded.value, { conntrackCount: () => ctnl.count() }));
     started = true;
+    liveness?.start();
   } catch (e) {
     log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
     process.stderr.write((e as Error).message + '\n');
@@ -271,8 +278,11 @@ export async function runNode(opts: RunOptions): Promise<number> {
       }
       phase = 'stopping';
       log.info({ event: 'stopping', why, force }, 'stopping: handing over');
+      // The peers hear it first, authenticated: the priority-0 adverts that follow are ours.
+      liveness?.announceLeaving();
       void ops
         .run(() => daemon.stop({ force }))
+        .finally(() => liveness?.stop())
         .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
         .then(() => control.close())
         .then(() => metricsServer?.close())
@@ -333,7 +343,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; onBeat: StateSyncDeps['onBeat'] },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -378,6 +388,7 @@ async function createStateSync(
           sock.close();
         },
         receiveDrops: () => drops,
+        drain: () => sock.drain(),
       };
     },
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
@@ -387,5 +398,22 @@ async function createStateSync(
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();
     },
+    onBeat: deps.onBeat,
+  });
+}
+
+/** Liveness over the sync link (state_sync.liveness), or undefined when it is off. */
+function createLiveness(c: Config, node: string, sync: StateSyncService, vrrp: VrrpService, log: Logger): LivenessService | undefined {
+  const l = c.state_sync?.liveness;
+  if (!l) return undefined;
+  const view = nodeView(c, node);
+  return new LivenessService({
+    clock: realClock,
+    log,
+    intervalMs: l.interval,
+    multiplier: l.multiplier,
+    peers: view.peers.map((p) => ({ name: p.name, addresses: Object.values(p.addresses).map((a) => bareAddress(a)) })),
+    sync,
+    vrrp,
   });
 }

@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { controlCall } from '../src/control/client.js';
-import { ECHO_SESSION_JS, REPO_ROOT } from '../src/lab/paths.js';
+import { ARP_LISTEN_JS, ECHO_SESSION_JS, REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
 import { waitFor } from '../src/lib/wait.js';
@@ -77,6 +77,7 @@ interfaces: { outside: eth0, inside: eth1, sync: eth2 }
 vrrp:
   version: 3
   advert_interval: 50ms
+  garp: { refresh: 1s }
   preempt: ${extra.preempt}
   unicast: ${extra.unicast ?? false}
   groups:
@@ -131,6 +132,20 @@ describe('two firewalls', () => {
     const notes = await readFile(`${lab.stateDir}/notify.log`, 'utf8');
     assert.match(notes, /^fw1 edge master master$/m);
     assert.match(notes, /^fw2 edge backup backup$/m);
+  });
+
+  test('the master refreshes its gratuitous ARPs while it stays master (garp.refresh: 1s): a listener on the segment sees them', async () => {
+    await c.waitMaster('fw1');
+    const before = await c.status('fw1');
+    const out = JSON.parse(await lab.exec('client1', [process.execPath, ARP_LISTEN_JS, '--dev', 'eth0', '--ip', VIP_OUT, '--seconds', '3.5'])) as { garps: { at: number; mac: string }[] };
+    const after = await c.status('fw1');
+    const mac = await macOf(lab, 'fw1', 'eth0');
+    assert.equal(after.vrrp.groups[0]!.transitions, before.vrrp.groups[0]!.transitions, 'no transition meanwhile: these are refreshes');
+    const fromFw1 = out.garps.filter((g) => g.mac === mac);
+    assert.ok(fromFw1.length >= 2 && fromFw1.length <= 5, `gratuitous ARPs for ${VIP_OUT} from fw1 in 3.5 s: ${JSON.stringify(out.garps)}`);
+    const gaps = fromFw1.slice(1).map((g, i) => g.at - fromFw1[i]!.at);
+    for (const g of gaps) assert.ok(g > 800 && g < 1300, `refresh interval ${g} ms`);
+    assert.ok(after.vrrp.garpRefreshes >= before.vrrp.garpRefreshes + 2);
   });
 
   test('kill -9 of the master daemon: the backup takes over; the restarted daemon drops its stale VIPs and rejoins (nopreempt holds) without disturbing a session', async () => {

@@ -132,6 +132,11 @@ export class UdpSocketV4 {
     return d;
   }
 
+  /** Reads what is waiting now (the poller would call it on the next turn anyway). */
+  drain(): void {
+    this.onReadable();
+  }
+
   private onReadable(): void {
     const { recvmmsg } = recvmmsgFn();
     for (let round = 0; round < this.perWakeup && !this.closed; round++) {

@@ -120,7 +120,15 @@ const VrrpSchema = z
       .union([z.boolean(), z.object({ delay: Duration }).strict()])
       .default(true)
       .transform((p) => (p === false ? { enabled: false, delayMs: 0 } : { enabled: true, delayMs: p === true ? 0 : p.delay })),
-    garp: z.object({ repeat: z.number().int().min(0).max(100).default(5), interval: Duration.default(100) }).strict().default({ repeat: 5, interval: 100 }),
+    /**
+     * Gratuitous ARP when an instance becomes master (`repeat` of them, `interval` apart), and
+     * again every `refresh` while it stays master (false: never), so that a switch that lost
+     * its table (a reboot, a split brain healed) learns the VIPs again.
+     */
+    garp: z
+      .object({ repeat: z.number().int().min(0).max(100).default(5), interval: Duration.default(100), refresh: z.union([z.literal(false), Duration]).default(60_000) })
+      .strict()
+      .default({ repeat: 5, interval: 100, refresh: 60_000 }),
     unicast: z.boolean().default(false),
     groups: z.record(Name, GroupSchema).default({}),
   })
@@ -137,6 +145,14 @@ const SyncSchema = z
     wait_for_peer_empty: Duration.default(10_000),
     /** A master being stopped waits this long for a peer that is ready to take over (0: never). */
     stop_wait: Duration.default(10_000),
+    /**
+     * Liveness BEATs to the peers over this link (services/liveness.ts): every `interval`; a
+     * peer unheard for interval x multiplier is gone and its mastership is taken at once
+     * (false: VRRP's own timers only).
+     */
+    liveness: z
+      .union([z.literal(false), z.object({ interval: Duration.default(15), multiplier: z.number().int().min(2).max(255).default(5) }).strict()])
+      .default({ interval: 15, multiplier: 5 }),
   })
   .strict();
 

@@ -57,6 +57,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   const dropped = counter('fwlb_vrrp_rx_dropped_total', 'Received VRRP packets dropped, by reason', ['reason']);
   for (const [k, n] of Object.entries(s.vrrp.drops)) dropped.inc({ reason: k }, n ?? 0);
   counter('fwlb_vrrp_foreign_adverts_total', 'Adverts for virtual routers that are not ours').inc(s.vrrp.foreignAdverts);
+  counter('fwlb_vrrp_garp_refresh_total', 'Gratuitous ARPs sent by the refresh while master').inc(s.vrrp.garpRefreshes ?? 0);
 
   if (s.sync) {
     const ev = counter('fwlb_sync_events_total', 'State sync: records, messages, retransmissions, acks, bulk syncs, overflows', ['counter']);

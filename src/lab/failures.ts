@@ -26,6 +26,23 @@ export async function crash(lab: Lab, node: string): Promise<{ killed: number[] 
 }
 
 /**
+ * Crash behind a switch (a hung or powered-off node, a VM): every process in the namespace
+ * SIGKILLed first, then the node falls silent with its links up — nftables tables that drop
+ * every IP packet and ARP frame in and out of the namespace — so no peer sees a carrier
+ * change, not even on a direct sync cable. What is left for a peer to notice is silence.
+ * `recover` flushes the tables with the rest of the ruleset.
+ */
+export async function crashSwitched(lab: Lab, node: string): Promise<{ killed: number[] }> {
+  const h = lab.host(node);
+  const killed = await killNamespaceProcesses(h.ns);
+  const chains = (hooks: string[]) => hooks.map((k) => `  chain ${k} { type filter hook ${k} priority -400; policy drop; }`).join('\n');
+  await lab.exec(h.name, ['nft', '-f', '-'], `table inet lab_silence {\n${chains(['input', 'output', 'forward'])}\n}\ntable arp lab_silence {\n${chains(['input', 'output'])}\n}\n`);
+  lab.setCrashed(h.name, true);
+  lab.pruneDead(h.name);
+  return { killed };
+}
+
+/**
  * One interface down. By default on the node's side (admin down, as `ip link set down`);
  * with `cable` the switch port goes down instead, so the node sees carrier loss.
  */

@@ -420,6 +420,11 @@ export class Lab {
     return failures.crash(this, node);
   }
 
+  /** Crash behind a switch: processes killed, then the node silent with its links up (no carrier change anywhere). */
+  crashSwitched(node: string): Promise<{ killed: number[] }> {
+    return failures.crashSwitched(this, node);
+  }
+
   /** One interface down: on the node's side, or with `cable` the switch port (carrier loss). */
   linkDown(node: string, iface: string, opts: { cable?: boolean } = {}): Promise<void> {
     return failures.linkDown(this, node, iface, opts);

@@ -33,3 +33,5 @@ export const SYNC_FLOOD_JS = `${REPO_ROOT}/dist/src/lab/sync-flood.js`;
 export const VRRP_SEND_JS = `${REPO_ROOT}/dist/src/lab/vrrp-send.js`;
 /** Listens for a router's VRRP adverts and reports their intervals (vrrp-listen.ts). */
 export const VRRP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/vrrp-listen.js`;
+/** Listens for gratuitous ARPs on an interface (arp-listen.ts). */
+export const ARP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/arp-listen.js`;

@@ -20,6 +20,7 @@ import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 import type { SocketCounters } from '../adapters/netlink/socket.js';
+import type { LivenessStatus } from './liveness.js';
 
 /** What the node needs of the health checker (services/health-checker.ts). */
 export interface HealthRunner {
@@ -51,6 +52,8 @@ export interface NodeDaemonDeps {
    * (NftCounters: nothing spawned); without it, `nft -j list counters` (tests, tools).
    */
   readCounters?: () => Promise<Map<string, number>>;
+  /** Liveness between the nodes (services/liveness.ts), when it runs. */
+  livenessStatus?: () => LivenessStatus | undefined;
   /** The control socket's connections and refusals (ControlServer.counters). */
   controlCounters?: () => ControlCounters;
   /** The netlink sockets' own counters (messages, drops by reason, lost events), by socket. */
@@ -118,6 +121,8 @@ export interface NodeStatus {
   control: ControlCounters;
   /** The daemon process: memory, and how late its event loop ran (what delays an advert). */
   process: ProcessFigures;
+  /** Liveness BEATs per peer (null when state_sync.liveness is off or there is no sync). */
+  liveness: LivenessStatus | null;
 }
 
 export interface ProcessFigures {
@@ -449,6 +454,7 @@ export class NodeDaemon {
       netlink: this.deps.netlinkCounters?.() ?? {},
       control: this.deps.controlCounters?.() ?? { connections: 0, waiting: 0, refused: {} },
       process: processFigures(),
+      liveness: this.deps.livenessStatus?.() ?? null,
     };
   }
 }

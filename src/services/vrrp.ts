@@ -13,6 +13,9 @@
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { VRRP_MCAST_GROUP_V4 } from '../codec/vrrp/constants.js';
+import type { BeatInstance } from '../codec/sync/message.js';
+import type { AdvertCheck } from '../fsm/liveness.js';
+import type { VrrpAdvert } from '../codec/vrrp/packet.js';
 import { emptyDropCounters, recordDrop, type DropCounters, type VrrpDropReason } from '../codec/vrrp/drop.js';
 import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
 import { encodeAdvert } from '../codec/vrrp/packet.js';
@@ -82,7 +85,8 @@ interface GroupRuntime {
   notify: string | undefined;
   trackedInterfaces: Set<string>;
   script: { path: string; intervalMs: number; timer?: Timer } | undefined;
-  garp: { repeat: number; intervalMs: number };
+  /** refreshMs 0: no refresh while master. */
+  garp: { repeat: number; intervalMs: number; refreshMs: number };
   transitions: number;
 }
 
@@ -113,6 +117,8 @@ export interface VrrpStatus {
   counters: Record<string, number>;
   drops: Partial<Record<VrrpDropReason, number>>;
   foreignAdverts: number;
+  /** Gratuitous ARPs sent by the refresh while master (not those of a takeover). */
+  garpRefreshes: number;
 }
 
 const bare = bareAddress;
@@ -131,6 +137,7 @@ export class VrrpService {
   /** `${ifname}/${vrid}` -> the instance that owns it. */
   private readonly byVrid = new Map<string, { group: GroupRuntime; member: Member }>();
   private readonly counters = new Map<VrrpCounter, number>(VRRP_COUNTERS.map((c) => [c, 0]));
+  private garpRefreshes = 0;
   private drops: DropCounters = emptyDropCounters();
   private foreign = 0;
   private addressQueue: Promise<void> = Promise.resolve();
@@ -197,7 +204,7 @@ export class VrrpService {
         notify: g.notify,
         trackedInterfaces: new Set([...members.values()].map((m) => m.ifname).concat(g.track.interfaces.map((r) => view.interfaces[r] ?? r))),
         script: g.track.script ? { path: g.track.script, intervalMs: g.track.script_interval } : undefined,
-        garp: { repeat: v.garp.repeat, intervalMs: v.garp.interval },
+        garp: { repeat: v.garp.repeat, intervalMs: v.garp.interval, refreshMs: v.garp.refresh === false ? 0 : v.garp.refresh },
         transitions: 0,
       };
       for (const s of g.track.services) rt.track.set(`service:${s}`, { name: `service:${s}`, up: true, weight: g.track.weight });
@@ -351,6 +358,55 @@ export class VrrpService {
     return g.members.keys().next().value as string;
   }
 
+  /**
+   * While the instance stays master, a gratuitous ARP for its addresses every refresh
+   * interval (keepalived's vrrp_garp_master_refresh, on here by default): a switch that lost
+   * its table relearns where the VIPs are without waiting for a client to ask.
+   */
+  private garpRefresh(g: GroupRuntime, m: Member, addrs: string[]): void {
+    if (g.garp.refreshMs <= 0) return;
+    g.timers.after(`${m.name}/garp-refresh`, g.garp.refreshMs, () => {
+      if (!this.running || g.state.members[m.name]?.state !== 'master') return;
+      this.links.get(m.ifname)?.garp(addrs);
+      this.garpRefreshes++;
+      this.garpRefresh(g, m, addrs);
+    });
+  }
+
+  /** Our instances as a liveness BEAT reports them, in config order (every node has the same order). */
+  beatInstances(): BeatInstance[] {
+    const out: BeatInstance[] = [];
+    for (const g of this.groups) {
+      for (const name of g.members.keys()) {
+        const st = g.state.members[name];
+        if (st) out.push({ vrid: st.config.vrid, state: this.running ? st.state : 'initialize', priority: this.running ? st.priority : 0 });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * An fwlb peer is gone (its liveness BEATs stopped): every instance of ours whose master is
+   * that peer (an advert from one of `addresses`) takes over as if the master had released it
+   * (priority 0), at once if no live peer outranks us for that VRID (`outranked`), else after
+   * Skew_Time so that the best of those left wins. Instances whose master is someone else are
+   * left alone: a dead backup changes nothing. Returns how many instances were released.
+   */
+  peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean): number {
+    if (!this.running) return 0;
+    let n = 0;
+    for (const g of this.groups) {
+      for (const name of g.members.keys()) {
+        const st = g.state.members[name];
+        if (!st || st.state !== 'backup' || !st.master || !addresses.has(st.master.address)) continue;
+        const skewMs = outranked(st.config.vrid, st.priority) ? undefined : 0;
+        this.feed(g, { type: 'member', member: name, event: { type: 'master_released', why, ...(skewMs === undefined ? {} : { skewMs }) } });
+        n++;
+      }
+    }
+    return n;
+  }
+
   private onLinkChange(ifname: string, up: boolean): void {
     if (!this.running) return;
     for (const g of this.groups) {
@@ -380,6 +436,18 @@ export class VrrpService {
       this.drop('own_advert');
       return;
     }
+    // An advert in an fwlb peer's name is held to what the peer says itself in its BEATs.
+    const check = this.advertCheck?.(r.ip.src, r.value.vrid, r.value.priority) ?? 'ok';
+    if (check !== 'ok') {
+      const key = `${ifname}/${r.value.vrid}/${r.ip.src}`;
+      if (check === 'release_unconfirmed') {
+        // Perhaps genuine, and its BEAT not here yet: the next BEAT of that peer decides.
+        this.held.set(key, { owner, advert: r.value, from: r.ip.src, atMs: this.deps.clock.now() });
+        return;
+      }
+      this.refuseForged(check === 'priority_mismatch' ? 'forged_priority' : 'forged_vrid', r.ip.src, ifname, r.value.vrid, r.value.priority);
+      return;
+    }
     if (this.handover) {
       // Stopping: a new master on this virtual router lets its VIPs go from here.
       const key = `${ifname}/${r.value.vrid}`;
@@ -398,13 +466,55 @@ export class VrrpService {
     this.drops = recordDrop(this.drops, reason);
   }
 
+  /** Checks adverts in fwlb peers' names against their BEATs (services/liveness.ts); unset: plain RFC. */
+  private advertCheck: ((address: string, vrid: number, priority: number) => AdvertCheck) | undefined;
+  /** Called when an instance's state or priority changes, before its adverts go out (a BEAT first). */
+  private onOwnChange: (() => void) | undefined;
+  /** Priority-0 adverts waiting for their sender's next BEAT, by interface/VRID/source. */
+  private readonly held = new Map<string, { owner: { group: GroupRuntime; member: Member }; advert: VrrpAdvert; from: string; atMs: number }>();
+  private lastForgedLogAt = -Infinity;
+
+  /** Wires the liveness service in (main.ts): the advert check, and BEATs sent when our state changes. */
+  useLiveness(o: { checkAdvert: (address: string, vrid: number, priority: number) => AdvertCheck; onOwnChange: () => void }): void {
+    this.advertCheck = o.checkAdvert;
+    this.onOwnChange = o.onOwnChange;
+  }
+
+  /**
+   * A BEAT came from the peer at these addresses: held releases in its name are decided now
+   * (taken if it now says it released or is leaving; refused as forged if it still says it
+   * is master). Held ones older than `maxAgeMs` are refused too.
+   */
+  recheckHeld(addresses: ReadonlySet<string>, maxAgeMs: number): void {
+    if (this.held.size === 0) return;
+    const now = this.deps.clock.now();
+    for (const [key, h] of this.held) {
+      if (!addresses.has(h.from) && now - h.atMs < maxAgeMs) continue;
+      this.held.delete(key);
+      const check = this.advertCheck?.(h.from, h.advert.vrid, h.advert.priority) ?? 'ok';
+      if (check === 'ok') this.feed(h.owner.group, { type: 'member', member: h.owner.member.name, event: { type: 'advert_received', advert: h.advert, from: h.from } });
+      else this.refuseForged('forged_release', h.from, h.owner.member.ifname, h.advert.vrid, 0);
+    }
+  }
+
+  private refuseForged(reason: 'forged_priority' | 'forged_vrid' | 'forged_release', from: string, ifname: string, vrid: number, priority: number): void {
+    this.drop(reason);
+    const now = this.deps.clock.now();
+    if (now - this.lastForgedLogAt < 10_000) return;
+    this.lastForgedLogAt = now;
+    this.deps.log.warn({ event: 'forged_advert', reason, from, ifname, vrid, priority }, `advert in the name of fwlb peer ${from} refused: it contradicts the peer's own authenticated state (${reason})`);
+  }
+
   /**
    * One event through a group's machine, and its effects carried out. A timer event comes
    * with its time from the driver (lib/timers.ts: never earlier than its deadline).
    */
   private feed(g: GroupRuntime, event: SyncGroupEvent, at?: number): void {
+    const before = g.state;
     const r = stepGroup(g.state, event, at ?? this.deps.clock.now());
     g.state = r.state;
+    // Our peers hear of a change in a BEAT before the adverts it causes (a release above all).
+    if (this.onOwnChange && Object.entries(r.state.members).some(([n, m]) => before.members[n]?.state !== m.state || before.members[n]?.priority !== m.priority)) this.onOwnChange();
     for (const e of r.effects) this.effect(g, e);
   }
 
@@ -456,6 +566,7 @@ export class VrrpService {
             const key = `${m.name}/garp/${i}`;
             g.timers.after(key, i * g.garp.intervalMs, () => this.links.get(m.ifname)?.garp(addrs));
           }
+          this.garpRefresh(g, m, addrs);
         }, `gratuitous ARP on ${m.ifname}`);
         return;
       }
@@ -547,6 +658,7 @@ export class VrrpService {
       counters: Object.fromEntries(this.counters),
       drops: Object.fromEntries(Object.entries(this.drops).filter(([, n]) => n > 0)),
       foreignAdverts: this.foreign,
+      garpRefreshes: this.garpRefreshes,
     };
   }
 }

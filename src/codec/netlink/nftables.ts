@@ -65,10 +65,12 @@ function walk(buf: Buffer, from: number, to: number): DecodeResult<Array<[number
   return ok(out);
 }
 
-function u64(buf: Buffer, start: number, end: number): number | undefined {
-  if (end - start !== 8) return undefined;
-  // Counters pass 2^53 after ~285 years at a million packets a second: a Number is exact.
-  return buf.readUInt32BE(start) * 0x1_0000_0000 + buf.readUInt32BE(start + 4);
+/** A big-endian u64; NaN when it is not 8 bytes or past 2^53 (a Number would not be exact). */
+function u64(buf: Buffer, start: number, end: number): number {
+  if (end - start !== 8) return NaN;
+  // Counters pass 2^53 after ~285 years at a million packets a second.
+  const v = buf.readUInt32BE(start) * 0x1_0000_0000 + buf.readUInt32BE(start + 4);
+  return Number.isSafeInteger(v) ? v : NaN;
 }
 
 function str(buf: Buffer, start: number, end: number): string {
@@ -111,5 +113,6 @@ export function decodeCounterObject(msg: NlMessage): DecodeResult<CounterObject>
     else if (t === NFTA_COUNTER_BYTES) bytes = u64(p, s, e);
   }
   if (packets === undefined || bytes === undefined) return fail('missing_attribute', `counter ${name}: NFTA_COUNTER_PACKETS and NFTA_COUNTER_BYTES`);
+  if (Number.isNaN(packets) || Number.isNaN(bytes)) return fail('bad_attribute_value', `counter ${name}: a value that is not a u64 below 2^53`);
   return ok({ table, name, packets, bytes });
 }

@@ -58,6 +58,7 @@ export const SYNC_TYPE_ACK = 2; // cumulative ack plus NACK ranges for gaps
 export const SYNC_TYPE_HELLO = 3; // keepalive: epoch handshake, next stream sequence, synced flag
 export const SYNC_TYPE_BULK_REQUEST = 4; // "send me your whole table"
 export const SYNC_TYPE_BULK_END = 5; // end of a bulk transfer, with its record count; reliable
+export const SYNC_TYPE_BEAT = 6; // liveness: the sender's detection timing and VRRP state, many a second
 
 /** Flag bits (the byte at OFF_FLAGS). */
 export const SYNC_F_ACK = 0x01; // the ack field is valid (any type; always set on ACK)
@@ -79,6 +80,11 @@ export const SYNC_MAX_NACK_RANGES = 64;
 export const SYNC_BULK_REQUEST_LEN = 4;
 /** BULK_END payload: request id u32 (0 = a push nobody asked for), record count u32. */
 export const SYNC_BULK_END_LEN = 8;
+/** BEAT: interval ms u16, multiplier u8, flags u8, instance count u16, reserved u16; then 4 bytes per instance. */
+export const SYNC_BEAT_FIXED_LEN = 8;
+export const SYNC_BEAT_INSTANCE_LEN = 4;
+export const SYNC_BEAT_MAX_INSTANCES = 255;
+export const SYNC_BEAT_F_LEAVING = 0x01; // the sender is stopping: its priority-0 adverts are genuine
 
 /** HKDF "info" that derives the sync key from the cluster key (key separation). */
 export const SYNC_KEY_INFO = 'fwlb state sync v1';

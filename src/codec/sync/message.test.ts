@@ -22,6 +22,7 @@ import {
 } from './constants.js';
 import {
   batch,
+  BEAT_STATES,
   peekVersion,
   dataMessageSize,
   decode,
@@ -62,6 +63,8 @@ const SAMPLES: Record<string, SyncMessage> = {
   bulk_request: { ...HDR, type: 'bulk_request', requestId: 3 },
   bulk_end: { ...HDR, type: 'bulk_end', requestId: 3, count: 100000 },
   bulk_end_push: { ...HDR, type: 'bulk_end', requestId: 0, count: 0 },
+  beat: { ...HDR, type: 'beat', intervalMs: 20, multiplier: 4, leaving: false, instances: [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 52, state: 'backup', priority: 100 }] },
+  beat_leaving_empty: { ...HDR, type: 'beat', intervalMs: 0xffff, multiplier: 255, leaving: true, instances: [] },
   big_numbers: { ...HDR, sender: 0xffff, receiver: 0xfffe, epoch: 0xffffffff, peerEpoch: 0xffffffff, packet: SYNC_MAX_PACKET_NUMBER, seq: 0xffffffff, type: 'hello', synced: true },
 };
 
@@ -140,6 +143,24 @@ test('fixture: an ACK with NACK ranges and a HELLO, byte for byte', () => {
   assert.equal(encode(hello, KEY).toString('hex'), sign(Buffer.from(helloHex, 'hex')).toString('hex'));
 });
 
+test('fixture: a BEAT, byte for byte; malformed BEAT payloads are refused', () => {
+  const beat: SyncMessage = { sender: 1, receiver: 0, epoch: 5, peerEpoch: 6, packet: 3, seq: 0, type: 'beat', intervalMs: 20, multiplier: 4, leaving: true, instances: [{ vrid: 51, state: 'master', priority: 200 }] };
+  const hex = '46575359' + '02060000' + '00010000' + '00000005' + '0000000000000003' + '00000000' + '00000006' + '00000000' + '000cffff' + '0014' + '04' + '01' + '0001' + '0000' + '33' + '02' + 'c8' + '00';
+  assert.equal(encode(beat, KEY).toString('hex'), sign(Buffer.from(hex, 'hex')).toString('hex'));
+  assert.deepEqual(decode(encode(beat, KEY), KEY), { ok: true, value: beat });
+  const p = (h: string) => reasonOf(withPayload(beat, Buffer.from(h, 'hex')));
+  assert.equal(p('0014040100000000'), 'ok', 'no instances');
+  assert.equal(p('0000040000000000'), 'bad_payload', 'interval 0');
+  assert.equal(p('0014000000000000'), 'bad_payload', 'multiplier 0');
+  assert.equal(p('0014040200000000'), 'bad_payload', 'unknown flag');
+  assert.equal(p('001404000001000033020000'.slice(0, 16)), 'bad_payload', 'count 1, no instance');
+  assert.equal(p('00140400000100003304c800'), 'bad_payload', 'state 4');
+  assert.equal(p('00140400000100000002c800'), 'bad_payload', 'VRID 0');
+  assert.equal(p('00140400'), 'bad_payload', 'short');
+  assert.throws(() => encode({ ...beat, multiplier: 0 } as SyncMessage, KEY), /multiplier/);
+  assert.throws(() => encode({ ...beat, instances: [{ vrid: 51, state: 'gone' as never, priority: 1 }] } as SyncMessage, KEY), /state/);
+});
+
 test('the sync key is derived from the cluster key, 32 bytes, deterministic, not the key itself', () => {
   assert.equal(KEY.length, 32);
   assert.deepEqual(deriveSyncKey(CLUSTER_KEY), KEY);
@@ -208,7 +229,7 @@ test('authentic but malformed headers: epoch 0, packet number of 2^53, unknown t
   assert.equal(reasonOf(resigned(hello, (b) => void b.writeUInt32BE(0, 12))), 'bad_header');
   assert.equal(reasonOf(resigned(hello, (b) => void b.writeUInt32BE(0x00200000, 16))), 'bad_header');
   assert.equal(reasonOf(resigned(hello, (b) => void b.writeUInt32BE(0x001fffff, 16))), 'ok');
-  for (const t of [0, 6, 255]) assert.equal(reasonOf(resigned(hello, (b) => void (b[OFF_TYPE] = t))), 'bad_type', `type ${t}`);
+  for (const t of [0, 7, 255]) assert.equal(reasonOf(resigned(hello, (b) => void (b[OFF_TYPE] = t))), 'bad_type', `type ${t}`);
   // BULK on a HELLO, SYNCED on DATA, an undefined bit, and an ACK without the ACK flag.
   assert.equal(reasonOf(resigned(hello, (b) => void (b[OFF_FLAGS] = 0x02))), 'bad_flags');
   assert.equal(reasonOf(resigned(SAMPLES.data as SyncMessage, (b) => void (b[OFF_FLAGS] = 0x04))), 'bad_flags');
@@ -354,6 +375,15 @@ const arbMessage: fc.Arbitrary<SyncMessage> = fc.oneof(
   fc.tuple(arbHeader, arbAck, fc.boolean()).map(([h, ack, synced]): SyncMessage => ({ ...h, ...(ack === undefined ? {} : { ack }), type: 'hello', synced })),
   fc.tuple(arbHeader, fc.integer({ min: 1, max: 0xffffffff })).map(([h, requestId]): SyncMessage => ({ ...h, type: 'bulk_request', requestId })),
   fc.tuple(arbHeader, u32, u32).map(([h, requestId, count]): SyncMessage => ({ ...h, type: 'bulk_end', requestId, count })),
+  fc
+    .tuple(
+      arbHeader,
+      fc.integer({ min: 1, max: 0xffff }),
+      fc.integer({ min: 1, max: 255 }),
+      fc.boolean(),
+      fc.array(fc.record({ vrid: fc.integer({ min: 1, max: 255 }), state: fc.constantFrom(...BEAT_STATES), priority: fc.integer({ min: 0, max: 255 }) }, { noNullPrototype: true }), { maxLength: 8 }),
+    )
+    .map(([h, intervalMs, multiplier, leaving, instances]): SyncMessage => ({ ...h, type: 'beat', intervalMs, multiplier, leaving, instances })),
 );
 
 test('property: every valid message round-trips', () => {

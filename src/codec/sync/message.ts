@@ -61,6 +61,10 @@
  *   HELLO (3)         empty.
  *   BULK_REQUEST (4)  | request id u32 (non-zero) |
  *   BULK_END (5)      | request id u32 (0: a push nobody asked for) | record count u32 |
+ *   BEAT (6)          | interval ms u16 | multiplier u8 | flags u8 (LEAVING 0x01) |
+ *                     | instance count u16 | reserved u16 | (vrid u8, state u8, priority u8,
+ *                     reserved u8) per VRRP instance of the sender, in config order |
+ *                     liveness, unreliable; states: 0 initialize, 1 backup, 2 master, 3 fault.
  *
  * The HMAC key is derived from the cluster key (`deriveSyncKey`), never the raw key, so the
  * same secret can authenticate other things (config distribution) without cross-protocol use.
@@ -91,6 +95,11 @@ import {
   OFF_VERSION,
   SYNC_ACK_FIXED_LEN,
   SYNC_BULK_END_LEN,
+  SYNC_BEAT_FIXED_LEN,
+  SYNC_BEAT_INSTANCE_LEN,
+  SYNC_BEAT_MAX_INSTANCES,
+  SYNC_BEAT_F_LEAVING,
+  SYNC_TYPE_BEAT,
   SYNC_BULK_REQUEST_LEN,
   SYNC_DEFAULT_MAX_MESSAGE,
   SYNC_F_ACK,
@@ -180,7 +189,33 @@ export interface SyncBulkEndMessage extends SyncHeader {
   count: number;
 }
 
-export type SyncMessage = SyncDataMessage | SyncAckMessage | SyncHelloMessage | SyncBulkRequestMessage | SyncBulkEndMessage;
+/** One VRRP instance of the sender, in config order, as its BEAT reports it. */
+export interface BeatInstance {
+  vrid: number;
+  /** BEAT_STATES: initialize, backup, master, fault. */
+  state: BeatState;
+  priority: number;
+}
+export const BEAT_STATES = ['initialize', 'backup', 'master', 'fault'] as const;
+export type BeatState = (typeof BEAT_STATES)[number];
+
+/**
+ * Liveness (fsm/liveness.ts): sent every `intervalMs`, unreliable (no stream sequence of its
+ * own). The receiver declares the sender down after intervalMs x multiplier without one (the
+ * sender's own detection time, as BFD's). It also says, authenticated, what the sender's VRRP
+ * instances are and at which priority, so that an advert claiming to be the sender's can be
+ * checked against it.
+ */
+export interface SyncBeatMessage extends SyncHeader {
+  type: 'beat';
+  intervalMs: number;
+  multiplier: number;
+  /** The sender is stopping (its priority-0 adverts are genuine). */
+  leaving: boolean;
+  instances: BeatInstance[];
+}
+
+export type SyncMessage = SyncDataMessage | SyncAckMessage | SyncHelloMessage | SyncBulkRequestMessage | SyncBulkEndMessage | SyncBeatMessage;
 export type SyncMessageType = SyncMessage['type'];
 
 /** Message types by wire value, and their names for logs (one table, like pfsync's). */
@@ -190,6 +225,7 @@ export const SYNC_MESSAGE_TYPES: Readonly<Record<number, SyncMessageType>> = {
   [SYNC_TYPE_HELLO]: 'hello',
   [SYNC_TYPE_BULK_REQUEST]: 'bulk_request',
   [SYNC_TYPE_BULK_END]: 'bulk_end',
+  [SYNC_TYPE_BEAT]: 'beat',
 };
 const TYPE_CODE: Readonly<Record<SyncMessageType, number>> = {
   data: SYNC_TYPE_DATA,
@@ -197,6 +233,7 @@ const TYPE_CODE: Readonly<Record<SyncMessageType, number>> = {
   hello: SYNC_TYPE_HELLO,
   bulk_request: SYNC_TYPE_BULK_REQUEST,
   bulk_end: SYNC_TYPE_BULK_END,
+  beat: SYNC_TYPE_BEAT,
 };
 
 /** Flags each type may carry. */
@@ -206,6 +243,7 @@ const ALLOWED_FLAGS: Readonly<Record<SyncMessageType, number>> = {
   hello: SYNC_F_ACK | SYNC_F_SYNCED,
   bulk_request: SYNC_F_ACK,
   bulk_end: SYNC_F_ACK,
+  beat: 0,
 };
 
 export const SYNC_RECORD_TYPES: Readonly<Record<number, SyncRecordType>> = {
@@ -359,6 +397,19 @@ export function messageProblems(m: SyncMessage): string[] {
       if (!isU32(m.requestId)) p.push(`request id ${m.requestId} is not a 32-bit number`);
       if (!isU32(m.count)) p.push(`count ${m.count} is not a 32-bit number`);
       break;
+    case 'beat':
+      if (m.ack !== undefined) p.push('BEAT carries no ack');
+      if (!Number.isInteger(m.intervalMs) || m.intervalMs < 1 || m.intervalMs > 0xffff) p.push(`beat interval ${m.intervalMs} ms is outside 1..65535`);
+      if (!Number.isInteger(m.multiplier) || m.multiplier < 1 || m.multiplier > 255) p.push(`beat multiplier ${m.multiplier} is outside 1..255`);
+      if (!Array.isArray(m.instances) || m.instances.length > SYNC_BEAT_MAX_INSTANCES) p.push(`BEAT carries at most ${SYNC_BEAT_MAX_INSTANCES} instances`);
+      else {
+        for (const i of m.instances) {
+          if (!i || !Number.isInteger(i.vrid) || i.vrid < 1 || i.vrid > 255) p.push(`beat instance VRID ${i?.vrid} is outside 1..255`);
+          else if (!BEAT_STATES.includes(i.state)) p.push(`beat instance state ${String(i.state)} is unknown`);
+          else if (!Number.isInteger(i.priority) || i.priority < 0 || i.priority > 255) p.push(`beat instance priority ${i.priority} is outside 0..255`);
+        }
+      }
+      break;
   }
   if (p.length === 0 && payloadLength(m) > SYNC_MAX_PAYLOAD) p.push(`payload of ${payloadLength(m)} bytes exceeds ${SYNC_MAX_PAYLOAD}`);
   return p;
@@ -383,6 +434,8 @@ function payloadLength(m: SyncMessage): number {
       return SYNC_BULK_REQUEST_LEN;
     case 'bulk_end':
       return SYNC_BULK_END_LEN;
+    case 'beat':
+      return SYNC_BEAT_FIXED_LEN + m.instances.length * SYNC_BEAT_INSTANCE_LEN;
   }
 }
 
@@ -449,6 +502,19 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
     case 'bulk_end':
       buf.writeUInt32BE(m.requestId, at);
       buf.writeUInt32BE(m.count, at + 4);
+      break;
+    case 'beat':
+      buf.writeUInt16BE(m.intervalMs, at);
+      buf[at + 2] = m.multiplier;
+      buf[at + 3] = m.leaving ? SYNC_BEAT_F_LEAVING : 0;
+      buf.writeUInt16BE(m.instances.length, at + 4);
+      at += SYNC_BEAT_FIXED_LEN;
+      for (const i of m.instances) {
+        buf[at] = i.vrid;
+        buf[at + 1] = BEAT_STATES.indexOf(i.state);
+        buf[at + 2] = i.priority;
+        at += SYNC_BEAT_INSTANCE_LEN;
+      }
       break;
   }
   mac(key, buf.subarray(0, SYNC_HEADER_LEN + len)).copy(buf, SYNC_HEADER_LEN + len);
@@ -586,6 +652,24 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
     case 'bulk_end':
       if (len !== SYNC_BULK_END_LEN) return fail('bad_payload');
       return { ok: true, value: { ...header, type, requestId: dv.getUint32(at), count: dv.getUint32(at + 4) } };
+    case 'beat': {
+      if (len < SYNC_BEAT_FIXED_LEN || ack !== undefined) return fail('bad_payload');
+      const intervalMs = dv.getUint16(at);
+      const multiplier = dv.getUint8(at + 2);
+      const bflags = dv.getUint8(at + 3);
+      const count = dv.getUint16(at + 4);
+      if (intervalMs === 0 || multiplier === 0 || (bflags & ~SYNC_BEAT_F_LEAVING) !== 0 || count > SYNC_BEAT_MAX_INSTANCES) return fail('bad_payload');
+      if (len !== SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN) return fail('bad_payload');
+      const instances: BeatInstance[] = [];
+      for (let i = 0; i < count; i++) {
+        const o = at + SYNC_BEAT_FIXED_LEN + i * SYNC_BEAT_INSTANCE_LEN;
+        const state = BEAT_STATES[dv.getUint8(o + 1)];
+        const vrid = dv.getUint8(o);
+        if (state === undefined || vrid === 0) return fail('bad_payload');
+        instances.push({ vrid, state, priority: dv.getUint8(o + 2) });
+      }
+      return { ok: true, value: { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, instances } };
+    }
   }
 }
 
@@ -604,5 +688,7 @@ export function describeMessage(m: SyncMessage): Record<string, unknown> {
       return { ...base, requestId: m.requestId };
     case 'bulk_end':
       return { ...base, requestId: m.requestId, count: m.count };
+    case 'beat':
+      return { ...base, intervalMs: m.intervalMs, multiplier: m.multiplier, leaving: m.leaving, instances: m.instances.length };
   }
 }

@@ -53,11 +53,22 @@ export const INSTANCE_DROP_REASONS = [
 ] as const;
 export type InstanceDropReason = (typeof INSTANCE_DROP_REASONS)[number];
 
-export type VrrpDropReason = Ipv4DropReason | PacketDropReason | InstanceDropReason;
+/**
+ * Reasons a well-formed advert in an fwlb peer's name is refused because it contradicts
+ * what that peer says itself, authenticated, in its liveness BEATs (services/liveness.ts).
+ */
+export const PEER_CHECK_DROP_REASONS = [
+  'forged_priority', // the peer's BEATs give another priority for that VRID (a spoofed advert)
+  'forged_vrid', // the peer runs no such virtual router
+  'forged_release', // priority 0 while the peer says it is master and not stopping, unconfirmed by its next BEAT
+] as const;
+export type PeerCheckDropReason = (typeof PEER_CHECK_DROP_REASONS)[number];
+
+export type VrrpDropReason = Ipv4DropReason | PacketDropReason | InstanceDropReason | PeerCheckDropReason;
 
 /** Every drop reason once, in a stable order: export them all, zeros included. */
 export const VRRP_DROP_REASONS: readonly VrrpDropReason[] = [
-  ...new Set<VrrpDropReason>([...IPV4_DROP_REASONS, ...PACKET_DROP_REASONS, ...INSTANCE_DROP_REASONS]),
+  ...new Set<VrrpDropReason>([...IPV4_DROP_REASONS, ...PACKET_DROP_REASONS, ...INSTANCE_DROP_REASONS, ...PEER_CHECK_DROP_REASONS]),
 ];
 
 /** Drop counts by reason. Immutable: `recordDrop` returns a new record. */

@@ -136,7 +136,7 @@ export type VrrpEvent =
    * on the link to the peers. A backup treats it as a priority-0 advert: Skew_Time, not
    * Master_Down_Interval. If the master is in fact alive, its next advert restores order.
    */
-  | { type: 'master_released'; why: string };
+  | { type: 'master_released'; why: string; skewMs?: number };
 
 export type VrrpEffect =
   /** Encode and send this advert (src = primaryAddress, dst = the VRRP group or the peers). */
@@ -304,7 +304,8 @@ function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffe
 
     case 'master_released': {
       if (s.state !== 'backup' || s.maintenance) return s;
-      const skew = skewFor(s.config.version, s.priority, s.masterAdverIntervalMs);
+      // A caller that knows we are the best of those left (liveness) takes over at once.
+      const skew = ev.skewMs ?? skewFor(s.config.version, s.priority, s.masterAdverIntervalMs);
       const at = now + skew;
       const armed = s.timers.master_down;
       if (armed !== undefined && armed <= at) return s;

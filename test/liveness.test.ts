@@ -1,0 +1,97 @@
+/**
+ * Liveness between fwlb nodes (issue 13), in a real lab (root): a synced pair of the sandwich
+ * lab (examples/lab.yaml: 0.1 s adverts; BEATs every 15 ms, 5 missed = gone).
+ *  - The sync link broken while both nodes live: the backup takes the peer for gone and
+ *    takes over, and the master's next advert puts it back: two masters for at most about
+ *    one advert interval, then no flapping while the link stays broken.
+ *  - The master crashes behind a switch (processes killed, then silent, no carrier change
+ *    anywhere): the backup takes over by liveness, well before Master_Down_Interval.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labUp, labDown, type Lab } from '../src/lab/lab.js';
+import { writeSyncedCluster } from '../src/lab/cluster-file.js';
+import { controlCall } from '../src/control/client.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+import { waitFor } from '../src/lib/wait.js';
+
+const PREFIX = 'tlv';
+let lab: Lab;
+const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
+const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
+
+/** The group state changes a daemon logged after `since` (ms since the epoch). */
+async function groupStates(fw: string, since: number): Promise<{ time: number; state: string }[]> {
+  const text = await readFile(`${lab.stateDir}/${fw}.daemon.log`, 'utf8');
+  const out: { time: number; state: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes('"vrrp_group_state"')) continue;
+    const j = JSON.parse(line) as { time: string; state: string };
+    const time = Date.parse(j.time);
+    if (time >= since) out.push({ time, state: j.state });
+  }
+  return out;
+}
+
+before(async () => {
+  lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
+  const cfg = await writeSyncedCluster(lab);
+  lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control('fw1')]);
+  await waitFor('fw1 master', async () => ((await status('fw1').catch(() => undefined))?.vrrp.groups[0]?.state === 'master' ? true : undefined), 20_000);
+  lab.startDaemon('fw2', ['run', '-c', cfg, '--node', 'fw2', '--control', control('fw2')]);
+  await waitFor('both see each other live', async () => {
+    const [a, b] = [await status('fw1').catch(() => undefined), await status('fw2').catch(() => undefined)];
+    return a?.liveness?.peers[0]?.state === 'up' && b?.liveness?.peers[0]?.state === 'up' && b.ready.ready && b.vrrp.groups[0]?.state === 'backup' ? true : undefined;
+  }, 20_000);
+  await sleep(2500); // the preempt delay and health checks settle
+});
+after(async () => {
+  if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
+});
+
+test('the sync link broken, both nodes alive: the backup takes over once and is put back by the next advert; no flapping', async () => {
+  const f1 = (await status('fw1')).vrrp.groups[0]!.transitions;
+  const since = Date.now();
+  // Silence on fw2's sync cable with its carrier up: what a broken switch or a filter does.
+  await lab.exec('fw2', ['nft', '-f', '-'], 'table inet lab_cut {\n  chain i { type filter hook input priority -400; iifname "eth2" drop; }\n  chain o { type filter hook output priority -400; oifname "eth2" drop; }\n}\n');
+  try {
+    await waitFor('fw2 to see fw1 gone', async () => ((await status('fw2')).liveness?.peers[0]?.state === 'down' ? true : undefined), 5000, 20);
+    await sleep(3000);
+    const s2 = await status('fw2');
+    assert.equal(s2.vrrp.groups[0]!.state, 'backup', 'fw2 is backup again');
+    assert.equal((await status('fw1')).vrrp.groups[0]!.state, 'master');
+    assert.equal((await status('fw1')).vrrp.groups[0]!.transitions, f1, 'fw1 stayed master throughout');
+    const states = await groupStates('fw2', since);
+    assert.deepEqual(states.map((s) => s.state), ['master', 'backup'], `fw2 took over once and went back: ${JSON.stringify(states)}`);
+    const dualMs = states[1]!.time - states[0]!.time;
+    process.stdout.write(`# two masters for ${dualMs} ms (adverts every 100 ms)\n`);
+    assert.ok(dualMs <= 200, `two masters for ${dualMs} ms`);
+  } finally {
+    await lab.exec('fw2', ['nft', 'delete', 'table', 'inet', 'lab_cut']);
+  }
+  await waitFor('liveness back', async () => ((await status('fw2')).liveness?.peers[0]?.state === 'up' ? true : undefined), 5000, 20);
+});
+
+test('the master crashes behind a switch (killed, then silent, no carrier change): the backup takes over by liveness', async () => {
+  await waitFor('fw2 synced and backup', async () => {
+    const s = await status('fw2');
+    return s.ready.ready && s.vrrp.groups[0]?.state === 'backup' && s.liveness?.peers[0]?.state === 'up' ? true : undefined;
+  }, 10_000);
+  const since = Date.now();
+  const t0 = performance.now();
+  await lab.crashSwitched('fw1');
+  const s2 = await waitFor('fw2 master', async () => {
+    const s = await status('fw2');
+    return s.vrrp.groups[0]?.state === 'master' ? s : undefined;
+  }, 5000, 10);
+  const seen = Math.round(performance.now() - t0);
+  const states = await groupStates('fw2', since);
+  const takeover = (states.find((s) => s.state === 'master')?.time ?? NaN) - since;
+  process.stdout.write(`# fw2 master ${takeover} ms after the kill began (seen by polling at ${seen} ms)\n`);
+  assert.equal(s2.liveness?.peers[0]?.state, 'down');
+  assert.ok((s2.liveness?.peers[0]?.released ?? 0) >= 2, `liveness released both instances: ${JSON.stringify(s2.liveness)}`);
+  const log = await readFile(`${lab.stateDir}/fw2.daemon.log`, 'utf8');
+  assert.match(log, /"peer_gone"/);
+});
