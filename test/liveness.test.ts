@@ -15,6 +15,7 @@ import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
+import { VRRP_SEND_JS } from '../src/lab/paths.js';
 import { waitFor } from '../src/lib/wait.js';
 
 const PREFIX = 'tlv';
@@ -72,6 +73,22 @@ test('the sync link broken, both nodes alive: the backup takes over once and is 
     await lab.exec('fw2', ['nft', 'delete', 'table', 'inet', 'lab_cut']);
   }
   await waitFor('liveness back', async () => ((await status('fw2')).liveness?.peers[0]?.state === 'up' ? true : undefined), 5000, 20);
+});
+
+test('spoofed adverts from the client network (priority 254 in the backup\'s name, priority 0 in the master\'s) change nothing and are counted', async () => {
+  const snapshot = async () => JSON.stringify(await Promise.all(['fw1', 'fw2'].map(async (fw) => (await status(fw)).vrrp.groups.map((g) => [g.state, g.transitions]))));
+  const before = await snapshot();
+  const drops = async (fw: string) => (await status(fw)).vrrp.drops as Record<string, number>;
+  const [d1, d2] = [await drops('fw1'), await drops('fw2')];
+  const send = (src: string, priority: number) =>
+    lab.exec('client1', [process.execPath, VRRP_SEND_JS, '--dev', 'eth0', '--src', src, '--vrid', '51', '--priority', String(priority), '--vip', '198.18.0.100', '--count', '5', '--every-ms', '40']);
+  await send('198.18.0.3', 254); // "fw2, priority 254": would take the VIPs from fw1
+  await send('198.18.0.2', 0); // "fw1 releases": would make fw2 take over
+  await sleep(500);
+  assert.equal(await snapshot(), before, 'a VRRP state changed');
+  const [e1, e2] = [await drops('fw1'), await drops('fw2')];
+  assert.ok((e1.forged_priority ?? 0) - (d1.forged_priority ?? 0) >= 5, `fw1 refused the priority-254 adverts: ${JSON.stringify(e1)}`);
+  assert.ok((e2.forged_release ?? 0) - (d2.forged_release ?? 0) >= 1, `fw2 refused the release: ${JSON.stringify(e2)}`);
 });
 
 test('the master crashes behind a switch (killed, then silent, no carrier change): the backup takes over by liveness', async () => {
