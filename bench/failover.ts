@@ -1,24 +1,27 @@
 /**
  * Failover gap: a client opens a new connection to the VIP every 5 ms (HTTP through the
  * DNAT to the web servers, so the inside VIP, the servers' gateway, must move too) while
- * the master fails: crash (every link down, every process killed), link down (the master's
- * outside link), graceful stop. Printed per system: the longest gap between successful
+ * the master fails: switched (its processes killed, then the node silent with its links up:
+ * a hung or powered-off node behind a switch, no carrier change anywhere), crash (every link
+ * down first, the sync cable's carrier with them, then every process killed), link down (the
+ * master's outside link), graceful stop. Printed per system: the longest gap between successful
  * probes and the failed probes. The data plane is fwlb's ruleset on both firewalls in every
  * run; only the VRRP engine differs: fwlb at its defaults, keepalived 2.2.7 at 1 s (v2)
  * and 0.1 s (v3) adverts, both with a sync group of the two VIPs.
  *
- *   node dist/bench/failover.js [--modes crash,link,graceful] [--systems fwlb,ka1,ka01] [--soak-minutes 0]
+ *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01] [--soak-minutes 0]
  *
  * --soak-minutes N: afterwards, fwlb alone for N minutes with both CPUs saturated by busy
  * loops, counting failovers that should not happen. Prints figures; never asserts.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { Keepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
-import { CLI_MAIN_JS, PROBER_JS } from '../src/lab/paths.js';
+import { CLI_MAIN_JS, CT_TOOL_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { benchClusterYaml, table } from './util.js';
 import { waitFor } from '../src/lib/wait.js';
@@ -26,7 +29,7 @@ import { probeGaps, type ProbeRecord } from '../src/lab/probe-stats.js';
 
 const { values } = parseArgs({
   options: {
-    modes: { type: 'string', default: 'crash,link,graceful' },
+    modes: { type: 'string', default: 'switched,crash,link,graceful' },
     systems: { type: 'string', default: 'fwlb,ka1,ka01' },
     'soak-minutes': { type: 'string', default: '0' },
     prefix: { type: 'string', default: 'bfo' },
@@ -37,7 +40,7 @@ const VIP_OUT = '198.18.0.100';
 const VIP_IN = '198.18.1.1';
 
 type System = 'fwlb' | 'ka1' | 'ka01';
-type Mode = 'crash' | 'link' | 'graceful';
+type Mode = 'switched' | 'crash' | 'link' | 'graceful';
 const LABEL: Record<System, string> = { fwlb: 'fwlb (defaults: v3, 100 ms)', ka1: 'keepalived v2, advert 1 s', ka01: 'keepalived v3, advert 0.1 s' };
 
 interface Running {
@@ -53,7 +56,9 @@ async function holds(lab: Lab, fw: string): Promise<boolean> {
 
 async function startSystem(lab: Lab, sys: System): Promise<Running> {
   const cfg = `${lab.stateDir}/cluster.yaml`;
-  await writeFile(cfg, benchClusterYaml({ name: 'bench' }));
+  // fwlb as deployed: a cluster key, so the state sync and its liveness BEATs run.
+  await writeFile(`${lab.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  await writeFile(cfg, benchClusterYaml({ name: 'bench' }).replace('cluster: { name: bench }', sys === 'fwlb' ? 'cluster: { name: bench, key_file: cluster.key }' : 'cluster: { name: bench }'));
   if (sys === 'fwlb') {
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     for (const fw of ['fw1', 'fw2']) {
@@ -102,6 +107,7 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     const prober = lab.spawn('client1', [process.execPath, PROBER_JS, VIP_OUT, '80', '--every', '5', '--seconds', String(seconds), '--mode', 'http', '--timeout', '400'], { log });
     await sleep(1500);
     if (mode === 'crash') await lab.crash('fw1');
+    else if (mode === 'switched') await lab.crashSwitched('fw1');
     else if (mode === 'link') await lab.linkDown('fw1', 'eth0');
     else await r.stop('fw1');
     await prober.wait((seconds + 10) * 1000);
@@ -122,24 +128,42 @@ async function soak(minutes: number): Promise<void> {
     await sleep(1000);
     const t1 = await r.transitions!('fw1');
     const t2 = await r.transitions!('fw2');
-    // Two busy loops, one per core, in the client's namespace (killed by PID with the lab).
+    // Two busy loops, one per core, in the client's namespace (killed by PID with the lab);
+    // a sync burst: 5,000 new conntrack entries a second on the master, replicated to the
+    // backup; status polled every 50 ms on both nodes.
     const burners = [0, 1].map(() => lab.spawn('client1', [process.execPath, '-e', 'for(;;){}']));
+    const burst = lab.spawn('fw1', [process.execPath, CT_TOOL_JS, 'create', '--count', String(minutes * 60 * 5000), '--rate', '5000', '--quiet']);
     const start = Date.now();
     let lost = 0;
+    let polls = 0;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        await Promise.all(['fw1', 'fw2'].map((fw) => controlCall(`${lab.stateDir}/${fw}.sock`, 'status').catch(() => undefined)));
+        polls++;
+        await sleep(50);
+      }
+    })();
     while (Date.now() - start < minutes * 60_000) {
       await sleep(1000);
       if (!(await r.isMaster('fw1'))) lost++;
     }
-    for (const b of burners) await lab.stop(b, 'SIGKILL');
+    polling = false;
+    await poller;
+    for (const b of [...burners, burst]) await lab.stop(b, 'SIGKILL').catch(() => undefined);
     const d1 = (await r.transitions!('fw1')) - t1;
     const d2 = (await r.transitions!('fw2')) - t2;
     const st = (await controlCall(`${lab.stateDir}/fw2.sock`, 'status')) as NodeStatus;
-    console.log(`\nSoak: ${minutes} min, both CPUs saturated by two busy loops; fwlb at its defaults`);
+    console.log(`\nSoak: ${minutes} min, both CPUs saturated by two busy loops, 5,000 new entries a second synced, status polled every 50 ms; fwlb at its defaults`);
     console.log(table(['figure', 'value'], [
       ['group transitions on fw1 (master) during the soak', String(d1)],
       ['group transitions on fw2 (backup) during the soak', String(d2)],
       ['seconds fw1 was seen not master', String(lost)],
       ['split brain heard by fw2', String(st.vrrp.counters.split_brain ?? 0)],
+      ['liveness: fw1 seen gone by fw2 (times)', String(st.liveness?.peers[0]?.downs ?? '-')],
+      ['status rounds (both nodes, every 50 ms)', String(polls)],
+      ['entries replicated to fw2', String(st.sync?.counters.records_applied ?? '-')],
+      ['fw2 event loop delay since its start, p99 / max ms', `${st.process.loopDelayMs.p99} / ${st.process.loopDelayMs.max}`],
       ['false failovers', String(Math.max(d1, d2))],
     ]));
   } finally {

@@ -5,7 +5,10 @@
  * (no cluster key): what the sync buys. The keepalived + conntrackd figures of the peer
  * reference were measured in its own lab (README there), not in this run.
  *
- *   node dist/bench/sessions.js [--sessions 200] [--modes crash,graceful]
+ *   node dist/bench/sessions.js [--sessions 200] [--modes switched,crash,graceful]
+ *
+ * crash: links down first, then the processes (the sync cable loses carrier); switched: the
+ * processes killed first, then the node silent with its links up (no carrier change anywhere).
  *
  * Prints figures; never asserts.
  */
@@ -21,12 +24,12 @@ import { waitFor } from '../src/lib/wait.js';
 import { table } from './util.js';
 
 const { values } = parseArgs({
-  options: { sessions: { type: 'string', default: '200' }, modes: { type: 'string', default: 'crash,graceful' }, prefix: { type: 'string', default: 'bses' } },
+  options: { sessions: { type: 'string', default: '200' }, modes: { type: 'string', default: 'switched,crash,graceful' }, prefix: { type: 'string', default: 'bses' } },
 });
 const PREFIX = values.prefix!;
 const N = Number(values.sessions);
 
-async function run(sync: boolean, mode: 'crash' | 'graceful'): Promise<string[]> {
+async function run(sync: boolean, mode: 'crash' | 'switched' | 'graceful'): Promise<string[]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
     let text = await readFile(`${REPO_ROOT}/examples/lab.yaml`, 'utf8');
@@ -46,6 +49,7 @@ async function run(sync: boolean, mode: 'crash' | 'graceful'): Promise<string[]>
     const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, '198.18.0.100', '7', '--count', String(N), '--every', '50', '--seconds', '10'], { log });
     await sleep(3000);
     if (mode === 'crash') await lab.crash('fw1');
+    else if (mode === 'switched') await lab.crashSwitched('fw1');
     else await lab.gracefulStop('fw1');
     await h.wait(30_000);
     const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { connected: number; kept: number; lost: number; worstStallMs: number | null };
@@ -57,7 +61,7 @@ async function run(sync: boolean, mode: 'crash' | 'graceful'): Promise<string[]>
 
 async function main(): Promise<void> {
   const rows: string[][] = [];
-  for (const mode of values.modes!.split(',') as ('crash' | 'graceful')[]) {
+  for (const mode of values.modes!.split(',') as ('crash' | 'switched' | 'graceful')[]) {
     for (const sync of [true, false]) {
       const row = await run(sync, mode);
       console.error(row.join('  '));
