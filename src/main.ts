@@ -12,6 +12,8 @@ import { readUdpDrops } from './adapters/udp-drops.js';
 import { UdpSocketV4 } from './adapters/udp-socket.js';
 import { FlowCounter } from './adapters/flows/counter.js';
 import { LivenessService } from './services/liveness.js';
+import { LivenessWorker } from './adapters/liveness/channel.js';
+import { livenessPort } from './config/schema.js';
 import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
@@ -36,7 +38,7 @@ import { deriveSyncKey, syncKeyProblem } from './codec/sync/message.js';
 import { nodeView } from './config/node.js';
 import type { Config } from './config/schema.js';
 import { bareAddress } from './lib/ip.js';
-import { StateSyncService, type StateSyncDeps } from './services/state-sync.js';
+import { StateSyncService } from './services/state-sync.js';
 import { createServer, type Server } from 'node:http';
 /** prom-client is loaded at the first scrape, not at every start. */
 const metricsModule = () => import('./control/metrics.js');
@@ -120,8 +122,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
   let liveness: LivenessService | undefined;
   if (syncOn) {
     try {
-      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady(), onBeat: (peer, b) => liveness?.onBeat(peer.name, b) });
-      liveness = createLiveness(c, opts.node, sync, vrrp, log.child({ component: 'liveness' }));
+      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady() });
+      liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }));
       const l = liveness;
       if (l) vrrp.useLiveness({ checkAdvert: (a, v, p) => l.checkAdvert(a, v, p), onOwnChange: () => l.sendNow() });
     } catch (e) {
@@ -343,7 +345,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; onBeat: StateSyncDeps['onBeat'] },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -388,7 +390,6 @@ async function createStateSync(
           sock.close();
         },
         receiveDrops: () => drops,
-        drain: () => sock.drain(),
       };
     },
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
@@ -398,22 +399,35 @@ async function createStateSync(
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();
     },
-    onBeat: deps.onBeat,
   });
 }
 
 /** Liveness over the sync link (state_sync.liveness), or undefined when it is off. */
-function createLiveness(c: Config, node: string, sync: StateSyncService, vrrp: VrrpService, log: Logger): LivenessService | undefined {
-  const l = c.state_sync?.liveness;
-  if (!l) return undefined;
-  const view = nodeView(c, node);
+async function createLiveness(c: Config, opts: RunOptions, configFile: string, vrrp: VrrpService, log: Logger): Promise<LivenessService | undefined> {
+  const ss = c.state_sync;
+  const l = ss?.liveness;
+  if (!ss || !l) return undefined;
+  const view = nodeView(c, opts.node);
+  const names = Object.keys(c.nodes);
+  const peers = view.peers.filter((p) => p.addresses[ss.interface]);
+  const channel = new LivenessWorker({
+    selfId: names.indexOf(opts.node),
+    selfAddress: bareAddress(view.addresses[ss.interface] ?? ''),
+    port: livenessPort(ss.port),
+    key: deriveSyncKey(await readSyncKey(c, configFile)),
+    intervalMs: l.interval,
+    multiplier: l.multiplier,
+    // A main thread hung for three adverts' time is a dead node: its BEATs stop.
+    mainStallMs: 3 * (c.vrrp?.advert_interval ?? 100),
+    peers: peers.map((p) => ({ name: p.name, id: names.indexOf(p.name), address: bareAddress(p.addresses[ss.interface]!) })),
+  });
   return new LivenessService({
     clock: realClock,
     log,
     intervalMs: l.interval,
     multiplier: l.multiplier,
-    peers: view.peers.map((p) => ({ name: p.name, addresses: Object.values(p.addresses).map((a) => bareAddress(a)) })),
-    sync,
+    peers: peers.map((p) => ({ name: p.name, addresses: Object.values(p.addresses).map((a) => bareAddress(a)) })),
+    channel,
     vrrp,
   });
 }

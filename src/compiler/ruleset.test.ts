@@ -81,7 +81,7 @@ test('the well-formed skeleton: drop policies, established first, invalid and SY
 test('VRRP and sync are accepted only from the peers, on their interfaces', async () => {
   const out = await compile('', 'b');
   assert.match(out, /iifname "eth0" ip saddr \{ 198\.18\.0\.2, 198\.18\.0\.4 \} ip protocol vrrp accept/);
-  assert.match(out, /iifname "eth2" ip saddr \{ 198\.18\.2\.1, 198\.18\.2\.3 \} udp dport 3780 accept/);
+  assert.match(out, /iifname "eth2" ip saddr \{ 198\.18\.2\.1, 198\.18\.2\.3 \} udp dport \{ 3780, 3781 \} accept/);
   assert.doesNotMatch(out, /198\.18\.0\.3 .*vrrp/, 'a node does not accept VRRP from itself');
 });
 

@@ -16,6 +16,7 @@
  *  - address and port lists are sets and maps, not chains of rules.
  * Output is deterministic: the same input gives byte-identical output.
  */
+import { livenessPort } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
@@ -216,8 +217,10 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     const role = c.state_sync.interface;
     const v4 = peerAddrs(role, 4);
     const v6 = peerAddrs(role, 6);
-    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${c.state_sync.port} accept comment "state sync from peers"`);
-    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${c.state_sync.port} accept comment "state sync from peers"`);
+    // The sync, and its liveness BEATs on the next port (services/liveness.ts).
+    const ports = c.state_sync.liveness === false ? String(c.state_sync.port) : `{ ${c.state_sync.port}, ${livenessPort(c.state_sync.port)} }`;
+    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${ports} accept comment "state sync from peers"`);
+    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${ports} accept comment "state sync from peers"`);
   }
 
   // Services: one dispatch verdict map per family; per service a slot map (slot ->

@@ -154,7 +154,13 @@ const SyncSchema = z
       .union([z.literal(false), z.object({ interval: Duration.default(15), multiplier: z.number().int().min(2).max(255).default(5) }).strict()])
       .default({ interval: 15, multiplier: 5 }),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.liveness === false || s.port < 65535, { message: 'the liveness BEATs use the port after state_sync.port: it must be below 65535', path: ['port'] });
+
+/** The UDP port of the liveness BEATs: the one after the state sync's. */
+export function livenessPort(syncPort: number): number {
+  return syncPort + 1;
+}
 
 const NatSchema = z
   .object({

@@ -2,112 +2,77 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { FakeClock } from '../lib/clock.js';
-import { LivenessService } from './liveness.js';
-import type { BeatInstance, SyncBeatMessage } from '../codec/sync/message.js';
+import { LivenessService, type LivenessChannel } from './liveness.js';
+import type { BeatInstance } from '../codec/sync/message.js';
+import type { CoreEvent } from './liveness-core.js';
 
-const beatMsg = (instances: BeatInstance[], leaving = false): SyncBeatMessage => ({
-  type: 'beat', sender: 1, receiver: 0, epoch: 1, peerEpoch: 2, packet: 1, seq: 0, intervalMs: 15, multiplier: 5, leaving, instances,
-});
-
-function setup(peers = [{ name: 'fw1', addresses: ['198.18.0.2', '198.18.2.1'] }, { name: 'fw3', addresses: ['198.18.0.4'] }]) {
+function setup() {
   const clock = new FakeClock(1000);
-  const sent: { leaving: boolean; instances: BeatInstance[] }[] = [];
+  let emit: ((e: CoreEvent | { type: 'error'; message: string }) => void) | undefined;
+  const own: { instances: BeatInstance[]; leaving: boolean }[] = [];
+  const channel: LivenessChannel = {
+    start: (cb) => void (emit = cb),
+    setOwn: (instances, leaving) => void own.push({ instances, leaving }),
+    stop: () => undefined,
+    counters: { sent: 0, received: 0, withheld: 0, dropped: {} },
+  };
   const gone: { addresses: string[]; why: string; outranked: boolean }[] = [];
-  let drains = 0;
-  const ours: BeatInstance[] = [{ vrid: 51, state: 'backup', priority: 100 }];
+  const rechecks: string[][] = [];
   const svc = new LivenessService({
     clock,
     log: pino({ level: 'silent' }),
     intervalMs: 15,
     multiplier: 5,
-    peers,
-    sync: { beat: (b) => void sent.push({ leaving: b.leaving, instances: b.instances }), readSocket: () => void drains++ },
+    peers: [{ name: 'fw1', addresses: ['198.18.0.2', '198.18.2.1'] }, { name: 'fw3', addresses: ['198.18.0.4'] }],
+    channel,
     vrrp: {
-      beatInstances: () => ours,
-      peerGone: (addresses, why, outranked) => {
-        gone.push({ addresses: [...addresses], why, outranked: outranked(51, 100) });
-        return 1;
-      },
+      beatInstances: () => [{ vrid: 51, state: 'backup', priority: 100 }],
+      peerGone: (addresses, why, outranked) => (gone.push({ addresses: [...addresses], why, outranked: outranked(51, 100) }), 1),
+      recheckHeld: (addresses) => void rechecks.push([...addresses]),
     },
   });
-  return { clock, svc, sent, gone, drains: () => drains };
+  svc.start();
+  const beat = (peer: string, instances: BeatInstance[], leaving = false) => emit!({ type: 'beat', peer, instances, leaving, detectMs: 75 });
+  return { svc, emit: (e: CoreEvent) => emit!(e), beat, own, gone, rechecks };
 }
 
-test('BEATs go out every interval with our instances; leaving is announced at once', () => {
-  const { clock, svc, sent } = setup();
-  svc.start();
-  clock.advance(100);
-  assert.equal(sent.length, 7, 'at 0, 15, ..., 90 ms');
-  assert.deepEqual(sent[0]!.instances, [{ vrid: 51, state: 'backup', priority: 100 }]);
+test('start and leaving tell the worker what our BEATs say', () => {
+  const { svc, own } = setup();
+  assert.deepEqual(own[0], { instances: [{ vrid: 51, state: 'backup', priority: 100 }], leaving: false });
   svc.announceLeaving();
-  assert.equal(sent.at(-1)!.leaving, true);
-  svc.stop();
-  const n = sent.length;
-  clock.advance(100);
-  assert.equal(sent.length, n, 'nothing after stop');
+  assert.equal(own.at(-1)!.leaving, true);
 });
 
-test('a silent peer is gone after its detection time; the socket is read first; its addresses go to VRRP', () => {
-  const { clock, svc, gone, drains } = setup();
-  svc.start();
-  for (let i = 0; i < 10; i++) {
-    svc.onBeat('fw1', beatMsg([{ vrid: 51, state: 'master', priority: 200 }]));
-    clock.advance(15);
-  }
-  assert.equal(svc.status().peers[0]!.state, 'up');
-  // The last BEAT came 15 ms ago.
-  clock.advance(59);
-  assert.equal(gone.length, 0, 'not before 75 ms of silence');
-  clock.advance(2);
+test('a peer reported down releases the instances it was master of, at once when no live peer outranks us', () => {
+  const { svc, emit, beat, gone } = setup();
+  emit({ type: 'up', peer: 'fw1', detectMs: 75 });
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 200 }]);
+  emit({ type: 'down', peer: 'fw1', why: 'silent', silentMs: 80 });
   assert.equal(gone.length, 1);
   assert.deepEqual(gone[0]!.addresses, ['198.18.0.2', '198.18.2.1']);
-  assert.match(gone[0]!.why, /no liveness BEAT from fw1/);
-  assert.equal(gone[0]!.outranked, false, 'no other live peer outranks us: take over at once');
-  assert.ok(drains() >= 1, 'the socket was read before deciding');
+  assert.match(gone[0]!.why, /no liveness BEAT from fw1 for 80 ms/);
+  assert.equal(gone[0]!.outranked, false);
   assert.equal(svc.status().peers[0]!.released, 1);
-  clock.advance(1000);
-  assert.equal(gone.length, 1, 'released once per down transition');
+  assert.equal(svc.status().peers[0]!.state, 'down');
 });
 
-test('another live peer with a higher priority for the VRID outranks us (Skew_Time decides)', () => {
-  const { clock, svc, gone } = setup();
-  svc.start();
-  svc.onBeat('fw1', beatMsg([{ vrid: 51, state: 'master', priority: 200 }]));
-  for (let i = 0; i < 10; i++) {
-    svc.onBeat('fw3', beatMsg([{ vrid: 51, state: 'backup', priority: 150 }]));
-    clock.advance(15);
-  }
-  assert.equal(gone.length, 1);
+test('another live peer with a higher priority for the VRID outranks us', () => {
+  const { emit, beat, gone } = setup();
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 200 }]);
+  beat('fw3', [{ vrid: 51, state: 'backup', priority: 150 }]);
+  emit({ type: 'down', peer: 'fw1', why: 'silent', silentMs: 80 });
   assert.equal(gone[0]!.outranked, true);
 });
 
-test('a BEAT that arrives during the read before the decision keeps the peer up', () => {
-  const clock = new FakeClock(0);
-  const gone: string[] = [];
-  let svc: LivenessService | undefined;
-  let late = true;
-  svc = new LivenessService({
-    clock,
-    log: pino({ level: 'silent' }),
-    intervalMs: 15,
-    multiplier: 5,
-    peers: [{ name: 'fw1', addresses: ['198.18.0.2'] }],
-    // The socket held a BEAT that the held-up loop had not read yet.
-    sync: { beat: () => undefined, readSocket: () => { if (late) { late = false; svc!.onBeat('fw1', beatMsg([])); } } },
-    vrrp: { beatInstances: () => [], peerGone: (_a, why) => (gone.push(why), 0) },
-  });
-  svc.start();
-  svc.onBeat('fw1', beatMsg([]));
-  clock.advance(80);
-  assert.deepEqual(gone, []);
-  assert.equal(svc.status().peers[0]!.state, 'up');
-});
-
-test('checkAdvert by address: fwlb peers are held to their BEATs, anyone else is not', () => {
-  const { svc } = setup();
-  svc.start();
-  svc.onBeat('fw1', beatMsg([{ vrid: 51, state: 'backup', priority: 100 }]));
+test('adverts in an fwlb peer\'s name are held to its BEATs; each BEAT rechecks held releases', () => {
+  const { svc, beat, rechecks } = setup();
+  beat('fw1', [{ vrid: 51, state: 'backup', priority: 100 }]);
+  assert.deepEqual(rechecks.at(-1), ['198.18.0.2', '198.18.2.1']);
   assert.equal(svc.checkAdvert('198.18.0.2', 51, 254), 'priority_mismatch');
   assert.equal(svc.checkAdvert('198.18.0.2', 51, 100), 'ok');
-  assert.equal(svc.checkAdvert('198.18.0.77', 51, 254), 'ok');
+  assert.equal(svc.checkAdvert('198.18.0.77', 51, 254), 'ok', 'not an fwlb peer: plain RFC');
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 100 }]);
+  assert.equal(svc.checkAdvert('198.18.0.2', 51, 0), 'ok', 'the BEAT before said backup: the change may race');
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 100 }]);
+  assert.equal(svc.checkAdvert('198.18.0.2', 51, 0), 'release_unconfirmed');
 });

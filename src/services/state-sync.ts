@@ -10,7 +10,7 @@
  * active node speaks. Writes into the kernel run one at a time, in order.
  */
 import type { Logger } from 'pino';
-import { decode, encode, peekHeader, peekVersion, SYNC_DECODE_REASONS, type SyncBeatMessage, type SyncRecord } from '../codec/sync/message.js';
+import { decode, encode, peekHeader, peekVersion, SYNC_DECODE_REASONS, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
 import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as ENTRY_DECODE_REASONS, rawEntryKey } from '../codec/sync/entry-v2.js';
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
@@ -61,8 +61,6 @@ export interface SyncTransport {
   close(): void;
   /** Datagrams the kernel dropped on the socket (receive buffer full), if it can tell. */
   receiveDrops?(): number | undefined;
-  /** Reads every datagram waiting now (synchronously), if the transport can. */
-  drain?(): void;
 }
 
 export interface SyncPeer {
@@ -92,8 +90,6 @@ export interface StateSyncDeps {
   demote: (on: boolean, why: string) => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
   bulk?: Partial<bulkFsm.BulkConfig>;
-  /** A peer's BEAT, authenticated and fresh (services/liveness.ts). */
-  onBeat?: (peer: SyncPeer, beat: SyncBeatMessage) => void;
 }
 
 interface Link {
@@ -363,20 +359,6 @@ export class StateSyncService {
     });
   }
 
-  /** A liveness BEAT to every peer we have a session with (services/liveness.ts calls it each interval). */
-  beat(body: linkFsm.BeatBody): void {
-    if (!this.running) return;
-    for (const l of this.links.values()) this.feedLink(l, { type: 'send_beat', beat: body });
-  }
-
-  /**
-   * Reads what the socket holds now, before a decision that silence would make (a detection
-   * timer that fires after the event loop was held up finds the BEATs that came meanwhile).
-   */
-  readSocket(): void {
-    this.transport?.drain?.();
-  }
-
   private feedLink(l: Link, event: linkFsm.LinkEvent, at?: number): void {
     const r = linkFsm.step(l.state, event, at ?? this.deps.clock.now());
     l.state = r.state;
@@ -436,9 +418,6 @@ export class StateSyncService {
           this.feedBulk({ type: 'peer_gone', peer: l.peer.id });
           break;
         case 'peer_alive':
-          break;
-        case 'beat':
-          this.deps.onBeat?.(l.peer, fx.beat);
           break;
         case 'resync_needed':
           if (fx.why === 'overflow') {

@@ -20,7 +20,7 @@
  * Every message we send names the peer's epoch as we know it, gets the next packet number,
  * and carries our cumulative ack once a session exists.
  */
-import type { SeqRange, SyncBeatMessage, SyncMessage, SyncRecord } from '../../codec/sync/message.js';
+import type { SeqRange, SyncMessage, SyncRecord } from '../../codec/sync/message.js';
 import type { LogEffect, LogLevel } from './common.js';
 import { type StreamUnit, SYNC_DEAD_INTERVAL_MS, SYNC_HELLO_INTERVAL_MS } from './common.js';
 import { check, initialReplayState, sessionUp, type ReplayConfig, type ReplayRejectReason, type ReplayState, DEFAULT_REPLAY_CONFIG } from './replay.js';
@@ -104,12 +104,7 @@ export type LinkEvent =
   | { type: 'set_synced'; synced: boolean }
   /** How many more messages we can take (the writes behind them have room); undefined: no limit. */
   | { type: 'rx_room'; room: number | undefined }
-  /** Send a liveness BEAT now (services/liveness.ts drives the interval). */
-  | { type: 'send_beat'; beat: BeatBody }
   | { type: 'timer'; timer: LinkTimer };
-
-/** What a BEAT says, without the header. */
-export type BeatBody = Pick<SyncBeatMessage, 'intervalMs' | 'multiplier' | 'leaving' | 'instances'>;
 
 export type LinkEffect =
   /** Encode with the sync key and send to the peer's sync address. */
@@ -124,8 +119,6 @@ export type LinkEffect =
   | { type: 'bulk_request'; requestId: number }
   /** A session began: the first with this peer (`restarted` false) or after a restart. */
   | { type: 'session'; restarted: boolean; peerEpoch: number }
-  /** The peer's BEAT (authenticated, fresh): for the liveness service. */
-  | { type: 'beat'; beat: SyncBeatMessage }
   | { type: 'peer_alive' }
   | { type: 'peer_dead' }
   /** Our queue to the peer overflowed / the peer caught up: see sender.ts. */
@@ -249,10 +242,6 @@ function dispatch(s: LinkState, ev: LinkEvent, now: number, fx: LinkEffect[]): L
     case 'timer':
       return onTimer(s, ev.timer, now, fx);
 
-    case 'send_beat':
-      // Only within a session: a BEAT names the peer's epoch (it is refused otherwise).
-      if (!hasSession(s)) return s;
-      return emit(s, { type: 'beat', seq: s.sender.nextSeq, ...ev.beat }, now, fx);
     case 'rx_room': {
       const r: LinkState = { ...s, rxRoom: ev.room };
       // A window we closed (or nearly) that opens again is told at once: the peer's sender
@@ -371,9 +360,6 @@ function onReceived(s: LinkState, m: SyncMessage, now: number, fx: LinkEffect[])
     case 'bulk_end':
       r = runReceiver(r, { type: 'data', seq: m.seq, unit: { kind: 'bulk_end', requestId: m.requestId, count: m.count } }, now, fx);
       break;
-    case 'beat':
-      fx.push({ type: 'beat', beat: m });
-      break;
     case 'bulk_request':
       fx.push({ type: 'bulk_request', requestId: m.requestId });
       r = runReceiver(r, { type: 'hello', next: m.seq }, now, fx);
@@ -471,7 +457,7 @@ type MessageBody = Distribute<SyncMessage>;
  */
 function emit(s: LinkState, body: MessageBody, now: number, fx: LinkEffect[], o: { ackAlreadyTold?: boolean } = {}): LinkState {
   const session = hasSession(s);
-  // A BEAT carries no ack: it is sent many times a second, outside the stream.
+  // A BEAT carries no ack (the liveness worker sends them, outside any stream).
   const ack = body.type === 'ack' ? body.ack : session && body.type !== 'beat' ? receiver.cumulativeAck(s.receiver) : undefined;
   const msg = {
     ...body,

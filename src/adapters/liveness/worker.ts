@@ -1,0 +1,107 @@
+/**
+ * The liveness worker thread: a UDP socket of its own (the state sync's port + 1, on the
+ * sync link), BEATs to the peers each interval and the detection of theirs (LivenessCore),
+ * on its own event loop. Every BEAT is authenticated with the sync key (the sync codec's
+ * HMAC) and bound to both nodes' current runs (the replay check of the sync protocol, every
+ * BEAT taken as a HELLO: a BEAT that names our epoch proves the peer is alive now; one that
+ * does not only teaches us its epoch). The cheap checks come before the HMAC: the source is a
+ * peer, the header claims that peer and us and a BEAT, and the replay check would take it.
+ *
+ * Messages in: { type: 'own', instances, leaving } (what our BEATs say), { type: 'stop' }.
+ * Out: the core's events (up, down, beat) and { type: 'counters', ... } each second.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { randomInt } from 'node:crypto';
+import { Poller } from '../netlink/poller.js';
+import { UdpSocketV4 } from '../udp-socket.js';
+import { realClock } from '../../lib/clock.js';
+import { decode, encode, peekHeader } from '../../codec/sync/message.js';
+import { check, initialReplayState, type ReplayState } from '../../fsm/sync/replay.js';
+import { LivenessCore, type BeatBody } from '../../services/liveness-core.js';
+
+export interface LivenessWorkerData {
+  selfId: number;
+  selfAddress: string;
+  port: number;
+  key: Uint8Array;
+  intervalMs: number;
+  multiplier: number;
+  /** The main thread not ticking for this long stops our BEATs. */
+  mainStallMs: number;
+  peers: { name: string; id: number; address: string }[];
+  /** BigInt64Array[0]: the main thread's last tick, ms since the epoch. */
+  tick: SharedArrayBuffer;
+}
+
+export interface LivenessCounters {
+  sent: number;
+  received: number;
+  withheld: number;
+  dropped: Record<string, number>;
+}
+
+const d = workerData as LivenessWorkerData;
+const key = Buffer.from(d.key);
+const epoch = randomInt(1, 2 ** 32 - 1);
+const tick = new BigInt64Array(d.tick);
+const peers = d.peers.map((p) => ({ ...p, replay: initialReplayState(epoch) as ReplayState, packet: 0 }));
+const byAddress = new Map(peers.map((p) => [p.address, p]));
+const byName = new Map(peers.map((p) => [p.name, p]));
+const counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
+const drop = (reason: string) => void (counters.dropped[reason] = (counters.dropped[reason] ?? 0) + 1);
+
+const poller = new Poller({ keepAlive: true });
+const sock = UdpSocketV4.open({
+  poller,
+  address: d.selfAddress,
+  port: d.port,
+  rcvbuf: 1024 * 1024,
+  sndbuf: 256 * 1024,
+  onDatagram: (view, from) => {
+    const p = byAddress.get(from);
+    if (!p) return drop('unknown_peer');
+    const h = peekHeader(view);
+    if (!h || h.type !== 'beat' || h.sender !== p.id || h.receiver !== d.selfId) return drop(h ? 'misdirected' : 'not_a_beat');
+    const pre = check(p.replay, { type: 'hello', epoch: h.epoch, peerEpoch: h.peerEpoch, packet: h.packet });
+    if (!pre.verdict.accept) return drop(pre.verdict.reason);
+    const r = decode(Buffer.from(view), key);
+    if (!r.ok) return drop(r.reason);
+    if (r.value.type !== 'beat') return drop('not_a_beat');
+    const c = check(p.replay, { type: 'hello', epoch: r.value.epoch, peerEpoch: r.value.peerEpoch, packet: r.value.packet });
+    if (!c.verdict.accept) return drop(c.verdict.reason);
+    p.replay = c.state;
+    counters.received++;
+    // Only a BEAT that names our epoch was made after we started: proof of life.
+    if (r.value.peerEpoch === epoch) core.onBeat(p.name, r.value);
+  },
+});
+
+const core = new LivenessCore({
+  clock: realClock,
+  intervalMs: d.intervalMs,
+  multiplier: d.multiplier,
+  peers: peers.map((p) => p.name),
+  send: (peer: string, body: BeatBody) => {
+    const p = byName.get(peer)!;
+    p.packet++;
+    sock.send(encode({ type: 'beat', sender: d.selfId, receiver: p.id, epoch, peerEpoch: p.replay.peer?.epoch ?? 0, packet: p.packet, seq: 0, ...body }, key), p.address, d.port);
+    counters.sent++;
+  },
+  readSocket: () => sock.drain(),
+  emit: (e) => parentPort?.postMessage(e),
+  mainAlive: () => realClock.now() - Number(Atomics.load(tick, 0)) < d.mainStallMs,
+});
+
+const report = setInterval(() => parentPort?.postMessage({ type: 'counters', counters: { ...counters, withheld: core.withheld, dropped: { ...counters.dropped } } }), 1000);
+
+parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; leaving: boolean } | { type: 'stop' }) => {
+  if (m.type === 'own') core.setOwn(m.instances, m.leaving);
+  else {
+    core.stop();
+    clearInterval(report);
+    sock.close();
+    poller.close();
+    parentPort?.close();
+  }
+});
+core.start();

@@ -1,0 +1,120 @@
+/**
+ * The timing half of the liveness (issue 13): sends our BEAT to every peer each interval and
+ * runs the detection of each peer (fsm/liveness.ts). It runs in a worker thread of its own
+ * (adapters/liveness/worker.ts), so that neither the daemon's work (a sync burst, a bulk
+ * sync, status, garbage collection) nor a held-up event loop delays a BEAT or fakes a
+ * silence: a saturated machine delayed the main loop by up to 93 ms in the soak, more than a
+ * 75 ms detection time. Clock-driven and free of I/O (the worker gives it a socket's send and
+ * read), so it is tested on a fake clock.
+ *
+ * A watchdog ties the BEATs to the daemon: when the main thread has not ticked for
+ * `mainStallMs` (it is hung), no BEAT goes out, and the peers take over as from a dead node.
+ */
+import type { Clock, Timer } from '../lib/clock.js';
+import { TimerDriver } from '../lib/timers.js';
+import type { BeatInstance } from '../codec/sync/message.js';
+import { initialLiveness, stepLiveness, type PeerLiveness } from '../fsm/liveness.js';
+
+export interface BeatBody {
+  intervalMs: number;
+  multiplier: number;
+  leaving: boolean;
+  instances: BeatInstance[];
+}
+
+export type CoreEvent =
+  | { type: 'up'; peer: string; detectMs: number }
+  | { type: 'down'; peer: string; why: 'left' | 'silent'; silentMs: number }
+  /** A peer's BEAT: what it says of its instances (for the advert check on the main thread). */
+  | { type: 'beat'; peer: string; leaving: boolean; instances: BeatInstance[]; detectMs: number };
+
+export interface LivenessCoreDeps {
+  clock: Clock;
+  intervalMs: number;
+  multiplier: number;
+  peers: readonly string[];
+  send(peer: string, body: BeatBody): void;
+  /** Reads the socket now (BEATs that came while this thread was held up count). */
+  readSocket(): void;
+  emit(e: CoreEvent): void;
+  /** The main thread ticked recently (the daemon is not hung). */
+  mainAlive(): boolean;
+}
+
+export class LivenessCore {
+  private readonly state = new Map<string, PeerLiveness>();
+  private readonly timers: TimerDriver;
+  private beatTimer: Timer | undefined;
+  private running = false;
+  private own: { instances: BeatInstance[]; leaving: boolean } = { instances: [], leaving: false };
+  /** BEATs not sent because the main thread was hung. */
+  withheld = 0;
+
+  constructor(private readonly deps: LivenessCoreDeps) {
+    this.timers = new TimerDriver(deps.clock);
+    for (const p of deps.peers) this.state.set(p, initialLiveness());
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.tick();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.beatTimer?.cancel();
+    this.beatTimer = undefined;
+    for (const p of this.deps.peers) this.timers.cancel(p);
+  }
+
+  /** What our BEATs say from now on; sent at once (a change goes out before the adverts it causes). */
+  setOwn(instances: BeatInstance[], leaving: boolean): void {
+    this.own = { instances, leaving };
+    if (this.running) this.sendAll();
+  }
+
+  private sendAll(): void {
+    if (!this.deps.mainAlive()) {
+      this.withheld++;
+      return;
+    }
+    const body: BeatBody = { intervalMs: this.deps.intervalMs, multiplier: this.deps.multiplier, ...this.own };
+    for (const p of this.deps.peers) this.deps.send(p, body);
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    this.sendAll();
+    this.beatTimer = this.deps.clock.after(this.deps.intervalMs, () => this.tick());
+  }
+
+  /** An authenticated, fresh BEAT of a peer. */
+  onBeat(peer: string, b: { intervalMs: number; multiplier: number; leaving: boolean; instances: BeatInstance[] }): void {
+    const s = this.state.get(peer);
+    if (!s || !this.running) return;
+    this.step(peer, s, { type: 'beat', ...b });
+    const now = this.state.get(peer)!;
+    this.deps.emit({ type: 'beat', peer, leaving: b.leaving, instances: b.instances, detectMs: now.detectMs });
+  }
+
+  private step(peer: string, s: PeerLiveness, e: Parameters<typeof stepLiveness>[1]): void {
+    const r = stepLiveness(s, e, this.deps.clock.now());
+    this.state.set(peer, r.state);
+    for (const fx of r.effects) {
+      if (fx.type === 'arm') this.timers.at(peer, fx.atMs, () => this.detect(peer));
+      else if (fx.type === 'up') this.deps.emit({ type: 'up', peer, detectMs: r.state.detectMs });
+      else this.deps.emit({ type: 'down', peer, why: fx.why, silentMs: fx.silentMs });
+    }
+  }
+
+  private detect(peer: string): void {
+    if (!this.running) return;
+    this.deps.readSocket();
+    this.step(peer, this.state.get(peer)!, { type: 'detect' });
+  }
+
+  peerState(peer: string): PeerLiveness | undefined {
+    return this.state.get(peer);
+  }
+}
