@@ -125,6 +125,11 @@ async function soak(minutes: number): Promise<void> {
   try {
     const r = await startSystem(lab, 'fwlb');
     await waitFor('fw1 to be master', async () => (await r.isMaster('fw1')) || undefined, 15_000);
+    // fw2 ready and backup (its startup transitions are not failovers), liveness up.
+    await waitFor('fw2 ready', async () => {
+      const s = (await controlCall(`${lab.stateDir}/fw2.sock`, 'status')) as NodeStatus;
+      return s.ready.ready && s.vrrp.groups[0]?.state === 'backup' && s.liveness?.peers[0]?.state === 'up' ? true : undefined;
+    }, 30_000);
     await sleep(1000);
     const t1 = await r.transitions!('fw1');
     const t2 = await r.transitions!('fw2');
@@ -164,6 +169,7 @@ async function soak(minutes: number): Promise<void> {
       ['status rounds (both nodes, every 50 ms)', String(polls)],
       ['entries replicated to fw2', String(st.sync?.counters.records_applied ?? '-')],
       ['fw2 event loop delay since its start, p99 / max ms', `${st.process.loopDelayMs.p99} / ${st.process.loopDelayMs.max}`],
+      ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
       ['false failovers', String(Math.max(d1, d2))],
     ]));
   } finally {
