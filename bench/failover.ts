@@ -9,7 +9,7 @@
  * run; only the VRRP engine differs: fwlb at its defaults, keepalived 2.2.7 at 1 s (v2)
  * and 0.1 s (v3) adverts, both with a sync group of the two VIPs.
  *
- *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01] [--soak-minutes 0]
+ *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01,ka01bfd] [--soak-minutes 0] [--soak-entry-timeout 30]
  *
  * --soak-minutes N: afterwards, fwlb alone for N minutes with both CPUs saturated by busy
  * loops, counting failovers that should not happen. Prints figures; never asserts.
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     modes: { type: 'string', default: 'switched,crash,link,graceful' },
     systems: { type: 'string', default: 'fwlb,ka1,ka01' },
     'soak-minutes': { type: 'string', default: '0' },
+    'soak-entry-timeout': { type: 'string', default: '30' },
     prefix: { type: 'string', default: 'bfo' },
   },
 });
@@ -39,9 +40,14 @@ const PREFIX = values.prefix!;
 const VIP_OUT = '198.18.0.100';
 const VIP_IN = '198.18.1.1';
 
-type System = 'fwlb' | 'ka1' | 'ka01';
+type System = 'fwlb' | 'ka1' | 'ka01' | 'ka01bfd';
 type Mode = 'switched' | 'crash' | 'link' | 'graceful';
-const LABEL: Record<System, string> = { fwlb: 'fwlb (defaults: v3, 100 ms)', ka1: 'keepalived v2, advert 1 s', ka01: 'keepalived v3, advert 0.1 s' };
+const LABEL: Record<System, string> = {
+  fwlb: 'fwlb (defaults: v3, 100 ms)',
+  ka1: 'keepalived v2, advert 1 s',
+  ka01: 'keepalived v3, advert 0.1 s',
+  ka01bfd: 'keepalived v3, advert 0.1 s, BFD 10 ms x 5',
+};
 
 interface Running {
   stop(fw: string): Promise<void>;
@@ -76,6 +82,8 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
   for (const fw of ['fw1', 'fw2']) {
     const rules = await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]);
     await lab.exec(fw, ['nft', '-f', '-'], rules);
+    // keepalived's BFD (UDP 3784) between the nodes on the sync link.
+    if (sys === 'ka01bfd') await lab.exec(fw, ['nft', 'insert', 'rule', 'inet', 'fwlb', 'input', 'iifname', 'eth2', 'udp', 'dport', '3784', 'accept']);
   }
   const advertInt = sys === 'ka1' ? 1 : 0.1;
   const kas = new Map<string, Keepalived>();
@@ -86,6 +94,14 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
         routerId: fw,
         version: sys === 'ka1' ? 2 : 3,
         syncGroup: 'G',
+        // The most keepalived 2.2.7 does with BFD for a backup (its source: a BFD event never
+        // makes a backup master before Master_Down_Interval; the tracked priority only moves
+        // Skew_Time): `weight -99 reverse` lifts fw2 to 199 while the session is down (below
+        // fw1's 200, so a sync-link failure alone does not preempt a live fw1), shortening its
+        // Skew_Time from 61 to 22 ms. fw1 runs the session untracked (tracked, it would go
+        // FAULT when fw2 dies).
+        ...(sys === 'ka01bfd' && fw === 'fw2' ? { bfd: { neighbor: '198.18.2.1', source: '198.18.2.2', minRxMs: 10, minTxMs: 10, multiplier: 5, track: { weight: -99, reverse: true } } } : {}),
+        ...(sys === 'ka01bfd' && fw === 'fw1' ? { bfd: { neighbor: '198.18.2.2', source: '198.18.2.1', minRxMs: 10, minTxMs: 10, multiplier: 5 } } : {}),
         instances: [
           { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt, vips: [`${VIP_OUT}/24`] },
           { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt, vips: [`${VIP_IN}/24`] },
@@ -102,6 +118,12 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     const r = await startSystem(lab, sys);
     await waitFor('fw1 to be master', async () => (await r.isMaster('fw1')) || undefined, 15_000);
     await sleep(sys === 'ka1' ? 3000 : 1000); // settle: the backup has seen the master
+    if (sys === 'ka01bfd') {
+      // Say whether keepalived's BFD session came up (its log), so the figure is not of a dead session.
+      const ka = await readFile(`${lab.stateDir}/fw2.keepalived.log`, 'utf8').catch(() => '');
+      const bfd = ka.split('\n').filter((l) => /BFD|bfd/.test(l) && /Up|UP|Down|DOWN|state/.test(l)).slice(-2);
+      console.error(`# keepalived BFD on fw2: ${bfd.join(' | ') || 'no BFD state line in its log'}`);
+    }
     const seconds = sys === 'ka1' ? 9 : 5;
     const log = `${lab.stateDir}/prober.log`;
     const prober = lab.spawn('client1', [process.execPath, PROBER_JS, VIP_OUT, '80', '--every', '5', '--seconds', String(seconds), '--mode', 'http', '--timeout', '400'], { log });
@@ -137,7 +159,10 @@ async function soak(minutes: number): Promise<void> {
     // a sync burst: 5,000 new conntrack entries a second on the master, replicated to the
     // backup; status polled every 50 ms on both nodes.
     const burners = [0, 1].map(() => lab.spawn('client1', [process.execPath, '-e', 'for(;;){}']));
-    const burst = lab.spawn('fw1', [process.execPath, CT_TOOL_JS, 'create', '--count', String(minutes * 60 * 5000), '--rate', '5000', '--quiet']);
+    // Entries of 30 s: about 150,000 at once, under the table's limit. (--soak-entry-timeout
+    // 600 fills the table within a minute: the cluster's own traffic takes no entry, see the
+    // ruleset's notrack, so the nodes still hear each other.)
+    const burst = lab.spawn('fw1', [process.execPath, CT_TOOL_JS, 'create', '--count', String(minutes * 60 * 5000), '--rate', '5000', '--entry-timeout', values['soak-entry-timeout']!, '--quiet']);
     const start = Date.now();
     let lost = 0;
     let polls = 0;

@@ -269,7 +269,24 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
   const rawPre: string[] = ['type filter hook prerouting priority raw; policy accept;'];
   if (blocked.v4.length) rawPre.push('ip saddr @blocklist_v4 counter drop comment "blocklist"');
   if (blocked.v6.length) rawPre.push('ip6 saddr @blocklist_v6 counter drop comment "blocklist"');
+  // The cluster's own traffic (VRRP, the state sync, its BEATs) never takes a conntrack entry:
+  // a full table drops the packets that would need a new one, and two nodes that stop
+  // hearing each other's adverts are two masters. (Found by the soak: a table filled by a
+  // sync burst made the backup master for good.) The input rules above accept them by
+  // address, without conntrack.
+  const notrack: { pre: string[]; out: string[] } = { pre: [], out: [] };
+  if (vrrpRoles.length) {
+    for (const k of ['pre', 'out'] as const) notrack[k].push('ip protocol vrrp notrack comment "VRRP: no conntrack entry"', 'ip6 nexthdr vrrp notrack comment "VRRP: no conntrack entry"');
+  }
+  if (c.state_sync) {
+    const ports = c.state_sync.liveness === false ? String(c.state_sync.port) : `{ ${c.state_sync.port}, ${livenessPort(c.state_sync.port)} }`;
+    const sif = q(ifname(c.state_sync.interface));
+    notrack.pre.push(`iifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
+    notrack.out.push(`oifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
+  }
+  rawPre.push(...notrack.pre);
   blocks.push({ head: 'chain raw_prerouting', body: rawPre });
+  if (notrack.out.length) blocks.push({ head: 'chain raw_output', body: ['type filter hook output priority raw; policy accept;', ...notrack.out] });
 
   const stateful = [
     'ct state established,related accept',

@@ -1,6 +1,6 @@
 /**
  * Conntrack load for the sync benchmark, run inside a lab namespace:
- *   node ct-tool.js create --count N [--rate R] [--from I] [--quiet]
+ *   node ct-tool.js create --count N [--rate R] [--from I] [--entry-timeout S] [--quiet]
  *       creates N established TCP entries (198.18.128.0/17 clients to 198.18.0.100:9 (no service),
  *       DNAT to 198.18.1.11; only table entries, no packet is sent) at R per second (0: as
  *       fast as the kernel takes them), and prints {"created": [[index, ms], ...]}
@@ -19,7 +19,7 @@ import { bigToV4 } from '../lib/ip.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { quiet: { type: 'boolean', default: false }, count: { type: 'string', default: '1000' }, rate: { type: 'string', default: '0' }, from: { type: 'string', default: '0' }, timeout: { type: 'string', default: '30' } },
+  options: { quiet: { type: 'boolean', default: false }, count: { type: 'string', default: '1000' }, rate: { type: 'string', default: '0' }, from: { type: 'string', default: '0' }, timeout: { type: 'string', default: '30' }, 'entry-timeout': { type: 'string', default: '600' } },
 });
 const now = () => performance.timeOrigin + performance.now();
 const BASE = (198n << 24n) | (18n << 16n) | (128n << 8n);
@@ -34,7 +34,7 @@ function entry(i: number): ConntrackEntry {
     orig: { src: c.address, dst: '198.18.0.100', proto: 6, srcPort: c.port, dstPort: 9 },
     reply: { src: '198.18.1.11', dst: c.address, proto: 6, srcPort: 9, dstPort: c.port },
     status: 0x0e, // SEEN_REPLY | ASSURED | CONFIRMED
-    timeout: 600,
+    timeout: Number(values['entry-timeout']),
     tcp: { state: 'ESTABLISHED' },
   };
 }
