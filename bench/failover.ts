@@ -184,6 +184,7 @@ async function soak(minutes: number): Promise<void> {
     const d1 = (await r.transitions!('fw1')) - t1;
     const d2 = (await r.transitions!('fw2')) - t2;
     const st = (await controlCall(`${lab.stateDir}/fw2.sock`, 'status')) as NodeStatus;
+    const st1 = (await controlCall(`${lab.stateDir}/fw1.sock`, 'status')) as NodeStatus;
     console.log(`\nSoak: ${minutes} min, both CPUs saturated by two busy loops, 5,000 new entries a second synced, status polled every 50 ms; fwlb at its defaults`);
     console.log(table(['figure', 'value'], [
       ['group transitions on fw1 (master) during the soak', String(d1)],
@@ -194,6 +195,9 @@ async function soak(minutes: number): Promise<void> {
       ['status rounds (both nodes, every 50 ms)', String(polls)],
       ['entries replicated to fw2', String(st.sync?.counters.records_applied ?? '-')],
       ['fw2 event loop delay since its start, p99 / max ms', `${st.process.loopDelayMs.p99} / ${st.process.loopDelayMs.max}`],
+      ['fw1 event loop delay since its start, p99 / max ms', `${st1.process.loopDelayMs.p99} / ${st1.process.loopDelayMs.max}`],
+      ['fw1 BEATs sent / withheld (its main thread hung past the watchdog); SCHED_RR', `${st1.liveness?.counters.sent ?? '-'} / ${st1.liveness?.counters.withheld ?? '-'}; ${st1.liveness?.counters.realtime ?? '-'}`],
+      ['fw2 BEATs received / dropped', `${st.liveness?.counters.received ?? '-'} / ${JSON.stringify(st.liveness?.counters.dropped ?? {})}`],
       ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
       ['false failovers', String(Math.max(d1, d2))],
     ]));

@@ -47,6 +47,14 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
     const drops = Object.entries(y.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
     if (drops.length) lines.push(`  dropped: ${drops.join(', ')}`);
   }
+  if (s.liveness) {
+    const l = s.liveness;
+    lines.push('', `liveness  a BEAT every ${l.intervalMs} ms, gone after ${l.multiplier} missed`);
+    for (const p of l.peers) {
+      const ago = p.lastBeatAgoMs === null ? 'never heard' : `last ${p.lastBeatAgoMs} ms ago`;
+      lines.push(`  peer ${p.peer.padEnd(8)} ${p.state}; ${ago}; gone ${p.downs} times, ${p.released} virtual routers taken over`);
+    }
+  }
   const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const svc of s.services) {
     lines.push('', `service ${svc.name}  ${svc.listen}  ${svc.scheduler} (${svc.tableSize} slots)`);

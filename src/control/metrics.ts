@@ -77,6 +77,21 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
       queued.set({ peer: p.peer }, p.queuedRecords);
     }
   }
+  if (s.liveness) {
+    const up = gauge('fwlb_liveness_peer_up', "A peer's liveness BEATs arrive (1), or it is gone (0)", ['peer']);
+    const downs = counter('fwlb_liveness_peer_gone_total', 'Times a peer was taken for gone (no BEAT for its detection time)', ['peer']);
+    const taken = counter('fwlb_liveness_takeovers_total', 'Virtual routers taken over because their master was gone', ['peer']);
+    for (const p of s.liveness.peers) {
+      up.set({ peer: p.peer }, p.state === 'up' ? 1 : 0);
+      downs.inc({ peer: p.peer }, p.downs);
+      taken.inc({ peer: p.peer }, p.released);
+    }
+    const beats = counter('fwlb_liveness_beats_total', 'Liveness BEATs sent and received', ['direction']);
+    beats.inc({ direction: 'sent' }, s.liveness.counters.sent);
+    beats.inc({ direction: 'received' }, s.liveness.counters.received);
+    const bd = counter('fwlb_liveness_rx_dropped_total', 'Liveness datagrams dropped, by reason', ['reason']);
+    for (const [k, n] of Object.entries(s.liveness.counters.dropped)) bd.inc({ reason: k }, n);
+  }
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);
     gauge('fwlb_control_waiting', 'Control socket connections waiting for a turn').set(s.control.waiting);

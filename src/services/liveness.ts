@@ -33,7 +33,7 @@ export interface LivenessChannel {
   /** What our BEATs say from now on (sent at once). */
   setOwn(instances: BeatInstance[], leaving: boolean): void;
   stop(): void;
-  readonly counters: { sent: number; received: number; withheld: number; dropped: Record<string, number> };
+  readonly counters: { realtime?: boolean; sent: number; received: number; withheld: number; dropped: Record<string, number> };
 }
 
 export interface LivenessDeps {
@@ -55,7 +55,7 @@ export interface LivenessStatus {
   intervalMs: number;
   multiplier: number;
   /** BEATs sent, received, not sent while the main thread was hung, dropped by reason (the worker's). */
-  counters: { sent: number; received: number; withheld: number; dropped: Record<string, number> };
+  counters: { realtime?: boolean; sent: number; received: number; withheld: number; dropped: Record<string, number> };
   peers: { peer: string; state: string; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number }[];
 }
 
