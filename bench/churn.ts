@@ -20,7 +20,7 @@ import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
 import { tortureLoop, type ChurnNode, type ChurnSystem } from '../src/lab/churn.js';
-import { Keepalived } from '../src/lab/keepalived.js';
+import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
 import { Conntrackd } from '../src/lab/conntrackd.js';
 import { waitFor } from '../src/lib/wait.js';
 import { table } from './util.js';
@@ -68,20 +68,7 @@ function peerSystem(lab: Lab, cfg: string): ChurnSystem {
       if (has.status !== 0) await lab.exec(fw, ['nft', '-f', '-'], await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]));
       ct.set(fw, await Conntrackd.start(lab, fw, { self: addr[fw].sync, peer: addr[fw].peer, iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] }));
       logMark.set(fw, (await readFile(kaLog(fw), 'utf8').catch(() => '')).length);
-      const prio = fw === 'fw1' ? 200 : 100;
-      ka.set(
-        fw,
-        await Keepalived.start(lab, fw, {
-          routerId: fw,
-          version: 3,
-          syncGroup: 'G',
-          notify: Conntrackd.notifyPath(lab, fw),
-          instances: [
-            { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt: 0.1, vips: ['198.18.0.100/24'] },
-            { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt: 0.1, vips: ['198.18.1.1/24'] },
-          ],
-        }),
-      );
+      ka.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw as 'fw1' | 'fw2', { notify: Conntrackd.notifyPath(lab, fw) })));
     },
     stop: async (fw) => {
       await ka.get(fw)?.stop();

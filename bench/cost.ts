@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
-import { Keepalived } from '../src/lab/keepalived.js';
+import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
 import { PROBER_JS } from '../src/lab/paths.js';
 import { waitFor } from '../src/lib/wait.js';
@@ -76,19 +76,7 @@ async function fwlbRun(lab: Lab): Promise<string[][]> {
 
 async function keepalivedRun(lab: Lab): Promise<string[][]> {
   const kas: Keepalived[] = [];
-  for (const [fw, prio] of [['fw1', 200], ['fw2', 100]] as const) {
-    kas.push(
-      await Keepalived.start(lab, fw, {
-        routerId: fw,
-        version: 3,
-        syncGroup: 'G',
-        instances: [
-          { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt: 0.1, vips: ['198.18.0.100/24'] },
-          { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt: 0.1, vips: ['198.18.1.1/24'] },
-        ],
-      }),
-    );
-  }
+  for (const fw of ['fw1', 'fw2'] as const) kas.push(await Keepalived.start(lab, fw, sandwichKeepalived(fw)));
   await sleep(3000);
   const k = kas[0]!;
   const idle = await measure(() => [k.parent.pid, k.childPid()!], () => sleep(seconds * 1000));

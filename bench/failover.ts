@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
-import { Keepalived } from '../src/lab/keepalived.js';
+import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, CT_TOOL_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
@@ -87,27 +87,20 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
   }
   const advertInt = sys === 'ka1' ? 1 : 0.1;
   const kas = new Map<string, Keepalived>();
-  for (const [fw, prio] of [['fw1', 200], ['fw2', 100]] as const) {
-    kas.set(
-      fw,
-      await Keepalived.start(lab, fw, {
-        routerId: fw,
-        version: sys === 'ka1' ? 2 : 3,
-        syncGroup: 'G',
-        // The most keepalived 2.2.7 does with BFD for a backup (its source: a BFD event never
-        // makes a backup master before Master_Down_Interval; the tracked priority only moves
-        // Skew_Time): `weight -99 reverse` lifts fw2 to 199 while the session is down (below
-        // fw1's 200, so a sync-link failure alone does not preempt a live fw1), shortening its
-        // Skew_Time from 61 to 22 ms. fw1 runs the session untracked (tracked, it would go
-        // FAULT when fw2 dies).
-        ...(sys === 'ka01bfd' && fw === 'fw2' ? { bfd: { neighbor: '198.18.2.1', source: '198.18.2.2', minRxMs: 10, minTxMs: 10, multiplier: 5, track: { weight: -99, reverse: true } } } : {}),
-        ...(sys === 'ka01bfd' && fw === 'fw1' ? { bfd: { neighbor: '198.18.2.2', source: '198.18.2.1', minRxMs: 10, minTxMs: 10, multiplier: 5 } } : {}),
-        instances: [
-          { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt, vips: [`${VIP_OUT}/24`] },
-          { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt, vips: [`${VIP_IN}/24`] },
-        ],
-      }),
-    );
+  for (const fw of ['fw1', 'fw2'] as const) {
+    // The most keepalived 2.2.7 does with BFD for a backup (its source: a BFD event never
+    // makes a backup master before Master_Down_Interval; the tracked priority only moves
+    // Skew_Time): `weight -99 reverse` lifts fw2 to 199 while the session is down (below
+    // fw1's 200, so a sync-link failure alone does not preempt a live fw1), shortening its
+    // Skew_Time from 61 to 22 ms. fw1 runs the session untracked (tracked, it would go
+    // FAULT when fw2 dies).
+    const bfd =
+      sys !== 'ka01bfd'
+        ? undefined
+        : fw === 'fw2'
+          ? { neighbor: '198.18.2.1', source: '198.18.2.2', minRxMs: 10, minTxMs: 10, multiplier: 5, track: { weight: -99, reverse: true } }
+          : { neighbor: '198.18.2.2', source: '198.18.2.1', minRxMs: 10, minTxMs: 10, multiplier: 5 };
+    kas.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw, { version: sys === 'ka1' ? 2 : 3, advertInt, ...(bfd ? { bfd } : {}) })));
   }
   return { stop: (fw) => kas.get(fw)!.stop(), isMaster: (fw) => holds(lab, fw) };
 }

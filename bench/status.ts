@@ -21,8 +21,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
-import { Keepalived } from '../src/lab/keepalived.js';
-import { Conntrackd } from '../src/lab/conntrackd.js';
+import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
+import { Conntrackd, sandwichConntrackd } from '../src/lab/conntrackd.js';
 import { controlCall } from '../src/control/client.js';
 import { CT_TOOL_JS, REPO_ROOT, VRRP_LISTEN_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
@@ -145,36 +145,10 @@ async function fwlb(lab: Lab): Promise<string[][]> {
 }
 
 async function peer(lab: Lab): Promise<string[][]> {
-  const SYNC = { fw1: '198.18.2.1', fw2: '198.18.2.2' } as const;
   const d: Conntrackd[] = [];
-  for (const fw of ['fw1', 'fw2'] as const) {
-    d.push(
-      await Conntrackd.start(lab, fw, {
-        self: SYNC[fw],
-        peer: SYNC[fw === 'fw1' ? 'fw2' : 'fw1'],
-        iface: 'eth2',
-        port: 3781,
-        ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', SYNC.fw1, SYNC.fw2],
-        externalCache: false,
-        hashLimit: FLOWS * 2 + 100_000,
-      }),
-    );
-  }
+  for (const fw of ['fw1', 'fw2'] as const) d.push(await Conntrackd.start(lab, fw, sandwichConntrackd(fw, { externalCache: false, hashLimit: FLOWS * 2 + 100_000 })));
   const kas: Keepalived[] = [];
-  for (const [fw, prio] of [['fw1', 200], ['fw2', 100]] as const) {
-    kas.push(
-      await Keepalived.start(lab, fw, {
-        routerId: fw,
-        version: 3,
-        syncGroup: 'G',
-        notify: Conntrackd.notifyPath(lab, fw),
-        instances: [
-          { name: 'EXT', iface: 'eth0', vrid: 51, priority: prio, advertInt: 0.1, vips: ['198.18.0.100/24'] },
-          { name: 'INT', iface: 'eth1', vrid: 52, priority: prio, advertInt: 0.1, vips: ['198.18.1.1/24'] },
-        ],
-      }),
-    );
-  }
+  for (const fw of ['fw1', 'fw2'] as const) kas.push(await Keepalived.start(lab, fw, sandwichKeepalived(fw, { notify: Conntrackd.notifyPath(lab, fw) })));
   await sleep(3000);
   await fillTable(lab);
   await sleep(3000);

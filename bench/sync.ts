@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
 import { controlCall } from '../src/control/client.js';
 import { CT_TOOL_JS, REPO_ROOT } from '../src/lab/paths.js';
-import { Conntrackd } from '../src/lab/conntrackd.js';
+import { Conntrackd, sandwichConntrackd } from '../src/lab/conntrackd.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 import { table } from './util.js';
@@ -52,7 +52,6 @@ const RATES = values.rates!.split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const BULKS = values.bulk!.split(',').filter((x) => x !== '').map(Number);
 const SYSTEMS = values.systems!.split(',') as ('fwlb' | 'conntrackd')[];
-const SYNC = { fw1: '198.18.2.1', fw2: '198.18.2.2' } as const;
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmtN = (n: number) => n.toLocaleString('en-US');
@@ -130,16 +129,7 @@ function fwlbSystem(lab: Lab, cfg: string): System {
 
 function conntrackdSystem(lab: Lab): System {
   const d: Partial<Record<'fw1' | 'fw2', Conntrackd>> = {};
-  const opts = (fw: 'fw1' | 'fw2') => ({
-    self: SYNC[fw],
-    peer: SYNC[fw === 'fw1' ? 'fw2' : 'fw1'],
-    iface: 'eth2',
-    port: 3781,
-    ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', SYNC.fw1, SYNC.fw2],
-    externalCache: false,
-    startupResync: true,
-    hashLimit: Math.max(...BULKS, 0) * 2 + 500_000,
-  });
+  const opts = (fw: 'fw1' | 'fw2') => sandwichConntrackd(fw, { externalCache: false, startupResync: true, hashLimit: Math.max(...BULKS, 0) * 2 + 500_000 });
   return {
     name: 'conntrackd',
     async up() {

@@ -1,9 +1,8 @@
 /**
  * Liveness between fwlb nodes (issue 13), in a real lab (root): a synced pair of the sandwich
  * lab (examples/lab.yaml: 0.1 s adverts; BEATs every 15 ms, 5 missed = gone).
- *  - The sync link broken while both nodes live: the backup takes the peer for gone and
- *    takes over, and the master's next advert puts it back: two masters for at most about
- *    one advert interval, then no flapping while the link stays broken.
+ *  - The sync link broken while both nodes live: the backup hears no BEAT, but the master's
+ *    adverts still come: nothing moves.
  *  - The master crashes behind a switch (processes killed, then silent, no carrier change
  *    anywhere): the backup takes over by liveness, well before Master_Down_Interval.
  */
@@ -52,7 +51,7 @@ after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
 });
 
-test('the sync link broken, both nodes alive: the backup takes over once and is put back by the next advert; no flapping', async () => {
+test('the sync link broken, both nodes alive: the BEATs stop but the master\'s adverts still come, so nothing moves', async () => {
   const f1 = (await status('fw1')).vrrp.groups[0]!.transitions;
   const since = Date.now();
   // Silence on fw2's sync cable with its carrier up: what a broken switch or a filter does.
@@ -65,10 +64,8 @@ test('the sync link broken, both nodes alive: the backup takes over once and is 
     assert.equal((await status('fw1')).vrrp.groups[0]!.state, 'master');
     assert.equal((await status('fw1')).vrrp.groups[0]!.transitions, f1, 'fw1 stayed master throughout');
     const states = await groupStates('fw2', since);
-    assert.deepEqual(states.map((s) => s.state), ['master', 'backup'], `fw2 took over once and went back: ${JSON.stringify(states)}`);
-    const dualMs = states[1]!.time - states[0]!.time;
-    process.stdout.write(`# two masters for ${dualMs} ms (adverts every 100 ms)\n`);
-    assert.ok(dualMs <= 200, `two masters for ${dualMs} ms`);
+    assert.deepEqual(states, [], `fw2 changed state: ${JSON.stringify(states)}`);
+    assert.equal(s2.vrrp.groups[0]!.transitions, (await status('fw2')).vrrp.groups[0]!.transitions);
   } finally {
     await lab.exec('fw2', ['nft', 'delete', 'table', 'inet', 'lab_cut']);
   }

@@ -129,3 +129,16 @@ export class Conntrackd {
     await lab.stop(this.handle, 'SIGTERM', 10_000);
   }
 }
+
+/** conntrackd on the sandwich lab's sync link (198.18.2.0/24, eth2, port 3781), the nodes' own addresses ignored. */
+export function sandwichConntrackd(fw: 'fw1' | 'fw2', o: Pick<ConntrackdOptions, 'externalCache' | 'startupResync' | 'hashLimit'> = {}): ConntrackdOptions {
+  const sync = { fw1: '198.18.2.1', fw2: '198.18.2.2' } as const;
+  return {
+    self: sync[fw],
+    peer: sync[fw === 'fw1' ? 'fw2' : 'fw1'],
+    iface: 'eth2',
+    port: 3781,
+    ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', sync.fw1, sync.fw2],
+    ...o,
+  };
+}

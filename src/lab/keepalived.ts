@@ -140,3 +140,23 @@ export class Keepalived {
     await this.lab.stop(this.parent, 'SIGKILL', 2000);
   }
 }
+
+/**
+ * keepalived as the sandwich lab's VRRP peer (what the benchmarks run beside fwlb): fw1 at
+ * priority 200, fw2 at 100, one sync group of the two VIPs (VRID 51 outside, 52 inside).
+ */
+export function sandwichKeepalived(fw: 'fw1' | 'fw2', o: { version?: 2 | 3; advertInt?: number; notify?: string; bfd?: KeepalivedOptions['bfd'] } = {}): KeepalivedOptions {
+  const priority = fw === 'fw1' ? 200 : 100;
+  const advertInt = o.advertInt ?? 0.1;
+  return {
+    routerId: fw,
+    version: o.version ?? 3,
+    syncGroup: 'G',
+    ...(o.notify ? { notify: o.notify } : {}),
+    ...(o.bfd ? { bfd: o.bfd } : {}),
+    instances: [
+      { name: 'EXT', iface: 'eth0', vrid: 51, priority, advertInt, vips: ['198.18.0.100/24'] },
+      { name: 'INT', iface: 'eth1', vrid: 52, priority, advertInt, vips: ['198.18.1.1/24'] },
+    ],
+  };
+}

@@ -10,10 +10,10 @@
  * where no carrier is lost, that is the difference between ~3.6 advert intervals and the
  * detection time.
  *
- * Never crying wolf: the worker's loop is not held up by the daemon's work; a detection timer
- * that fires reads the socket first; a peer that is alive but unheard on the sync link (the
- * link broken, its adverts still heard) is released once per down transition: its next
- * advert outranks us and puts us back to backup within one advert interval.
+ * Never crying wolf: the worker's loop is not held up by the daemon's work (and runs under
+ * SCHED_RR); a detection timer that fires reads the socket first; and a peer whose adverts
+ * still come (the sync link broken, BEATs held up) is not taken for gone until one advert
+ * interval has passed since its last advert with none since (services/vrrp.ts, peerGone).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
@@ -45,7 +45,7 @@ export interface LivenessDeps {
   channel: LivenessChannel;
   vrrp: {
     beatInstances(): BeatInstance[];
-    peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean): number;
+    peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean, stillGone?: () => boolean): number;
     /** A BEAT of the peer at these addresses came: releases held in its name are decided. */
     recheckHeld?(addresses: ReadonlySet<string>, maxAgeMs: number): void;
   };
@@ -127,7 +127,7 @@ export class LivenessService {
       case 'down': {
         p.mirror = { ...p.mirror, state: 'down', sinceMs: now, downs: p.mirror.downs + 1 };
         const why = e.why === 'left' ? `${p.peer.name} stopped` : `no liveness BEAT from ${p.peer.name} for ${Math.round(e.silentMs)} ms`;
-        const n = this.deps.vrrp.peerGone(p.addresses, why, (vrid, priority) => this.outranked(p, vrid, priority));
+        const n = this.deps.vrrp.peerGone(p.addresses, why, (vrid, priority) => this.outranked(p, vrid, priority), () => p.mirror.state === 'down');
         p.released += n;
         this.deps.log.warn({ event: 'peer_gone', peer: p.peer.name, why: e.why, silentMs: Math.round(e.silentMs), released: n }, `liveness: ${why}${n ? `: taking over ${n} virtual router(s) it was master of` : ''}`);
         break;

@@ -201,6 +201,33 @@ test('without the sync link signal a crash waits Master_Down_Interval', async ()
   assert.equal(c.state(1), 'master');
 });
 
+test('peer gone (liveness): the backup takes over within an advert interval of the last advert, at once if it is older', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  const fw1 = new Set(['198.18.0.2', '198.18.1.2', '198.18.2.1']);
+  c.wire.mute.add('fw1'); // silent: no advert from now on
+  await c.run(40);
+  assert.equal(c.fw2.svc.peerGone(fw1, 'test: no BEAT', () => false), 2, 'both instances had fw1 as master');
+  assert.equal(c.state(1), 'backup', 'an advert came less than an interval ago: it waits');
+  await c.run(70);
+  assert.equal(c.state(1), 'master', 'no advert since: taken over, well before Master_Down_Interval');
+});
+
+test('peer gone while its adverts still come (the sync link broken, BEATs late): nothing moves', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  const fw1 = new Set(['198.18.0.2', '198.18.1.2', '198.18.2.1']);
+  c.fw2.svc.peerGone(fw1, 'test: no BEAT', () => false);
+  await c.run(1000);
+  assert.equal(c.state(1), 'backup');
+  assert.equal(c.state(0), 'master');
+  assert.equal(c.fw2.svc.status().groups[0]!.transitions, 1, 'initialize -> backup only');
+});
+
 test("the master's outside link down: fault, and the peer takes the whole group after Skew_Time", async () => {
   const c = await cluster();
   await c.fw1.svc.start();

@@ -390,18 +390,34 @@ export class VrrpService {
    * that peer (an advert from one of `addresses`) takes over as if the master had released it
    * (priority 0), at once if no live peer outranks us for that VRID (`outranked`), else after
    * Skew_Time so that the best of those left wins. Instances whose master is someone else are
-   * left alone: a dead backup changes nothing. Returns how many instances were released.
+   * left alone: a dead backup changes nothing.
+   *
+   * Never on the BEATs' word alone while the master's adverts still come: an instance that
+   * heard its master within the master's advert interval waits until one interval has passed
+   * since that advert, and takes over only if no advert came meanwhile and the peer is still
+   * gone (`stillGone`). A sync link that breaks, or BEATs held up, while the master lives
+   * then move nothing. Returns how many instances were released or are waiting to be.
    */
-  peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean): number {
+  peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean, stillGone: () => boolean = () => true): number {
     if (!this.running) return 0;
     let n = 0;
+    const now = this.deps.clock.now();
     for (const g of this.groups) {
       for (const name of g.members.keys()) {
         const st = g.state.members[name];
         if (!st || st.state !== 'backup' || !st.master || !addresses.has(st.master.address)) continue;
-        const skewMs = outranked(st.config.vrid, st.priority) ? undefined : 0;
-        this.feed(g, { type: 'member', member: name, event: { type: 'master_released', why, ...(skewMs === undefined ? {} : { skewMs }) } });
         n++;
+        const heardAt = st.master.seenAtMs;
+        const release = () => {
+          const cur = g.state.members[name];
+          // An advert since (the master lives), another master, or the peer back: nothing to do.
+          if (!this.running || !cur || cur.state !== 'backup' || cur.master?.address !== st.master!.address || cur.master.seenAtMs !== heardAt || !stillGone()) return;
+          const skewMs = outranked(cur.config.vrid, cur.priority) ? undefined : 0;
+          this.feed(g, { type: 'member', member: name, event: { type: 'master_released', why, ...(skewMs === undefined ? {} : { skewMs }) } });
+        };
+        const wait = heardAt + st.masterAdverIntervalMs - now;
+        if (wait > 0) g.timers.after(`${name}/peer-gone`, Math.ceil(wait), release);
+        else release();
       }
     }
     return n;

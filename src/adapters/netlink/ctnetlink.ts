@@ -236,8 +236,7 @@ export class Ctnetlink {
    * An interrupted dump (NLM_F_DUMP_INTR) is not redone: the reader gets what was read.
    */
   async dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>, filter: DumpFilter = {}, batchSize = 512): Promise<number> {
-    if (!this.poller) throw new NetlinkError('IPCTNL_MSG_CT_GET', ECANCELED, { detail: 'no poller' });
-    const sock = NetlinkSocket.open({ poller: this.poller, protocol: NETLINK_NETFILTER, timeoutMs: this.dumpTimeoutMs, readsPerWakeup: 4 });
+    const sock = this.openDumpSocket();
     const check = filter.orig !== undefined || filter.mark !== undefined || filter.family !== undefined;
     let batch: ConntrackEntry[] = [];
     let total = 0;
@@ -257,27 +256,21 @@ export class Ctnetlink {
       }
       if (stopped) sock.close();
     };
-    this.stats.dumps++;
     try {
-      await sock.request((seq) => encodeDumpRequest(seq, filter), {
-        dump: true,
-        op: 'IPCTNL_MSG_CT_GET',
-        timeoutMs: this.dumpTimeoutMs,
-        onPart: (m) => {
-          if (stopped) return;
-          const r = decodeConntrack(m);
-          if (!r.ok) {
-            this.drop(r.reason);
-            return;
-          }
-          if (check && !matchesFilter(r.value, filter)) return;
-          batch.push(r.value);
-          if (batch.length >= batchSize) {
-            const b = batch;
-            batch = [];
-            hand(b);
-          }
-        },
+      await this.streamDump(sock, filter, (m) => {
+        if (stopped) return;
+        const r = decodeConntrack(m);
+        if (!r.ok) {
+          this.drop(r.reason);
+          return;
+        }
+        if (check && !matchesFilter(r.value, filter)) return;
+        batch.push(r.value);
+        if (batch.length >= batchSize) {
+          const b = batch;
+          batch = [];
+          hand(b);
+        }
       });
       await chain;
       if (batch.length > 0 && !stopped) {
@@ -301,24 +294,29 @@ export class Ctnetlink {
    * messages; an interrupted dump is not redone.
    */
   async dumpRaw(onMessage: (m: NlMessage) => void, filter: DumpFilter = {}): Promise<number> {
-    if (!this.poller) throw new NetlinkError('IPCTNL_MSG_CT_GET', ECANCELED, { detail: 'no poller' });
-    const sock = NetlinkSocket.open({ poller: this.poller, protocol: NETLINK_NETFILTER, timeoutMs: this.dumpTimeoutMs, readsPerWakeup: 4 });
+    const sock = this.openDumpSocket();
     let n = 0;
-    this.stats.dumps++;
     try {
-      await sock.request((seq) => encodeDumpRequest(seq, filter), {
-        dump: true,
-        op: 'IPCTNL_MSG_CT_GET',
-        timeoutMs: this.dumpTimeoutMs,
-        onPart: (m) => {
-          n++;
-          onMessage(m);
-        },
+      await this.streamDump(sock, filter, (m) => {
+        n++;
+        onMessage(m);
       });
     } finally {
       sock.close();
     }
     return n;
+  }
+
+  /** A socket of its own for a streamed dump, read a few datagrams per turn of the event loop. */
+  private openDumpSocket(): NetlinkSocket {
+    if (!this.poller) throw new NetlinkError('IPCTNL_MSG_CT_GET', ECANCELED, { detail: 'no poller' });
+    return NetlinkSocket.open({ poller: this.poller, protocol: NETLINK_NETFILTER, timeoutMs: this.dumpTimeoutMs, readsPerWakeup: 4 });
+  }
+
+  /** A dump on `sock`, its messages handed to `onPart` as they are read. */
+  private streamDump(sock: NetlinkSocket, filter: DumpFilter, onPart: (m: NlMessage) => void): Promise<Reply> {
+    this.stats.dumps++;
+    return sock.request((seq) => encodeDumpRequest(seq, filter), { dump: true, op: 'IPCTNL_MSG_CT_GET', timeoutMs: this.dumpTimeoutMs, onPart });
   }
 
   /** One entry by its original tuple (the family is the addresses'); undefined when there is none (ENOENT). */
