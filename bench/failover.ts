@@ -191,6 +191,8 @@ async function soak(minutes: number): Promise<void> {
       ['fw1 event loop delay since its start, p99 / max ms', `${st1.process.loopDelayMs.p99} / ${st1.process.loopDelayMs.max}`],
       ['fw1 BEATs sent / withheld (its main thread hung past the watchdog); SCHED_RR', `${st1.liveness?.counters.sent ?? '-'} / ${st1.liveness?.counters.withheld ?? '-'}; ${st1.liveness?.counters.realtime ?? '-'}`],
       ['fw2 BEATs received / dropped', `${st.liveness?.counters.received ?? '-'} / ${JSON.stringify(st.liveness?.counters.dropped ?? {})}`],
+      ['fw1 BEAT timer: latest firing past due ms (times later than an interval)', `${st1.liveness?.counters.timing?.tickLateMaxMs ?? '-'} (${st1.liveness?.counters.timing?.ticksLate ?? '-'})`],
+      ['fw2: longest gap between two BEATs of fw1 ms (gaps over two intervals)', `${st.liveness?.counters.timing?.peers.fw1?.gapMaxMs ?? '-'} (${st.liveness?.counters.timing?.peers.fw1?.gapsOver2x ?? '-'})`],
       ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
       ['false failovers', String(Math.max(d1, d2))],
     ]));

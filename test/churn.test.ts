@@ -82,6 +82,15 @@ interface SessionsResult {
   stalls: number[];
 }
 
+/** When sessions were lost: both nodes' conntrack tables, kept beside the logs to find them. */
+async function keepTables(r: SessionsResult, tag: string): Promise<void> {
+  if (r.lost === 0) return;
+  for (const fw of FWS) {
+    const t = await lab.exec(fw, ['conntrack', '-L', '-p', 'tcp', '--dport', '7']).catch((e: Error) => e.message);
+    await appendFile(`${lab.stateDir}/${tag}.${fw}.conntrack`, t);
+  }
+}
+
 function sessions(seconds: number, log: string): { done: () => Promise<SessionsResult> } {
   const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, '198.18.0.100', '7', '--count', String(SESSIONS), '--every', '50', '--seconds', String(seconds)], { log });
   return {
@@ -149,6 +158,7 @@ test('both nodes restart at once, fw1 with an empty table: it waits for fw2, tak
   await waitFor('fw1 master', async () => ((await masterOf()) === 'fw1' ? true : undefined), 15_000);
   assert.ok((await count('fw1')) >= SESSIONS, 'fw1 has the sessions from fw2');
   const r = await s.done();
+  await keepTables(r, 'both');
   assert.equal(r.connected, SESSIONS);
   assert.equal(r.lost, 0, `sessions lost: ${JSON.stringify(r)}`);
   await stopAll();

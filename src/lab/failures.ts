@@ -97,13 +97,18 @@ export async function gracefulStop(lab: Lab, node: string, timeoutMs = DEFAULT_G
 }
 
 /**
- * The node comes back as after a reboot: links up, only its boot addresses (its own, plus
+ * The node comes back as after a reboot. A node that was not crashed goes down first, as a
+ * rebooting machine stops forwarding before its state is gone: links down, so no frame
+ * crosses it while its addresses, ruleset and conntrack are cleared (a half-cleared node
+ * forwarding, its NAT hooks gone, sent a server's reply un-NATed to the client and the
+ * client's reset killed the session). Then: links up, only its boot addresses (its own, plus
  * the VIPs pinned by `vipsOn`), the nftables ruleset flushed (a reboot keeps no table,
  * `inet fwlb` included), conntrack flushed, static routes back, and on clients and webs
  * the backend server started again. The fwlb daemon is not restarted: tests do that.
  */
 export async function recover(lab: Lab, node: string): Promise<void> {
   const h = lab.host(node);
+  await ipBatch(h.ns, h.ifaces.map((i) => `link set ${i.name} down`));
   // Anything left running is from before the "reboot".
   await killNamespaceProcesses(h.ns);
   lab.pruneDead(h.name);
@@ -124,17 +129,16 @@ export async function recover(lab: Lab, node: string): Promise<void> {
   await ipBatch(h.ns, extra);
   // Re-read: deleting a primary address may take secondaries with it.
   const after = await linkAddresses(h.ns);
-  const lines = ['link set lo up'];
+  const addrs: string[] = [];
   for (const i of h.ifaces) {
     const have = (after.find((l) => l.ifname === i.name)?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
-    for (const a of bootAddresses(i)) if (!have.includes(a)) lines.push(`address add ${a} dev ${i.name}`);
-    lines.push(`link set ${i.name} up`);
+    for (const a of bootAddresses(i)) if (!have.includes(a)) addrs.push(`address add ${a} dev ${i.name}`);
   }
-  lines.push(...routeLines(h));
-  await ipBatch(h.ns, lines);
-
+  await ipBatch(h.ns, addrs);
+  // The tables go while the links are still down; only a clean node comes up.
   await lab.exec(h.name, ['nft', 'flush', 'ruleset']);
   await lab.exec(h.name, ['conntrack', '-F']);
+  await ipBatch(h.ns, ['link set lo up', ...h.ifaces.map((i) => `link set ${i.name} up`), ...routeLines(h)]);
   lab.setCrashed(h.name, false);
   if (h.runsServer) await lab.startServers([h]);
 }

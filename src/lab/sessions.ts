@@ -29,23 +29,31 @@ interface S {
   /** When the longest wait began (ms since the epoch). */
   maxGapFrom: number;
   failed: boolean;
+  /** Why it failed, first reason only (an error code, 'closed', 'mismatch'). */
+  why?: string;
+  port?: number;
   buf: string;
 }
 
 const sessions: S[] = [];
+function fail(s: S, why: string): void {
+  if (!s.failed) s.why = `${why}@${new Date().toISOString()}`;
+  s.failed = true;
+}
 for (let i = 0; i < count; i++) {
   const s: S = { sock: connect({ host, port: Number(port) }), connected: false, sent: 0, echoed: 0, lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, buf: '' };
   s.sock.setNoDelay(true);
   s.sock.setEncoding('utf8');
   s.sock.on('connect', () => {
     s.connected = true;
+    s.port = s.sock.localPort;
     s.lastEcho = Date.now();
   });
   s.sock.on('data', (d: string) => {
     s.buf += d;
     let nl: number;
     while ((nl = s.buf.indexOf('\n')) >= 0) {
-      if (s.buf.slice(0, nl) !== String(s.echoed)) s.failed = true;
+      if (s.buf.slice(0, nl) !== String(s.echoed)) fail(s, 'mismatch');
       s.buf = s.buf.slice(nl + 1);
       s.echoed++;
       const now = Date.now();
@@ -56,9 +64,9 @@ for (let i = 0; i < count; i++) {
       s.lastEcho = now;
     }
   });
-  s.sock.on('error', () => (s.failed = true));
+  s.sock.on('error', (e: NodeJS.ErrnoException) => fail(s, `error:${e.code ?? e.message}`));
   s.sock.on('close', () => {
-    if (s.sent === 0 || s.echoed < s.sent) s.failed = true;
+    if (s.sent === 0 || s.echoed < s.sent) fail(s, 'closed');
   });
   sessions.push(s);
 }
@@ -82,9 +90,13 @@ setTimeout(() => {
   setTimeout(() => {
     const kept = sessions.filter((s) => s.connected && !s.failed && s.sent > 0 && s.echoed === s.sent);
     const stalls = kept.map((s) => s.maxGap).sort((a, b) => b - a);
+    const lostSessions = sessions.filter((s) => !kept.includes(s));
+    // Why each lost session was lost (the first reason, with its time) and its local port,
+    // to find it in conntrack and in the daemons' logs.
+    const lostWhy = lostSessions.slice(0, 10).map((s) => ({ port: s.port ?? null, why: s.why ?? (s.echoed < s.sent ? `unanswered:${s.sent - s.echoed}` : 'not_connected'), lastEcho: s.lastEcho ? new Date(s.lastEcho).toISOString() : null }));
     const worst = kept.reduce<S | undefined>((w, s) => (!w || s.maxGap > w.maxGap ? s : w), undefined);
     process.stdout.write(
-      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5) }) + '\n',
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy }) + '\n',
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);

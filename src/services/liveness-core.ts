@@ -26,7 +26,21 @@ export type CoreEvent =
   | { type: 'up'; peer: string; detectMs: number }
   | { type: 'down'; peer: string; why: 'left' | 'silent'; silentMs: number }
   /** A peer's BEAT: what it says of its instances (for the advert check on the main thread). */
-  | { type: 'beat'; peer: string; leaving: boolean; instances: BeatInstance[]; detectMs: number };
+  | { type: 'beat'; peer: string; leaving: boolean; instances: BeatInstance[]; detectMs: number }
+  /**
+   * A BEAT came after a silence of more than half the peer's detection time (a near miss):
+   * `ownLateMs` is how late our own BEAT timer fired last (this thread held up, not the peer).
+   */
+  | { type: 'late'; peer: string; gapMs: number; detectMs: number; ownLateMs: number };
+
+/** How regular the BEATs are: ours leaving, the peers' arriving. */
+export interface LivenessTiming {
+  /** The latest our BEAT timer ever fired past its due time (ms), and how often by more than an interval. */
+  tickLateMaxMs: number;
+  ticksLate: number;
+  /** Per peer: the longest time between two of its BEATs, and how often it exceeded two intervals. */
+  peers: Record<string, { gapMaxMs: number; gapsOver2x: number }>;
+}
 
 export interface LivenessCoreDeps {
   clock: Clock;
@@ -49,10 +63,16 @@ export class LivenessCore {
   private own: { instances: BeatInstance[]; leaving: boolean } = { instances: [], leaving: false };
   /** BEATs not sent because the main thread was hung. */
   withheld = 0;
+  readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, peers: {} };
+  private dueAtMs = 0;
+  private lastLateMs = 0;
 
   constructor(private readonly deps: LivenessCoreDeps) {
     this.timers = new TimerDriver(deps.clock);
-    for (const p of deps.peers) this.state.set(p, initialLiveness());
+    for (const p of deps.peers) {
+      this.state.set(p, initialLiveness());
+      this.timing.peers[p] = { gapMaxMs: 0, gapsOver2x: 0 };
+    }
   }
 
   start(): void {
@@ -85,7 +105,15 @@ export class LivenessCore {
 
   private tick(): void {
     if (!this.running) return;
+    const now = this.deps.clock.now();
+    if (this.dueAtMs > 0) {
+      const late = Math.max(0, now - this.dueAtMs);
+      this.lastLateMs = late;
+      if (late > this.timing.tickLateMaxMs) this.timing.tickLateMaxMs = Math.round(late * 10) / 10;
+      if (late > this.deps.intervalMs) this.timing.ticksLate++;
+    }
     this.sendAll();
+    this.dueAtMs = now + this.deps.intervalMs;
     this.beatTimer = this.deps.clock.after(this.deps.intervalMs, () => this.tick());
   }
 
@@ -93,6 +121,14 @@ export class LivenessCore {
   onBeat(peer: string, b: { intervalMs: number; multiplier: number; leaving: boolean; instances: BeatInstance[] }): void {
     const s = this.state.get(peer);
     if (!s || !this.running) return;
+    const at = this.deps.clock.now();
+    if (s.state === 'up') {
+      const gap = at - s.lastBeatAtMs;
+      const t = this.timing.peers[peer]!;
+      if (gap > t.gapMaxMs) t.gapMaxMs = Math.round(gap * 10) / 10;
+      if (gap > 2 * b.intervalMs) t.gapsOver2x++;
+      if (gap > s.detectMs / 2) this.deps.emit({ type: 'late', peer, gapMs: Math.round(gap), detectMs: s.detectMs, ownLateMs: Math.round(this.lastLateMs) });
+    }
     this.step(peer, s, { type: 'beat', ...b });
     const now = this.state.get(peer)!;
     this.deps.emit({ type: 'beat', peer, leaving: b.leaving, instances: b.instances, detectMs: now.detectMs });

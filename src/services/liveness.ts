@@ -19,7 +19,17 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { BeatInstance } from '../codec/sync/message.js';
 import { checkAdvert, initialLiveness, type AdvertCheck, type PeerLiveness } from '../fsm/liveness.js';
-import type { CoreEvent } from './liveness-core.js';
+import type { CoreEvent, LivenessTiming } from './liveness-core.js';
+
+/** What the worker counts (adapters/liveness/worker.ts). */
+export interface LivenessCounters {
+  realtime?: boolean;
+  sent: number;
+  received: number;
+  withheld: number;
+  dropped: Record<string, number>;
+  timing?: LivenessTiming;
+}
 
 export interface LivenessPeer {
   name: string;
@@ -33,7 +43,7 @@ export interface LivenessChannel {
   /** What our BEATs say from now on (sent at once). */
   setOwn(instances: BeatInstance[], leaving: boolean): void;
   stop(): void;
-  readonly counters: { realtime?: boolean; sent: number; received: number; withheld: number; dropped: Record<string, number> };
+  readonly counters: LivenessCounters;
 }
 
 export interface LivenessDeps {
@@ -54,8 +64,8 @@ export interface LivenessDeps {
 export interface LivenessStatus {
   intervalMs: number;
   multiplier: number;
-  /** BEATs sent, received, not sent while the main thread was hung, dropped by reason (the worker's). */
-  counters: { realtime?: boolean; sent: number; received: number; withheld: number; dropped: Record<string, number> };
+  /** BEATs sent, received, not sent while the main thread was hung, dropped by reason, and their timing (the worker's). */
+  counters: LivenessCounters;
   peers: { peer: string; state: string; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number }[];
 }
 
@@ -119,6 +129,9 @@ export class LivenessService {
       case 'beat':
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
+        break;
+      case 'late':
+        this.deps.log.info({ event: 'beat_late', peer: p.peer.name, gapMs: e.gapMs, detectMs: e.detectMs, ownLateMs: e.ownLateMs }, `liveness: a BEAT from ${p.peer.name} came ${e.gapMs} ms after the one before (detection ${e.detectMs} ms; our own BEAT timer was ${e.ownLateMs} ms late)`);
         break;
       case 'up':
         p.mirror = { ...p.mirror, state: 'up', sinceMs: now, detectMs: e.detectMs };

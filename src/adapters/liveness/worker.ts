@@ -19,6 +19,7 @@ import { realClock } from '../../lib/clock.js';
 import { decode, encode, peekHeader } from '../../codec/sync/message.js';
 import { check, initialReplayState, type ReplayState } from '../../fsm/sync/replay.js';
 import { LivenessCore, type BeatBody } from '../../services/liveness-core.js';
+import type { LivenessCounters } from '../../services/liveness.js';
 
 export interface LivenessWorkerData {
   selfId: number;
@@ -36,14 +37,7 @@ export interface LivenessWorkerData {
   realtimePriority?: number;
 }
 
-export interface LivenessCounters {
-  /** The thread runs under SCHED_RR. */
-  realtime?: boolean;
-  sent: number;
-  received: number;
-  withheld: number;
-  dropped: Record<string, number>;
-}
+export type { LivenessCounters } from '../../services/liveness.js';
 
 const d = workerData as LivenessWorkerData;
 const key = Buffer.from(d.key);
@@ -118,7 +112,7 @@ const core = new LivenessCore({
   mainAlive: () => realClock.now() - Number(Atomics.load(tick, 0)) < d.mainStallMs,
 });
 
-const report = setInterval(() => parentPort?.postMessage({ type: 'counters', counters: { ...counters, realtime: isRealtime, withheld: core.withheld, dropped: { ...counters.dropped } } }), 1000);
+const report = setInterval(() => parentPort?.postMessage({ type: 'counters', counters: { ...counters, realtime: isRealtime, withheld: core.withheld, dropped: { ...counters.dropped }, timing: core.timing } }), 1000);
 
 parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; leaving: boolean } | { type: 'stop' }) => {
   if (m.type === 'own') core.setOwn(m.instances, m.leaving);

@@ -457,8 +457,7 @@ type MessageBody = Distribute<SyncMessage>;
  */
 function emit(s: LinkState, body: MessageBody, now: number, fx: LinkEffect[], o: { ackAlreadyTold?: boolean } = {}): LinkState {
   const session = hasSession(s);
-  // A BEAT carries no ack (the liveness worker sends them, outside any stream).
-  const ack = body.type === 'ack' ? body.ack : session && body.type !== 'beat' ? receiver.cumulativeAck(s.receiver) : undefined;
+  const ack = body.type === 'ack' ? body.ack : session ? receiver.cumulativeAck(s.receiver) : undefined;
   const msg = {
     ...body,
     sender: s.config.self,
