@@ -9,12 +9,12 @@
  * run; only the VRRP engine differs: fwlb at its defaults, keepalived 2.2.7 at 1 s (v2)
  * and 0.1 s (v3) adverts, both with a sync group of the two VIPs.
  *
- *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01,ka01bfd] [--soak-minutes 0] [--soak-entry-timeout 30]
+ *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01,ka01bfd] [--soak-minutes 0] [--soak-entry-timeout 30] [--keep-logs DIR]
  *
  * --soak-minutes N: afterwards, fwlb alone for N minutes with both CPUs saturated by busy
  * loops, counting failovers that should not happen. Prints figures; never asserts.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     systems: { type: 'string', default: 'fwlb,ka1,ka01' },
     'soak-minutes': { type: 'string', default: '0' },
     'soak-entry-timeout': { type: 'string', default: '30' },
+    /** Copy the soak's daemon logs here before the lab goes. */
+    'keep-logs': { type: 'string' },
     prefix: { type: 'string', default: 'bfo' },
   },
 });
@@ -191,12 +193,13 @@ async function soak(minutes: number): Promise<void> {
       ['fw1 event loop delay since its start, p99 / max ms', `${st1.process.loopDelayMs.p99} / ${st1.process.loopDelayMs.max}`],
       ['fw1 BEATs sent / withheld (its main thread hung past the watchdog); SCHED_RR', `${st1.liveness?.counters.sent ?? '-'} / ${st1.liveness?.counters.withheld ?? '-'}; ${st1.liveness?.counters.realtime ?? '-'}`],
       ['fw2 BEATs received / dropped', `${st.liveness?.counters.received ?? '-'} / ${JSON.stringify(st.liveness?.counters.dropped ?? {})}`],
-      ['fw1 BEAT timer: latest firing past due ms (times later than an interval)', `${st1.liveness?.counters.timing?.tickLateMaxMs ?? '-'} (${st1.liveness?.counters.timing?.ticksLate ?? '-'})`],
+      ['fw1 BEAT timer: latest firing past due ms (times later than an interval); longest send ms', `${st1.liveness?.counters.timing?.tickLateMaxMs ?? '-'} (${st1.liveness?.counters.timing?.ticksLate ?? '-'}); ${st1.liveness?.counters.timing?.sendMaxMs ?? '-'}`],
       ['fw2: longest gap between two BEATs of fw1 ms (gaps over two intervals)', `${st.liveness?.counters.timing?.peers.fw1?.gapMaxMs ?? '-'} (${st.liveness?.counters.timing?.peers.fw1?.gapsOver2x ?? '-'})`],
       ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
       ['false failovers', String(Math.max(d1, d2))],
     ]));
   } finally {
+    if (values['keep-logs']) await cp(lab.stateDir, values['keep-logs'], { recursive: true }).catch(() => undefined);
     await labDown(PREFIX);
   }
 }

@@ -266,6 +266,8 @@ describe('two firewalls', () => {
     // fw1 alone can no longer reach the web servers (its own health checks fail).
     await lab.exec('fw1', ['nft', 'add table ip cut; add chain ip cut out { type filter hook output priority 0; }; add rule ip cut out tcp dport 80 drop']);
     await c.waitMaster('fw2', 5000);
+    // fw1 hears fw2's first advert and steps down (until then both say master).
+    await waitFor('fw1 to step down', async () => ((await c.groupState('fw1')) === 'backup' ? true : undefined), 5000);
     const st = await c.status('fw1');
     assert.equal(st.vrrp.groups[0]!.instances[0]!.priority, 50, 'priority 200 - 150 while web has no available backend');
     assert.ok(st.services.find((x) => x.name === 'web')!.backends.every((b) => b.health === 'down'));

@@ -73,6 +73,8 @@ export interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrlen: number): number;
   recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrlen: Buffer | null): number;
   close(fd: number): number;
+  /** A second descriptor of the same open socket (closing one leaves the other open). */
+  dup(fd: number): number;
   eventfd(initval: number, flags: number): number;
   read(fd: number, buf: Buffer, len: number): number;
   write(fd: number, buf: Buffer, len: number): number;
@@ -96,6 +98,7 @@ export function libc(): Libc {
     sendto: lib.func('intptr_t sendto(int, void *, size_t, int, void *, uint32_t)'),
     recvfrom: lib.func('intptr_t recvfrom(int, void *, size_t, int, void *, void *)'),
     close: lib.func('int close(int)'),
+    dup: lib.func('int dup(int)'),
     eventfd: lib.func('int eventfd(unsigned int, int)'),
     read: lib.func('intptr_t read(int, void *, size_t)'),
     write: lib.func('intptr_t write(int, void *, size_t)'),

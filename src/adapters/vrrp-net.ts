@@ -13,12 +13,17 @@ import type { Poller } from './netlink/poller.js';
 import { RtNetlink } from './netlink/rtnetlink.js';
 import { PacketSocket } from './packet-socket.js';
 import { VrrpSocketV4 } from './vrrp-socket.js';
+import { Advertiser } from './vrrp/advertiser.js';
+import { realClock } from '../lib/clock.js';
 
 /** Up for VRRP: administratively up and with carrier. */
 const isUp = (l: Link) => l.up && l.lowerUp;
 
 export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void; counters(): ReturnType<RtNetlink['counters']> }> {
   const rtnl = RtNetlink.open({ poller: o.poller, groups: ['link'] });
+  // The master's adverts leave from a thread of their own (adapters/vrrp/advert-worker.ts).
+  const advertiser = new Advertiser();
+  advertiser.start();
   const links = new Map<string, Link>();
   const listeners = new Set<(ifname: string, up: boolean) => void>();
 
@@ -74,8 +79,30 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
         sock.close();
         throw e;
       }
+      let advertFd: number | undefined;
+      /** What each advert key last carried: a new payload is sent from here at once. */
+      const lastPayload = new Map<string, Buffer>();
       return {
         send: (payload, dst) => sock.send(payload, dst),
+        advertise: (vrid, payload, dst, intervalMs, leaseMs) => {
+          advertFd ??= advertiser.adopt(sock.descriptor);
+          const key = `${ifname}/${vrid}/${dst}`;
+          const before = lastPayload.get(key);
+          if (before && before.equals(payload)) {
+            advertiser.set(key, advertFd, payload, dst, intervalMs, leaseMs);
+            return;
+          }
+          // A new master's first advert (or a new priority) leaves now, from this thread;
+          // the advert thread carries on from it.
+          lastPayload.set(key, Buffer.from(payload));
+          sock.send(payload, dst);
+          advertiser.set(key, advertFd, payload, dst, intervalMs, leaseMs, realClock.now());
+        },
+        stopAdvertising: (vrid) => {
+          for (const k of lastPayload.keys()) if (k.startsWith(`${ifname}/${vrid}/`)) lastPayload.delete(k);
+          advertiser.stop(`${ifname}/${vrid}/`);
+        },
+        drain: () => sock.drain(),
         garp: (addresses) => {
           const mac = links.get(ifname)?.mac;
           if (!mac) return;
@@ -88,11 +115,17 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
           }
         },
         close: () => {
+          if (advertFd !== undefined) advertiser.release(advertFd);
+          advertFd = undefined;
           sock.close();
           arp.close();
         },
       };
     },
-    close: () => rtnl.close(),
+    advertTiming: () => advertiser.counters,
+    close: () => {
+      advertiser.close();
+      rtnl.close();
+    },
   };
 }

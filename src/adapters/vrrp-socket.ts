@@ -37,6 +37,11 @@ export class VrrpSocketV4 {
 
   private constructor(private readonly fd: number, private readonly o: VrrpSocketOptions) {}
 
+  /** The socket's descriptor (the advert thread sends through a duplicate of it). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
   static open(o: VrrpSocketOptions): VrrpSocketV4 {
     const c = libc();
     const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_VRRP);
@@ -63,7 +68,7 @@ export class VrrpSocketV4 {
   }
 
   /** Reads every datagram waiting (non-blocking) and hands each over. */
-  private drain(): void {
+  drain(): void {
     const c = libc();
     for (let i = 0; i < 256 && !this.closed; i++) {
       const n = c.recvfrom(this.fd, this.buf, this.buf.length, MSG_DONTWAIT, null, null);

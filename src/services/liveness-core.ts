@@ -38,6 +38,8 @@ export interface LivenessTiming {
   /** The latest our BEAT timer ever fired past its due time (ms), and how often by more than an interval. */
   tickLateMaxMs: number;
   ticksLate: number;
+  /** The longest our sending of one round of BEATs took (ms): the kernel's work done in the send call counts. */
+  sendMaxMs: number;
   /** Per peer: the longest time between two of its BEATs, and how often it exceeded two intervals. */
   peers: Record<string, { gapMaxMs: number; gapsOver2x: number }>;
 }
@@ -63,7 +65,7 @@ export class LivenessCore {
   private own: { instances: BeatInstance[]; leaving: boolean } = { instances: [], leaving: false };
   /** BEATs not sent because the main thread was hung. */
   withheld = 0;
-  readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, peers: {} };
+  readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} };
   private dueAtMs = 0;
   private lastLateMs = 0;
 
@@ -113,6 +115,8 @@ export class LivenessCore {
       if (late > this.deps.intervalMs) this.timing.ticksLate++;
     }
     this.sendAll();
+    const took = this.deps.clock.now() - now;
+    if (took > this.timing.sendMaxMs) this.timing.sendMaxMs = Math.round(took * 10) / 10;
     this.dueAtMs = now + this.deps.intervalMs;
     this.beatTimer = this.deps.clock.after(this.deps.intervalMs, () => this.tick());
   }

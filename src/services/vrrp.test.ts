@@ -13,6 +13,7 @@ import { FakeClock } from '../lib/clock.js';
 import { internetChecksum } from '../lib/checksum.js';
 import { parseIPv4 } from '../lib/ip-bytes.js';
 import { VrrpService, type VrrpLinkIO, type VrrpNet } from './vrrp.js';
+import { AdvertSchedule } from './advert-schedule.js';
 
 const CONFIG = `cluster: { name: t }
 nodes:
@@ -52,18 +53,43 @@ class Wire {
   readonly ports = new Map<string, Map<string, (d: Buffer) => void>>();
   /** Nodes whose packets no longer leave (crashed, or a link cut). */
   readonly mute = new Set<string>();
-  constructor(private readonly clock: FakeClock) {}
+  /** Nodes whose loop is held up: what reaches them waits in their sockets until read (drain). */
+  readonly held = new Set<string>();
+  private readonly queued = new Map<string, (() => void)[]>();
+  constructor(readonly clock: FakeClock) {}
   send(seg: string, from: string, d: Buffer): void {
     if (this.mute.has(from) || this.mute.has(`${from}/${seg}`)) return;
     for (const [node, rx] of this.ports.get(seg) ?? []) {
-      if (node !== from && !this.mute.has(node) && !this.mute.has(`${node}/${seg}`)) this.clock.after(0, () => rx(d));
+      if (node === from || this.mute.has(node) || this.mute.has(`${node}/${seg}`)) continue;
+      if (this.held.has(node)) {
+        const q = this.queued.get(`${node}/${seg}`) ?? [];
+        q.push(() => rx(d));
+        this.queued.set(`${node}/${seg}`, q);
+      } else this.clock.after(0, () => rx(d));
     }
+  }
+  /** The node's loop is free again: what waited is read at once. */
+  release(node: string): void {
+    this.held.delete(node);
+    for (const key of [...this.queued.keys()]) if (key.startsWith(`${node}/`)) this.drain(node, key.slice(node.length + 1));
+  }
+  /** The node reads its socket on `seg` now. */
+  drain(node: string, seg: string): number {
+    const q = this.queued.get(`${node}/${seg}`) ?? [];
+    this.queued.delete(`${node}/${seg}`);
+    for (const deliver of q) deliver();
+    return q.length;
   }
 }
 
 class FakeHost implements VrrpNet {
   readonly addresses = new Map<string, Set<string>>();
   readonly garps: string[] = [];
+  /** Adverts read by a drain (they had waited in the socket). */
+  drained = 0;
+  /** The master's adverts, on their own clock. */
+  adverts: AdvertSchedule<string> | undefined;
+  private readonly senders = new Map<string, (payload: Uint8Array, dst: string) => void>();
   private readonly links = new Map<string, boolean>([['eth0', true], ['eth1', true], ['eth2', true]]);
   private readonly listeners = new Set<(ifname: string, up: boolean) => void>();
   constructor(private readonly wire: Wire, readonly name: string) {}
@@ -72,10 +98,22 @@ class FakeHost implements VrrpNet {
     const seg = this.wire.ports.get(ifname) ?? new Map();
     this.wire.ports.set(ifname, seg);
     seg.set(this.name, onPacket);
+    const send = (payload: Uint8Array, dst: string) => this.wire.send(ifname, this.name, datagram(primary, dst, Buffer.from(payload)));
+    this.senders.set(ifname, send);
     return {
-      send: (payload, dst) => this.wire.send(ifname, this.name, datagram(primary, dst, payload)),
+      send,
+      // The real host's advert thread runs the same schedule (adapters/vrrp/advert-worker.ts).
+      advertise: (vrid, payload, dst, intervalMs, leaseMs) => {
+        this.adverts ??= new AdvertSchedule({ clock: this.wire.clock, send: (ctx: string, p, d) => this.senders.get(ctx)?.(p, d) });
+        this.adverts.set(`${ifname}/${vrid}/${dst}`, ifname, payload, dst, intervalMs, leaseMs);
+      },
+      stopAdvertising: (vrid) => this.adverts?.stop(`${ifname}/${vrid}/`),
       garp: (addrs) => this.garps.push(...addrs),
-      close: () => seg.delete(this.name),
+      drain: () => void (this.drained += this.wire.drain(this.name, ifname)),
+      close: () => {
+        this.adverts?.stopCtx(ifname);
+        seg.delete(this.name);
+      },
     };
   }
   async addAddress(ifname: string, cidr: string): Promise<void> {
@@ -176,6 +214,26 @@ test('graceful stop: priority 0, and the old master keeps its VIPs until it hear
   await stopping;
   assert.deepEqual(c.fw1.host.vips(), [], 'released once the new master was heard');
   assert.deepEqual(c.fw2.host.vips(), VIPS);
+});
+
+test('a backup whose loop is held up reads the adverts waiting in its sockets before it declares the master down', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  // fw2's loop stalls: its sockets fill with fw1's adverts, only its timers run (as after a
+  // stall, when timers run before the sockets are read).
+  c.wire.held.add('fw2');
+  await c.run(1500);
+  assert.equal(c.state(1), 'backup', 'the master advertised on time all along');
+  assert.ok(c.fw2.host.drained > 0, 'the adverts were read by the timer');
+  assert.equal(c.fw2.svc.status().groups[0]!.transitions, 1);
+  // The loop free again; a master that is in fact silent is still declared down.
+  c.wire.release('fw2');
+  await c.run(200);
+  c.wire.mute.add('fw1');
+  await c.run(500);
+  assert.equal(c.state(1), 'master');
 });
 
 test("carrier loss on the sync link: the backup takes over after Skew_Time, not Master_Down_Interval", async () => {

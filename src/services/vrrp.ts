@@ -28,15 +28,26 @@ import {
 } from '../fsm/vrrp/index.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
+import type { AdvertTiming } from './advert-schedule.js';
 import { FwlbError } from '../lib/errors.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
 
 /** VRRP I/O on one interface. */
 export interface VrrpLinkIO {
-  /** Sends a VRRP payload (the IP header is the kernel's) to the group or a unicast peer. */
+  /** Sends a VRRP payload (the IP header is the kernel's) to the group or a unicast peer, once. */
   send(payload: Buffer, dst: string): void;
+  /**
+   * The master's advert for `vrid`, sent now and then every `intervalMs` by a clock of its own
+   * (services/advert-schedule.ts, in a thread of its own for the real host) while renewed at
+   * least every `leaseMs`; the same payload again only renews.
+   */
+  advertise(vrid: number, payload: Buffer, dst: string, intervalMs: number, leaseMs: number): void;
+  /** Stops the adverts of `vrid` at once. */
+  stopAdvertising(vrid: number): void;
   /** One gratuitous ARP per address. */
   garp(addresses: readonly string[]): void;
+  /** Reads the adverts waiting in the socket now (handing each to onPacket). */
+  drain(): void;
   close(): void;
 }
 
@@ -50,6 +61,8 @@ export interface VrrpNet {
   /** Carrier and admin state; undefined when the interface does not exist. */
   linkUp(ifname: string): boolean | undefined;
   onLinkChange(cb: (ifname: string, up: boolean) => void): () => void;
+  /** How the adverts' own clock keeps time (the advert thread's counters), when it runs. */
+  advertTiming?(): (AdvertTiming & { realtime?: boolean }) | undefined;
 }
 
 export interface ScriptRunner {
@@ -119,9 +132,17 @@ export interface VrrpStatus {
   foreignAdverts: number;
   /** Gratuitous ARPs sent by the refresh while master (not those of a takeover). */
   garpRefreshes: number;
+  /** The adverts' own clock: sent, late, expired (the daemon stopped renewing), under SCHED_RR. */
+  adverts: (AdvertTiming & { realtime?: boolean }) | null;
 }
 
 const bare = bareAddress;
+/**
+ * A master's adverts go on by their own clock for this many advert intervals after the
+ * daemon's machine last renewed them: a loop held up for less misses no advert; a daemon
+ * hung for longer is a dead master (as the BEATs' watchdog: services/liveness-core.ts).
+ */
+export const ADVERT_LEASE_INTERVALS = 3;
 /** How long a notify hook may run before it is killed. */
 const NOTIFY_TIMEOUT_MS = 30_000;
 const withLen = (a: string) => (a.includes('/') ? a : `${a}/${ipFamily(a) === 6 ? 128 : 32}`);
@@ -400,6 +421,8 @@ export class VrrpService {
    */
   peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean, stillGone: () => boolean = () => true): number {
     if (!this.running) return 0;
+    // Adverts waiting in the sockets (this loop held up) count as heard before we decide.
+    this.drainLinks();
     let n = 0;
     const now = this.deps.clock.now();
     for (const g of this.groups) {
@@ -421,6 +444,17 @@ export class VrrpService {
       }
     }
     return n;
+  }
+
+  /** Reads every VRRP socket now (see arm_timer): adverts already received are not ignored. */
+  private drainLinks(): void {
+    for (const l of this.links.values()) {
+      try {
+        l.drain();
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message }, 'VRRP socket read failed');
+      }
+    }
   }
 
   private onLinkChange(ifname: string, up: boolean): void {
@@ -531,6 +565,11 @@ export class VrrpService {
     g.state = r.state;
     // Our peers hear of a change in a BEAT before the adverts it causes (a release above all).
     if (this.onOwnChange && Object.entries(r.state.members).some(([n, m]) => before.members[n]?.state !== m.state || before.members[n]?.priority !== m.priority)) this.onOwnChange();
+    // An instance that is no longer master stops advertising at once (before the effects:
+    // its priority 0, if any, is the last advert of its run).
+    for (const [n, m] of Object.entries(r.state.members)) {
+      if (before.members[n]?.state === 'master' && m.state !== 'master') this.links.get(g.members.get(n)?.ifname ?? '')?.stopAdvertising(m.config.vrid);
+    }
     for (const e of r.effects) this.effect(g, e);
   }
 
@@ -553,9 +592,16 @@ export class VrrpService {
         const link = this.links.get(m.ifname);
         if (!link) return;
         const dsts = m.unicast.length ? m.unicast : [VRRP_MCAST_GROUP_V4];
+        const st = g.state.members[m.name];
+        // A master's advert goes on by its own clock, renewed by each of ours; anything else
+        // (priority 0, the advert of a machine no longer master) goes once, the clock stopped.
+        const periodic = st?.state === 'master' && fx.advert.priority > 0;
+        if (!periodic) link.stopAdvertising(fx.advert.vrid);
         for (const dst of dsts) {
           try {
-            link.send(encodeAdvert(fx.advert, { src: m.primary, dst }), dst);
+            const payload = encodeAdvert(fx.advert, { src: m.primary, dst });
+            if (periodic) link.advertise(fx.advert.vrid, payload, dst, st.config.advertIntervalMs, ADVERT_LEASE_INTERVALS * st.config.advertIntervalMs);
+            else link.send(payload, dst);
           } catch (err) {
             log.warn({ group: g.name, member: m.name, err: (err as Error).message }, 'advert not sent');
           }
@@ -587,7 +633,18 @@ export class VrrpService {
         return;
       }
       case 'arm_timer': {
-        g.timers.at(`${m.name}/${fx.timer}`, fx.atMs, (now) => this.feed(g, { type: 'member', member: m.name, event: { type: TIMER_EVENT[fx.timer] } }, now));
+        const key = `${m.name}/${fx.timer}`;
+        g.timers.at(key, fx.atMs, (now) => {
+          if (fx.timer === 'master_down') {
+            // The adverts that came while this loop was held up are read before the master
+            // is declared down: after a stall, timers run before the sockets are read, and
+            // a master advertising on time would be taken for dead. One that re-armed the
+            // timer leaves nothing to do.
+            this.drainLinks();
+            if (g.timers.has(key) || !this.running) return;
+          }
+          this.feed(g, { type: 'member', member: m.name, event: { type: TIMER_EVENT[fx.timer] } }, now);
+        });
         return;
       }
       case 'cancel_timer': {
@@ -675,6 +732,7 @@ export class VrrpService {
       drops: Object.fromEntries(Object.entries(this.drops).filter(([, n]) => n > 0)),
       foreignAdverts: this.foreign,
       garpRefreshes: this.garpRefreshes,
+      adverts: this.deps.net.advertTiming?.() ?? null,
     };
   }
 }

@@ -11,9 +11,9 @@
  * Out: the core's events (up, down, beat) and { type: 'counters', ... } each second.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import koffi from 'koffi';
 import { randomInt } from 'node:crypto';
 import { Poller } from '../netlink/poller.js';
+import { realtimeThread } from '../realtime.js';
 import { UdpSocketV4 } from '../udp-socket.js';
 import { realClock } from '../../lib/clock.js';
 import { decode, encode, peekHeader } from '../../codec/sync/message.js';
@@ -49,26 +49,9 @@ const byName = new Map(peers.map((p) => [p.name, p]));
 const counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
 const drop = (reason: string) => void (counters.dropped[reason] = (counters.dropped[reason] ?? 0) + 1);
 
-/**
- * This thread runs under SCHED_RR (as keepalived's vrrp_rt_priority): it wakes every interval
- * for microseconds, and a saturated machine must not make it late (in a soak with both CPUs
- * busy it sent 59 BEATs a second instead of 66 without it). Refused (a container without
- * CAP_SYS_NICE): it runs at the daemon's priority, and says so in its counters.
- */
-function realtime(priority: number): boolean {
-  try {
-    const lib = koffi.load('libc.so.6');
-    const gettid = lib.func('int gettid(void)');
-    const setsched = lib.func('int sched_setscheduler(int, int, void *)');
-    const param = Buffer.alloc(4);
-    param.writeInt32LE(priority, 0);
-    return setsched(gettid(), SCHED_RR, param) === 0;
-  } catch {
-    return false;
-  }
-}
-const SCHED_RR = 2;
-const isRealtime = realtime(d.realtimePriority ?? 10);
+// Under SCHED_RR (adapters/realtime.ts): in a soak with both CPUs busy it sent 59 BEATs a
+// second instead of 66 without it.
+const isRealtime = realtimeThread(d.realtimePriority ?? 10);
 
 const poller = new Poller({ keepAlive: true });
 const sock = UdpSocketV4.open({

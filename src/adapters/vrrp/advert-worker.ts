@@ -1,0 +1,70 @@
+/**
+ * The advert thread: sends the master's VRRP adverts every advert interval
+ * (services/advert-schedule.ts) on its own event loop, under SCHED_RR, through a duplicate
+ * of each interface's raw VRRP socket (the kernel builds the IP header as for the daemon's
+ * own sends: TTL 255, our source address, the interface). It owns those duplicates and
+ * closes them; the daemon's socket is never touched from here.
+ *
+ * Messages in: { type: 'set', key, fd, payload, dst, intervalMs, leaseMs } (renews or
+ * replaces), { type: 'stop', prefix }, { type: 'close_fd', fd }, { type: 'close' }.
+ * Out: { type: 'counters', counters } each second.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { realClock } from '../../lib/clock.js';
+// realClock is performance.timeOrigin + performance.now(): the same epoch-based milliseconds in
+// every thread, so a time the daemon's thread stamped means the same here.
+import { AdvertSchedule } from '../../services/advert-schedule.js';
+import { errnoName, libc, MSG_DONTWAIT, sockaddrIn } from '../libc.js';
+import { realtimeThread } from '../realtime.js';
+
+export interface AdvertWorkerData {
+  /** SCHED_RR priority of this thread (1..99). */
+  realtimePriority: number;
+}
+
+export type AdvertWorkerMessage =
+  | { type: 'set'; key: string; fd: number; payload: Uint8Array; dst: string; intervalMs: number; leaseMs: number; sentAtMs?: number }
+  | { type: 'stop'; prefix: string }
+  | { type: 'close_fd'; fd: number }
+  | { type: 'close' };
+
+const d = workerData as AdvertWorkerData;
+const realtime = realtimeThread(d.realtimePriority);
+const c = libc();
+const addrs = new Map<string, Buffer>();
+let lastError = '';
+
+const schedule = new AdvertSchedule<number>({
+  clock: realClock,
+  send: (fd, payload, dst) => {
+    let sa = addrs.get(dst);
+    if (!sa) addrs.set(dst, (sa = sockaddrIn(dst)));
+    const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+    if (c.sendto(fd, buf, buf.length, MSG_DONTWAIT, sa, sa.length) !== buf.length) {
+      lastError = errnoName();
+      throw new Error(lastError);
+    }
+  },
+});
+
+const report = setInterval(() => parentPort?.postMessage({ type: 'counters', counters: { realtime, ...schedule.timing, lastError } }), 1000);
+
+parentPort?.on('message', (m: AdvertWorkerMessage) => {
+  switch (m.type) {
+    case 'set':
+      schedule.set(m.key, m.fd, m.payload, m.dst, m.intervalMs, m.leaseMs, m.sentAtMs);
+      return;
+    case 'stop':
+      schedule.stop(m.prefix);
+      return;
+    case 'close_fd':
+      schedule.stopCtx(m.fd);
+      c.close(m.fd);
+      return;
+    case 'close':
+      schedule.stop();
+      clearInterval(report);
+      parentPort?.close();
+      return;
+  }
+});
