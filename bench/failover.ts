@@ -70,7 +70,7 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
   if (sys === 'fwlb') {
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     for (const fw of ['fw1', 'fw2']) {
-      lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'warn']);
+      lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', values['keep-logs'] ? 'info' : 'warn']);
       await waitFor(`${fw} to run`, async () => ((await controlCall(control(fw), 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
     }
     const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
