@@ -16,6 +16,7 @@
  *  - address and port lists are sets and maps, not chains of rules.
  * Output is deterministic: the same input gives byte-identical output.
  */
+import { defaultSeed, natPortRange } from '../fsm/sharing.js';
 import { livenessPort } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
@@ -37,6 +38,25 @@ export interface CompileInput {
    * drain, runtime changes). Without it, every enabled backend of weight > 0 takes flows.
    */
   serviceSlots?: Readonly<Record<string, readonly (BackendSlot | null)[]>>;
+  /**
+   * Sharing: the buckets this node owns now, as conntrack marks (fsm/sharing.ts). Without
+   * it the set starts empty and the sharing service fills it.
+   */
+  sharedOwned?: readonly number[];
+}
+
+/** The default shared MAC of an interface role: 01:00:5e:7f:fb:NN, NN its index among the roles (sorted). */
+export function defaultSharedMac(roles: readonly string[], role: string): string {
+  const i = [...roles].sort().indexOf(role);
+  return `01:00:5e:7f:fb:${Math.max(0, i).toString(16).padStart(2, '0')}`;
+}
+
+/** The shared MAC of each role that carries shared addresses. */
+export function sharedMacs(c: Config): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!c.sharing) return out;
+  for (const role of Object.keys(c.sharing.addresses).sort()) out[role] = c.sharing.mac[role] ?? defaultSharedMac(Object.keys(c.interfaces), role);
+  return out;
 }
 
 const q = (s: string) => `"${s}"`;
@@ -162,6 +182,36 @@ export function slotElements(slots: readonly (BackendSlot | null)[]): string[] {
     if (s) out.push(`${i} : ${s.address} . ${s.port}`);
   });
   return out;
+}
+
+/**
+ * Sharing (issue 14): frames sent to a shared MAC reach every node as multicast and are
+ * taken as addressed to us; a new flow arriving that way gets its bucket in its conntrack
+ * mark (a keyed hash of the first packet's addresses and ports, the same seed on every
+ * node: jhash, not symhash, whose secret is per boot), so that every later packet of the
+ * flow, both directions and its related flows (ICMP errors, helpers) carry it; a packet of
+ * a bucket this node does not own is dropped before conntrack confirms it. The mark is
+ * replicated with the entry by the state sync, so a bucket's next owner already holds its
+ * flows. Marks 1..N are buckets 0..N-1; mark 0 is not shared traffic.
+ */
+function sharingBlocks(c: Config, owned: readonly number[]): Block[] {
+  const sh = c.sharing!;
+  const macs = [...new Set(Object.values(sharedMacs(c)))].sort();
+  const seed = `0x${(sh.seed ?? defaultSeed(c.cluster.name)).toString(16).padStart(8, '0')}`;
+  const elements = [...owned].sort((a, b) => a - b);
+  return [
+    { head: 'set shared_owned', body: ['type mark', ...(elements.length ? [`elements = { ${elements.join(', ')} }`] : [])] },
+    {
+      head: 'chain share_prerouting',
+      body: [
+        'type filter hook prerouting priority mangle; policy accept;',
+        `ether daddr ${set(macs)} meta pkttype set host comment "shared MAC: the frame is for every node"`,
+        `ct state new ct direction original ether daddr ${set(macs)} ct mark set jhash ip saddr . ip daddr . th sport . th dport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket"`,
+        `ct mark 1-${sh.buckets} ct mark != @shared_owned counter drop comment "another node's bucket"`,
+        `ether daddr ${set(macs)} meta nfproto != ipv4 counter drop comment "shared MACs carry IPv4 only"`,
+      ],
+    },
+  ];
 }
 
 export function compileRuleset(input: CompileInput): string {
@@ -331,16 +381,29 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
   blocks.push({ head: 'chain nat_prerouting', body: natPre });
 
   const natPost: string[] = ['type nat hook postrouting priority srcnat; policy accept;'];
+  // Sharing: every node translates to the same shared addresses, each within its own port
+  // range, so that two nodes never pick the same (address, port) for two flows.
+  const ports = c.sharing ? (() => {
+    const names = Object.keys(c.nodes).sort();
+    const r = natPortRange(names.indexOf(node.name), names.length);
+    return `:${r.from}-${r.to}`;
+  })() : '';
   for (const n of c.firewall.nat) {
     const from = aggregatePrefixes(n.from);
-    const action = n.kind === 'masquerade' ? 'masquerade' : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}`;
+    const action = n.kind === 'masquerade' ? `masquerade${ports ? ` to ${ports}` : ''}` : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}${ports}`;
     for (const [k, list] of [['ip', from.v4], ['ip6', from.v6]] as const) {
       if (!list.length) continue;
       if (n.kind === 'snat' && (k === 'ip') !== (ipFamily(n.to) === 4)) continue;
-      natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${action}`);
+      if (ports) {
+        // Ports exist for TCP and UDP only; the rest (ICMP) is translated as before.
+        natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} meta l4proto { tcp, udp } ${action}`);
+        natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${n.kind === 'masquerade' ? 'masquerade' : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}`}`);
+      } else natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${action}`);
     }
   }
   blocks.push({ head: 'chain nat_postrouting', body: natPost });
+
+  if (c.sharing) blocks.push(...sharingBlocks(c, input.sharedOwned ?? []));
 
   return { c, blocks };
 }

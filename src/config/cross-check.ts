@@ -53,6 +53,33 @@ export function crossCheck(c: Config): ConfigIssue[] {
     }
   }
 
+  // Sharing: every node carries the shared addresses; the state sync with its liveness
+  // decides who is live; an address is shared or VRRP's, never both.
+  if (c.sharing) {
+    const n = Object.keys(c.nodes).length;
+    if (!c.state_sync || c.state_sync.liveness === false) issues.push({ path: ['sharing'], message: 'needs state_sync with its liveness on: the nodes learn who is live from the BEATs, and each must hold the flows of the others' });
+    if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
+    if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
+    const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => a.split('/')[0]))));
+    const macs = new Map<string, string>();
+    for (const [role, list] of Object.entries(c.sharing.addresses)) {
+      needRole(role, ['sharing', 'addresses', role]);
+      list.forEach((a, i) => {
+        if (ipFamily(a.split('/')[0] ?? '') !== 4) issues.push({ path: ['sharing', 'addresses', role, i], message: 'sharing carries IPv4 addresses only in this version' });
+        if (vrrpAddresses.has(a.split('/')[0])) issues.push({ path: ['sharing', 'addresses', role, i], message: `${a} is also a VRRP address: an address is shared or VRRP's, not both` });
+      });
+      for (const [nn, node] of Object.entries(c.nodes)) {
+        if (roles.has(role) && !node.addresses[role]) issues.push({ path: ['nodes', nn, 'addresses'], message: `has no address on interface "${role}", which carries shared addresses (its BEATs and ARP use it)` });
+      }
+    }
+    for (const [role, mac] of Object.entries(c.sharing.mac)) {
+      if (!c.sharing.addresses[role]) issues.push({ path: ['sharing', 'mac', role], message: `interface "${role}" has no shared addresses` });
+      const prior = macs.get(mac);
+      if (prior) issues.push({ path: ['sharing', 'mac', role], message: `${mac} is already the shared MAC of "${prior}"` });
+      macs.set(mac, role);
+    }
+  }
+
   if (c.state_sync) {
     needRole(c.state_sync.interface, ['state_sync', 'interface']);
     for (const [n, node] of Object.entries(c.nodes)) {

@@ -157,6 +157,27 @@ const SyncSchema = z
   .strict()
   .refine((s) => s.liveness === false || s.port < 65535, { message: 'the liveness BEATs use the port after state_sync.port: it must be below 65535', path: ['port'] });
 
+/**
+ * Active-active sharing (issue 14): every node carries these addresses at once, and each
+ * forwards the flows whose bucket it owns (fsm/sharing.ts). `buckets`: how many (many more
+ * than nodes); `seed`: of the flow hash, the same on every node (default: from the cluster's
+ * name); `mac`: per interface role, the multicast MAC the shared addresses answer ARP with,
+ * so the switch floods their frames to every node (default 01:00:5e:7f:fb:NN, NN the role's
+ * index).
+ */
+const MulticastMac = z
+  .string()
+  .regex(/^01:00:5e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}$/i, 'is not an IPv4 multicast MAC (01:00:5e:00:00:00 to 01:00:5e:7f:ff:ff)')
+  .transform((m) => m.toLowerCase());
+const SharingSchema = z
+  .object({
+    addresses: z.record(Name, oneOrMany(AddressWithLen)).refine((r) => Object.keys(r).length > 0, 'sharing needs at least one interface with shared addresses'),
+    buckets: z.number().int().min(16).max(65536).default(4096),
+    seed: z.number().int().min(0).max(0xffffffff).optional(),
+    mac: z.record(Name, MulticastMac).default({}),
+  })
+  .strict();
+
 /** The UDP port of the liveness BEATs: the one after the state sync's. */
 export function livenessPort(syncPort: number): number {
   return syncPort + 1;
@@ -254,6 +275,7 @@ export const ConfigSchema = z
     interfaces: z.record(Name, IfName),
     vrrp: VrrpSchema.optional(),
     state_sync: SyncSchema.optional(),
+    sharing: SharingSchema.optional(),
     firewall: FirewallSchema.default({ block: [], block_files: [], ping: true, nat: [], rules: [] }),
     services: z.record(Name, ServiceSchema).default({}),
   })
@@ -262,6 +284,7 @@ export const ConfigSchema = z
 export type Config = z.output<typeof ConfigSchema>;
 export type NodeConfig = Config['nodes'][string];
 export type VrrpConfig = NonNullable<Config['vrrp']>;
+export type SharingConfig = NonNullable<Config['sharing']>;
 export type ServiceConfig = Config['services'][string];
 export type BackendConfig = ServiceConfig['backends'][string];
 export type RuleConfig = Config['firewall']['rules'][number];
