@@ -30,3 +30,23 @@ export function mapDelta(map: string, from: readonly (BackendSlot | null)[], to:
   if (add.length) lines.push(`add element ${TABLE_FAMILY} ${TABLE_NAME} ${map} { ${add.join(', ')} }`);
   return { script: lines.length ? lines.join('\n') + '\n' : '', changed: Math.max(del.length, add.length) };
 }
+
+/** The name of the set of buckets this node owns (sharing; compiler/ruleset.ts). */
+export const SHARED_OWNED_SET = 'shared_owned';
+
+/**
+ * The nft transaction that changes the owned buckets (conntrack marks) by element, or
+ * replaces the whole set (flush and fill in one transaction: no packet sees it empty).
+ */
+export function ownedSetScript(change: { add: readonly number[]; remove: readonly number[] } | { replace: readonly number[] }): string {
+  const at = `${TABLE_FAMILY} ${TABLE_NAME} ${SHARED_OWNED_SET}`;
+  const lines: string[] = [];
+  if ('replace' in change) {
+    lines.push(`flush set ${at}`);
+    if (change.replace.length) lines.push(`add element ${at} { ${change.replace.join(', ')} }`);
+  } else {
+    if (change.remove.length) lines.push(`delete element ${at} { ${change.remove.join(', ')} }`);
+    if (change.add.length) lines.push(`add element ${at} { ${change.add.join(', ')} }`);
+  }
+  return lines.length ? lines.join('\n') + '\n' : '';
+}

@@ -1,0 +1,130 @@
+/**
+ * Active-active sharing at runtime (issue 14): who is live, which buckets are ours, and the
+ * kernel's set of owned buckets kept equal to it by element (never a ruleset reload).
+ *
+ * Members: this node once it is ready (its bulk sync done: it holds the others' flows), and
+ * every peer whose liveness is up and that says it is ready. Owners: rendezvous hashing over
+ * the sorted members (fsm/sharing.ts), the same on every node that sees the same members. A
+ * peer that goes leaves its buckets to the others; one that comes back takes its own back.
+ *
+ * Partitions: a node counts a peer live while it hears it on any link it shares with it, so a
+ * broken sync link alone splits nothing; two halves that hear nothing of each other share no
+ * segment, and each forwards only the frames that reach it.
+ *
+ * Kernel updates run one at a time, in order; a failed one is retried with the whole wanted
+ * set on the next change or `resync()`.
+ */
+import type { Logger } from 'pino';
+import { bucketOfMark, bucketOwners, ownedMarks, ownershipDelta } from '../fsm/sharing.js';
+
+export interface SharingDeps {
+  log: Logger;
+  self: string;
+  buckets: number;
+  seed: number;
+  /**
+   * Changes the kernel's owned set (marks = bucket + 1) by element, or replaces it whole in
+   * one transaction (after a failure, or a ruleset apply that reset it).
+   */
+  apply(change: { add: number[]; remove: number[] } | { replace: number[] }): Promise<void>;
+}
+
+export interface SharingStatus {
+  ready: boolean;
+  members: string[];
+  buckets: number;
+  owned: number;
+  /** Buckets per member, as this node computes them. */
+  shares: Record<string, number>;
+  moves: number;
+  applyFailures: number;
+}
+
+export class SharingService {
+  private readonly live = new Set<string>();
+  private ready = false;
+  /** What the kernel holds (undefined: not known, replace it whole) and what we want it to hold. */
+  private inKernel: number[] | undefined = [];
+  private wanted: number[] = [];
+  private ownedSet = new Set<number>();
+  private owners: (string | undefined)[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private moves = 0;
+  private applyFailures = 0;
+
+  constructor(private readonly deps: SharingDeps) {}
+
+  /** This node holds the state (its bulk sync is done): it takes its share. */
+  setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.recompute(ready ? 'ready' : 'not ready');
+  }
+
+  /** A peer is live and ready (its BEATs say so), or no longer. */
+  peer(name: string, live: boolean): void {
+    if (name === this.deps.self || this.live.has(name) === live) return;
+    if (live) this.live.add(name);
+    else this.live.delete(name);
+    this.recompute(live ? `${name} joined` : `${name} left`);
+  }
+
+  /** The members as this node sees them (sorted). */
+  members(): string[] {
+    return [...(this.ready ? [this.deps.self] : []), ...this.live].sort();
+  }
+
+  /** Does this node carry the flow with this conntrack mark? (state sync's `owns`) */
+  ownsMark(mark: number | undefined): boolean {
+    const b = bucketOfMark(mark, this.deps.buckets);
+    return b !== undefined && this.ownedSet.has(b + 1);
+  }
+
+  /** Every kernel update done (tests, stop). */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  /** Writes the whole wanted set again (after a ruleset apply that reset it, or a failure). */
+  resync(): void {
+    this.inKernel = undefined;
+    this.push('resync');
+  }
+
+  status(): SharingStatus {
+    const shares: Record<string, number> = {};
+    for (const o of this.owners) if (o) shares[o] = (shares[o] ?? 0) + 1;
+    return { ready: this.ready, members: this.members(), buckets: this.deps.buckets, owned: this.wanted.length, shares, moves: this.moves, applyFailures: this.applyFailures };
+  }
+
+  private recompute(why: string): void {
+    const members = this.members();
+    this.owners = bucketOwners(this.deps.buckets, members, this.deps.seed);
+    const next = this.ready ? ownedMarks(this.owners, this.deps.self) : [];
+    const d = ownershipDelta(this.wanted, next);
+    this.wanted = next;
+    this.ownedSet = new Set(next);
+    if (d.add.length || d.remove.length) {
+      this.moves++;
+      this.deps.log.info({ event: 'sharing_owners', why, members, owned: next.length, gained: d.add.length, lost: d.remove.length }, `sharing: ${why}: ${members.length} member(s), this node owns ${next.length} of ${this.deps.buckets} buckets (+${d.add.length} -${d.remove.length})`);
+    }
+    this.push(why);
+  }
+
+  /** Queues one kernel update from what it holds to what we want now. */
+  private push(why: string): void {
+    this.queue = this.queue.then(async () => {
+      const want = this.wanted;
+      const change = this.inKernel === undefined ? { replace: want } : ownershipDelta(this.inKernel, want);
+      if ('add' in change && !change.add.length && !change.remove.length) return;
+      try {
+        await this.deps.apply(change);
+        this.inKernel = want;
+      } catch (err) {
+        this.applyFailures++;
+        this.inKernel = undefined;
+        this.deps.log.error({ event: 'sharing_apply_failed', why, err: (err as Error).message }, `sharing: the owned buckets could not be written: ${(err as Error).message}`);
+      }
+    });
+  }
+}
