@@ -11,16 +11,7 @@
  * (each to the member ranked next for it); a member that joins takes about 1/N of the
  * buckets, each from the member that held it, and nothing else moves.
  */
-
-/** The murmur3 finaliser: every input bit flips about half the output bits. */
-function fmix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b) >>> 0;
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35) >>> 0;
-  x ^= x >>> 16;
-  return x >>> 0;
-}
+import { mix32 } from '../balancer/hash.js';
 
 /** 32-bit FNV-1a of a name (UTF-16 code units), finalised. */
 function nameHash(name: string): number {
@@ -30,12 +21,12 @@ function nameHash(name: string): number {
     h = Math.imul(h ^ (c & 0xff), 0x01000193) >>> 0;
     h = Math.imul(h ^ (c >>> 8), 0x01000193) >>> 0;
   }
-  return fmix32(h);
+  return mix32(h);
 }
 
 /** The rendezvous score of (seed, member, bucket): two rounds of mixing, so that similar names and neighbouring buckets are unrelated. */
 function score(seed: number, member: number, bucket: number): number {
-  return fmix32((fmix32((member ^ seed) >>> 0) + Math.imul(bucket + 1, 0x9e3779b9)) >>> 0);
+  return mix32((mix32((member ^ seed) >>> 0) + Math.imul(bucket + 1, 0x9e3779b9)) >>> 0);
 }
 
 /**
@@ -77,7 +68,7 @@ export function bucketOfMark(mark: number | undefined, buckets: number): number 
 
 /** The default seed of the flow hash: derived from the cluster's name, the same on every node. */
 export function defaultSeed(clusterName: string): number {
-  return fmix32(nameHash(clusterName) ^ 0x5eed);
+  return mix32(nameHash(clusterName) ^ 0x5eed);
 }
 
 /**
