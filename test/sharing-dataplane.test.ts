@@ -1,10 +1,10 @@
 /**
  * The sharing data plane in a real kernel (root; issue 14, first part): three firewalls with
- * the compiled sharing ruleset and the bucket sets fwlb computes, no daemon yet. The client
- * and the servers reach the shared addresses through the shared MACs (static neighbour
- * entries stand in for the ARP answers the daemon does not give yet); every frame reaches
- * every firewall, and each flow must be carried by exactly one of them, each carrying a
- * share.
+ * the compiled sharing ruleset, its ARP table and the bucket sets fwlb computes, and the
+ * shared addresses on every firewall, set up here as the daemon will (no daemon yet). The
+ * client and the servers resolve the shared addresses by ARP to the shared MACs; every
+ * frame reaches every firewall, and each flow must be carried by exactly one of them, each
+ * carrying a share.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,7 @@ import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
 import { parseConfig } from '../src/config/load.js';
 import { nodeView } from '../src/config/node.js';
 import { compileRulesetParts, sharedMacs } from '../src/compiler/ruleset.js';
+import { compileSharingArp } from '../src/compiler/sharing-arp.js';
 import { bucketOwners, defaultSeed, ownedMarks } from '../src/fsm/sharing.js';
 import type { Config } from '../src/config/schema.js';
 
@@ -46,14 +47,19 @@ test('three firewalls, one shared address: every flow carried by exactly one of 
   const macs = sharedMacs(config);
   for (const fw of FWS) {
     const parts = compileRulesetParts({ config, node: nodeView(config, fw), blocklist: [], sharedOwned: ownedMarks(owners, fw) });
-    await lab.exec(fw, ['nft', '-f', '-'], parts.script);
-    // The NIC takes frames to the shared MACs (a veth does anyway; a real NIC needs this).
+    await lab.exec(fw, ['nft', '-f', '-'], parts.script + compileSharingArp(config, nodeView(config, fw)));
+    // The NIC takes frames to the shared MACs (a veth does anyway; a real NIC needs this),
+    // and every node holds the shared addresses.
     await lab.exec(fw, ['ip', 'maddr', 'add', macs.outside!, 'dev', 'eth0']);
     await lab.exec(fw, ['ip', 'maddr', 'add', macs.inside!, 'dev', 'eth1']);
+    await lab.exec(fw, ['ip', 'address', 'add', '198.18.0.100/24', 'dev', 'eth0']);
+    await lab.exec(fw, ['ip', 'address', 'add', '198.18.1.1/24', 'dev', 'eth1']);
   }
-  // What the daemon's ARP answers will say: the shared addresses are at the shared MACs.
-  await lab.exec('client1', ['ip', 'neigh', 'replace', '198.18.0.100', 'lladdr', macs.outside!, 'dev', 'eth0', 'nud', 'permanent']);
-  for (const web of ['web1', 'web2']) await lab.exec(web, ['ip', 'neigh', 'replace', '198.18.1.1', 'lladdr', macs.inside!, 'dev', 'eth0', 'nud', 'permanent']);
+  for (const h of ['client1', 'web1', 'web2']) await lab.exec(h, ['ip', 'neigh', 'flush', 'all']);
+  // The client resolves the shared address by ARP: to the shared MAC, whichever node answered.
+  await lab.probe('client1', ['connect', '198.18.0.100', '7']).catch(() => undefined);
+  const neigh = await lab.exec('client1', ['ip', 'neigh', 'show', '198.18.0.100']);
+  assert.match(neigh, new RegExp(`lladdr ${macs.outside}`), `the client resolved the shared address to ${neigh.trim()}`);
 
   const log = `${lab.stateDir}/sessions.log`;
   const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, '198.18.0.100', '7', '--count', String(SESSIONS), '--every', '100', '--seconds', '6'], { log });
@@ -73,5 +79,7 @@ test('three firewalls, one shared address: every flow carried by exactly one of 
     const n = Number(/packets (\d+) bytes \d+ drop comment "another node's bucket"/.exec(drops)?.[1] ?? 0);
     assert.ok(n > 0, `${fw} dropped no frame of another node's bucket`);
   }
+  const webNeigh = await lab.exec('web1', ['ip', 'neigh', 'show', '198.18.1.1']);
+  assert.match(webNeigh, new RegExp(`lladdr ${macs.inside}`), `the server resolved its gateway to ${webNeigh.trim()}`);
   console.log(`# shares of ${SESSIONS} flows: ${FWS.map((fw) => `${fw} ${carried[fw]!.length}`).join(', ')}`);
 });

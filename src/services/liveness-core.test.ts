@@ -36,10 +36,12 @@ test('BEATs go to every peer each interval with what we set; a change goes out a
   const n = sent.length;
   core.setOwn([{ vrid: 51, state: 'backup', priority: 100 }], true);
   assert.equal(sent.length, n + 2, 'at once, to both peers');
-  assert.deepEqual(sent.at(-1)!.body, { intervalMs: 15, multiplier: 5, leaving: true, instances: [{ vrid: 51, state: 'backup', priority: 100 }] });
+  assert.deepEqual(sent.at(-1)!.body, { intervalMs: 15, multiplier: 5, leaving: true, ready: false, instances: [{ vrid: 51, state: 'backup', priority: 100 }] });
+  core.setOwn([], false, true);
+  assert.equal(sent.at(-1)!.body.ready, true, 'ready (sharing) goes out at once too');
   core.stop();
   clock.advance(100);
-  assert.equal(sent.length, n + 2, 'nothing after stop');
+  assert.equal(sent.length, n + 4, 'nothing after stop');
 });
 
 test('a silent peer is down after its detection time, once; the socket is read first', () => {

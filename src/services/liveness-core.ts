@@ -19,6 +19,8 @@ export interface BeatBody {
   intervalMs: number;
   multiplier: number;
   leaving: boolean;
+  /** We hold the cluster's state (sharing: we may carry our buckets). */
+  ready?: boolean;
   instances: BeatInstance[];
 }
 
@@ -26,7 +28,7 @@ export type CoreEvent =
   | { type: 'up'; peer: string; detectMs: number }
   | { type: 'down'; peer: string; why: 'left' | 'silent'; silentMs: number }
   /** A peer's BEAT: what it says of its instances (for the advert check on the main thread). */
-  | { type: 'beat'; peer: string; leaving: boolean; instances: BeatInstance[]; detectMs: number }
+  | { type: 'beat'; peer: string; leaving: boolean; ready: boolean; instances: BeatInstance[]; detectMs: number }
   /**
    * A BEAT came after a silence of more than half the peer's detection time (a near miss):
    * `ownLateMs` is how late our own BEAT timer fired last (this thread held up, not the peer).
@@ -62,7 +64,7 @@ export class LivenessCore {
   private readonly timers: TimerDriver;
   private beatTimer: Timer | undefined;
   private running = false;
-  private own: { instances: BeatInstance[]; leaving: boolean } = { instances: [], leaving: false };
+  private own: { instances: BeatInstance[]; leaving: boolean; ready: boolean } = { instances: [], leaving: false, ready: false };
   /** BEATs not sent because the main thread was hung. */
   withheld = 0;
   readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} };
@@ -91,8 +93,8 @@ export class LivenessCore {
   }
 
   /** What our BEATs say from now on; sent at once (a change goes out before the adverts it causes). */
-  setOwn(instances: BeatInstance[], leaving: boolean): void {
-    this.own = { instances, leaving };
+  setOwn(instances: BeatInstance[], leaving: boolean, ready = false): void {
+    this.own = { instances, leaving, ready };
     if (this.running) this.sendAll();
   }
 
@@ -122,7 +124,7 @@ export class LivenessCore {
   }
 
   /** An authenticated, fresh BEAT of a peer. */
-  onBeat(peer: string, b: { intervalMs: number; multiplier: number; leaving: boolean; instances: BeatInstance[] }): void {
+  onBeat(peer: string, b: { intervalMs: number; multiplier: number; leaving: boolean; ready?: boolean; instances: BeatInstance[] }): void {
     const s = this.state.get(peer);
     if (!s || !this.running) return;
     const at = this.deps.clock.now();
@@ -135,7 +137,7 @@ export class LivenessCore {
     }
     this.step(peer, s, { type: 'beat', ...b });
     const now = this.state.get(peer)!;
-    this.deps.emit({ type: 'beat', peer, leaving: b.leaving, instances: b.instances, detectMs: now.detectMs });
+    this.deps.emit({ type: 'beat', peer, leaving: b.leaving, ready: b.ready === true, instances: b.instances, detectMs: now.detectMs });
   }
 
   private step(peer: string, s: PeerLiveness, e: Parameters<typeof stepLiveness>[1]): void {

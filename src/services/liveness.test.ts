@@ -9,10 +9,11 @@ import type { CoreEvent } from './liveness-core.js';
 function setup() {
   const clock = new FakeClock(1000);
   let emit: ((e: CoreEvent | { type: 'error'; message: string }) => void) | undefined;
-  const own: { instances: BeatInstance[]; leaving: boolean }[] = [];
+  const own: { instances: BeatInstance[]; leaving: boolean; ready?: boolean }[] = [];
+  const members: [string, boolean][] = [];
   const channel: LivenessChannel = {
     start: (cb) => void (emit = cb),
-    setOwn: (instances, leaving) => void own.push({ instances, leaving }),
+    setOwn: (instances, leaving, ready) => void own.push({ instances, leaving, ...(ready ? { ready } : {}) }),
     stop: () => undefined,
     counters: { sent: 0, received: 0, withheld: 0, dropped: {} },
   };
@@ -30,10 +31,11 @@ function setup() {
       peerGone: (addresses, why, outranked) => (gone.push({ addresses: [...addresses], why, outranked: outranked(51, 100) }), 1),
       recheckHeld: (addresses) => void rechecks.push([...addresses]),
     },
+    sharing: { peer: (name, member) => void members.push([name, member]) },
   });
   svc.start();
-  const beat = (peer: string, instances: BeatInstance[], leaving = false) => emit!({ type: 'beat', peer, instances, leaving, detectMs: 75 });
-  return { svc, emit: (e: CoreEvent) => emit!(e), beat, own, gone, rechecks };
+  const beat = (peer: string, instances: BeatInstance[], leaving = false, ready = false) => emit!({ type: 'beat', peer, instances, leaving, ready, detectMs: 75 });
+  return { svc, emit: (e: CoreEvent) => emit!(e), beat, own, gone, rechecks, members };
 }
 
 test('start and leaving tell the worker what our BEATs say', () => {
@@ -75,4 +77,21 @@ test('adverts in an fwlb peer\'s name are held to its BEATs; each BEAT rechecks 
   assert.equal(svc.checkAdvert('198.18.0.2', 51, 0), 'ok', 'the BEAT before said backup: the change may race');
   beat('fw1', [{ vrid: 51, state: 'master', priority: 100 }]);
   assert.equal(svc.checkAdvert('198.18.0.2', 51, 0), 'release_unconfirmed');
+});
+
+test('sharing: a peer is a member while its BEATs say ready and it is up; our readiness goes out in a BEAT at once', () => {
+  const { svc, emit, beat, own, members } = setup();
+  svc.setReady(true);
+  assert.equal(own.at(-1)!.ready, true);
+  emit({ type: 'up', peer: 'fw1', detectMs: 75 });
+  beat('fw1', [], false, false);
+  assert.deepEqual(members, [], 'up but not ready: not a member yet');
+  beat('fw1', [], false, true);
+  beat('fw1', [], false, true);
+  assert.deepEqual(members, [['fw1', true]]);
+  assert.equal(svc.status().peers[0]!.ready, true);
+  emit({ type: 'down', peer: 'fw1', why: 'silent', silentMs: 80 });
+  assert.deepEqual(members, [['fw1', true], ['fw1', false]]);
+  beat('fw1', [], false, true);
+  assert.deepEqual(members.at(-1), ['fw1', true], 'back');
 });

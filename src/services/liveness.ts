@@ -41,7 +41,7 @@ export interface LivenessPeer {
 export interface LivenessChannel {
   start(onEvent: (e: CoreEvent | { type: 'error'; message: string }) => void): void;
   /** What our BEATs say from now on (sent at once). */
-  setOwn(instances: BeatInstance[], leaving: boolean): void;
+  setOwn(instances: BeatInstance[], leaving: boolean, ready?: boolean): void;
   stop(): void;
   readonly counters: LivenessCounters;
 }
@@ -59,6 +59,8 @@ export interface LivenessDeps {
     /** A BEAT of the peer at these addresses came: releases held in its name are decided. */
     recheckHeld?(addresses: ReadonlySet<string>, maxAgeMs: number): void;
   };
+  /** Sharing: told when a peer becomes a member (live, and ready by its BEATs) or stops being one. */
+  sharing?: { peer(name: string, member: boolean): void };
 }
 
 export interface LivenessStatus {
@@ -66,7 +68,7 @@ export interface LivenessStatus {
   multiplier: number;
   /** BEATs sent, received, not sent while the main thread was hung, dropped by reason, and their timing (the worker's). */
   counters: LivenessCounters;
-  peers: { peer: string; state: string; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number }[];
+  peers: { peer: string; state: string; ready: boolean; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number }[];
 }
 
 interface PeerRuntime {
@@ -76,6 +78,8 @@ interface PeerRuntime {
   mirror: PeerLiveness;
   /** VRRP instances released because this peer was gone. */
   released: number;
+  /** Its BEATs say it holds the cluster's state. */
+  ready: boolean;
 }
 
 export class LivenessService {
@@ -83,10 +87,11 @@ export class LivenessService {
   private readonly byAddress = new Map<string, PeerRuntime>();
   private running = false;
   private leaving = false;
+  private ready = false;
 
   constructor(private readonly deps: LivenessDeps) {
     for (const p of deps.peers) {
-      const r: PeerRuntime = { peer: p, addresses: new Set(p.addresses), mirror: initialLiveness(), released: 0 };
+      const r: PeerRuntime = { peer: p, addresses: new Set(p.addresses), mirror: initialLiveness(), released: 0, ready: false };
       this.peers.set(p.name, r);
       for (const a of p.addresses) this.byAddress.set(a, r);
     }
@@ -102,7 +107,14 @@ export class LivenessService {
 
   /** Our VRRP state changed: a BEAT now, before the adverts it causes. */
   sendNow(): void {
-    if (this.running) this.deps.channel.setOwn(this.deps.vrrp.beatInstances(), this.leaving);
+    if (this.running) this.deps.channel.setOwn(this.deps.vrrp.beatInstances(), this.leaving, this.ready);
+  }
+
+  /** Says we hold the cluster's state (sharing: we may carry our buckets), or no longer, in a BEAT now. */
+  setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.sendNow();
   }
 
   /** Says we are stopping (our priority-0 adverts are genuine) in a BEAT now, and from then on. */
@@ -129,6 +141,10 @@ export class LivenessService {
       case 'beat':
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
+        if (e.ready !== p.ready) {
+          p.ready = e.ready;
+          this.deps.sharing?.peer(p.peer.name, e.ready);
+        }
         break;
       case 'late':
         this.deps.log.info({ event: 'beat_late', peer: p.peer.name, gapMs: e.gapMs, detectMs: e.detectMs, ownLateMs: e.ownLateMs }, `liveness: a BEAT from ${p.peer.name} came ${e.gapMs} ms after the one before (detection ${e.detectMs} ms; our own BEAT timer was ${e.ownLateMs} ms late)`);
@@ -139,6 +155,10 @@ export class LivenessService {
         break;
       case 'down': {
         p.mirror = { ...p.mirror, state: 'down', sinceMs: now, downs: p.mirror.downs + 1 };
+        if (p.ready) {
+          p.ready = false;
+          this.deps.sharing?.peer(p.peer.name, false);
+        }
         const why = e.why === 'left' ? `${p.peer.name} stopped` : `no liveness BEAT from ${p.peer.name} for ${Math.round(e.silentMs)} ms`;
         const n = this.deps.vrrp.peerGone(p.addresses, why, (vrid, priority) => this.outranked(p, vrid, priority), () => p.mirror.state === 'down');
         p.released += n;
@@ -173,6 +193,7 @@ export class LivenessService {
       peers: [...this.peers.values()].map((p) => ({
         peer: p.peer.name,
         state: p.mirror.state,
+        ready: p.ready,
         detectMs: p.mirror.detectMs,
         lastBeatAgoMs: Number.isFinite(p.mirror.lastBeatAtMs) ? Math.round(now - p.mirror.lastBeatAtMs) : null,
         beats: p.mirror.beats,

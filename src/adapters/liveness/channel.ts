@@ -37,8 +37,8 @@ export class LivenessWorker {
     this.worker = w;
   }
 
-  setOwn(instances: BeatInstance[], leaving: boolean): void {
-    this.worker?.postMessage({ type: 'own', instances, leaving });
+  setOwn(instances: BeatInstance[], leaving: boolean, ready = false): void {
+    this.worker?.postMessage({ type: 'own', instances, leaving, ready });
   }
 
   stop(): void {

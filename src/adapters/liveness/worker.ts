@@ -7,7 +7,7 @@
  * does not only teaches us its epoch). The cheap checks come before the HMAC: the source is a
  * peer, the header claims that peer and us and a BEAT, and the replay check would take it.
  *
- * Messages in: { type: 'own', instances, leaving } (what our BEATs say), { type: 'stop' }.
+ * Messages in: { type: 'own', instances, leaving, ready } (what our BEATs say), { type: 'stop' }.
  * Out: the core's events (up, down, beat) and { type: 'counters', ... } each second.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -97,8 +97,8 @@ const core = new LivenessCore({
 
 const report = setInterval(() => parentPort?.postMessage({ type: 'counters', counters: { ...counters, realtime: isRealtime, withheld: core.withheld, dropped: { ...counters.dropped }, timing: core.timing } }), 1000);
 
-parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; leaving: boolean } | { type: 'stop' }) => {
-  if (m.type === 'own') core.setOwn(m.instances, m.leaving);
+parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; leaving: boolean; ready?: boolean } | { type: 'stop' }) => {
+  if (m.type === 'own') core.setOwn(m.instances, m.leaving, m.ready === true);
   else {
     core.stop();
     clearInterval(report);

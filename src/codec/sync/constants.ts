@@ -85,6 +85,7 @@ export const SYNC_BEAT_FIXED_LEN = 8;
 export const SYNC_BEAT_INSTANCE_LEN = 4;
 export const SYNC_BEAT_MAX_INSTANCES = 255;
 export const SYNC_BEAT_F_LEAVING = 0x01; // the sender is stopping: its priority-0 adverts are genuine
+export const SYNC_BEAT_F_READY = 0x02; // the sender holds the cluster's state (its bulk sync is done): it may carry a share
 
 /** HKDF "info" that derives the sync key from the cluster key (key separation). */
 export const SYNC_KEY_INFO = 'fwlb state sync v1';

@@ -65,6 +65,7 @@ const SAMPLES: Record<string, SyncMessage> = {
   bulk_end_push: { ...HDR, type: 'bulk_end', requestId: 0, count: 0 },
   beat: { ...HDR, type: 'beat', intervalMs: 20, multiplier: 4, leaving: false, instances: [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 52, state: 'backup', priority: 100 }] },
   beat_leaving_empty: { ...HDR, type: 'beat', intervalMs: 0xffff, multiplier: 255, leaving: true, instances: [] },
+  beat_ready: { ...HDR, type: 'beat', intervalMs: 15, multiplier: 5, leaving: false, ready: true, instances: [] },
   big_numbers: { ...HDR, sender: 0xffff, receiver: 0xfffe, epoch: 0xffffffff, peerEpoch: 0xffffffff, packet: SYNC_MAX_PACKET_NUMBER, seq: 0xffffffff, type: 'hello', synced: true },
 };
 
@@ -152,7 +153,9 @@ test('fixture: a BEAT, byte for byte; malformed BEAT payloads are refused', () =
   assert.equal(p('0014040100000000'), 'ok', 'no instances');
   assert.equal(p('0000040000000000'), 'bad_payload', 'interval 0');
   assert.equal(p('0014000000000000'), 'bad_payload', 'multiplier 0');
-  assert.equal(p('0014040200000000'), 'bad_payload', 'unknown flag');
+  assert.equal(p('0014040200000000'), 'ok', 'READY');
+  assert.equal(p('0014040300000000'), 'ok', 'LEAVING and READY');
+  assert.equal(p('0014040400000000'), 'bad_payload', 'unknown flag');
   assert.equal(p('001404000001000033020000'.slice(0, 16)), 'bad_payload', 'count 1, no instance');
   assert.equal(p('00140400000100003304c800'), 'bad_payload', 'state 4');
   assert.equal(p('00140400000100000002c800'), 'bad_payload', 'VRID 0');

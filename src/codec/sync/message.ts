@@ -61,7 +61,7 @@
  *   HELLO (3)         empty.
  *   BULK_REQUEST (4)  | request id u32 (non-zero) |
  *   BULK_END (5)      | request id u32 (0: a push nobody asked for) | record count u32 |
- *   BEAT (6)          | interval ms u16 | multiplier u8 | flags u8 (LEAVING 0x01) |
+ *   BEAT (6)          | interval ms u16 | multiplier u8 | flags u8 (LEAVING 0x01, READY 0x02) |
  *                     | instance count u16 | reserved u16 | (vrid u8, state u8, priority u8,
  *                     reserved u8) per VRRP instance of the sender, in config order |
  *                     liveness, unreliable; states: 0 initialize, 1 backup, 2 master, 3 fault.
@@ -99,6 +99,7 @@ import {
   SYNC_BEAT_INSTANCE_LEN,
   SYNC_BEAT_MAX_INSTANCES,
   SYNC_BEAT_F_LEAVING,
+  SYNC_BEAT_F_READY,
   SYNC_TYPE_BEAT,
   SYNC_BULK_REQUEST_LEN,
   SYNC_DEFAULT_MAX_MESSAGE,
@@ -212,6 +213,8 @@ export interface SyncBeatMessage extends SyncHeader {
   multiplier: number;
   /** The sender is stopping (its priority-0 adverts are genuine). */
   leaving: boolean;
+  /** The sender holds the cluster's state (sharing: it may take its buckets). Absent: false. */
+  ready?: boolean;
   instances: BeatInstance[];
 }
 
@@ -506,7 +509,7 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
     case 'beat':
       buf.writeUInt16BE(m.intervalMs, at);
       buf[at + 2] = m.multiplier;
-      buf[at + 3] = m.leaving ? SYNC_BEAT_F_LEAVING : 0;
+      buf[at + 3] = (m.leaving ? SYNC_BEAT_F_LEAVING : 0) | (m.ready ? SYNC_BEAT_F_READY : 0);
       buf.writeUInt16BE(m.instances.length, at + 4);
       at += SYNC_BEAT_FIXED_LEN;
       for (const i of m.instances) {
@@ -658,7 +661,7 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
       const multiplier = dv.getUint8(at + 2);
       const bflags = dv.getUint8(at + 3);
       const count = dv.getUint16(at + 4);
-      if (intervalMs === 0 || multiplier === 0 || (bflags & ~SYNC_BEAT_F_LEAVING) !== 0 || count > SYNC_BEAT_MAX_INSTANCES) return fail('bad_payload');
+      if (intervalMs === 0 || multiplier === 0 || (bflags & ~(SYNC_BEAT_F_LEAVING | SYNC_BEAT_F_READY)) !== 0 || count > SYNC_BEAT_MAX_INSTANCES) return fail('bad_payload');
       if (len !== SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN) return fail('bad_payload');
       const instances: BeatInstance[] = [];
       for (let i = 0; i < count; i++) {
@@ -668,7 +671,7 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
         if (state === undefined || vrid === 0) return fail('bad_payload');
         instances.push({ vrid, state, priority: dv.getUint8(o + 2) });
       }
-      return { ok: true, value: { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, instances } };
+      return { ok: true, value: { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, ...((bflags & SYNC_BEAT_F_READY) !== 0 ? { ready: true } : {}), instances } };
     }
   }
 }
