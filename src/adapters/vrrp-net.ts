@@ -84,16 +84,16 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
       const lastPayload = new Map<string, Buffer>();
       return {
         send: (payload, dst) => sock.send(payload, dst),
-        advertise: (vrid, payload, dst, intervalMs, leaseMs) => {
+        advertise: (vrid, payload, dst, intervalMs, leaseMs, now) => {
           advertFd ??= advertiser.adopt(sock.descriptor);
           const key = `${ifname}/${vrid}/${dst}`;
           const before = lastPayload.get(key);
-          if (before && before.equals(payload)) {
+          if (!now && before && before.equals(payload)) {
             advertiser.set(key, advertFd, payload, dst, intervalMs, leaseMs);
             return;
           }
-          // A new master's first advert (or a new priority) leaves now, from this thread;
-          // the advert thread carries on from it.
+          // A new master's first advert, a new priority, an answer out of turn: now, from
+          // this thread; the advert thread carries on from it.
           lastPayload.set(key, Buffer.from(payload));
           sock.send(payload, dst);
           advertiser.set(key, advertFd, payload, dst, intervalMs, leaseMs, realClock.now());

@@ -83,3 +83,17 @@ test('a payload its caller already sent starts the cadence from that send', () =
   clock.advance(80);
   assert.deepEqual(sent.map((x) => x.at - 5000), [80]);
 });
+
+test('an advert out of turn: forced now, or sent by the caller, restarts the cadence from it', () => {
+  const { clock, s, sent } = setup();
+  s.set('k', 'eth0', Uint8Array.of(1), 'd', 100, 1000);
+  clock.advance(40);
+  s.set('k', 'eth0', Uint8Array.of(1), 'd', 100, 1000, undefined, true);
+  assert.deepEqual(sent.map((x) => x.at - 5000), [0, 40]);
+  clock.advance(100);
+  assert.deepEqual(sent.map((x) => x.at - 5000), [0, 40, 140]);
+  clock.advance(10);
+  s.set('k', 'eth0', Uint8Array.of(1), 'd', 100, 1000, clock.now());
+  clock.advance(100);
+  assert.deepEqual(sent.map((x) => x.at - 5000), [0, 40, 140, 250], 'the caller sent at 150: next at 250, not 240');
+});

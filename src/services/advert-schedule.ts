@@ -58,11 +58,23 @@ export class AdvertSchedule<C> {
    * first advert leaves from where the decision was made, without a hop): the cadence
    * starts from there.
    */
-  set(key: string, ctx: C, payload: Uint8Array, dst: string, intervalMs: number, leaseMs: number, sentAtMs?: number): void {
+  set(key: string, ctx: C, payload: Uint8Array, dst: string, intervalMs: number, leaseMs: number, sentAtMs?: number, force = false): void {
     const now = this.deps.clock.now();
     const e = this.entries.get(key);
     if (e && e.ctx === ctx && e.dst === dst && e.intervalMs === intervalMs && same(e.payload, payload)) {
       e.leaseUntilMs = now + leaseMs;
+      // An advert out of turn (the machine answers a release at once): now, or already sent
+      // by the caller; the cadence restarts from it.
+      if (force || sentAtMs !== undefined) {
+        e.timer?.cancel();
+        if (force) {
+          e.dueAtMs = now;
+          this.fire(key, e);
+        } else {
+          e.dueAtMs = sentAtMs! + intervalMs;
+          e.timer = this.deps.clock.after(Math.max(0, e.dueAtMs - now), () => this.fire(key, e));
+        }
+      }
       return;
     }
     e?.timer?.cancel();

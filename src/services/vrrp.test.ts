@@ -103,9 +103,9 @@ class FakeHost implements VrrpNet {
     return {
       send,
       // The real host's advert thread runs the same schedule (adapters/vrrp/advert-worker.ts).
-      advertise: (vrid, payload, dst, intervalMs, leaseMs) => {
+      advertise: (vrid, payload, dst, intervalMs, leaseMs, now) => {
         this.adverts ??= new AdvertSchedule({ clock: this.wire.clock, send: (ctx: string, p, d) => this.senders.get(ctx)?.(p, d) });
-        this.adverts.set(`${ifname}/${vrid}/${dst}`, ifname, payload, dst, intervalMs, leaseMs);
+        this.adverts.set(`${ifname}/${vrid}/${dst}`, ifname, payload, dst, intervalMs, leaseMs, undefined, now);
       },
       stopAdvertising: (vrid) => this.adverts?.stop(`${ifname}/${vrid}/`),
       garp: (addrs) => this.garps.push(...addrs),
