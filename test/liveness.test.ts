@@ -70,6 +70,12 @@ test('the sync link broken, both nodes alive: the BEATs stop but the master\'s a
     await lab.exec('fw2', ['nft', 'delete', 'table', 'inet', 'lab_cut']);
   }
   await waitFor('liveness back', async () => ((await status('fw2')).liveness?.peers[0]?.state === 'up' ? true : undefined), 5000, 20);
+  // The timing of the adverts' and the BEATs' own threads reaches the metrics.
+  const m1 = (await controlCall(control('fw1'), 'metrics')) as string;
+  const sent = Number(/^fwlb_vrrp_adverts_total\{result="sent"[^}]*\} (\d+)$/m.exec(m1)?.[1] ?? 0);
+  assert.ok(sent > 10, `fw1, master, sent ${sent} adverts from its advert thread`);
+  const m2 = (await controlCall(control('fw2'), 'metrics')) as string;
+  assert.match(m2, /^fwlb_liveness_beat_gap_max_seconds\{peer="fw1"[^}]*\} [0-9.e-]+$/m);
 });
 
 test('spoofed adverts from the client network (priority 254 in the backup\'s name, priority 0 in the master\'s) change nothing and are counted', async () => {

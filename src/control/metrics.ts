@@ -58,6 +58,14 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   for (const [k, n] of Object.entries(s.vrrp.drops)) dropped.inc({ reason: k }, n ?? 0);
   counter('fwlb_vrrp_foreign_adverts_total', 'Adverts for virtual routers that are not ours').inc(s.vrrp.foreignAdverts);
   counter('fwlb_vrrp_garp_refresh_total', 'Gratuitous ARPs sent by the refresh while master').inc(s.vrrp.garpRefreshes ?? 0);
+  if (s.vrrp.adverts) {
+    const a = s.vrrp.adverts;
+    const adv = counter('fwlb_vrrp_adverts_total', "The master's adverts sent by their own thread: sent, failed, expired (the daemon stopped renewing them)", ['result']);
+    adv.inc({ result: 'sent' }, a.sent);
+    adv.inc({ result: 'failed' }, a.failed);
+    adv.inc({ result: 'expired' }, a.expired);
+    gauge('fwlb_vrrp_advert_late_max_seconds', 'The latest an advert left past its due time').set(a.lateMaxMs / 1000);
+  }
 
   if (s.sync) {
     const ev = counter('fwlb_sync_events_total', 'State sync: records, messages, retransmissions, acks, bulk syncs, overflows', ['counter']);
@@ -91,6 +99,12 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     beats.inc({ direction: 'received' }, s.liveness.counters.received);
     const bd = counter('fwlb_liveness_rx_dropped_total', 'Liveness datagrams dropped, by reason', ['reason']);
     for (const [k, n] of Object.entries(s.liveness.counters.dropped)) bd.inc({ reason: k }, n);
+    const t = s.liveness.counters.timing;
+    if (t) {
+      gauge('fwlb_liveness_timer_late_max_seconds', 'The latest our BEAT timer fired past its due time').set(t.tickLateMaxMs / 1000);
+      const gap = gauge('fwlb_liveness_beat_gap_max_seconds', "The longest time between two of a peer's BEATs", ['peer']);
+      for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
+    }
   }
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);
