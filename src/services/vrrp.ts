@@ -155,8 +155,6 @@ const TIMER_EVENT: Record<VrrpTimer, 'master_down_timer' | 'advert_timer' | 'pre
 export class VrrpService {
   private groups: GroupRuntime[] = [];
   private readonly links = new Map<string, VrrpLinkIO>();
-  /** The event being fed is the advert timer: its adverts only renew the advert clock's lease. */
-  private renewing = false;
   /** `${ifname}/${vrid}` -> the instance that owns it. */
   private readonly byVrid = new Map<string, { group: GroupRuntime; member: Member }>();
   private readonly counters = new Map<VrrpCounter, number>(VRRP_COUNTERS.map((c) => [c, 0]));
@@ -563,16 +561,6 @@ export class VrrpService {
    */
   private feed(g: GroupRuntime, event: SyncGroupEvent, at?: number): void {
     const before = g.state;
-    const renewing = this.renewing;
-    this.renewing = event.type === 'member' && event.event.type === 'advert_timer';
-    try {
-      this.feedInner(g, event, before, at);
-    } finally {
-      this.renewing = renewing;
-    }
-  }
-
-  private feedInner(g: GroupRuntime, event: SyncGroupEvent, before: SyncGroupState, at?: number): void {
     const r = stepGroup(g.state, event, at ?? this.deps.clock.now());
     g.state = r.state;
     // Our peers hear of a change in a BEAT before the adverts it causes (a release above all).
@@ -614,7 +602,7 @@ export class VrrpService {
             const payload = encodeAdvert(fx.advert, { src: m.primary, dst });
             // The machine's own advert timer only renews; any other advert (a new master, an
             // answer to a release) leaves now.
-            if (periodic) link.advertise(fx.advert.vrid, payload, dst, st.config.advertIntervalMs, ADVERT_LEASE_INTERVALS * st.config.advertIntervalMs, !this.renewing);
+            if (periodic) link.advertise(fx.advert.vrid, payload, dst, st.config.advertIntervalMs, ADVERT_LEASE_INTERVALS * st.config.advertIntervalMs, !fx.scheduled);
             else link.send(payload, dst);
           } catch (err) {
             log.warn({ group: g.name, member: m.name, err: (err as Error).message }, 'advert not sent');

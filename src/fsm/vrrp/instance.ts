@@ -140,7 +140,8 @@ export type VrrpEvent =
 
 export type VrrpEffect =
   /** Encode and send this advert (src = primaryAddress, dst = the VRRP group or the peers). */
-  | { type: 'send_advert'; priority: number; advert: VrrpAdvert }
+  /** `scheduled`: the Adver_Timer's own advert (a clock of its own may send it); else one out of turn, due now. */
+  | { type: 'send_advert'; priority: number; advert: VrrpAdvert; scheduled?: true }
   /** Add the virtual addresses; `accept` = accept traffic addressed to them (Accept_Mode or owner). */
   | { type: 'add_vips'; addresses: string[]; accept: boolean }
   | { type: 'remove_vips'; addresses: string[] }
@@ -238,7 +239,7 @@ function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffe
       const fired = withoutTimer(s, 'advert');
       if (fired.state !== 'master') return unexpected(fired, fx, ev.type);
       // RFC 5798 6.4.3: the Adver_Timer fired: send an advertisement, reset the timer.
-      sendAdvert(fired, fx, fired.priority);
+      sendAdvert(fired, fx, fired.priority, true);
       return arm(fired, fx, 'advert', now + fired.config.advertIntervalMs);
     }
 
@@ -629,8 +630,8 @@ function preemptMode(s: VrrpInstanceState): boolean {
   return s.config.preempt || isOwner(s);
 }
 
-function sendAdvert(s: VrrpInstanceState, fx: VrrpEffect[], priority: number): void {
-  fx.push({ type: 'send_advert', priority, advert: ownAdvert(s, priority) });
+function sendAdvert(s: VrrpInstanceState, fx: VrrpEffect[], priority: number, scheduled = false): void {
+  fx.push({ type: 'send_advert', priority, advert: ownAdvert(s, priority), ...(scheduled ? { scheduled: true as const } : {}) });
 }
 
 function arm(s: VrrpInstanceState, fx: VrrpEffect[], timer: VrrpTimer, atMs: number): VrrpInstanceState {
