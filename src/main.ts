@@ -44,6 +44,12 @@ import { createServer, type Server } from 'node:http';
 const metricsModule = () => import('./control/metrics.js');
 const renderMetrics = async (st: Parameters<Awaited<ReturnType<typeof metricsModule>>['renderMetrics']>[0]) => (await metricsModule()).renderMetrics(st);
 import { parseAddressPort } from './lib/ip.js';
+import { SharingService } from './services/sharing.js';
+import { SharingHost } from './services/sharing-host.js';
+import { OwnedNft } from './adapters/nft-owned.js';
+import { joinLinkMulticast, leaveLinkMulticast } from './adapters/link-multicast.js';
+import { ownedSetScript } from './compiler/map-update.js';
+import { defaultSeed } from './fsm/sharing.js';
 
 export interface RunOptions {
   configFile: string;
@@ -118,17 +124,74 @@ export async function runNode(opts: RunOptions): Promise<number> {
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
+  // Active-active: the buckets this node owns, written into the kernel by element through
+  // libnftables in this process (no nft spawned when a peer comes or goes), in the kernel queue.
+  let owned: OwnedNft | undefined;
+  let sharing: SharingService | undefined;
+  let sharingHost: SharingHost | undefined;
+  if (c.sharing) {
+    try {
+      owned = OwnedNft.open();
+    } catch (e) {
+      log.error({ event: 'sharing_failed', err: (e as Error).message }, 'cannot set up sharing');
+      process.stderr.write((e as Error).message + '\n');
+      return 1;
+    }
+    const o = owned;
+    const sharingLog = log.child({ component: 'sharing' });
+    sharing = new SharingService({
+      log: sharingLog,
+      self: opts.node,
+      buckets: c.sharing.buckets,
+      seed: c.sharing.seed ?? defaultSeed(c.cluster.name),
+      apply: (change) => kernel.run(async () => o.run(ownedSetScript(change))),
+    });
+    sharingHost = new SharingHost({
+      log: sharingLog,
+      service: sharing,
+      addAddress: (ifname, cidr) => vrrpNet.addAddress(ifname, cidr),
+      delAddress: (ifname, cidr) => vrrpNet.delAddress(ifname, cidr),
+      joinMac: joinLinkMulticast,
+      leaveMac: leaveLinkMulticast,
+      apply: (script) => kernel.run(() => nft.apply(script)),
+      openGate: (script) => {
+        o.run(script);
+        return { close: () => o.close() };
+      },
+      handoverMs: 3 * (c.state_sync?.liveness ? c.state_sync.liveness.interval : 15),
+    });
+  }
+  /** The node holds the cluster's state: with sharing, it takes its buckets and says so in its BEATs. */
+  const shareReadiness = () => {
+    if (!sharing || !daemonRef) return;
+    const ready = daemonRef.readiness().ready;
+    sharing.setReady(ready);
+    liveness?.setReady(ready);
+  };
   let sync: StateSyncService | undefined;
   let liveness: LivenessService | undefined;
   if (syncOn) {
     try {
-      sync = await createStateSync(c, opts, loaded.value.file, { log: log.child({ component: 'sync' }), ct: ctnl, vrrp, poller, afterSync: () => daemonRef?.checkReady() });
-      liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }));
+      const sh = sharing;
+      sync = await createStateSync(c, opts, loaded.value.file, {
+        log: log.child({ component: 'sync' }),
+        ct: ctnl,
+        vrrp,
+        poller,
+        afterSync: () => {
+          daemonRef?.checkReady();
+          shareReadiness();
+        },
+        // Sharing: every node speaks for the flows of its own buckets.
+        ...(sh ? { owns: (e: { mark?: number }) => sh.ownsMark(e.mark) } : {}),
+      });
+      liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }), sharing);
       const l = liveness;
       if (l) vrrp.useLiveness({ checkAdvert: (a, v, p) => l.checkAdvert(a, v, p), onOwnChange: () => l.sendNow() });
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
+      owned?.close();
       flowCounter.close();
       nftCounters.close();
       ctnl.close();
@@ -154,6 +217,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
       readCounters: () => nftCounters.read(TABLE_FAMILY, TABLE_NAME),
       controlCounters: (): ControlCounters => control.counters(),
       livenessStatus: () => liveness?.status(),
+      ...(sharingHost ? { sharing: sharingHost } : {}),
       netlinkCounters: () => {
         const ct = ctnl.counters();
         return { ctnetlink: { requests: ct.requests, ...(ct.events ? { events: ct.events } : {}) }, rtnetlink: vrrpNet.counters() };
@@ -162,7 +226,12 @@ export async function runNode(opts: RunOptions): Promise<number> {
     opts.node,
   );
   daemonRef = daemon;
+  // Readiness can also be lost (a node whose table is no longer complete): looked at each second.
+  const readinessPoll = setInterval(shareReadiness, 1000);
+  readinessPoll.unref();
   const release = () => {
+    clearInterval(readinessPoll);
+    owned?.close();
     flowCounter.close();
     nftCounters.close();
     ctnl.close();
@@ -233,6 +302,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   try {
     await ops.run(() => daemon.start(loaded.value, { conntrackCount: () => ctnl.count() }));
     started = true;
+    shareReadiness();
     liveness?.start();
   } catch (e) {
     log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
@@ -345,7 +415,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; owns?: (e: { mark?: number }) => boolean },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -394,7 +464,7 @@ async function createStateSync(
     },
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
     // Active-standby: the master owns every entry (active-active will decide per flow).
-    owns: () => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster(),
+    owns: deps.owns ?? (() => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster()),
     demote: (on, why) => {
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();
@@ -403,7 +473,7 @@ async function createStateSync(
 }
 
 /** Liveness over the sync link (state_sync.liveness), or undefined when it is off. */
-async function createLiveness(c: Config, opts: RunOptions, configFile: string, vrrp: VrrpService, log: Logger): Promise<LivenessService | undefined> {
+async function createLiveness(c: Config, opts: RunOptions, configFile: string, vrrp: VrrpService, log: Logger, sharing?: SharingService): Promise<LivenessService | undefined> {
   const ss = c.state_sync;
   const l = ss?.liveness;
   if (!ss || !l) return undefined;
@@ -429,5 +499,6 @@ async function createLiveness(c: Config, opts: RunOptions, configFile: string, v
     peers: peers.map((p) => ({ name: p.name, addresses: Object.values(p.addresses).map((a) => bareAddress(a)) })),
     channel,
     vrrp,
+    ...(sharing ? { sharing } : {}),
   });
 }

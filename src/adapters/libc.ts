@@ -63,7 +63,11 @@ export const POLLNVAL = 0x020; // asm-generic/poll.h
 export const EFD_NONBLOCK = 0o4000; // sys/eventfd.h
 export const EFD_CLOEXEC = 0o2000000; // sys/eventfd.h
 export const SIZEOF_SOCKADDR_NL = 12; // linux/netlink.h: family u16, pad u16, pid u32, groups u32
-export const SIZEOF_POLLFD = 8; // poll.h: fd s32, events s16, revents s16
+export const SIZEOF_POLLFD = 8;
+export const SOCK_DGRAM = 2; // bits/socket_type.h
+export const SIOCADDMULTI = 0x8931; // linux/sockios.h: add a link-layer multicast address
+export const SIOCDELMULTI = 0x8932; // linux/sockios.h
+export const SIZEOF_IFREQ = 40; // net/if.h: ifr_name[16] and a 24-byte union (sockaddr ifr_hwaddr at 16) // poll.h: fd s32, events s16, revents s16
 
 export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
@@ -79,6 +83,8 @@ export interface Libc {
   read(fd: number, buf: Buffer, len: number): number;
   write(fd: number, buf: Buffer, len: number): number;
   if_nametoindex(name: string): number;
+  /** ioctl(2) with a pointer argument (struct ifreq and the like). */
+  ioctl(fd: number, request: number, arg: Buffer): number;
   /** poll(2) as a koffi async call: runs on a worker thread, calls back on the main thread. */
   pollAsync(fds: Buffer, nfds: number, timeoutMs: number, cb: (err: unknown, res: number) => void): void;
 }
@@ -103,6 +109,7 @@ export function libc(): Libc {
     read: lib.func('intptr_t read(int, void *, size_t)'),
     write: lib.func('intptr_t write(int, void *, size_t)'),
     if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
+    ioctl: lib.func('int ioctl(int, unsigned long, void *)'),
     pollAsync: (fds, nfds, timeoutMs, cb) => poll.async(fds, nfds, timeoutMs, cb),
   } as Libc;
   return loaded;

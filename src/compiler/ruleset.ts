@@ -21,6 +21,7 @@ import { livenessPort } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
+import { sharingOuter } from '../config/sharing.js';
 import { bareAddress, ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
 import type { BackendSlot } from '../balancer/table.js';
 import { schedulerFor, type SchedBackend } from '../balancer/schedulers.js';
@@ -194,20 +195,62 @@ export function slotElements(slots: readonly (BackendSlot | null)[]): string[] {
  * replicated with the entry by the state sync, so a bucket's next owner already holds its
  * flows. Marks 1..N are buckets 0..N-1; mark 0 is not shared traffic.
  */
-function sharingBlocks(c: Config, owned: readonly number[]): Block[] {
+/** The packets of shared flows this node forwarded, dropped as another node's, dropped with no live daemon. */
+export const SHARED_CARRIED_COUNTER = 'shared_carried';
+export const SHARED_OTHERS_COUNTER = 'shared_others';
+export const SHARED_DEAD_COUNTER = 'shared_no_daemon';
+
+/**
+ * The gate that closes a node whose daemon died (kill -9, a crash of the process): a table
+ * the daemon creates through its own netlink socket with the `owner` flag, which the kernel
+ * deletes when that socket closes, whatever way the process ends. Its one rule marks every
+ * frame sent to a shared MAC; the main table drops such frames unmarked. Without it a dead
+ * daemon's kernel would go on forwarding its buckets while the survivors take them over.
+ */
+export const ALIVE_TABLE = 'fwlb_alive';
+export const ALIVE_MARK = 0x40000000;
+const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+
+export function compileAliveGate(c: Config): string {
+  if (!c.sharing) return '';
+  const macs = [...new Set(Object.values(sharedMacs(c)))].sort();
+  return [
+    `table ${TABLE_FAMILY} ${ALIVE_TABLE} {`,
+    '\tflags owner',
+    '\tchain gate {',
+    '\t\ttype filter hook prerouting priority mangle - 10; policy accept;',
+    `\t\tether daddr ${set(macs)} meta mark set meta mark | ${hex(ALIVE_MARK)} comment "this node's fwlb daemon is alive"`,
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+function sharingBlocks(c: Config, node: NodeView, owned: readonly number[]): Block[] {
   const sh = c.sharing!;
+  const outer = sharingOuter(c) ?? Object.keys(sh.addresses).sort()[0]!;
+  const outerIf = node.interfaces[outer] ?? outer;
   const macs = [...new Set(Object.values(sharedMacs(c)))].sort();
   const seed = `0x${(sh.seed ?? defaultSeed(c.cluster.name)).toString(16).padStart(8, '0')}`;
   const elements = [...owned].sort((a, b) => a - b);
   return [
+    ...[SHARED_DEAD_COUNTER, SHARED_OTHERS_COUNTER, SHARED_CARRIED_COUNTER].map((n) => ({ head: `counter ${n}`, body: [] })),
     { head: 'set shared_owned', body: ['type mark', ...(elements.length ? [`elements = { ${elements.join(', ')} }`] : [])] },
     {
       head: 'chain share_prerouting',
       body: [
         'type filter hook prerouting priority mangle; policy accept;',
         `ether daddr ${set(macs)} meta pkttype set host comment "shared MAC: the frame is for every node"`,
-        `ct state new ct direction original ether daddr ${set(macs)} ct mark set jhash ip saddr . ip daddr . th sport . th dport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket"`,
-        `ct mark 1-${sh.buckets} ct mark != @shared_owned counter drop comment "another node's bucket"`,
+        `ether daddr ${set(macs)} meta mark & ${hex(ALIVE_MARK)} == 0 counter name ${SHARED_DEAD_COUNTER} drop comment "no live fwlb daemon holds table ${ALIVE_TABLE}: this node carries no share"`,
+        `ether daddr ${set(macs)} meta mark set meta mark & ${hex(~ALIVE_MARK >>> 0)} comment "the gate's mark is ours alone"`,
+        // The far endpoint: the source of what arrives from the outer side, the destination of
+        // the rest; TCP and UDP with their port, anything else by address alone.
+        `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} meta l4proto { tcp, udp } ct mark set jhash ip saddr . th sport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket: its outer endpoint, the source"`,
+        `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} meta l4proto != { tcp, udp } ct mark set jhash ip saddr mod ${sh.buckets} seed ${seed} offset 1`,
+        `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} meta l4proto { tcp, udp } ct mark set jhash ip daddr . th dport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket: its outer endpoint, the destination"`,
+        `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} meta l4proto != { tcp, udp } ct mark set jhash ip daddr mod ${sh.buckets} seed ${seed} offset 1`,
+        `ct mark 1-${sh.buckets} ct mark != @shared_owned counter name ${SHARED_OTHERS_COUNTER} drop comment "another node's bucket"`,
+        `ct mark 1-${sh.buckets} counter name ${SHARED_CARRIED_COUNTER} comment "a packet of this node's share"`,
         `ether daddr ${set(macs)} meta nfproto != ipv4 counter drop comment "shared MACs carry IPv4 only"`,
       ],
     },
@@ -390,20 +433,25 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
   })() : '';
   for (const n of c.firewall.nat) {
     const from = aggregatePrefixes(n.from);
-    const action = n.kind === 'masquerade' ? `masquerade${ports ? ` to ${ports}` : ''}` : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}${ports}`;
+    // Sharing: masquerading out an interface with shared addresses translates to the first of
+    // them (not to this node's own address, which dies with it), within this node's ports.
+    const sharedOut = c.sharing?.addresses[n.out]?.[0];
+    const to = n.kind === 'snat' ? n.to : sharedOut !== undefined ? bare(sharedOut) : undefined;
+    const action = to === undefined ? `masquerade${ports ? ` to ${ports}` : ''}` : `snat ${ipFamily(to) === 4 ? 'ip' : 'ip6'} to ${bare(to)}${ports}`;
+    const plain = to === undefined ? 'masquerade' : `snat ${ipFamily(to) === 4 ? 'ip' : 'ip6'} to ${bare(to)}`;
     for (const [k, list] of [['ip', from.v4], ['ip6', from.v6]] as const) {
       if (!list.length) continue;
-      if (n.kind === 'snat' && (k === 'ip') !== (ipFamily(n.to) === 4)) continue;
+      if (to !== undefined && (k === 'ip') !== (ipFamily(to) === 4)) continue;
       if (ports) {
         // Ports exist for TCP and UDP only; the rest (ICMP) is translated as before.
         natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} meta l4proto { tcp, udp } ${action}`);
-        natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${n.kind === 'masquerade' ? 'masquerade' : `snat ${ipFamily(n.to) === 4 ? 'ip' : 'ip6'} to ${bare(n.to)}`}`);
+        natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${plain}`);
       } else natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${action}`);
     }
   }
   blocks.push({ head: 'chain nat_postrouting', body: natPost });
 
-  if (c.sharing) blocks.push(...sharingBlocks(c, input.sharedOwned ?? []));
+  if (c.sharing) blocks.push(...sharingBlocks(c, node, input.sharedOwned ?? []));
 
   return { c, blocks };
 }

@@ -6,6 +6,7 @@
 import { ipFamily, parsePrefix } from '../lib/ip.js';
 import { advertIntervalProblem } from '../codec/vrrp/packet.js';
 import type { Config } from './schema.js';
+import { sharingOuter } from './sharing.js';
 import { tableSizeProblem } from '../balancer/schedulers.js';
 import type { ConfigIssue } from './issues.js';
 
@@ -58,6 +59,7 @@ export function crossCheck(c: Config): ConfigIssue[] {
   if (c.sharing) {
     const n = Object.keys(c.nodes).length;
     if (!c.state_sync || c.state_sync.liveness === false) issues.push({ path: ['sharing'], message: 'needs state_sync with its liveness on: the nodes learn who is live from the BEATs, and each must hold the flows of the others' });
+    if (!c.cluster.key_file) issues.push({ path: ['sharing'], message: 'needs cluster.key_file: the state sync and the BEATs that decide who carries which flows are authenticated with it' });
     if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
     if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
     const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => a.split('/')[0]))));
@@ -72,6 +74,8 @@ export function crossCheck(c: Config): ConfigIssue[] {
         if (roles.has(role) && !node.addresses[role]) issues.push({ path: ['nodes', nn, 'addresses'], message: `has no address on interface "${role}", which carries shared addresses (its BEATs and ARP use it)` });
       }
     }
+    if (c.sharing.outer !== undefined) needRole(c.sharing.outer, ['sharing', 'outer']);
+    if (!sharingOuter(c)) issues.push({ path: ['sharing'], message: 'cannot tell which interface faces the clients (the flows are hashed on their endpoint there): set sharing.outer to its role' });
     for (const [role, mac] of Object.entries(c.sharing.mac)) {
       if (!c.sharing.addresses[role]) issues.push({ path: ['sharing', 'mac', role], message: `interface "${role}" has no shared addresses` });
       const prior = macs.get(mac);

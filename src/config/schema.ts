@@ -175,6 +175,15 @@ const SharingSchema = z
     buckets: z.number().int().min(16).max(65536).default(4096),
     seed: z.number().int().min(0).max(0xffffffff).optional(),
     mac: z.record(Name, MulticastMac).default({}),
+    /**
+     * The interface role facing the clients (and the rest of the world). A flow's bucket is a
+     * hash of its endpoint on that side (address and port): the one endpoint NAT leaves alone,
+     * the source of what arrives there and the destination of what leaves by it, so that both
+     * directions of a flow, its reply included, land in one bucket even on a node that has not
+     * heard of the flow yet. Default: the role of the NAT rules' `out`, else the one carrying
+     * the services' addresses, else the only role with shared addresses.
+     */
+    outer: Name.optional(),
   })
   .strict();
 

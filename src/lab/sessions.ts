@@ -6,14 +6,20 @@
  * A session is kept when it stayed open and every line came back; its stall is the longest
  * time it waited for an echo.
  *
- *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10]
+ *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10] [--udp]
+ *
+ * --udp: N UDP flows to a service that answers `NAME <payload>` (the lab's backends, port 7),
+ * one datagram each --every ms. A flow is kept when the same backend answered throughout (its
+ * conntrack entry, NAT included, survived) and its last datagrams were answered; datagrams
+ * lost on the way are counted, as UDP may lose them, and the longest wait is its stall.
  */
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
+import { createSocket } from 'node:dgram';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' } },
+  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' }, udp: { type: 'boolean', default: false } },
 });
 const [host = '', port = ''] = positionals;
 const count = Number(values.count);
@@ -40,7 +46,8 @@ function fail(s: S, why: string): void {
   if (!s.failed) s.why = `${why}@${new Date().toISOString()}`;
   s.failed = true;
 }
-for (let i = 0; i < count; i++) {
+if (values.udp) runUdp();
+else for (let i = 0; i < count; i++) {
   const s: S = { sock: connect({ host, port: Number(port) }), connected: false, sent: 0, echoed: 0, lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, buf: '' };
   s.sock.setNoDelay(true);
   s.sock.setEncoding('utf8');
@@ -71,7 +78,7 @@ for (let i = 0; i < count; i++) {
   sessions.push(s);
 }
 
-const tick = setInterval(() => {
+const tick = values.udp ? undefined : setInterval(() => {
   const now = Date.now();
   for (const s of sessions) {
     if (!s.connected || s.failed) continue;
@@ -84,7 +91,7 @@ const tick = setInterval(() => {
   }
 }, every);
 
-setTimeout(() => {
+if (!values.udp) setTimeout(() => {
   clearInterval(tick);
   // The last lines' echoes, and a last chance for stalled sessions to recover.
   setTimeout(() => {
@@ -102,3 +109,62 @@ setTimeout(() => {
     process.exit(0);
   }, 3000);
 }, Number(values.seconds) * 1000);
+
+/** UDP flows (see the header). */
+function runUdp(): void {
+  interface U { sock: ReturnType<typeof createSocket>; sent: number; answered: Set<number>; backend?: string; lastEcho: number; maxGap: number; maxGapFrom: number; failed: boolean; why?: string; port?: number; lastAnswered: number }
+  const flows: U[] = [];
+  for (let i = 0; i < count; i++) {
+    const u: U = { sock: createSocket('udp4'), sent: 0, answered: new Set(), lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, lastAnswered: -1 };
+    u.sock.on('message', (m) => {
+      const [name, n] = m.toString('utf8').trim().split(' ');
+      const seq = Number(n);
+      if (!Number.isInteger(seq) || seq >= u.sent) return;
+      if (u.backend === undefined) u.backend = name;
+      else if (u.backend !== name && !u.failed) {
+        u.failed = true;
+        u.why = `backend ${u.backend} -> ${name}@${new Date().toISOString()}`;
+      }
+      u.answered.add(seq);
+      u.lastAnswered = Math.max(u.lastAnswered, seq);
+      const now = Date.now();
+      if (u.lastEcho && now - u.lastEcho > u.maxGap) {
+        u.maxGap = now - u.lastEcho;
+        u.maxGapFrom = u.lastEcho;
+      }
+      u.lastEcho = now;
+    });
+    u.sock.on('error', (e: NodeJS.ErrnoException) => {
+      if (!u.failed) u.why = `error:${e.code ?? e.message}`;
+      u.failed = true;
+    });
+    u.sock.connect(Number(port), host, () => {
+      u.port = u.sock.address().port;
+    });
+    flows.push(u);
+  }
+  // Spread over the interval (the server's one socket would drop a burst of every flow at once).
+  const SLOTS = Math.max(1, Math.min(50, Math.floor(every / 5)));
+  let slot = 0;
+  const t = setInterval(() => {
+    for (let i = slot; i < flows.length; i += SLOTS) {
+      const u = flows[i]!;
+      if (u.port !== undefined && !u.failed) u.sock.send(String(u.sent++));
+    }
+    slot = (slot + 1) % SLOTS;
+  }, every / SLOTS);
+  setTimeout(() => {
+    clearInterval(t);
+    setTimeout(() => {
+      // Kept: one backend throughout, and one of the last three datagrams answered.
+      const kept = flows.filter((u) => !u.failed && u.sent > 0 && u.lastAnswered >= u.sent - 3);
+      const lost = flows.filter((u) => !kept.includes(u));
+      const stalls = kept.map((u) => u.maxGap).sort((a, b) => b - a);
+      const datagramsLost = flows.reduce((n, u) => n + (u.sent - u.answered.size), 0);
+      const lostWhy = lost.slice(0, 10).map((u) => ({ port: u.port ?? null, why: u.why ?? `unanswered since ${u.lastAnswered + 1} of ${u.sent}`, lastEcho: u.lastEcho ? new Date(u.lastEcho).toISOString() : null }));
+      process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy }) + '\n');
+      for (const u of flows) u.sock.close();
+      process.exit(0);
+    }, 2000);
+  }, Number(values.seconds) * 1000);
+}

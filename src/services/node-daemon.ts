@@ -21,6 +21,17 @@ import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 import type { SocketCounters } from '../adapters/netlink/socket.js';
 import type { LivenessStatus } from './liveness.js';
+import type { SharingHostStatus } from './sharing-host.js';
+
+/** What the node needs of active-active sharing (services/sharing-host.ts), when configured. */
+export interface SharingRunner {
+  start(c: LoadedConfig['config'], view: NodeView): Promise<void>;
+  afterCommit(): void;
+  /** Does this node carry buckets now? */
+  carries(): boolean;
+  stop(): Promise<void>;
+  status(counters: ReadonlyMap<string, number>): SharingHostStatus;
+}
 
 /** What the node needs of the health checker (services/health-checker.ts). */
 export interface HealthRunner {
@@ -52,6 +63,8 @@ export interface NodeDaemonDeps {
    * (NftCounters: nothing spawned); without it, `nft -j list counters` (tests, tools).
    */
   readCounters?: () => Promise<Map<string, number>>;
+  /** Active-active sharing, when the config has `sharing:`. */
+  sharing?: SharingRunner;
   /** Liveness between the nodes (services/liveness.ts), when it runs. */
   livenessStatus?: () => LivenessStatus | undefined;
   /** The control socket's connections and refusals (ControlServer.counters). */
@@ -123,6 +136,8 @@ export interface NodeStatus {
   process: ProcessFigures;
   /** Liveness BEATs per peer (null when state_sync.liveness is off or there is no sync). */
   liveness: LivenessStatus | null;
+  /** Active-active sharing: members, the buckets this node owns, its packets (null without `sharing:`). */
+  sharing: SharingHostStatus | null;
 }
 
 export interface ProcessFigures {
@@ -199,10 +214,10 @@ export class NodeDaemon {
     this.mark('config', 'checking the host');
     const host = await this.deps.readHost(routedAddresses(loaded.config));
     const issues = hostCheck(loaded.config, view, host).map(loaded.locate);
-    // Sharing compiles (fwlb check shows its ruleset), but the service that owns buckets,
-    // answers ARP with the shared MAC and shares the state is not in this version: run
-    // would forward nothing, so it refuses (issue 14 is in progress).
-    if (loaded.config.sharing) issues.push(loaded.locate({ path: ['sharing'], message: 'active-active sharing is not run by this version of fwlb yet (fwlb check compiles it); use vrrp for now' }));
+    // Sharing's addresses, MACs and buckets are set up at start: a reload may not change them.
+    if (this.running && JSON.stringify(this.running.loaded.config.sharing ?? null) !== JSON.stringify(loaded.config.sharing ?? null)) {
+      issues.push(loaded.locate({ path: ['sharing'], message: 'sharing changed: it cannot change on a reload (its addresses, MACs and buckets are set up at start); nothing was applied. Restart the node to use it' }));
+    }
     if (issues.length) throw new ConfigError(loaded.file, issues);
     this.mark('host', 'compiling the ruleset');
     const plan = this.deps.balancer.plan(loaded.config);
@@ -280,6 +295,8 @@ export class NodeDaemon {
       this.running = { loaded: p.loaded, loadedAt: this.deps.now(), view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, blocks: p.blocks, applyMode: mode, appliedAt: this.deps.now(), applyMs };
       log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), mode, applyMs, bytes: p.script.length, transactionBytes: bytes }, mode === 'kept' ? 'ruleset already in the kernel: kept (service maps refilled)' : `ruleset applied (${mode})`);
     });
+    // A full apply resets the owned buckets: they are written again.
+    this.deps.sharing?.afterCommit();
     this.deps.health.setTargets(balancer.healthTargets());
     // Health verdicts reached while the plan was being made: bring them in.
     for (const h of this.deps.health.snapshot()) await balancer.setHealth(h.service, h.backend, h.status === 'up', h.lastDetail ?? '');
@@ -292,6 +309,7 @@ export class NodeDaemon {
     const held = this.deps.sync ? await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1) : 1;
     const p = await this.prepare(loaded);
     await this.commit(p);
+    await this.deps.sharing?.start(p.loaded.config, p.view);
     this.mark('apply', 'starting the state sync');
     // The state sync first: a joining node is held back from mastership until it has the
     // peers' connection table. The firewall is in place before any address is taken.
@@ -379,7 +397,8 @@ export class NodeDaemon {
   async stop(opts: { force?: boolean } = {}): Promise<void> {
     const { sync, vrrp, log } = this.deps;
     const waitMs = this.running?.loaded.config.state_sync?.stop_wait ?? 0;
-    if (!opts.force && sync && vrrp.isMaster() && waitMs > 0 && sync.readyPeers().length === 0 && sync.everHadPeer()) {
+    const carrying = vrrp.isMaster() || (this.deps.sharing?.carries() ?? false);
+    if (!opts.force && sync && carrying && waitMs > 0 && sync.readyPeers().length === 0 && sync.everHadPeer()) {
       const t0 = this.deps.now();
       log.warn({ event: 'stop_wait', waitMs, live: sync.livePeers() }, `stopping: waiting up to ${waitMs} ms for a peer that is ready to take over`);
       const ok = await new Promise<boolean>((resolve) => {
@@ -406,6 +425,8 @@ export class NodeDaemon {
     this.stopping = true;
     this.deps.health.stop();
     await this.deps.vrrp.shutdown();
+    // Our buckets go before the sync stops: the sessions moved to the peers are already theirs.
+    await this.deps.sharing?.stop();
     await this.deps.sync?.stop();
   }
 
@@ -443,6 +464,7 @@ export class NodeDaemon {
     if (!r) throw new Error('node not started');
     const c = r.loaded.config;
     const iso = (t: number) => new Date(t).toISOString();
+    const counters = await this.counters();
     return {
       node: this.nodeName,
       cluster: c.cluster.name,
@@ -451,7 +473,7 @@ export class NodeDaemon {
       config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
       ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, applyMode: r.applyMode, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
       reloads: { ...this.reloads },
-      services: await this.deps.balancer.status(await this.counters()),
+      services: await this.deps.balancer.status(counters),
       vrrp: this.withReadiness(this.deps.vrrp.status()),
       sync: this.deps.sync?.status() ?? null,
       ready: this.readiness(),
@@ -459,6 +481,7 @@ export class NodeDaemon {
       control: this.deps.controlCounters?.() ?? { connections: 0, waiting: 0, refused: {} },
       process: processFigures(),
       liveness: this.deps.livenessStatus?.() ?? null,
+      sharing: this.deps.sharing?.status(counters) ?? null,
     };
   }
 }

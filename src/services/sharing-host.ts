@@ -1,0 +1,118 @@
+/**
+ * The host side of active-active sharing (issue 14): what a node sets up to take its share
+ * and takes down when it stops. Pure of I/O: main.ts hands it the kernel.
+ *
+ * Start, in this order (the ruleset is already in: it drops every shared frame until the
+ * gate exists, and every bucket until the node is ready):
+ *  1. the owned set emptied (a restart may find the last run's set in the kernel);
+ *  2. the ARP table: the shared addresses answer with the shared MACs;
+ *  3. the gate, a table owned by this process: its death closes the node (ruleset.ts);
+ *  4. the shared MACs joined on their interfaces, so the NIC takes their frames;
+ *  5. the shared addresses added (the kernel answers ARP for them, and they are local).
+ * The node takes buckets when it is ready (SharingService.setReady, from main.ts).
+ *
+ * Stop: gives the buckets up (the peers have already been told by the BEAT that says we
+ * leave, and take them), then undoes 5, 4 and 3. The ruleset and the ARP table stay.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { NodeView } from '../config/node.js';
+import { compileAliveGate, sharedMacs, SHARED_CARRIED_COUNTER, SHARED_DEAD_COUNTER, SHARED_OTHERS_COUNTER } from '../compiler/ruleset.js';
+import { compileSharingArp } from '../compiler/sharing-arp.js';
+import type { SharingService, SharingStatus } from './sharing.js';
+
+export interface SharingHostDeps {
+  log: Logger;
+  service: SharingService;
+  addAddress(ifname: string, cidr: string): Promise<void>;
+  delAddress(ifname: string, cidr: string): Promise<void>;
+  joinMac(ifname: string, mac: string): void;
+  leaveMac(ifname: string, mac: string): void;
+  /** Applies a script to the kernel (the ARP table), in the kernel queue. */
+  apply(script: string): Promise<void>;
+  /** Creates the gate in a table this process owns; close() deletes it. */
+  openGate(script: string): { close(): void };
+  /** How long the peers get to take our buckets after the BEAT that says we leave. */
+  handoverMs: number;
+}
+
+export interface SharingHostStatus extends SharingStatus {
+  addresses: string[];
+  macs: Record<string, string>;
+  gate: boolean;
+  /** Packets of shared flows this node forwarded, dropped as another node's, dropped with no daemon (its counters). */
+  packets: { carried: number; others: number; noDaemon: number };
+}
+
+export class SharingHost {
+  private gate: { close(): void } | undefined;
+  private held: { ifname: string; cidr: string }[] = [];
+  private joined: { ifname: string; mac: string }[] = [];
+  private macs: Record<string, string> = {};
+
+  constructor(private readonly deps: SharingHostDeps) {}
+
+  async start(c: Config, view: NodeView): Promise<void> {
+    const sh = c.sharing;
+    if (!sh) return;
+    const { log } = this.deps;
+    this.deps.service.resync();
+    await this.deps.service.settled();
+    await this.deps.apply(compileSharingArp(c, view));
+    this.gate = this.deps.openGate(compileAliveGate(c));
+    this.macs = sharedMacs(c);
+    for (const [role, mac] of Object.entries(this.macs)) {
+      const ifname = view.interfaces[role] ?? role;
+      this.deps.joinMac(ifname, mac);
+      this.joined.push({ ifname, mac });
+    }
+    for (const [role, list] of Object.entries(sh.addresses)) {
+      const ifname = view.interfaces[role] ?? role;
+      for (const cidr of list) {
+        await this.deps.addAddress(ifname, cidr);
+        this.held.push({ ifname, cidr });
+      }
+    }
+    log.info({ event: 'sharing_up', addresses: this.held.map((h) => `${h.cidr} on ${h.ifname}`), macs: this.macs }, `sharing: ${this.held.length} shared address(es) up; the node takes its share once it is ready`);
+  }
+
+  carries(): boolean {
+    return this.deps.service.status().owned > 0;
+  }
+
+  /** The ruleset was applied: the owned set is written again (a full apply resets it). */
+  afterCommit(): void {
+    this.deps.service.resync();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.gate && !this.held.length) return;
+    const { log, service } = this.deps;
+    // The peers heard that we leave (main.ts: liveness.announceLeaving) and take our buckets
+    // now; until then ours stay ours, so that nothing falls between the two.
+    await new Promise((r) => setTimeout(r, this.deps.handoverMs));
+    service.setReady(false);
+    await service.settled();
+    for (const h of this.held.splice(0)) await this.deps.delAddress(h.ifname, h.cidr).catch((e: Error) => log.warn({ err: e.message }, `cannot remove shared address ${h.cidr}`));
+    for (const j of this.joined.splice(0)) {
+      try {
+        this.deps.leaveMac(j.ifname, j.mac);
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, `cannot leave multicast MAC ${j.mac}`);
+      }
+    }
+    this.gate?.close();
+    this.gate = undefined;
+    log.info({ event: 'sharing_down' }, 'sharing: buckets given up, shared addresses removed');
+  }
+
+  status(counters: ReadonlyMap<string, number>): SharingHostStatus {
+    return {
+      ...this.deps.service.status(),
+      addresses: this.held.map((h) => h.cidr),
+      macs: this.macs,
+      gate: !!this.gate,
+      packets: { carried: counters.get(SHARED_CARRIED_COUNTER) ?? 0, others: counters.get(SHARED_OTHERS_COUNTER) ?? 0, noDaemon: counters.get(SHARED_DEAD_COUNTER) ?? 0 },
+    };
+  }
+}
