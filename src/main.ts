@@ -14,7 +14,7 @@ import { FlowCounter } from './adapters/flows/counter.js';
 import { LivenessService } from './services/liveness.js';
 import { LivenessWorker } from './adapters/liveness/channel.js';
 import { livenessPort } from './config/schema.js';
-import { TABLE_FAMILY, TABLE_NAME } from './compiler/ruleset.js';
+import { TABLE_FAMILY, TABLE_NAME, beatRoles } from './compiler/ruleset.js';
 import { readHostState } from './adapters/host.js';
 import { probes } from './adapters/health/index.js';
 import { loadConfigFile, type LoadedConfig, type LoadResult } from './config/load.js';
@@ -480,16 +480,18 @@ async function createLiveness(c: Config, opts: RunOptions, configFile: string, v
   const view = nodeView(c, opts.node);
   const names = Object.keys(c.nodes);
   const peers = view.peers.filter((p) => p.addresses[ss.interface]);
+  // The sync link, and with sharing every link with shared addresses (ruleset.ts beatRoles).
+  const roles = [ss.interface, ...beatRoles(c).filter((r) => view.addresses[r])];
   const channel = new LivenessWorker({
     selfId: names.indexOf(opts.node),
-    selfAddress: bareAddress(view.addresses[ss.interface] ?? ''),
+    links: roles.map((r) => bareAddress(view.addresses[r]!)),
     port: livenessPort(ss.port),
     key: deriveSyncKey(await readSyncKey(c, configFile)),
     intervalMs: l.interval,
     multiplier: l.multiplier,
     // A main thread hung for three adverts' time is a dead node: its BEATs stop.
     mainStallMs: 3 * (c.vrrp?.advert_interval ?? 100),
-    peers: peers.map((p) => ({ name: p.name, id: names.indexOf(p.name), address: bareAddress(p.addresses[ss.interface]!) })),
+    peers: peers.map((p) => ({ name: p.name, id: names.indexOf(p.name), addresses: roles.map((r) => (p.addresses[r] ? bareAddress(p.addresses[r]) : null)) })),
   });
   return new LivenessService({
     clock: realClock,

@@ -147,6 +147,8 @@ function carriers(flows: Map<string, number>, sets: Map<string, Set<number>>): M
 async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful', victim: string): Promise<void> {
   const live = FWS.filter((f) => f !== victim);
   const sets0 = await waitFor('three members', () => converged(FWS), 30_000);
+  // The entries of the scenario before (closing, or UDP not timed out yet) go: every session ended.
+  for (const fw of FWS) await lab.exec(fw, ['conntrack', '-F']).catch(() => undefined);
   const wait = traffic(failure, 24);
   await sleep(4000);
   assertEvenShares(await shares(FWS, 2000), `${failure}: three nodes`);
@@ -198,4 +200,21 @@ test('a daemon killed with -9: its gate goes with it, its buckets move, nothing 
 
 test('a graceful stop hands the buckets over without a loss', async () => {
   await failAndRejoin('graceful', 'fw1');
+});
+
+test('a node\'s sync link breaks: the BEATs still cross the shared links, so nobody takes its buckets (no bucket carried twice)', async () => {
+  const sets0 = await waitFor('three members', () => converged(FWS), 30_000);
+  const downs0 = Object.fromEntries(await Promise.all(FWS.map(async (fw) => [fw, (await status(fw)).sharing!.moves] as const)));
+  await lab.linkDown('fw3', 'eth2', { cable: true });
+  try {
+    // Many detection times (75 ms) without the sync link.
+    for (let i = 0; i < 10; i++) {
+      await sleep(100);
+      for (const fw of FWS) assert.deepEqual((await status(fw)).sharing!.members, [...FWS], `${fw}'s members with fw3's sync link down`);
+    }
+    for (const fw of FWS) assert.equal((await status(fw)).sharing!.moves, downs0[fw], `${fw}'s buckets moved`);
+    for (const fw of FWS) assert.deepEqual([...(await ownedSet(fw))].sort(), [...sets0.get(fw)!].sort());
+  } finally {
+    await lab.linkUp('fw3', 'eth2');
+  }
 });

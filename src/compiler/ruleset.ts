@@ -52,6 +52,12 @@ export function defaultSharedMac(roles: readonly string[], role: string): string
   return `01:00:5e:7f:fb:${Math.max(0, i).toString(16).padStart(2, '0')}`;
 }
 
+/** The links besides the sync link that carry BEATs: those with shared addresses (sharing with liveness). */
+export function beatRoles(c: Config): string[] {
+  if (!c.sharing || !c.state_sync || c.state_sync.liveness === false) return [];
+  return Object.keys(c.sharing.addresses).filter((r) => r !== c.state_sync!.interface).sort();
+}
+
 /** The shared MAC of each role that carries shared addresses. */
 export function sharedMacs(c: Config): Record<string, string> {
   const out: Record<string, string> = {};
@@ -315,6 +321,12 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${ports} accept comment "state sync from peers"`);
     if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${ports} accept comment "state sync from peers"`);
   }
+  // Sharing: the BEATs also cross every link with shared addresses (a node is live while it
+  // is heard on any of them: services/sharing.ts, the partition rule).
+  for (const role of beatRoles(c)) {
+    const v4 = peerAddrs(role, 4);
+    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${livenessPort(c.state_sync!.port)} accept comment "liveness BEATs from peers"`);
+  }
 
   // Services: one dispatch verdict map per family; per service a slot map (slot ->
   // backend) behind the scheduler's selector, so a backend change is a map update.
@@ -376,6 +388,12 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     const sif = q(ifname(c.state_sync.interface));
     notrack.pre.push(`iifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
     notrack.out.push(`oifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
+    for (const role of beatRoles(c)) {
+      const v4 = peerAddrs(role, 4);
+      if (!v4.length) continue;
+      notrack.pre.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${livenessPort(c.state_sync.port)} notrack comment "liveness BEATs: no conntrack entry"`);
+      notrack.out.push(`oifname ${q(ifname(role))} ip daddr ${set(v4)} udp dport ${livenessPort(c.state_sync.port)} notrack comment "liveness BEATs: no conntrack entry"`);
+    }
   }
   rawPre.push(...notrack.pre);
   blocks.push({ head: 'chain raw_prerouting', body: rawPre });

@@ -1,10 +1,12 @@
 /**
- * The liveness worker thread: a UDP socket of its own (the state sync's port + 1, on the
- * sync link), BEATs to the peers each interval and the detection of theirs (LivenessCore),
+ * The liveness worker thread: a UDP socket of its own on each link it runs on (the state
+ * sync's port + 1; the sync link, and with sharing every link with shared addresses), BEATs to the peers each interval and the detection of theirs (LivenessCore),
  * on its own event loop. Every BEAT is authenticated with the sync key (the sync codec's
  * HMAC) and bound to both nodes' current runs (the replay check of the sync protocol, every
  * BEAT taken as a HELLO: a BEAT that names our epoch proves the peer is alive now; one that
- * does not only teaches us its epoch). The cheap checks come before the HMAC: the source is a
+ * does not only teaches us its epoch). Each round of BEATs goes out on every link, each copy
+ * with its own packet number and the round in its sequence field; the first copy of a round
+ * to arrive counts, the others are counted as received only. The cheap checks come before the HMAC: the source is a
  * peer, the header claims that peer and us and a BEAT, and the replay check would take it.
  *
  * Messages in: { type: 'own', instances, leaving, ready } (what our BEATs say), { type: 'stop' }.
@@ -23,14 +25,16 @@ import type { LivenessCounters } from '../../services/liveness.js';
 
 export interface LivenessWorkerData {
   selfId: number;
-  selfAddress: string;
+  /** Our address on each link the BEATs cross (the sync link first). */
+  links: string[];
   port: number;
   key: Uint8Array;
   intervalMs: number;
   multiplier: number;
   /** The main thread not ticking for this long stops our BEATs. */
   mainStallMs: number;
-  peers: { name: string; id: number; address: string }[];
+  /** Each peer's address on each link (index as in `links`; null: none there). */
+  peers: { name: string; id: number; addresses: (string | null)[] }[];
   /** BigInt64Array[0]: the main thread's last tick, ms since the epoch. */
   tick: SharedArrayBuffer;
   /** SCHED_RR priority of this thread (1..99); default 10. */
@@ -43,8 +47,8 @@ const d = workerData as LivenessWorkerData;
 const key = Buffer.from(d.key);
 const epoch = randomInt(1, 2 ** 32 - 1);
 const tick = new BigInt64Array(d.tick);
-const peers = d.peers.map((p) => ({ ...p, replay: initialReplayState(epoch) as ReplayState, packet: 0 }));
-const byAddress = new Map(peers.map((p) => [p.address, p]));
+const peers = d.peers.map((p) => ({ ...p, replay: initialReplayState(epoch) as ReplayState, packet: 0, lastRound: 0, roundEpoch: 0 }));
+const byAddress = new Map(peers.flatMap((p) => p.addresses.filter((a): a is string => !!a).map((a) => [a, p] as const)));
 const byName = new Map(peers.map((p) => [p.name, p]));
 const counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
 const drop = (reason: string) => void (counters.dropped[reason] = (counters.dropped[reason] ?? 0) + 1);
@@ -54,13 +58,7 @@ const drop = (reason: string) => void (counters.dropped[reason] = (counters.drop
 const isRealtime = realtimeThread(d.realtimePriority ?? 10);
 
 const poller = new Poller({ keepAlive: true });
-const sock = UdpSocketV4.open({
-  poller,
-  address: d.selfAddress,
-  port: d.port,
-  rcvbuf: 1024 * 1024,
-  sndbuf: 256 * 1024,
-  onDatagram: (view, from) => {
+const onDatagram = (view: Uint8Array, from: string): void => {
     const p = byAddress.get(from);
     if (!p) return drop('unknown_peer');
     const h = peekHeader(view);
@@ -74,10 +72,18 @@ const sock = UdpSocketV4.open({
     if (!c.verdict.accept) return drop(c.verdict.reason);
     p.replay = c.state;
     counters.received++;
-    // Only a BEAT that names our epoch was made after we started: proof of life.
-    if (r.value.peerEpoch === epoch) core.onBeat(p.name, r.value);
-  },
-});
+    // Only a BEAT that names our epoch was made after we started: proof of life. A round
+    // already heard on another link (or an older one overtaken) says nothing new.
+    if (r.value.peerEpoch !== epoch) return;
+    // (Round 0: a sender that numbers no rounds, each BEAT counts.)
+    if (r.value.seq !== 0 && r.value.epoch === p.roundEpoch && r.value.seq <= p.lastRound) return;
+    p.roundEpoch = r.value.epoch;
+    p.lastRound = r.value.seq;
+    core.onBeat(p.name, r.value);
+};
+const socks = d.links.map((address) => UdpSocketV4.open({ poller, address, port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
+let round = 0;
+let roundPeer: string | undefined;
 
 const core = new LivenessCore({
   clock: realClock,
@@ -86,11 +92,17 @@ const core = new LivenessCore({
   peers: peers.map((p) => p.name),
   send: (peer: string, body: BeatBody) => {
     const p = byName.get(peer)!;
-    p.packet++;
-    sock.send(encode({ type: 'beat', sender: d.selfId, receiver: p.id, epoch, peerEpoch: p.replay.peer?.epoch ?? 0, packet: p.packet, seq: 0, ...body }, key), p.address, d.port);
-    counters.sent++;
+    // A round is the core's one call per peer: it begins again at the first peer.
+    if (roundPeer === undefined) roundPeer = peer;
+    if (peer === roundPeer) round = (round + 1) >>> 0 || 1;
+    p.addresses.forEach((address, i) => {
+      if (!address) return;
+      p.packet++;
+      socks[i]!.send(encode({ type: 'beat', sender: d.selfId, receiver: p.id, epoch, peerEpoch: p.replay.peer?.epoch ?? 0, packet: p.packet, seq: round, ...body }, key), address, d.port);
+      counters.sent++;
+    });
   },
-  readSocket: () => sock.drain(),
+  readSocket: () => socks.forEach((s) => s.drain()),
   emit: (e) => parentPort?.postMessage(e),
   mainAlive: () => realClock.now() - Number(Atomics.load(tick, 0)) < d.mainStallMs,
 });
@@ -102,7 +114,7 @@ parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; l
   else {
     core.stop();
     clearInterval(report);
-    sock.close();
+    socks.forEach((s) => s.close());
     poller.close();
     parentPort?.close();
   }
