@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
@@ -214,6 +214,13 @@ test('a node\'s sync link breaks: the BEATs still cross the shared links, so nob
     }
     for (const fw of FWS) assert.equal((await status(fw)).sharing!.moves, downs0[fw], `${fw}'s buckets moved`);
     for (const fw of FWS) assert.deepEqual([...(await ownedSet(fw))].sort(), [...sets0.get(fw)!].sort());
+    // What an operator sees: the text status and the metrics.
+    const text = await lab.exec('fw3', [process.execPath, CLI_MAIN_JS, 'status', '--control', control('fw3')]);
+    assert.match(text, /sharing {2}ready; 3 member\(s\): fw1, fw2, fw3/);
+    assert.match(text, new RegExp(`owns ${sets0.get('fw3')!.size} of 4096 buckets`));
+    const m = (await controlCall(control('fw3'), 'metrics')) as string;
+    assert.match(m, new RegExp(`^fwlb_sharing_buckets_owned\\{[^}]*\\} ${sets0.get('fw3')!.size}$`, 'm'));
+    assert.match(m, /^fwlb_sharing_packets_total\{[^}]*verdict="carried"[^}]*\} [1-9]/m);
   } finally {
     await lab.linkUp('fw3', 'eth2');
   }

@@ -41,7 +41,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
   lab
     .command('up')
     .description(`build a lab (idempotent): ${Object.entries(TOPOLOGIES).map(([n, c]) => `${n} = ${c.fws} fw, ${c.clients} client, ${c.backends} web`).join('; ')}`)
-    .argument('[topology]', 'single | sandwich | trio', DEFAULT_TOPOLOGY)
+    .argument('[topology]', 'single | sandwich | trio | active-active (the trio with examples/active-active.yaml written into the lab)', DEFAULT_TOPOLOGY)
     .option('--prefix <prefix>', 'prefix of every namespace name', DEFAULT_PREFIX)
     .option('--vips-on <node>', 'pin both VIPs statically on this firewall node (before VRRP runs)')
     .option('--nodes <n>', 'number of firewall nodes', intOption)
@@ -61,6 +61,13 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
       });
       io.out(describe(l.spec));
       io.out(`lab ${l.prefix} up in ${Math.round(performance.now() - t0)} ms; state in ${l.stateDir}\n`);
+      if (topology === 'active-active') {
+        // The cluster file of the topology, with a fresh key, and how to run it.
+        const [{ writeSyncedCluster }, { readFile }, { REPO_ROOT, CLI_MAIN_JS }] = await Promise.all([import('../lab/cluster-file.js'), import('node:fs/promises'), import('../lab/paths.js')]);
+        const cfg = await writeSyncedCluster(l, await readFile(`${REPO_ROOT}/examples/active-active.yaml`, 'utf8'));
+        io.out(`cluster file ${cfg} (examples/active-active.yaml, key ${l.stateDir}/cluster.key); run each node with:\n`);
+        for (const fw of l.spec.hosts.filter((h) => h.role === 'fw')) io.out(`  ip netns exec ${fw.ns} node ${CLI_MAIN_JS} run -c ${cfg} --node ${fw.name} --control ${l.stateDir}/${fw.name}.sock\n`);
+      }
     }));
 
   lab

@@ -157,10 +157,11 @@ program
   .description('the main job: a lab cluster, live traffic through it, and a report of what held (needs root)')
   .option('--prefix <prefix>', 'lab prefix', 'demo')
   .option('--keep', 'leave the lab up afterwards')
-  .action(async (o: { prefix: string; keep?: boolean }) => {
+  .option('--active-active', 'three firewalls sharing the traffic by flow hash (examples/active-active.yaml), one crashed under live sessions')
+  .action(async (o: { prefix: string; keep?: boolean; activeActive?: boolean }) => {
     // Loaded on demand: `fwlb run` must not pay for the demo's modules at every start.
-    const { runDemo } = await import('../demo/demo.js');
-    const ok = await runDemo({ prefix: o.prefix, keep: !!o.keep, out: (l) => process.stdout.write(l + '\n') });
+    const opts = { prefix: o.prefix, keep: !!o.keep, out: (l: string) => process.stdout.write(l + '\n') };
+    const ok = o.activeActive ? await (await import('../demo/active-active.js')).runActiveActiveDemo(opts) : await (await import('../demo/demo.js')).runDemo(opts);
     process.exit(ok ? 0 : 1);
   });
 

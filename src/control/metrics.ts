@@ -106,6 +106,19 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
       for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
     }
   }
+  if (s.sharing) {
+    const h = s.sharing;
+    gauge('fwlb_sharing_ready', 'This node takes its share (1: ready, its table complete)').set(h.ready ? 1 : 0);
+    gauge('fwlb_sharing_members', 'Nodes sharing the traffic, as this node sees them').set(h.members.length);
+    gauge('fwlb_sharing_buckets_owned', 'Buckets this node owns').set(h.owned);
+    gauge('fwlb_sharing_buckets', 'Buckets of the flow hash').set(h.buckets);
+    counter('fwlb_sharing_ownership_moves_total', 'Times the bucket owners changed (a member came or went)').inc(h.moves);
+    counter('fwlb_sharing_apply_failures_total', 'Writes of the owned buckets the kernel refused').inc(h.applyFailures);
+    const pk = counter('fwlb_sharing_packets_total', "Packets of shared flows: carried, dropped as another node's, dropped with no daemon", ['verdict']);
+    pk.inc({ verdict: 'carried' }, h.packets.carried);
+    pk.inc({ verdict: 'others' }, h.packets.others);
+    pk.inc({ verdict: 'no_daemon' }, h.packets.noDaemon);
+  }
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);
     gauge('fwlb_control_waiting', 'Control socket connections waiting for a turn').set(s.control.waiting);

@@ -12,7 +12,7 @@
  */
 import { FwlbError } from '../lib/errors.js';
 
-export type TopologyName = 'single' | 'sandwich' | 'trio';
+export type TopologyName = 'single' | 'sandwich' | 'trio' | 'active-active';
 export type HostRole = 'fw' | 'client' | 'web';
 export type BridgeName = 'out' | 'in' | 'sync';
 
@@ -21,6 +21,8 @@ export const TOPOLOGIES: Readonly<Record<TopologyName, Readonly<LabCounts>>> = {
   single: { fws: 1, clients: 1, backends: 2 },
   sandwich: { fws: 2, clients: 1, backends: 2 },
   trio: { fws: 3, clients: 2, backends: 3 },
+  // The trio's hosts, for examples/active-active.yaml: `fwlb lab up` writes that cluster file.
+  'active-active': { fws: 3, clients: 2, backends: 3 },
 };
 
 export const DEFAULT_TOPOLOGY: TopologyName = 'sandwich';

@@ -52,6 +52,14 @@ export class FakeClock implements Clock {
     return { cancel: () => { this.timers = this.timers.filter((e) => e !== entry); } };
   }
 
+  /**
+   * The process was held (a paused VM, a starved thread): time jumps by `ms` and no timer
+   * fires; the next `advance` fires the overdue ones late, at the time it is then.
+   */
+  hold(ms: number): void {
+    this.t += ms;
+  }
+
   /** Moves time forward by `ms`, firing every timer due on the way (timers set while firing included). */
   advance(ms: number): void {
     const end = this.t + ms;
@@ -60,7 +68,7 @@ export class FakeClock implements Clock {
       const next = this.timers[0];
       if (!next || next.at > end) break;
       this.timers.shift();
-      this.t = next.at;
+      this.t = Math.max(this.t, next.at);
       next.fn();
     }
     this.t = end;

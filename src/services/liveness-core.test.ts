@@ -95,3 +95,33 @@ test('a peer that said it was leaving goes down as "left"', () => {
   clock.advance(100);
   assert.equal(events.find((e) => e.type === 'down')?.type === 'down' && (events.find((e) => e.type === 'down') as { why: string }).why, 'left');
 });
+
+test('silence we slept through is not silence: a hold of this thread (and the peer\'s) is not a death; a real death still is, later', () => {
+  const { clock, core, events } = setup();
+  core.start();
+  for (let i = 0; i < 10; i++) {
+    core.onBeat('fw1', beat());
+    clock.advance(15);
+  }
+  // The whole machine stops for 160 ms: neither we nor the peer run.
+  clock.hold(160);
+  clock.advance(0);
+  assert.equal(events.filter((e) => e.type === 'down').length, 0, 'not down on waking: the silence was our own hold');
+  assert.ok((core.timing.deferred ?? 0) >= 1);
+  // The peer woke too: its BEATs come again; nothing happened.
+  for (let i = 0; i < 4; i++) {
+    core.onBeat('fw1', beat());
+    clock.advance(15);
+  }
+  assert.equal(events.filter((e) => e.type === 'down').length, 0);
+
+  // A real death just before a hold: seen, counting only the silence outside the hold.
+  clock.hold(100);
+  clock.advance(0);
+  assert.equal(events.filter((e) => e.type === 'down').length, 0, 'the hold is not silence');
+  clock.advance(200);
+  const down = events.find((e) => e.type === 'down');
+  assert.ok(down && down.type === 'down', 'down in the end');
+  // Last BEAT 15 ms before the hold; held 85 ms beyond one interval: 75 + 85 ms of silence.
+  assert.ok(down.silentMs >= 159 && down.silentMs <= 162, `down after ${down.silentMs} ms of silence`);
+});

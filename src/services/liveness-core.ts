@@ -7,6 +7,10 @@
  * 75 ms detection time. Clock-driven and free of I/O (the worker gives it a socket's send and
  * read), so it is tested on a fake clock.
  *
+ * Silence we slept through is not silence: when this thread was held (its timers fired late:
+ * a paused VM, a starved CPU), the peers' threads most likely were too, and a detection
+ * counts only the silence outside our own holds (a real death is then seen that much later).
+ *
  * A watchdog ties the BEATs to the daemon: when the main thread has not ticked for
  * `mainStallMs` (it is hung), no BEAT goes out, and the peers take over as from a dead node.
  */
@@ -44,6 +48,8 @@ export interface LivenessTiming {
   sendMaxMs: number;
   /** Per peer: the longest time between two of its BEATs, and how often it exceeded two intervals. */
   peers: Record<string, { gapMaxMs: number; gapsOver2x: number }>;
+  /** Detections put off because the silence fell in a hold of this thread. */
+  deferred?: number;
 }
 
 export interface LivenessCoreDeps {
@@ -67,7 +73,10 @@ export class LivenessCore {
   private own: { instances: BeatInstance[]; leaving: boolean; ready: boolean } = { instances: [], leaving: false, ready: false };
   /** BEATs not sent because the main thread was hung. */
   withheld = 0;
-  readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} };
+  readonly timing: LivenessTiming = { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {}, deferred: 0 };
+  /** Recent holds of this thread (a timer that fired more than an interval late): when it woke, and for how long. */
+  private holds: { atMs: number; ms: number }[] = [];
+  private lastRanAtMs: number | undefined;
   private dueAtMs = 0;
   private lastLateMs = 0;
 
@@ -116,6 +125,7 @@ export class LivenessCore {
       if (late > this.timing.tickLateMaxMs) this.timing.tickLateMaxMs = Math.round(late * 10) / 10;
       if (late > this.deps.intervalMs) this.timing.ticksLate++;
     }
+    this.woke(now);
     this.sendAll();
     const took = this.deps.clock.now() - now;
     if (took > this.timing.sendMaxMs) this.timing.sendMaxMs = Math.round(took * 10) / 10;
@@ -128,6 +138,7 @@ export class LivenessCore {
     const s = this.state.get(peer);
     if (!s || !this.running) return;
     const at = this.deps.clock.now();
+    this.woke(at);
     if (s.state === 'up') {
       const gap = at - s.lastBeatAtMs;
       const t = this.timing.peers[peer]!;
@@ -150,10 +161,36 @@ export class LivenessCore {
     }
   }
 
+  /**
+   * This thread runs now: if it ran last more than two intervals ago (it has a timer every
+   * interval), it was held for the time beyond one interval.
+   */
+  private woke(now: number): void {
+    if (this.lastRanAtMs !== undefined && now - this.lastRanAtMs > 2 * this.deps.intervalMs) {
+      this.holds.push({ atMs: now, ms: now - this.lastRanAtMs - this.deps.intervalMs });
+      if (this.holds.length > 16) this.holds.shift();
+    }
+    this.lastRanAtMs = now;
+  }
+
   private detect(peer: string): void {
     if (!this.running) return;
     this.deps.readSocket();
-    this.step(peer, this.state.get(peer)!, { type: 'detect' });
+    const now = this.deps.clock.now();
+    this.woke(now);
+    const s = this.state.get(peer)!;
+    if (s.state === 'up') {
+      // Our holds since the peer's last BEAT do not count as its silence.
+      const held = this.holds.filter((h) => h.atMs > s.lastBeatAtMs).reduce((n, h) => n + h.ms, 0);
+      const silent = now - s.lastBeatAtMs - held;
+      if (held > 0 && silent < s.detectMs) {
+        this.timing.deferred = (this.timing.deferred ?? 0) + 1;
+        const at = now + (s.detectMs - silent);
+        this.timers.at(peer, at, () => this.detect(peer));
+        return;
+      }
+    }
+    this.step(peer, s, { type: 'detect' });
   }
 
   peerState(peer: string): PeerLiveness | undefined {

@@ -95,3 +95,14 @@ test('sharing: a peer is a member while its BEATs say ready and it is up; our re
   beat('fw1', [], false, true);
   assert.deepEqual(members.at(-1), ['fw1', true], 'back');
 });
+
+test('sharing: a peer that says it is stopping is no member from that BEAT on; our own leaving BEAT says not ready', () => {
+  const { svc, emit, beat, own, members } = setup();
+  svc.setReady(true);
+  emit({ type: 'up', peer: 'fw1', detectMs: 75 });
+  beat('fw1', [], false, true);
+  beat('fw1', [], true, true);
+  assert.deepEqual(members, [['fw1', true], ['fw1', false]], 'its buckets are taken at once, not after its silence');
+  svc.announceLeaving();
+  assert.deepEqual({ leaving: own.at(-1)!.leaving, ready: own.at(-1)!.ready === true }, { leaving: true, ready: false });
+});

@@ -120,6 +120,7 @@ export class LivenessService {
   /** Says we are stopping (our priority-0 adverts are genuine) in a BEAT now, and from then on. */
   announceLeaving(): void {
     this.leaving = true;
+    this.ready = false;
     this.sendNow();
   }
 
@@ -141,9 +142,16 @@ export class LivenessService {
       case 'beat':
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
-        if (e.ready !== p.ready) {
-          p.ready = e.ready;
-          this.deps.sharing?.peer(p.peer.name, e.ready);
+        // A peer that says it is stopping carries nothing from now on: its buckets are
+        // taken at once (it keeps them a moment longer, so that none falls between).
+        if (e.ready && !e.leaving) {
+          if (!p.ready) {
+            p.ready = true;
+            this.deps.sharing?.peer(p.peer.name, true);
+          }
+        } else if (p.ready) {
+          p.ready = false;
+          this.deps.sharing?.peer(p.peer.name, false);
         }
         break;
       case 'late':
