@@ -12,3 +12,12 @@ test('fwlb demo passes every check and leaves nothing behind', async () => {
   assert.doesNotMatch(r.stdout, /^FAIL/m);
   assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith('tdemo-')), []);
 });
+
+test('fwlb demo --active-active passes every check and leaves nothing behind', async () => {
+  const r = await runRaw(process.execPath, [CLI_MAIN_JS, 'demo', '--active-active', '--prefix', 'tdaa']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /(\d+)\/\1 checks passed/);
+  assert.match(r.stdout, /each node carries about a third/);
+  assert.doesNotMatch(r.stdout, /^FAIL/m);
+  assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith('tdaa-')), []);
+});

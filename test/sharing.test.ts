@@ -40,10 +40,7 @@ const start = (fw: string) => lab.startDaemon(fw, ['run', '-c', cfg, '--node', f
 
 before(async () => {
   lab = await labUp({ prefix: PREFIX, topology: 'trio' });
-  const base = (await readFile(`${REPO_ROOT}/examples/active-active.yaml`, 'utf8')).replace(
-    '\nservices:\n',
-    '\nservices:\n  echo_udp:\n    listen: 198.18.0.100:7/udp\n    backends:\n      web1: { address: 198.18.1.11:7 }\n      web2: { address: 198.18.1.12:7 }\n',
-  );
+  const base = await readFile(`${REPO_ROOT}/examples/active-active.yaml`, 'utf8');
   cfg = await writeSyncedCluster(lab, base);
 });
 after(async () => {

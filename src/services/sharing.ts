@@ -38,6 +38,8 @@ export interface SharingStatus {
   shares: Record<string, number>;
   moves: number;
   applyFailures: number;
+  /** The last change the kernel took: when it was in (wall clock), why, and how long the write took. */
+  lastApply: { at: string; why: string; ms: number } | null;
 }
 
 export class SharingService {
@@ -51,6 +53,7 @@ export class SharingService {
   private queue: Promise<void> = Promise.resolve();
   private moves = 0;
   private applyFailures = 0;
+  private lastApply: SharingStatus['lastApply'] = null;
 
   constructor(private readonly deps: SharingDeps) {}
 
@@ -94,7 +97,7 @@ export class SharingService {
   status(): SharingStatus {
     const shares: Record<string, number> = {};
     for (const o of this.owners) if (o) shares[o] = (shares[o] ?? 0) + 1;
-    return { ready: this.ready, members: this.members(), buckets: this.deps.buckets, owned: this.wanted.length, shares, moves: this.moves, applyFailures: this.applyFailures };
+    return { ready: this.ready, members: this.members(), buckets: this.deps.buckets, owned: this.wanted.length, shares, moves: this.moves, applyFailures: this.applyFailures, lastApply: this.lastApply };
   }
 
   private recompute(why: string): void {
@@ -118,8 +121,10 @@ export class SharingService {
       const change = this.inKernel === undefined ? { replace: want } : ownershipDelta(this.inKernel, want);
       if ('add' in change && !change.add.length && !change.remove.length) return;
       try {
+        const t0 = performance.now();
         await this.deps.apply(change);
         this.inKernel = want;
+        this.lastApply = { at: new Date().toISOString(), why, ms: Math.round((performance.now() - t0) * 10) / 10 };
       } catch (err) {
         this.applyFailures++;
         this.inKernel = undefined;
