@@ -158,6 +158,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
         o.run(script);
         return { close: () => o.close() };
       },
+      ownedScript: (marks) => ownedSetScript({ replace: marks }),
       handoverMs: 3 * (c.state_sync?.liveness ? c.state_sync.liveness.interval : 15),
     });
   }

@@ -222,3 +222,38 @@ test('a node\'s sync link breaks: the BEATs still cross the shared links, so nob
     await lab.linkUp('fw3', 'eth2');
   }
 });
+
+test('transit (the firewall sandwich: no address of ours) is shared; servers going out are SNATed to the shared address in the port range of the node that carries them', async () => {
+  const sets = await waitFor('three members', () => converged(FWS), 30_000);
+  // Sessions straight to a server through the shared gateway: no NAT at all.
+  const log = `${lab.stateDir}/transit.log`;
+  const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, '198.18.1.13', '7', '--count', '90', '--every', '100', '--seconds', '4'], { log });
+  await sleep(2000);
+  const marks = new Map<string, number>();
+  for (const line of (await lab.exec('fw1', ['conntrack', '-L', '-p', 'tcp', '--orig-dst', '198.18.1.13', '--orig-port-dst', '7'])).split('\n')) {
+    const sport = /sport=(\d+)/.exec(line)?.[1];
+    const mark = /mark=(\d+)/.exec(line)?.[1];
+    if (sport && mark && line.includes('ESTABLISHED')) marks.set(sport, Number(mark));
+  }
+  await h.wait(30_000);
+  const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as SessionsResult;
+  assert.equal(r.kept, 90, `transit sessions: ${JSON.stringify(r)}`);
+  const by = carriers(new Map([...marks].map(([k, v]) => [`tcp ${k}`, v])), sets);
+  const count = (fw: string) => [...by.values()].filter((x) => x === fw).length;
+  for (const fw of FWS) assert.ok(count(fw) > 0, `${fw} carries none of ${by.size} transit flows (${FWS.map((f) => `${f} ${count(f)}`).join(', ')})`);
+
+  // Servers going out: SNAT to the shared address, within the port range of the node that
+  // owns the flow's bucket (its outer endpoint: the remote address and port).
+  const ranges: Record<string, readonly [number, number]> = { fw1: [1024, 22527], fw2: [22528, 44031], fw3: [44032, 65535] };
+  for (const [web, client, address] of [['web1', 'client1', '198.18.0.10'], ['web2', 'client2', '198.18.0.11']] as const) {
+    const out = (await lab.probe(web, ['read', address, '8'])).trim();
+    const port = Number(/^\S+ 198\.18\.0\.100:(\d+)/.exec(out)?.[1]);
+    assert.ok(port > 0, `${client} saw ${out}, not the shared address`);
+    const entry = (await lab.exec('fw1', ['conntrack', '-L', '-p', 'tcp', '--orig-dst', address, '--orig-port-dst', '8', '--reply-port-dst', String(port)])).split('\n').find((l) => l.includes('mark='));
+    const mark = Number(/mark=(\d+)/.exec(entry ?? '')?.[1]);
+    const owner = FWS.find((fw) => sets.get(fw)!.has(mark));
+    assert.ok(owner, `no owner for the outbound flow's bucket (entry: ${entry})`);
+    const r = ranges[owner]!;
+    assert.ok(port >= r[0] && port <= r[1], `${web} -> ${client}:8 went out as port ${port}, outside ${owner}'s range ${r.join('-')}`);
+  }
+});

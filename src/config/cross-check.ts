@@ -75,6 +75,11 @@ export function crossCheck(c: Config): ConfigIssue[] {
       }
     }
     if (c.sharing.outer !== undefined) needRole(c.sharing.outer, ['sharing', 'outer']);
+    for (const [name, svc] of Object.entries(c.services)) {
+      if (svc.scheduler === 'rr' || svc.scheduler === 'wrr') {
+        issues.push({ path: ['services', name, 'scheduler'], message: `${svc.scheduler} is not for sharing: each node would pick its own backend, and a flow that changes node before its entry is replicated would change backend; use maglev (the default with sharing) or source-hash` });
+      }
+    }
     if (!sharingOuter(c)) issues.push({ path: ['sharing'], message: 'cannot tell which interface faces the clients (the flows are hashed on their endpoint there): set sharing.outer to its role' });
     for (const [role, mac] of Object.entries(c.sharing.mac)) {
       if (!c.sharing.addresses[role]) issues.push({ path: ['sharing', 'mac', role], message: `interface "${role}" has no shared addresses` });

@@ -269,7 +269,12 @@ const BackendSchema = z
 const ServiceSchema = z
   .object({
     listen: Listen,
-    scheduler: z.enum(['rr', 'wrr', 'source-hash', 'maglev']).default('rr'),
+    /**
+     * Default: rr; with `sharing:`, maglev (a hash of the flow with the cluster's seed: every
+     * node picks the same backend for a flow, so a flow that changes node before its entry
+     * is replicated keeps its backend).
+     */
+    scheduler: z.enum(['rr', 'wrr', 'source-hash', 'maglev']).optional(),
     /** Slots of the scheduler's table (default: sized to the backends; a prime for maglev and source-hash). */
     table_size: z.number().int().min(1).max(65537).optional(),
     backends: z.record(Name, BackendSchema).refine((r) => Object.keys(r).length > 0, 'a service needs at least one backend'),
@@ -288,7 +293,11 @@ export const ConfigSchema = z
     firewall: FirewallSchema.default({ block: [], block_files: [], ping: true, nat: [], rules: [] }),
     services: z.record(Name, ServiceSchema).default({}),
   })
-  .strict();
+  .strict()
+  .transform((c) => ({
+    ...c,
+    services: Object.fromEntries(Object.entries(c.services).map(([k, s]) => [k, { ...s, scheduler: s.scheduler ?? (c.sharing ? ('maglev' as const) : ('rr' as const)) }])),
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 export type NodeConfig = Config['nodes'][string];

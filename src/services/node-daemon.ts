@@ -27,6 +27,8 @@ import type { SharingHostStatus } from './sharing-host.js';
 export interface SharingRunner {
   start(c: LoadedConfig['config'], view: NodeView): Promise<void>;
   afterCommit(): void;
+  /** Appended to a full apply: the owned buckets, in the same transaction. */
+  ownedScript(): string;
   /** Does this node carry buckets now? */
   carries(): boolean;
   stop(): Promise<void>;
@@ -287,7 +289,9 @@ export class NodeDaemon {
       }
       if (mode === 'full') {
         const counters = await this.counters();
-        await nft.apply(p.script);
+        // With sharing, the new table's owned set is filled in the same transaction: no
+        // moment without it (afterCommit writes it again in any case).
+        await nft.apply(p.script + (this.deps.sharing?.ownedScript() ?? ''));
         balancer.carryCounters(counters);
       }
       const applyMs = Math.round(this.deps.now() - t0);

@@ -44,6 +44,7 @@ async function setup() {
       log.push('gate');
       return { close: () => void log.push('gate closed') };
     },
+    ownedScript: (marks) => `owned ${marks.length}`,
     handoverMs: 1,
   });
   return { c, view: nodeView(c, 'fw1'), host, service, kernel, log };
@@ -58,6 +59,7 @@ test('start: the owned set emptied, ARP, the gate, the MACs, then the addresses;
   await service.settled();
   assert.equal(kernel.size, 4096, 'alone, the node owns every bucket');
   assert.equal(host.carries(), true);
+  assert.equal(host.ownedScript(), 'owned 4096', 'a full apply carries the owned set');
   const st = host.status(new Map([['shared_carried', 7]]));
   assert.equal(st.gate, true);
   assert.equal(st.packets.carried, 7);

@@ -32,6 +32,8 @@ export interface SharingHostDeps {
   apply(script: string): Promise<void>;
   /** Creates the gate in a table this process owns; close() deletes it. */
   openGate(script: string): { close(): void };
+  /** The script that sets the owned set to these marks (compiler/map-update.ts ownedSetScript). */
+  ownedScript(marks: readonly number[]): string;
   /** How long the peers get to take our buckets after the BEAT that says we leave. */
   handoverMs: number;
 }
@@ -74,6 +76,11 @@ export class SharingHost {
       }
     }
     log.info({ event: 'sharing_up', addresses: this.held.map((h) => `${h.cidr} on ${h.ifname}`), macs: this.macs }, `sharing: ${this.held.length} shared address(es) up; the node takes its share once it is ready`);
+  }
+
+  /** What a full ruleset apply appends, in its transaction, so that the owned set is never empty meanwhile. */
+  ownedScript(): string {
+    return this.deps.ownedScript(this.deps.service.wantedMarks());
   }
 
   carries(): boolean {

@@ -88,6 +88,11 @@ export class SharingService {
     return this.queue;
   }
 
+  /** The buckets this node wants owned now, as marks (for a full ruleset apply to carry them). */
+  wantedMarks(): readonly number[] {
+    return this.wanted;
+  }
+
   /** Writes the whole wanted set again (after a ruleset apply that reset it, or a failure). */
   resync(): void {
     this.inKernel = undefined;
