@@ -10,7 +10,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
@@ -255,5 +255,20 @@ test('transit (the firewall sandwich: no address of ours) is shared; servers goi
     assert.ok(owner, `no owner for the outbound flow's bucket (entry: ${entry})`);
     const r = ranges[owner]!;
     assert.ok(port >= r[0] && port <= r[1], `${web} -> ${client}:8 went out as port ${port}, outside ${owner}'s range ${r.join('-')}`);
+  }
+
+  // A reload that changes the ruleset (a delta) leaves the owned buckets alone.
+  const original = await readFile(cfg, 'utf8');
+  const before = (await status('fw1')).reloads.ok;
+  await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2222, from: outside, to: self }\n'));
+  try {
+    lab.daemon('fw1')!.kill('SIGHUP');
+    await waitFor('fw1 reloaded', async () => ((await status('fw1')).reloads.ok > before ? true : undefined), 10_000);
+    const st = await status('fw1');
+    assert.equal(st.ruleset.applyMode, 'delta');
+    assert.deepEqual([...(await ownedSet('fw1'))].sort(), [...sets.get('fw1')!].sort(), 'the owned buckets after a reload');
+    assert.equal(st.sharing!.owned, sets.get('fw1')!.size);
+  } finally {
+    await writeFile(cfg, original);
   }
 });
