@@ -159,16 +159,41 @@ export async function runNode(opts: RunOptions): Promise<number> {
         return { close: () => o.close() };
       },
       ownedScript: (marks) => ownedSetScript({ replace: marks }),
+      linksDown: () => linksDown(),
       handoverMs: 3 * (c.state_sync?.liveness ? c.state_sync.liveness.interval : 15),
     });
   }
-  /** The node holds the cluster's state: with sharing, it takes its buckets and says so in its BEATs. */
+  // The links with shared addresses: a node that lost one (no carrier, or down) would drop
+  // the frames of its buckets that arrive there, unseen: it carries nothing until it is back.
+  const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => nodeView(c, opts.node).interfaces[r] ?? r) : [];
+  const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
+  /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
+  let resyncWatch: NodeJS.Timeout | undefined;
   const shareReadiness = () => {
     if (!sharing || !daemonRef) return;
-    const ready = daemonRef.readiness().ready;
+    const resyncing = resyncWatch !== undefined && !!sync?.bulkInProgress();
+    if (!resyncing && resyncWatch) {
+      clearInterval(resyncWatch);
+      resyncWatch = undefined;
+    }
+    const ready = daemonRef.readiness().ready && linksDown().length === 0 && !resyncing;
     sharing.setReady(ready);
     liveness?.setReady(ready);
   };
+  if (c.sharing) {
+    vrrpNet.onLinkChange((ifname, up) => {
+      if (!sharedLinks.includes(ifname)) return;
+      log.warn({ event: 'sharing_link', ifname, up }, up ? `sharing: ${ifname} is up again: taking the table again before the buckets` : `sharing: ${ifname} is down: this node gives up its buckets until it is back`);
+      // Cut off, the kernel saw one direction of its flows (or none): their entries are
+      // stale (TCP windows). The whole table again from a peer first, then the buckets.
+      if (up && sync) {
+        sync.resync(`${ifname} is up again`);
+        // Looked at until the table is in (then the buckets are taken at once).
+        if (!resyncWatch) resyncWatch = setInterval(shareReadiness, 20);
+      }
+      shareReadiness();
+    });
+  }
   let sync: StateSyncService | undefined;
   let liveness: LivenessService | undefined;
   if (syncOn) {
@@ -232,6 +257,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   readinessPoll.unref();
   const release = () => {
     clearInterval(readinessPoll);
+    if (resyncWatch) clearInterval(resyncWatch);
     owned?.close();
     flowCounter.close();
     nftCounters.close();

@@ -141,7 +141,7 @@ function carriers(flows: Map<string, number>, sets: Map<string, Set<number>>): M
   return out;
 }
 
-async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful', victim: string): Promise<void> {
+async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful' | 'link', victim: string): Promise<void> {
   const live = FWS.filter((f) => f !== victim);
   const sets0 = await waitFor('three members', () => converged(FWS), 30_000);
   // The entries of the scenario before (closing, or UDP not timed out yet) go: every session ended.
@@ -156,10 +156,18 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful', victim: str
 
   if (failure === 'crash') await lab.crash(victim);
   else if (failure === 'kill') await lab.daemonKill(victim);
+  else if (failure === 'link') await lab.linkDown(victim, 'eth0', { cable: true });
   else await lab.gracefulStop(victim);
   const t0 = performance.now();
   const sets1 = await waitFor(`${victim}'s buckets moved`, () => converged(live), 5000, 10);
   const movedMs = Math.round(performance.now() - t0);
+  if (failure === 'link') {
+    // It runs on, carrying nothing, and says why.
+    assert.equal((await ownedSet(victim)).size, 0, `${victim} still owns buckets with its outside link down`);
+    const st = (await status(victim)).sharing!;
+    assert.equal(st.ready, false);
+    assert.deepEqual(st.linksDown, ['eth0']);
+  }
   // Only the victim's buckets moved, and they went to both survivors.
   for (const fw of live) for (const b of sets0.get(fw)!) assert.ok(sets1.get(fw)!.has(b), `${fw} lost its own bucket ${b}`);
   const gained = live.map((fw) => sets1.get(fw)!.size - sets0.get(fw)!.size);
@@ -176,7 +184,8 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful', victim: str
 
   // The node comes back, syncs, and takes its own buckets back.
   if (failure === 'crash') await lab.recover(victim);
-  start(victim);
+  if (failure === 'link') await lab.linkUp(victim, 'eth0');
+  else start(victim);
   const sets2 = await waitFor(`${victim} back`, () => converged(FWS), 30_000);
   for (const fw of FWS) assert.deepEqual([...sets2.get(fw)!].sort(), [...sets0.get(fw)!].sort(), `${fw} does not own what it owned before`);
   await sleep(1000);
@@ -189,6 +198,10 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful', victim: str
 test('three nodes share: a crashed node\'s buckets move to the survivors, nothing is lost, it takes them back', async () => {
   for (const fw of FWS) start(fw);
   await failAndRejoin('crash', 'fw3');
+});
+
+test('a node loses the carrier of a link with shared addresses: it gives up its buckets until the link is back, nothing is lost', async () => {
+  await failAndRejoin('link', 'fw3');
 });
 
 test('a daemon killed with -9: its gate goes with it, its buckets move, nothing is lost', async () => {

@@ -58,7 +58,7 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
   if (s.sharing) {
     const h = s.sharing;
     const shares = Object.entries(h.shares).map(([k, v]) => `${k} ${v}`).join(', ');
-    lines.push('', `sharing  ${h.ready ? 'ready' : 'not ready (carries nothing)'}; ${h.members.length} member(s): ${h.members.join(', ') || '-'}`);
+    lines.push('', `sharing  ${h.ready ? 'ready' : `not ready (carries nothing${h.linksDown.length ? `: ${h.linksDown.join(', ')} down` : ''})`}; ${h.members.length} member(s): ${h.members.join(', ') || '-'}`);
     lines.push(`  owns ${h.owned} of ${h.buckets} buckets (${shares || 'no owners'}); ownership moved ${h.moves} times${h.applyFailures ? `, ${h.applyFailures} kernel writes failed` : ''}`);
     lines.push(`  packets: ${h.packets.carried} carried, ${h.packets.others} of others' buckets dropped, ${h.packets.noDaemon} dropped with no daemon; gate ${h.gate ? 'held' : 'not held'}`);
     lines.push(`  addresses ${h.addresses.join(', ') || '-'}; MACs ${Object.entries(h.macs).map(([r, m]) => `${r} ${m}`).join(', ')}`);

@@ -34,6 +34,8 @@ export interface SharingHostDeps {
   openGate(script: string): { close(): void };
   /** The script that sets the owned set to these marks (compiler/map-update.ts ownedSetScript). */
   ownedScript(marks: readonly number[]): string;
+  /** The links with shared addresses that are down now (the node carries nothing meanwhile). */
+  linksDown?(): string[];
   /** How long the peers get to take our buckets after the BEAT that says we leave. */
   handoverMs: number;
 }
@@ -42,6 +44,8 @@ export interface SharingHostStatus extends SharingStatus {
   addresses: string[];
   macs: Record<string, string>;
   gate: boolean;
+  /** Links with shared addresses that are down: the node carries nothing until they are up. */
+  linksDown: string[];
   /** Packets of shared flows this node forwarded, dropped as another node's, dropped with no daemon (its counters). */
   packets: { carried: number; others: number; noDaemon: number };
 }
@@ -119,6 +123,7 @@ export class SharingHost {
       addresses: this.held.map((h) => h.cidr),
       macs: this.macs,
       gate: !!this.gate,
+      linksDown: this.deps.linksDown?.() ?? [],
       packets: { carried: counters.get(SHARED_CARRIED_COUNTER) ?? 0, others: counters.get(SHARED_OTHERS_COUNTER) ?? 0, noDaemon: counters.get(SHARED_DEAD_COUNTER) ?? 0 },
     };
   }

@@ -196,6 +196,22 @@ export class StateSyncService {
     this.feedBulk({ type: 'start', why: 'joined', emptyTable: opts.emptyTable === true });
   }
 
+  /**
+   * Pull the whole table again from a peer (sharing: a node that was cut off from a shared
+   * link saw one direction of the flows meanwhile; the table rewrites its entries, TCP
+   * windows liberal). The table counts as incomplete until it is done.
+   */
+  resync(why: string): void {
+    if (!this.running) return;
+    this.deps.log.info({ event: 'resync_asked', why }, `asking a peer for the whole table: ${why}`);
+    this.feedBulk({ type: 'start', why: 'resync' });
+  }
+
+  /** A bulk sync is under way (asked, or receiving). */
+  bulkInProgress(): boolean {
+    return bulkFsm.inProgress(this.bulk);
+  }
+
   /** Our table is complete: a bulk sync finished, or no peer holds one. */
   synced(): boolean {
     return bulkFsm.isSynced(this.bulk);
