@@ -8,12 +8,12 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
-import { labDown, labUp, type Lab } from '../lab/lab.js';
+import { labUp, type Lab } from '../lab/lab.js';
 import { writeSyncedCluster } from '../lab/cluster-file.js';
 import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../lab/paths.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
-import type { DemoOptions } from './demo.js';
+import { endDemo, type DemoOptions } from './demo.js';
 
 const VIP = '198.18.0.100';
 const FWS = ['fw1', 'fw2', 'fw3'];
@@ -94,15 +94,6 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     }
   } catch (e) {
     check('demo', false, (e as Error).message);
-  } finally {
-    if (lab && !o.keep) {
-      await labDown(o.prefix);
-      o.out(`lab "${o.prefix}" removed`);
-    } else if (lab) {
-      o.out(`lab "${o.prefix}" kept: \`fwlb lab status --prefix ${o.prefix}\`, \`fwlb lab down --prefix ${o.prefix}\``);
-    }
   }
-  const bad = checks.filter((c) => !c.ok).length;
-  o.out(`\n${checks.length - bad}/${checks.length} checks passed`);
-  return bad === 0;
+  return endDemo(o, lab, checks);
 }

@@ -137,17 +137,21 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     });
   } catch (e) {
     check('demo', false, (e as Error).message);
-  } finally {
-    if (lab && !o.keep) {
-      await labDown(o.prefix);
-      o.out(`lab "${o.prefix}" removed`);
-    } else if (lab) {
-      o.out(`lab "${o.prefix}" kept: \`fwlb lab status --prefix ${o.prefix}\`, \`fwlb lab down --prefix ${o.prefix}\``);
-    }
   }
-  const bad = checks.filter((c) => !c.ok);
-  o.out(`\n${checks.length - bad.length}/${checks.length} checks passed`);
-  return bad.length === 0;
+  return endDemo(o, lab, checks);
+}
+
+/** The end of a demo: the lab removed (or kept, with how to remove it), the count of checks passed. */
+export async function endDemo(o: DemoOptions, lab: Lab | undefined, checks: readonly { ok: boolean }[]): Promise<boolean> {
+  if (lab && !o.keep) {
+    await labDown(o.prefix);
+    o.out(`lab "${o.prefix}" removed`);
+  } else if (lab) {
+    o.out(`lab "${o.prefix}" kept: \`fwlb lab status --prefix ${o.prefix}\`, \`fwlb lab down --prefix ${o.prefix}\``);
+  }
+  const bad = checks.filter((c) => !c.ok).length;
+  o.out(`\n${checks.length - bad}/${checks.length} checks passed`);
+  return bad === 0;
 }
 
 async function dropCount(lab: Lab): Promise<number> {
