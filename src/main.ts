@@ -148,6 +148,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     });
     sharingHost = new SharingHost({
       log: sharingLog,
+      clock: realClock,
       service: sharing,
       addAddress: (ifname, cidr) => vrrpNet.addAddress(ifname, cidr),
       delAddress: (ifname, cidr) => vrrpNet.delAddress(ifname, cidr),
@@ -168,15 +169,12 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => nodeView(c, opts.node).interfaces[r] ?? r) : [];
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
   /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
-  let resyncWatch: NodeJS.Timeout | undefined;
+  /** A shared link came back: the table is pulled again before the buckets are taken. */
+  let resyncAsked = false;
   const shareReadiness = () => {
     if (!sharing || !daemonRef) return;
-    const resyncing = resyncWatch !== undefined && !!sync?.bulkInProgress();
-    if (!resyncing && resyncWatch) {
-      clearInterval(resyncWatch);
-      resyncWatch = undefined;
-    }
-    const ready = daemonRef.readiness().ready && linksDown().length === 0 && !resyncing;
+    if (resyncAsked && !sync?.bulkInProgress()) resyncAsked = false;
+    const ready = daemonRef.readiness().ready && linksDown().length === 0 && !resyncAsked;
     sharing.setReady(ready);
     liveness?.setReady(ready);
   };
@@ -188,8 +186,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
       // stale (TCP windows). The whole table again from a peer first, then the buckets.
       if (up && sync) {
         sync.resync(`${ifname} is up again`);
-        // Looked at until the table is in (then the buckets are taken at once).
-        if (!resyncWatch) resyncWatch = setInterval(shareReadiness, 20);
+        resyncAsked = true;
       }
       shareReadiness();
     });
@@ -208,6 +205,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
           daemonRef?.checkReady();
           shareReadiness();
         },
+        // The end of a bulk sync (a resync after a shared link came back): the buckets at once.
+        bulkSettled: () => shareReadiness(),
         // Sharing: every node speaks for the flows of its own buckets.
         ...(sh ? { owns: (e: { mark?: number }) => sh.ownsMark(e.mark) } : {}),
       });
@@ -257,7 +256,6 @@ export async function runNode(opts: RunOptions): Promise<number> {
   readinessPoll.unref();
   const release = () => {
     clearInterval(readinessPoll);
-    if (resyncWatch) clearInterval(resyncWatch);
     owned?.close();
     flowCounter.close();
     nftCounters.close();
@@ -442,7 +440,7 @@ async function createStateSync(
   c: Config,
   opts: RunOptions,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; owns?: (e: { mark?: number }) => boolean },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; bulkSettled?: () => void; owns?: (e: { mark?: number }) => boolean },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -492,6 +490,7 @@ async function createStateSync(
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
     // Active-standby: the master owns every entry (active-active will decide per flow).
     owns: deps.owns ?? (() => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster()),
+    ...(deps.bulkSettled ? { bulkSettled: deps.bulkSettled } : {}),
     demote: (on, why) => {
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();

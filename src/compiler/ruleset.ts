@@ -217,9 +217,14 @@ export const ALIVE_TABLE = 'fwlb_alive';
 export const ALIVE_MARK = 0x40000000;
 const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 
+/** The distinct shared MACs, sorted (for nft sets). */
+function sharedMacList(c: Config): string[] {
+  return [...new Set(Object.values(sharedMacs(c)))].sort();
+}
+
 export function compileAliveGate(c: Config): string {
   if (!c.sharing) return '';
-  const macs = [...new Set(Object.values(sharedMacs(c)))].sort();
+  const macs = sharedMacList(c);
   return [
     `table ${TABLE_FAMILY} ${ALIVE_TABLE} {`,
     '\tflags owner',
@@ -236,7 +241,7 @@ function sharingBlocks(c: Config, node: NodeView, owned: readonly number[]): Blo
   const sh = c.sharing!;
   const outer = sharingOuter(c) ?? Object.keys(sh.addresses).sort()[0]!;
   const outerIf = node.interfaces[outer] ?? outer;
-  const macs = [...new Set(Object.values(sharedMacs(c)))].sort();
+  const macs = sharedMacList(c);
   const seed = `0x${(sh.seed ?? defaultSeed(c.cluster.name)).toString(16).padStart(8, '0')}`;
   const elements = [...owned].sort((a, b) => a - b);
   return [

@@ -102,6 +102,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     const t = s.liveness.counters.timing;
     if (t) {
       gauge('fwlb_liveness_timer_late_max_seconds', 'The latest our BEAT timer fired past its due time').set(t.tickLateMaxMs / 1000);
+      counter('fwlb_liveness_detections_deferred_total', "Detections put off because the peer's silence fell in a hold of our own thread").inc(t.deferred ?? 0);
       const gap = gauge('fwlb_liveness_beat_gap_max_seconds', "The longest time between two of a peer's BEATs", ['peer']);
       for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
     }
@@ -118,6 +119,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     pk.inc({ verdict: 'carried' }, h.packets.carried);
     pk.inc({ verdict: 'others' }, h.packets.others);
     pk.inc({ verdict: 'no_daemon' }, h.packets.noDaemon);
+    gauge('fwlb_sharing_links_down', 'Links with shared addresses that are down (the node carries nothing meanwhile)').set(h.linksDown.length);
   }
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);

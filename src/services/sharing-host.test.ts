@@ -6,6 +6,7 @@ import { SharingHost } from './sharing-host.js';
 import { parseConfig } from '../config/load.js';
 import { nodeView } from '../config/node.js';
 import { readFile } from 'node:fs/promises';
+import { realClock } from '../lib/clock.js';
 
 const repo = new URL('../../../', import.meta.url);
 
@@ -33,6 +34,7 @@ async function setup() {
   });
   const host = new SharingHost({
     log: pino({ level: 'silent' }),
+    clock: realClock,
     service,
     addAddress: async (i, a) => void log.push(`add ${a} ${i}`),
     delAddress: async (i, a) => void log.push(`del ${a} ${i}`),

@@ -20,9 +20,11 @@ import type { NodeView } from '../config/node.js';
 import { compileAliveGate, sharedMacs, SHARED_CARRIED_COUNTER, SHARED_DEAD_COUNTER, SHARED_OTHERS_COUNTER } from '../compiler/ruleset.js';
 import { compileSharingArp } from '../compiler/sharing-arp.js';
 import type { SharingService, SharingStatus } from './sharing.js';
+import type { Clock } from '../lib/clock.js';
 
 export interface SharingHostDeps {
   log: Logger;
+  clock: Clock;
   service: SharingService;
   addAddress(ifname: string, cidr: string): Promise<void>;
   delAddress(ifname: string, cidr: string): Promise<void>;
@@ -101,7 +103,7 @@ export class SharingHost {
     const { log, service } = this.deps;
     // The peers heard that we leave (main.ts: liveness.announceLeaving) and take our buckets
     // now; until then ours stay ours, so that nothing falls between the two.
-    await new Promise((r) => setTimeout(r, this.deps.handoverMs));
+    await new Promise<void>((r) => void this.deps.clock.after(this.deps.handoverMs, r));
     service.setReady(false);
     await service.settled();
     for (const h of this.held.splice(0)) await this.deps.delAddress(h.ifname, h.cidr).catch((e: Error) => log.warn({ err: e.message }, `cannot remove shared address ${h.cidr}`));

@@ -88,6 +88,8 @@ export interface StateSyncDeps {
   owns: (entry: ConntrackEntry) => boolean;
   /** Hold VRRP back while the bulk sync is not complete. */
   demote: (on: boolean, why: string) => void;
+  /** A bulk sync under way ended (done, or gave up): readiness may have changed. */
+  bulkSettled?: () => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
   bulk?: Partial<bulkFsm.BulkConfig>;
 }
@@ -463,6 +465,7 @@ export class StateSyncService {
   private feedBulk(event: bulkFsm.BulkEvent, at?: number): void {
     const r = bulkFsm.step(this.bulk, event, at ?? this.deps.clock.now());
     const wasSynced = bulkFsm.isSynced(this.bulk);
+    const wasInProgress = bulkFsm.inProgress(this.bulk);
     this.bulk = r.state;
     for (const fx of r.effects) {
       switch (fx.type) {
@@ -499,6 +502,7 @@ export class StateSyncService {
     }
     const synced = bulkFsm.isSynced(this.bulk);
     if (synced !== wasSynced) for (const l of this.links.values()) this.feedLink(l, { type: 'set_synced', synced });
+    if (wasInProgress && !bulkFsm.inProgress(this.bulk)) this.deps.bulkSettled?.();
   }
 
   /** The push under way per peer: a newer one supersedes it (one push per link at a time). */
