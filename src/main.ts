@@ -168,9 +168,9 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // the frames of its buckets that arrive there, unseen: it carries nothing until it is back.
   const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => nodeView(c, opts.node).interfaces[r] ?? r) : [];
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
-  /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
   /** A shared link came back: the table is pulled again before the buckets are taken. */
   let resyncAsked = false;
+  /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
   const shareReadiness = () => {
     if (!sharing || !daemonRef) return;
     if (resyncAsked && !sync?.bulkInProgress()) resyncAsked = false;
