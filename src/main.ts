@@ -4,7 +4,8 @@
  * keeps the old one running); SIGTERM and SIGINT exit cleanly. The ruleset stays
  * in the kernel on exit: a firewall that opens up when its daemon stops is no firewall.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './lib/logger.js';
 import { createNft } from './adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from './adapters/netlink/ctnetlink.js';
 import { NftCounters } from './adapters/netlink/nft-counters.js';
@@ -60,9 +61,7 @@ export interface RunOptions {
   metrics?: string;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
-}
+export { createLogger };
 
 /** Scheduling priority of `fwlb run`: adverts must go out on time even when the CPU is saturated. */
 const RUN_NICE = -10;

@@ -124,7 +124,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);
     gauge('fwlb_control_waiting', 'Control socket connections waiting for a turn').set(s.control.waiting);
-    const refused = counter('fwlb_control_refused_total', 'Control requests refused, by reason (busy, too_large, idle, bad_request, unknown_command)', ['reason']);
+    const refused = counter('fwlb_control_refused_total', 'Control requests refused and connections cut, by reason (busy, too_large, idle, evicted: idle the longest when a new one needed room, bad_request, unknown_command)', ['reason']);
     for (const [k, n] of Object.entries(s.control.refused)) refused.inc({ reason: k }, n);
   }
   const nlDropped = counter('fwlb_netlink_dropped_total', 'Netlink messages dropped by our sockets, by reason', ['socket', 'reason']);

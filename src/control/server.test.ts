@@ -62,10 +62,17 @@ test('prototype names and unknown commands are ERR_UNKNOWN_COMMAND', async () =>
   });
 });
 
-test('past the served connections one waits its turn, one more gets ERR_BUSY; an oversized line ERR_REQUEST_TOO_LARGE; an idle one ERR_IDLE', async () => {
-  await withServer({ status: () => 'fine' }, { maxConnections: 2, maxWaiting: 1, maxLine: 1000, idleMs: 300 }, async (path, server) => {
+test('past the served connections, busy ones, one waits its turn, one more gets ERR_BUSY; an oversized line ERR_REQUEST_TOO_LARGE; an idle one ERR_IDLE', async () => {
+  // a and b hold a request under way (busy: never cut to make room); c must wait.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  await withServer({ status: () => 'fine', hold: () => held.then(() => 'held') }, { maxConnections: 2, maxWaiting: 1, maxLine: 1000, idleMs: 300 }, async (path, server) => {
     const a = await connect(path);
     const b = await connect(path);
+    const aAnswers = linesOf(a);
+    const bAnswers = linesOf(b);
+    a.write(JSON.stringify({ id: 1, cmd: 'hold' }) + '\n');
+    b.write(JSON.stringify({ id: 1, cmd: 'hold' }) + '\n');
     await new Promise((r) => setTimeout(r, 20));
     const c = await connect(path);
     const cAnswers = linesOf(c, 1);
@@ -74,15 +81,68 @@ test('past the served connections one waits its turn, one more gets ERR_BUSY; an
     assert.equal(server.counters().waiting, 1, 'c waits');
     const d = await connect(path);
     assert.deepEqual((await linesOf(d)).map((x) => x.error?.code), ['ERR_BUSY']);
-    const big = linesOf(a);
-    a.write('x'.repeat(5000));
-    assert.deepEqual((await big).map((x) => x.error?.code), ['ERR_REQUEST_TOO_LARGE']);
-    // a is gone: c is served, and its request (held in the kernel meanwhile) answered.
+    release();
+    // a and b are answered and idle: c takes the place of the one idle longest.
     assert.deepEqual((await cAnswers).map((x) => x.result), ['fine']);
     c.destroy();
-    // b says nothing: closed after the idle time.
+    a.write('x'.repeat(5000));
+    const [ra, rb] = await Promise.all([aAnswers, bAnswers]);
+    // One of a and b was cut for c (evicted), the other cut by its oversized line or its silence.
+    const codes = [...ra, ...rb].filter((x) => !x.ok).map((x) => x.error?.code).sort();
+    assert.equal([...ra, ...rb].filter((x) => x.ok).length, 2, 'both held requests answered');
+    assert.equal(codes.length, 2, `codes ${codes}`);
+    const r = server.refused;
+    assert.equal(r.busy, 1);
+    assert.equal(r.evicted, 1);
+    assert.equal(r.too_large + r.idle, 1);
+  });
+});
+
+test('an idle connection is closed after idleMs with ERR_IDLE', async () => {
+  await withServer({ status: () => 'fine' }, { idleMs: 200 }, async (path, server) => {
+    const b = await connect(path);
     assert.deepEqual((await linesOf(b)).map((x) => x.error?.code), ['ERR_IDLE']);
-    assert.deepEqual(server.refused, { busy: 1, too_large: 1, idle: 1, bad_request: 0, unknown_command: 0 });
+    assert.equal(server.refused.idle, 1);
+  });
+});
+
+test('an oversized request line is ERR_REQUEST_TOO_LARGE', async () => {
+  await withServer({ status: () => 'fine' }, { maxLine: 1000 }, async (path, server) => {
+    const a = await connect(path);
+    const got = linesOf(a);
+    a.write('x'.repeat(5000));
+    assert.deepEqual((await got).map((x) => x.error?.code), ['ERR_REQUEST_TOO_LARGE']);
+    assert.equal(server.refused.too_large, 1);
+  });
+});
+
+test('1,000 idle connections held open do not starve a new status: the idle longest are cut, oldest first, and counted', async () => {
+  await withServer({ status: () => 'fine' }, { maxConnections: 64, maxWaiting: 1024 }, async (path, server) => {
+    const idle: Socket[] = [];
+    const cutOrder: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const c = await connect(path);
+      c.on('close', () => cutOrder.push(i));
+      c.resume();
+      idle.push(c);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const c = await connect(path);
+    const got = linesOf(c, 1);
+    c.write(JSON.stringify({ id: 7, cmd: 'status' }) + '\n');
+    const r = await Promise.race([got, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 2000))]);
+    assert.notEqual(r, 'timeout', 'status answered while 1,000 idle connections are held');
+    assert.deepEqual((r as Array<{ result?: unknown }>).map((x) => x.result), ['fine']);
+    c.destroy();
+    assert.equal(server.counters().waiting, 0);
+    assert.ok(server.counters().connections <= 64);
+    assert.equal(server.refused.evicted, 1000 + 1 - 64, 'every connection past the limit cut one idle');
+    await new Promise((r) => setTimeout(r, 50));
+    // The oldest were cut first: the survivors are the last ones to arrive.
+    const alive = idle.map((s, i) => (s.destroyed || s.readableEnded ? -1 : i)).filter((i) => i >= 0);
+    assert.ok(alive.every((i) => i >= 1000 - 64), `survivors ${alive.slice(0, 5)}...`);
+    assert.ok(cutOrder.slice(0, 10).every((i, k) => i === k), `cut first: ${cutOrder.slice(0, 10)}`);
+    for (const s of idle) s.destroy();
   });
 });
 

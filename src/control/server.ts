@@ -18,7 +18,11 @@ export type Handler = (args: Record<string, unknown>) => Promise<unknown> | unkn
 export interface ControlLimits {
   /** Largest request line; a client sending more gets ERR_REQUEST_TOO_LARGE and is cut off. */
   maxLine: number;
-  /** Connections served at once; more wait, unread, for one of them to close. */
+  /**
+   * Connections served at once. A new one past it takes the place of the served connection
+   * that has been idle longest (no request under way, no answer unread), which is cut and
+   * counted (`evicted`); only when every served one is busy does it wait, unread.
+   */
   maxConnections: number;
   /** Connections waiting for a turn; one more gets ERR_BUSY and is closed. */
   maxWaiting: number;
@@ -43,7 +47,9 @@ export class ControlServer {
   private readonly waiting: Socket[] = [];
   private readonly limits: ControlLimits;
   /** Refusals and cut-offs, for status. */
-  readonly refused = { busy: 0, too_large: 0, idle: 0, bad_request: 0, unknown_command: 0 };
+  readonly refused = { busy: 0, too_large: 0, idle: 0, evicted: 0, bad_request: 0, unknown_command: 0 };
+  /** Served connections: when each last had a request or an answer, and whether one is under way. */
+  private readonly activity = new Map<Socket, { lastMs: number; busy: () => boolean }>();
   /** Commands by name: a Map, so no name reaches anything but a handler ("constructor", "__proto__"). */
   private readonly handlers: ReadonlyMap<string, Handler>;
 
@@ -85,12 +91,15 @@ export class ControlServer {
   }
 
   /**
-   * A new connection: served now if there is room, else held unread (its requests wait in
-   * the kernel) until a served one closes; past maxWaiting, refused with ERR_BUSY. 500
-   * monitoring clients at once are all answered, 64 at a time.
+   * A new connection: served now if there is room, or if a served connection is idle (the
+   * one idle longest is cut to make room: connections held open and silent never starve a
+   * new `fwlb status`); else held unread (its requests wait in the kernel) until a served one
+   * closes or goes idle; past maxWaiting, refused with ERR_BUSY. 500 monitoring clients at
+   * once are all answered, 64 at a time.
    */
   private admit(s: Socket): void {
     s.on('error', () => undefined);
+    if (this.sockets.size >= this.limits.maxConnections) this.evictIdle();
     if (this.sockets.size < this.limits.maxConnections) {
       this.serve(s);
       return;
@@ -108,9 +117,35 @@ export class ControlServer {
     });
   }
 
-  /** A served connection closed: the longest waiting one takes its place. */
+  /**
+   * Cuts the served connection idle longest, if one is idle, to make room. The cut is
+   * counted and said to the client (ERR_IDLE), so a monitoring system that holds a
+   * connection open learns why it was closed. Returns whether one was cut.
+   */
+  private evictIdle(): boolean {
+    let oldest: Socket | undefined;
+    let oldestMs = Infinity;
+    for (const [sock, a] of this.activity) {
+      if (sock.destroyed || a.busy()) continue;
+      if (a.lastMs < oldestMs) {
+        oldest = sock;
+        oldestMs = a.lastMs;
+      }
+    }
+    if (!oldest) return false;
+    this.refused.evicted++;
+    // Out of the served set now (its close comes later): the room is the new one's.
+    this.activity.delete(oldest);
+    this.sockets.delete(oldest);
+    oldest.end(JSON.stringify(refusal('ERR_IDLE', `closed to make room: ${this.limits.maxConnections} control connections served, this one idle the longest`)) + '\n');
+    oldest.destroySoon();
+    return true;
+  }
+
+  /** A served connection closed or went idle: the longest waiting ones take their places. */
   private next(): void {
-    while (this.sockets.size < this.limits.maxConnections && this.waiting.length > 0) {
+    while (this.waiting.length > 0) {
+      if (this.sockets.size >= this.limits.maxConnections && !this.evictIdle()) return;
       const w = this.waiting.shift()!;
       if (!w.destroyed) this.serve(w);
     }
@@ -119,8 +154,8 @@ export class ControlServer {
   private serve(s: Socket): void {
     this.sockets.add(s);
     s.on('close', () => {
-      this.sockets.delete(s);
-      this.next();
+      this.activity.delete(s);
+      if (this.sockets.delete(s)) this.next();
     });
     s.setTimeout(this.limits.idleMs, () => {
       this.refused.idle++;
@@ -129,6 +164,8 @@ export class ControlServer {
     let buf = '';
     const lines: string[] = [];
     let pending = 0;
+    const act = { lastMs: performance.now(), busy: () => pending > 0 || lines.length > 0 || buf.length > 0 || s.writableLength > 0 };
+    this.activity.set(s, act);
     // Reading stops while the connection has its share of requests under way, or while its
     // answers wait unread; it resumes as they finish and drain.
     const pump = () => {
@@ -137,7 +174,10 @@ export class ControlServer {
         pending++;
         void this.answer(s, line).finally(() => {
           pending--;
+          act.lastMs = performance.now();
           pump();
+          // Idle again: a connection waiting for a turn may take this one's place.
+          if (this.waiting.length > 0 && !act.busy()) this.next();
         });
       }
       const full = lines.length > 0 || pending >= this.limits.maxPending || s.writableLength > this.limits.maxUnread;
@@ -147,6 +187,7 @@ export class ControlServer {
     s.on('drain', pump);
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
+      act.lastMs = performance.now();
       buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
