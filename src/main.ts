@@ -449,6 +449,8 @@ async function createStateSync(
   const peers = view.peers
     .filter((p) => p.addresses[ss.interface])
     .map((p) => ({ name: p.name, id: names.indexOf(p.name), address: p.addresses[ss.interface]! }));
+  // Until the table is complete, this node takes no VIP from a live master (it holds the sessions).
+  deps.vrrp.setPreemptHold(true, 'the state sync has not completed the connection table yet');
   return new StateSyncService({
     clock: realClock,
     log: deps.log,
@@ -494,6 +496,7 @@ async function createStateSync(
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();
     },
+    tableComplete: (complete, why) => deps.vrrp.setPreemptHold(!complete, why),
   });
 }
 

@@ -20,6 +20,8 @@ type CtEvent = Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0];
 
 class MemoryConntrack implements ConntrackStore {
   readonly table = new Map<string, ConntrackEntry>();
+  /** Creates the kernel refuses from now on (as ENOMEM: a table full), counted down. */
+  refuseCreates = 0;
   private listeners: ((e: CtEvent) => void)[] = [];
   async dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number> {
     const all = [...this.table.values()];
@@ -47,6 +49,10 @@ class MemoryConntrack implements ConntrackStore {
         return undefined;
       }
       if (op === 'create' && had) return 'EEXIST';
+      if (op === 'create' && this.refuseCreates > 0) {
+        this.refuseCreates--;
+        return 'ENOMEM';
+      }
       if (op === 'update' && !had) return 'ENOENT';
       this.table.set(k, entry);
       this.emit({ kind: op === 'create' ? 'new' : 'update', entry, self: true });
@@ -82,6 +88,8 @@ class MemoryConntrack implements ConntrackStore {
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 async function pair(opts: { offset: (n: number) => number; loss: number; seed: number }) {
+  /** Directions cut by hand: "0>1" drops everything node 0 sends to node 1. */
+  const cut = new Set<string>();
   const clock = new FakeClock(1_000_000.123);
   clock.setFireOffset(opts.offset);
   const random = seededRandom(opts.seed);
@@ -106,7 +114,7 @@ async function pair(opts: { offset: (n: number) => number; loss: number; seed: n
         return {
           send: (b, to) => {
             sent++;
-            if (random() < opts.loss) {
+            if (cut.has(`${i}>${1 - i}`) || random() < opts.loss) {
               lost++;
               return;
             }
@@ -127,7 +135,7 @@ async function pair(opts: { offset: (n: number) => number; loss: number; seed: n
       await tick();
     }
   };
-  return { clock, nodes, run, stats: () => ({ sent, lost }) };
+  return { clock, nodes, run, cut, stats: () => ({ sent, lost }) };
 }
 
 for (const [name, offset] of [
@@ -210,6 +218,63 @@ test('a flood is dropped by the cheap checks before the HMAC: wrong source, wron
   assert.equal(after.peers[0]!.alive, true, 'the session goes on');
   await run(2000);
   assert.equal(a.svc.status().peers[0]!.alive, true);
+  await a.svc.stop();
+  await b.svc.stop();
+});
+
+test('regression (issue 20): the source of a bulk sync silent past the dead interval and back in the same session is asked again; the joining node never goes on alone with part of the table', async () => {
+  const { nodes, run, cut } = await pair({ offset: () => 0, loss: 0, seed: 5 });
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  for (let i = 0; i < 3000; i++) a.ct.flow(i);
+  a.svc.start();
+  await run(500);
+  b.svc.start();
+  for (let t = 0; t < 400 && b.svc.status().bulk.state !== 'receiving'; t++) await run(5, 1);
+  assert.equal(b.svc.status().bulk.state, 'receiving', 'the transfer is under way');
+  // a stalls for 2.5 s (nothing it sends arrives): b's link declares it dead (1.5 s).
+  cut.add('0>1');
+  const states = new Set<string>();
+  for (let t = 0; t < 2500; t += 10) {
+    await run(10, 10);
+    states.add(b.svc.status().bulk.state);
+  }
+  assert.equal(b.svc.status().peers[0]!.alive, false, 'b saw a go silent');
+  cut.delete('0>1');
+  for (let t = 0; t < 20_000; t += 10) {
+    await run(10, 10);
+    states.add(b.svc.status().bulk.state);
+  }
+  const st = b.svc.status();
+  assert.ok(!states.has('alone'), `b went on alone while its peer was only slow: ${[...states]}`);
+  assert.equal(st.bulk.state, 'done', `b's bulk sync: ${JSON.stringify(st.bulk)}`);
+  assert.equal(b.ct.table.size, 3000, 'b holds the whole table');
+  await a.svc.stop();
+  await b.svc.stop();
+});
+
+test('regression (issue 20): writes the kernel refuses during a bulk sync keep the table incomplete until an attempt is written whole; they are shown', async () => {
+  const { nodes, run } = await pair({ offset: () => 0, loss: 0, seed: 6 });
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  for (let i = 0; i < 500; i++) a.ct.flow(i);
+  b.ct.refuseCreates = 25;
+  a.svc.start();
+  await run(500);
+  b.svc.start();
+  let sawRefused = 0;
+  let completeWithHoles = false;
+  for (let t = 0; t < 20_000; t += 10) {
+    await run(10, 10);
+    const st = b.svc.status();
+    sawRefused = Math.max(sawRefused, st.bulk.refused);
+    if (st.bulk.complete && b.ct.table.size < 500) completeWithHoles = true;
+  }
+  const st = b.svc.status();
+  assert.equal(completeWithHoles, false, 'complete while the kernel lacked entries');
+  assert.ok(st.applyErrors >= 25, `refused writes shown: ${st.applyErrors}`);
+  assert.ok(sawRefused > 0, 'status showed the attempt\'s refused writes');
+  assert.ok(st.counters.bulk_attempts_refused >= 1);
+  assert.equal(st.bulk.state, 'done');
+  assert.equal(b.ct.table.size, 500);
   await a.svc.stop();
   await b.svc.stop();
 });

@@ -90,6 +90,8 @@ export interface StateSyncDeps {
   demote: (on: boolean, why: string) => void;
   /** A bulk sync under way ended (done, or gave up): readiness may have changed. */
   bulkSettled?: () => void;
+  /** Our table became complete, or incomplete again (VRRP holds preemption while it is not). */
+  tableComplete?: (complete: boolean, why: string) => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
   bulk?: Partial<bulkFsm.BulkConfig>;
 }
@@ -135,7 +137,8 @@ export const SYNC_DROP_REASONS = [
 export type SyncDropReason = (typeof SYNC_DROP_REASONS)[number];
 
 export interface StateSyncStatus {
-  bulk: { state: string; text: string; complete: boolean; source: string | null; received: number; attempt: number };
+  /** `refused`: writes the kernel refused during the attempt under way (or the last one). */
+  bulk: { state: string; text: string; complete: boolean; source: string | null; received: number; refused: number; attempt: number };
   peers: ReturnType<typeof linkFsm.linkStatus>[];
   sent: number;
   applied: number;
@@ -415,14 +418,14 @@ export class StateSyncService {
           // kernel, not into our memory), in stream order with the BULK_ENDs: records that
           // follow a BULK_END must not be counted for the transfer it ends.
           const upTo = this.received;
-          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk(data));
+          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk({ ...data, refused: this.refusedSinceReport() }));
           break;
         }
         case 'bulk_end': {
           // After the transfer's writes: the table is complete once they are in the kernel.
           const end: bulkFsm.BulkEvent = { type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count };
           const upTo = this.received;
-          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk(end));
+          this.bulkOrder = this.bulkOrder.then(() => this.writtenUpTo(upTo)).then(() => this.feedBulk({ ...end, refused: this.refusedSinceReport() }));
           break;
         }
         case 'bulk_request':
@@ -436,6 +439,9 @@ export class StateSyncService {
           this.feedBulk({ type: 'peer_gone', peer: l.peer.id });
           break;
         case 'peer_alive':
+          // Back after a silence in the same session (a stall, a lost burst): a peer the bulk
+          // sync counted as gone is live again and can be asked (a new session says so itself).
+          if (linkFsm.hasSession(l.state)) this.feedBulk({ type: 'peer_up', peer: l.peer.id });
           break;
         case 'resync_needed':
           if (fx.why === 'overflow') {
@@ -501,7 +507,10 @@ export class StateSyncService {
       }
     }
     const synced = bulkFsm.isSynced(this.bulk);
-    if (synced !== wasSynced) for (const l of this.links.values()) this.feedLink(l, { type: 'set_synced', synced });
+    if (synced !== wasSynced) {
+      for (const l of this.links.values()) this.feedLink(l, { type: 'set_synced', synced });
+      this.deps.tableComplete?.(synced, bulkFsm.BULK_STATE_TEXT[this.bulk.state]);
+    }
     if (wasInProgress && !bulkFsm.inProgress(this.bulk)) this.deps.bulkSettled?.();
   }
 
@@ -697,6 +706,16 @@ export class StateSyncService {
     this.count('records_applied', ok);
   }
 
+  /** Apply errors already told to the bulk machine. */
+  private refusedReported = 0;
+
+  /** Kernel writes refused since the bulk machine was last told (they make a transfer incomplete). */
+  private refusedSinceReport(): number {
+    const n = this.applyErrors - this.refusedReported;
+    this.refusedReported = this.applyErrors;
+    return n;
+  }
+
   status(): StateSyncStatus {
     const now = this.deps.clock.now();
     return {
@@ -706,6 +725,7 @@ export class StateSyncService {
         complete: bulkFsm.isSynced(this.bulk),
         source: this.bulk.source === undefined ? null : [...this.links.values()].find((l) => l.peer.id === this.bulk.source)?.peer.name ?? null,
         received: this.bulk.received,
+        refused: this.bulk.refused,
         attempt: this.bulk.attempt,
       },
       peers: [...this.links.values()].map((l) => linkFsm.linkStatus(l.state, now)),

@@ -168,6 +168,8 @@ export class VrrpService {
   private demoted = false;
   /** What the machines were last told (maintenance_on/off). */
   private demotionApplied = false;
+  /** Preemption held while the connection table is incomplete (see setPreemptHold). */
+  private preemptHeld = false;
   private running = false;
   /** Bumped at every start and stop: callbacks of an earlier run find it changed and do nothing. */
   private generation = 0;
@@ -268,6 +270,7 @@ export class VrrpService {
     }
     this.demotionApplied = false;
     this.applyDemotion();
+    if (this.preemptHeld) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: true } });
     log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
   }
 
@@ -323,6 +326,19 @@ export class VrrpService {
     this.demoted = on;
     this.deps.log.info({ event: 'sync_demotion', on, why }, on ? `held back from mastership: ${why}` : `released: ${why}`);
     this.applyDemotion();
+  }
+
+  /**
+   * By the state sync: while this node's connection table is incomplete, it must not take the
+   * VIPs from a live master that holds the sessions (a higher priority with preempt would
+   * otherwise do so as soon as the demotion ends, even when the bulk sync gave up). It still
+   * takes over when no master is heard: an incomplete table beats no firewall.
+   */
+  setPreemptHold(on: boolean, why: string): void {
+    if (on === this.preemptHeld) return;
+    this.preemptHeld = on;
+    this.deps.log.info({ event: 'preempt_hold', on, why }, on ? `preemption held: ${why}` : `preemption allowed: ${why}`);
+    if (this.running) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on } });
   }
 
   /** Maintenance and the sync's demotion are one switch for the machines. */

@@ -167,6 +167,59 @@ test('the source peer goes away mid-transfer: the next attempt starts at once wi
   assert.deepEqual(s.livePeers, [2]);
 });
 
+test('writes the kernel refused are not counted as written: every record arrived, yet the attempt fails and the next one must be clean', () => {
+  let { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+    [100, { type: 'data', peer: 1, records: 10, refused: 2 }],
+    [110, { type: 'bulk_end', peer: 1, requestId: 1, count: 10 }],
+  ]);
+  assert.notEqual(s.state, 'done', 'a table with holes is not complete');
+  assert.equal(isSynced(s), false);
+  assert.ok(s.demoted, 'still held back');
+  assert.equal(counted(fx, 'bulk_attempts_refused'), 1);
+  assert.deepEqual(requests(fx), [[1, 1], [1, 2]], 'asked again at once');
+  assert.equal(s.refused, 0, 'the new attempt starts with no refusal');
+  // A refusal reported with the BULK_END itself counts too.
+  ({ s, fx } = drive(s, [[200, { type: 'data', peer: 1, records: 10 }], [210, { type: 'bulk_end', peer: 1, requestId: 2, count: 10, refused: 1 }]]));
+  assert.equal(isSynced(s), false);
+  assert.deepEqual(requests(fx), [[1, 3]]);
+  ({ s, fx } = drive(s, [[300, { type: 'data', peer: 1, records: 10 }], [310, { type: 'bulk_end', peer: 1, requestId: 3, count: 10, refused: 0 }]]));
+  assert.equal(s.state, 'done');
+  assert.ok(isSynced(s) && !s.demoted);
+});
+
+test('a source lost to a silence (peer_gone) and back in the same session (peer_up) is asked again; alone only when no peer is alive', () => {
+  let { s, fx } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined', emptyTable: true }],
+    [100, { type: 'data', peer: 1, records: 10 }],
+    [1600, { type: 'peer_gone', peer: 1 }],
+  ]);
+  assert.equal(s.state, 'requesting');
+  assert.equal(s.source, undefined, 'nobody to ask for now');
+  ({ s, fx } = drive(s, [[1700, { type: 'peer_up', peer: 1 }]]));
+  assert.deepEqual(requests(fx), [[1, 2]], 'the peer back is asked again at once');
+  ({ s } = drive(s, [[1800, { type: 'data', peer: 1, records: 30 }], [1900, { type: 'bulk_end', peer: 1, requestId: 2, count: 30 }]]));
+  assert.equal(s.state, 'done');
+  assert.ok(!s.demoted);
+});
+
+test('after giving up, a peer that comes back up is asked again (without demoting)', () => {
+  let { s } = drive(initialBulkState(CFG), [
+    [0, { type: 'peer_up', peer: 1 }],
+    [0, { type: 'start', why: 'joined' }],
+  ]);
+  for (let i = 0; i < 3; i++) ({ s } = drive(s, [fire(s)]));
+  assert.equal(s.state, 'failed');
+  const r = drive(s, [[9000, { type: 'peer_gone', peer: 1 }], [9500, { type: 'peer_up', peer: 1 }]]);
+  assert.deepEqual(requests(r.fx), [[1, 4]]);
+  assert.deepEqual(demotes(r.fx), []);
+  const d = drive(r.s, [[9600, { type: 'bulk_end', peer: 1, requestId: 4, count: 0 }]]);
+  assert.equal(d.s.state, 'done');
+  assert.equal(isSynced(d.s), true);
+});
+
 test('BULK_END with the wrong count fails the attempt; an earlier request\'s BULK_END restarts the count', () => {
   const mismatch = drive(initialBulkState(CFG), [
     [0, { type: 'peer_up', peer: 1 }],
@@ -248,8 +301,8 @@ test('property: any event sequence, then only timeouts: the demotion is always r
     fc.record({ type: fc.constant('start' as const), why: fc.constantFrom('joined' as const, 'peer_restarted' as const, 'resync' as const), peer: fc.option(peer, { nil: undefined }) }),
     fc.record({ type: fc.constant('peer_up' as const), peer }),
     fc.record({ type: fc.constant('peer_gone' as const), peer }),
-    fc.record({ type: fc.constant('data' as const), peer, records: fc.nat({ max: 5 }) }),
-    fc.record({ type: fc.constant('bulk_end' as const), peer, requestId: fc.nat({ max: 6 }), count: fc.nat({ max: 10 }) }),
+    fc.record({ type: fc.constant('data' as const), peer, records: fc.nat({ max: 5 }), refused: fc.option(fc.nat({ max: 2 }), { nil: undefined }) }),
+    fc.record({ type: fc.constant('bulk_end' as const), peer, requestId: fc.nat({ max: 6 }), count: fc.nat({ max: 10 }), refused: fc.option(fc.nat({ max: 2 }), { nil: undefined }) }),
     fc.record({ type: fc.constant('timeout' as const) }),
     fc.record({ type: fc.constant('bulk_request' as const), peer, requestId: fc.integer({ min: 1, max: 5 }) }),
   );

@@ -102,6 +102,12 @@ export interface BulkState {
   readonly requestId: number;
   /** Bulk records received from the source since the request (or since its last BULK_END). */
   readonly received: number;
+  /**
+   * Records the kernel refused to write since this attempt's request (of the transfer, or
+   * live ones interleaved with it): the table they leave is not complete, so the attempt
+   * fails at its BULK_END and the next one asks again. Never counted as written.
+   */
+  readonly refused: number;
   /** We hold VRRP back. */
   readonly demoted: boolean;
   /** Our own table was empty when we joined (we wait longer for a peer). */
@@ -126,10 +132,13 @@ export type BulkEvent =
   | { type: 'peer_up'; peer: number }
   /** A peer went silent (dead interval) or away. */
   | { type: 'peer_gone'; peer: number }
-  /** Records of a bulk transfer (DATA with the BULK flag) were delivered from `peer`. */
-  | { type: 'data'; peer: number; records: number }
-  /** A BULK_END was delivered (in order, after its records) from `peer`. */
-  | { type: 'bulk_end'; peer: number; requestId: number; count: number }
+  /**
+   * Records of a bulk transfer (DATA with the BULK flag) were delivered from `peer` and
+   * written; `refused`: writes the kernel refused since the last report (any record).
+   */
+  | { type: 'data'; peer: number; records: number; refused?: number }
+  /** A BULK_END was delivered (in order, after its records) from `peer`; `refused` as for data. */
+  | { type: 'bulk_end'; peer: number; requestId: number; count: number; refused?: number }
   | { type: 'timeout' }
   /** Serving side: `peer` asks for our table. */
   | { type: 'bulk_request'; peer: number; requestId: number }
@@ -142,6 +151,7 @@ export const BULK_COUNTERS = [
   'bulk_syncs_done',
   'bulk_syncs_failed',
   'bulk_count_mismatch',
+  'bulk_attempts_refused',
   'bulk_requests_served',
   'stale_timer',
   'unexpected_event',
@@ -171,7 +181,7 @@ export interface BulkStepResult {
 // ---------------------------------------------------------------------------------------
 
 export function initialBulkState(config: Partial<BulkConfig> = {}): BulkState {
-  return { config: { ...DEFAULT_BULK_CONFIG, ...config }, state: 'idle', livePeers: [], attempt: 0, requestId: 0, received: 0, demoted: false, emptyTable: false, complete: false, serving: {} };
+  return { config: { ...DEFAULT_BULK_CONFIG, ...config }, state: 'idle', livePeers: [], attempt: 0, requestId: 0, received: 0, refused: 0, demoted: false, emptyTable: false, complete: false, serving: {} };
 }
 
 /** Our table is complete (the HELLO flag SYNCED): a transfer finished, or nobody else holds one. */
@@ -230,6 +240,8 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       // We went on alone, and a peer appeared since: it may hold sessions we never saw (both
       // nodes restarted, it came back later). Take its table too, without demoting.
       if (r.state === 'alone') return request({ ...r, why: 'peer_restarted', attempt: 1, startedAtMs: now }, now, fx, `peer ${ev.peer} appeared after we went on alone`, ev.peer);
+      // We gave up on an incomplete table: a peer that is (back) up is asked again.
+      if (r.state === 'failed') return request({ ...r, why: 'resync', attempt: 1, startedAtMs: now }, now, fx, `peer ${ev.peer} is up after the bulk sync failed`, ev.peer);
       return r;
     }
 
@@ -246,6 +258,7 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
     }
 
     case 'data': {
+      s = noteRefused(s, ev.refused, fx);
       if (!inProgress(s) || ev.peer !== s.source) {
         // Bulk records we did not ask for (a peer's resync push, or a late transfer): the
         // service applies them all the same; they just do not count here.
@@ -259,6 +272,7 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
     }
 
     case 'bulk_end': {
+      s = noteRefused(s, ev.refused, fx);
       if (!inProgress(s) || ev.peer !== s.source) {
         log(s, fx, 'debug', 'bulk end outside our transfer', { peer: ev.peer, requestId: ev.requestId, state: s.state });
         return s;
@@ -272,6 +286,11 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       if (ev.count !== s.received) {
         fx.push({ type: 'count', counter: 'bulk_count_mismatch' });
         return failAttempt(s, now, fx, `bulk end says ${ev.count} records, ${s.received} arrived`);
+      }
+      if (s.refused > 0) {
+        // Every record arrived, but the kernel did not take them all: the table has holes.
+        fx.push({ type: 'count', counter: 'bulk_attempts_refused' });
+        return failAttempt(s, now, fx, `all ${ev.count} records arrived, but the kernel refused ${s.refused} writes`);
       }
       let r = cancel(s, fx);
       fx.push({ type: 'count', counter: 'bulk_syncs_done' });
@@ -333,7 +352,7 @@ function request(s: BulkState, now: number, fx: BulkEffect[], why: string, prefe
   const requestId = s.requestId >= 0xffffffff ? 1 : s.requestId + 1;
   fx.push({ type: 'send_bulk_request', peer: source, requestId });
   fx.push({ type: 'count', counter: 'bulk_requests_sent' });
-  const r = transition({ ...s, source, requestId, received: 0 }, 'requesting', now, fx, `${why}; asking peer ${source} (attempt ${s.attempt} of ${s.config.maxAttempts})`);
+  const r = transition({ ...s, source, requestId, received: 0, refused: 0 }, 'requesting', now, fx, `${why}; asking peer ${source} (attempt ${s.attempt} of ${s.config.maxAttempts})`);
   return arm(r, fx, now + r.config.requestTimeoutMs);
 }
 
@@ -395,6 +414,13 @@ function unexpected(s: BulkState, fx: BulkEffect[], what: string): BulkState {
   fx.push({ type: 'count', counter: 'unexpected_event' });
   log(s, fx, 'warn', `unexpected event ${what} in state ${s.state}`, { event: what, state: s.state });
   return s;
+}
+
+/** Refused writes reported with a data or bulk_end event: they count against the attempt under way. */
+function noteRefused(s: BulkState, refused: number | undefined, fx: BulkEffect[]): BulkState {
+  if (!refused || !inProgress(s)) return s;
+  log(s, fx, 'warn', 'the kernel refused writes during the bulk sync: this attempt cannot complete the table', { refused });
+  return { ...s, refused: s.refused + refused };
 }
 
 function withoutKey(rec: Readonly<Record<number, number>>, key: number): Record<number, number> {

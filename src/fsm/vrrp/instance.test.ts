@@ -471,6 +471,42 @@ test('preempt delay: cancelled by a master at or above us, or by our priority dr
   assert.equal(zero.state.timers.master_down, 2000 + skewTime(200, 1000));
 });
 
+test('preemption held (incomplete connection table): a higher-priority backup follows a live lower master, with or without a delay; takes over when it is gone; preempts once released', () => {
+  for (const preemptDelayMs of [0, 5000]) {
+    let s = step(started(cfg({ priority: 200, preemptDelayMs })), { type: 'preempt_hold', on: true }, 0).state;
+    // A lower master's adverts are accepted: no preemption, no delay started.
+    for (let t = 1000; t <= 20_000; t += 1000) {
+      const r = step(s, rx(adv(100)), t);
+      s = r.state;
+      assert.equal(s.state, 'backup');
+      assert.equal(s.timers.preempt_delay, undefined, 'no preempt delay while held');
+      if (s.timers.master_down !== undefined) assert.equal(s.timers.master_down, t + masterDownInterval(200, 1000), 'the advert resets Master_Down_Timer');
+    }
+    // A delay already running when the hold comes ends at once.
+    if (preemptDelayMs > 0) {
+      const free = step(started(cfg({ priority: 200, preemptDelayMs })), rx(adv(100)), 1000).state;
+      assert.equal(free.timers.preempt_delay, 6000);
+      const held = step(free, { type: 'preempt_hold', on: true }, 2000);
+      assert.equal(held.state.timers.preempt_delay, undefined);
+      assert.equal(step(held.state, { type: 'preempt_delay_timer' }, 6000).state.state, 'backup');
+    }
+    // The master goes silent: a held node still takes over (an incomplete table beats no firewall).
+    const down = step(s, { type: 'master_down_timer' }, s.timers.master_down as number);
+    assert.equal(down.state.state, 'master');
+    // Released: the next advert of a lower master is preempted (after the delay, if any).
+    const released = step(s, { type: 'preempt_hold', on: false }, 20_500).state;
+    const r = step(released, rx(adv(100)), 21_000);
+    if (preemptDelayMs === 0) {
+      // Preempt: the lower advert is discarded, Master_Down_Timer runs on and fires.
+      assert.equal(r.state.timers.master_down, s.timers.master_down, 'discarded: the timer was not reset');
+      assert.equal(step(r.state, { type: 'master_down_timer' }, r.state.timers.master_down as number).state.state, 'master');
+    } else {
+      assert.equal(r.state.timers.preempt_delay, 21_000 + preemptDelayMs);
+      assert.equal(step(r.state, { type: 'preempt_delay_timer' }, 21_000 + preemptDelayMs).state.state, 'master');
+    }
+  }
+});
+
 test('nopreempt: a higher-priority backup keeps following a live lower master', () => {
   let s = started(cfg({ priority: 250, preempt: false }));
   for (let t = 1000; t < 60000; t += 1000) {

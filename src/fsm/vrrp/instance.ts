@@ -107,6 +107,13 @@ export interface VrrpInstanceState {
   /** Active fault sources (interface names, "track:..." names, SYNC_GROUP_FAULT), sorted. */
   readonly faults: readonly string[];
   readonly maintenance: boolean;
+  /**
+   * Preemption held (issue 20): this node's connection table is not complete (its bulk sync
+   * has not finished, or failed), so it must not take the VIPs from a live master that holds
+   * the sessions, whatever the priorities. It still takes over when no master is heard.
+   * Not for the address owner (RFC 5798: the owner always preempts).
+   */
+  readonly preemptHeld?: boolean;
   readonly master?: KnownMaster;
   readonly lastTransition?: Transition;
 }
@@ -128,6 +135,8 @@ export type VrrpEvent =
   | { type: 'fault_cleared'; source: string }
   | { type: 'maintenance_on' }
   | { type: 'maintenance_off' }
+  /** Hold preemption (the connection table is incomplete) or let it run again. */
+  | { type: 'preempt_hold'; on: boolean }
   /** From the sync group: follow the group to master or to backup (see group.ts). */
   | { type: 'group_state'; state: 'master' | 'backup' }
   /**
@@ -298,6 +307,15 @@ function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffe
       // Master_Down_Interval for a master's advert.
       if (isOwner(m)) return promote(m, now, fx, 'maintenance off (address owner)');
       return arm(m, fx, 'master_down', now + masterDownInterval(m.priority, m.masterAdverIntervalMs, m.config.version));
+    }
+
+    case 'preempt_hold': {
+      if ((s.preemptHeld ?? false) === ev.on) return s;
+      const h = { ...s, preemptHeld: ev.on };
+      log(h, fx, 'info', ev.on ? 'preemption held: our connection table is incomplete' : 'preemption allowed again: our connection table is complete');
+      // A preempt delay under way ends here; when released, the next advert of a lower master starts it anew.
+      if (ev.on && h.preemptAtMs !== undefined) return { ...cancel(h, fx, 'preempt_delay'), preemptAtMs: undefined };
+      return h;
     }
 
     case 'group_state':
@@ -627,7 +645,7 @@ function finishTransition(s: VrrpInstanceState, fx: VrrpEffect[], to: VrrpStateN
 
 /** Preempt_Mode, except that the address owner always preempts (RFC 5798 6.1). */
 function preemptMode(s: VrrpInstanceState): boolean {
-  return s.config.preempt || isOwner(s);
+  return isOwner(s) || (s.config.preempt && !s.preemptHeld);
 }
 
 function sendAdvert(s: VrrpInstanceState, fx: VrrpEffect[], priority: number, scheduled = false): void {
