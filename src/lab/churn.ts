@@ -26,6 +26,8 @@ export interface ChurnSystem {
   ready(node: ChurnNode): Promise<boolean>;
   /** The node holding the VIPs, if one does. */
   master(): Promise<ChurnNode | undefined>;
+  /** What each node says of itself (role, readiness, table), for a failure's message. */
+  describe?(): Promise<string>;
 }
 
 export interface ChurnOptions {
@@ -37,6 +39,18 @@ export interface ChurnOptions {
   journal?: string;
   /** Longest wait for a node to be ready again. */
   readyTimeoutMs?: number;
+  /**
+   * A takeover that does not happen within 15 s ends the loop with an error naming the
+   * failure and what each node said (`describe`). Off, the loop goes on (a benchmark counts
+   * the losses instead).
+   */
+  strictTakeover?: boolean;
+  /**
+   * Run after every failure has settled (the node is ready again and settleMs passed), before
+   * the next one: throws to end the loop (a test's invariants: one master, holding every VIP,
+   * whose table holds the sessions).
+   */
+  check?: (after: string) => Promise<void>;
 }
 
 const other = (n: ChurnNode): ChurnNode => (n === 'fw1' ? 'fw2' : 'fw1');
@@ -48,7 +62,16 @@ export async function tortureLoop(lab: Lab, sys: ChurnSystem, o: ChurnOptions): 
   const end = Date.now() + o.seconds * 1000;
   const done: string[] = [];
   let node: ChurnNode = random() < 0.5 ? 'fw1' : 'fw2';
-  const takenOver = (n: ChurnNode) => waitFor(`${other(n)} to take over`, async () => ((await sys.master()) === other(n) ? true : undefined), 15_000).catch(() => undefined);
+  const takenOver = async (n: ChurnNode, what: string) => {
+    try {
+      await waitFor(`${other(n)} to take over`, async () => ((await sys.master()) === other(n) ? true : undefined), 15_000);
+    } catch (e) {
+      await note(`no takeover by ${other(n)} after ${what}`);
+      if (!o.strictTakeover) return;
+      const said = (await sys.describe?.().catch((err: Error) => `(describe failed: ${err.message})`)) ?? '';
+      throw new Error(`seed ${o.seed}: ${other(n)} did not take over within 15 s after "${what}" (failure ${done.length}): ${(e as Error).message}\n${said}`);
+    }
+  };
   while (Date.now() < end) {
     const kind: ChurnFailure = (['crash', 'link', 'graceful'] as const)[Math.floor(random() * 3)]!;
     const iface = random() < 0.5 ? 'eth0' : 'eth1'; // outside or inside, never the sync cable
@@ -59,14 +82,14 @@ export async function tortureLoop(lab: Lab, sys: ChurnSystem, o: ChurnOptions): 
     switch (kind) {
       case 'crash':
         await lab.crash(node);
-        if (wasMaster) await takenOver(node);
+        if (wasMaster) await takenOver(node, what);
         else await sleep(500);
         await lab.recover(node);
         await sys.start(node);
         break;
       case 'link':
         await lab.linkDown(node, iface);
-        if (wasMaster) await takenOver(node);
+        if (wasMaster) await takenOver(node, what);
         else await sleep(500);
         await lab.linkUp(node, iface);
         break;
@@ -75,9 +98,18 @@ export async function tortureLoop(lab: Lab, sys: ChurnSystem, o: ChurnOptions): 
         await sys.start(node);
         break;
     }
-    await waitFor(`${node} ready`, async () => ((await sys.ready(node).catch(() => false)) ? true : undefined), o.readyTimeoutMs ?? 30_000, 20);
+    try {
+      await waitFor(`${node} ready`, async () => ((await sys.ready(node).catch(() => false)) ? true : undefined), o.readyTimeoutMs ?? 30_000, 20);
+    } catch (e) {
+      const said = (await sys.describe?.().catch((err: Error) => `(describe failed: ${err.message})`)) ?? '';
+      throw new Error(`seed ${o.seed}: after "${what}" (failure ${done.length}): ${(e as Error).message}\n${said}`);
+    }
     await note(`${node} ready again`);
     await sleep(o.settleMs ?? 2000);
+    if (o.check) {
+      await o.check(what);
+      await note(`checked after ${what}`);
+    }
     node = other(node);
   }
   return done;

@@ -6,7 +6,12 @@
  * A session is kept when it stayed open and every line came back; its stall is the longest
  * time it waited for an echo.
  *
- *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10] [--udp]
+ *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10] [--grace 3000] [--udp]
+ *
+ * Sending ends after --seconds, or at once on SIGUSR2 (a test ends the sessions when its
+ * last failure has settled, however long that took). Then up to --grace ms for the last
+ * echoes (TCP: the report comes as soon as every open session has all its echoes): a session
+ * still retransmitting after a failure is given that long to recover before it counts as lost.
  *
  * --udp: N UDP flows to a service that answers `NAME <payload>` (the lab's backends, port 7),
  * one datagram each --every ms. A flow is kept when the same backend answered throughout (its
@@ -19,11 +24,20 @@ import { createSocket } from 'node:dgram';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' }, udp: { type: 'boolean', default: false } },
+  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' }, grace: { type: 'string', default: '3000' }, udp: { type: 'boolean', default: false } },
 });
 const [host = '', port = ''] = positionals;
 const count = Number(values.count);
 const every = Number(values.every);
+const graceMs = Number(values.grace);
+/** Ends the sending at once (SIGUSR2), or after --seconds: `end` is set by the mode run. */
+let end: () => void = () => undefined;
+let ended = false;
+const endTimer = setTimeout(() => end(), Number(values.seconds) * 1000);
+process.on('SIGUSR2', () => {
+  clearTimeout(endTimer);
+  end();
+});
 
 interface S {
   sock: Socket;
@@ -91,10 +105,15 @@ const tick = values.udp ? undefined : setInterval(() => {
   }
 }, every);
 
-if (!values.udp) setTimeout(() => {
+if (!values.udp) end = () => {
+  if (ended) return;
+  ended = true;
   clearInterval(tick);
-  // The last lines' echoes, and a last chance for stalled sessions to recover.
-  setTimeout(() => {
+  // The last lines' echoes, and a last chance for stalled sessions to recover: the report
+  // comes once every open session has all its echoes, or after the grace.
+  const t0 = Date.now();
+  const settled = () => sessions.every((s) => !s.connected || s.failed || s.echoed === s.sent);
+  const report = () => {
     const kept = sessions.filter((s) => s.connected && !s.failed && s.sent > 0 && s.echoed === s.sent);
     const stalls = kept.map((s) => s.maxGap).sort((a, b) => b - a);
     const lostSessions = sessions.filter((s) => !kept.includes(s));
@@ -107,8 +126,14 @@ if (!values.udp) setTimeout(() => {
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);
-  }, 3000);
-}, Number(values.seconds) * 1000);
+  };
+  const poll = setInterval(() => {
+    if (settled() || Date.now() - t0 >= graceMs) {
+      clearInterval(poll);
+      report();
+    }
+  }, 20);
+};
 
 /** UDP flows (see the header). */
 function runUdp(): void {
@@ -153,7 +178,9 @@ function runUdp(): void {
     }
     slot = (slot + 1) % SLOTS;
   }, every / SLOTS);
-  setTimeout(() => {
+  end = () => {
+    if (ended) return;
+    ended = true;
     clearInterval(t);
     setTimeout(() => {
       // Kept: one backend throughout, and one of the last three datagrams answered.
@@ -165,6 +192,6 @@ function runUdp(): void {
       process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy }) + '\n');
       for (const u of flows) u.sock.close();
       process.exit(0);
-    }, 2000);
-  }, Number(values.seconds) * 1000);
+    }, Math.min(graceMs, 2000));
+  };
 }
