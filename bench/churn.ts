@@ -17,11 +17,10 @@ import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { CLI_MAIN_JS, SESSIONS_JS } from '../src/lab/paths.js';
-import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
-import { tortureLoop, type ChurnNode, type ChurnSystem } from '../src/lab/churn.js';
-import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
-import { Conntrackd } from '../src/lab/conntrackd.js';
+import { SESSIONS_JS } from '../src/lab/paths.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+import { tortureLoop } from '../src/lab/churn.js';
+import { fwlbSystem, peerSystem } from '../src/lab/churn-systems.js';
 import { waitFor } from '../src/lib/wait.js';
 import { table } from './util.js';
 
@@ -32,55 +31,6 @@ const SECONDS = Number(values.seconds);
 const SEED = values.seed !== undefined ? Number(values.seed) : Date.now() % 100000;
 const PREFIX = values.prefix!;
 const SESSIONS = 200;
-
-async function holdsVips(lab: Lab, fw: string): Promise<boolean> {
-  const r = await lab.execRaw(fw, ['ip', '-j', '-4', 'addr', 'show']);
-  return r.status === 0 && r.stdout.includes('"198.18.0.100"') && r.stdout.includes('"198.18.1.1"');
-}
-
-async function master(lab: Lab): Promise<ChurnNode | undefined> {
-  for (const fw of ['fw1', 'fw2'] as const) if (await holdsVips(lab, fw)) return fw;
-  return undefined;
-}
-
-function fwlbSystem(lab: Lab, cfg: string): ChurnSystem {
-  const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
-  return {
-    label: 'fwlb',
-    start: async (fw) => void lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'info']),
-    stop: async (fw) => void (await lab.gracefulStop(fw, 30_000)),
-    ready: async (fw) => ((await controlCall(control(fw), 'ready', undefined, 1000)) as Readiness).ready,
-    master: () => master(lab),
-  };
-}
-
-function peerSystem(lab: Lab, cfg: string): ChurnSystem {
-  const ka = new Map<string, Keepalived>();
-  const ct = new Map<string, Conntrackd>();
-  const logMark = new Map<string, number>();
-  const addr = { fw1: { sync: '198.18.2.1', peer: '198.18.2.2' }, fw2: { sync: '198.18.2.2', peer: '198.18.2.1' } } as const;
-  const kaLog = (fw: string) => `${lab.stateDir}/${fw}.keepalived.log`;
-  return {
-    label: 'keepalived + conntrackd',
-    start: async (fw) => {
-      // A rebooted node has no ruleset: the same one fwlb would apply.
-      const has = await lab.execRaw(fw, ['nft', 'list', 'table', 'inet', 'fwlb']);
-      if (has.status !== 0) await lab.exec(fw, ['nft', '-f', '-'], await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]));
-      ct.set(fw, await Conntrackd.start(lab, fw, { self: addr[fw].sync, peer: addr[fw].peer, iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] }));
-      logMark.set(fw, (await readFile(kaLog(fw), 'utf8').catch(() => '')).length);
-      ka.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw as 'fw1' | 'fw2', { notify: Conntrackd.notifyPath(lab, fw) })));
-    },
-    stop: async (fw) => {
-      await ka.get(fw)?.stop();
-      await ct.get(fw)?.stop(lab);
-    },
-    ready: async (fw) => {
-      const text = (await readFile(kaLog(fw), 'utf8')).slice(logMark.get(fw) ?? 0);
-      return /Entering (BACKUP|MASTER) STATE/.test(text);
-    },
-    master: () => master(lab),
-  };
-}
 
 async function run(which: 'fwlb' | 'peer'): Promise<string[]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });

@@ -497,6 +497,7 @@ async function createStateSync(
       if (!on) deps.afterSync();
     },
     tableComplete: (complete, why) => deps.vrrp.setPreemptHold(!complete, why),
+    peerAliveElsewhere: () => deps.vrrp.masterHeard(),
   });
 }
 

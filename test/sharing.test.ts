@@ -18,6 +18,7 @@ import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
+import { ownedBuckets } from '../src/lab/sharing-churn.js';
 
 const PREFIX = 'tsh';
 const FWS = ['fw1', 'fw2', 'fw3'] as const;
@@ -48,19 +49,7 @@ after(async () => {
 });
 
 /** The buckets (conntrack marks) a node's kernel says it owns. */
-async function ownedSet(fw: string): Promise<Set<number>> {
-  const out = await lab.exec(fw, ['nft', 'list', 'set', 'inet', 'fwlb', 'shared_owned']);
-  const m = /elements = \{([^}]*)\}/s.exec(out);
-  const marks = new Set<number>();
-  for (const part of (m?.[1] ?? '').split(',')) {
-    const t = part.trim();
-    if (!t) continue;
-    const r = /^(\d+)-(\d+)$/.exec(t);
-    if (r) for (let v = Number(r[1]); v <= Number(r[2]); v++) marks.add(v);
-    else marks.add(Number(t));
-  }
-  return marks;
-}
+const ownedSet = (fw: string) => ownedBuckets(lab, fw);
 
 /** The shared flows in a node's conntrack table: original source port -> mark. */
 async function flowMarks(fw: string): Promise<Map<string, number>> {

@@ -51,6 +51,8 @@ export interface ChurnOptions {
    * whose table holds the sessions).
    */
   check?: (after: string) => Promise<void>;
+  /** Told of each failure as it is made (its kind and time), to charge the clients' stalls to it. */
+  onFailure?: (f: { kind: ChurnFailure; node: ChurnNode; what: string; atMs: number }) => void;
 }
 
 const other = (n: ChurnNode): ChurnNode => (n === 'fw1' ? 'fw2' : 'fw1');
@@ -79,6 +81,7 @@ export async function tortureLoop(lab: Lab, sys: ChurnSystem, o: ChurnOptions): 
     const what = `${kind}${kind === 'link' ? ` ${iface}` : ''} ${node}${wasMaster ? ' (master)' : ''}`;
     await note(`seed ${o.seed}: ${what}`);
     done.push(what);
+    o.onFailure?.({ kind, node, what, atMs: Date.now() });
     switch (kind) {
       case 'crash':
         await lab.crash(node);

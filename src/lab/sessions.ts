@@ -13,6 +13,12 @@
  * echoes (TCP: the report comes as soon as every open session has all its echoes): a session
  * still retransmitting after a failure is given that long to recover before it counts as lost.
  *
+ * --gaps MS: the report also lists every wait of a session longer than MS (`gaps`: [start
+ * ms since the epoch, length ms], merged across sessions when they overlap) and, for UDP, the
+ * send times of the datagrams never answered (`lostAt`), so a torture loop can tell which
+ * failure made which stall and which loss. (UDP lists no gaps: a flow waits `every` between
+ * answers anyway; its losses are what a failure costs it.)
+ *
  * --udp: N UDP flows to a service that answers `NAME <payload>` (the lab's backends, port 7),
  * one datagram each --every ms. A flow is kept when the same backend answered throughout (its
  * conntrack entry, NAT included, survived) and its last datagrams were answered; datagrams
@@ -24,12 +30,29 @@ import { createSocket } from 'node:dgram';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' }, grace: { type: 'string', default: '3000' }, udp: { type: 'boolean', default: false } },
+  options: { count: { type: 'string', default: '200' }, every: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' }, grace: { type: 'string', default: '3000' }, gaps: { type: 'string' }, udp: { type: 'boolean', default: false } },
 });
 const [host = '', port = ''] = positionals;
 const count = Number(values.count);
 const every = Number(values.every);
 const graceMs = Number(values.grace);
+const gapMs = values.gaps === undefined ? undefined : Number(values.gaps);
+/** Waits longer than gapMs: [start, length], every session's. */
+const gapList: [number, number][] = [];
+function noteGap(from: number, to: number): void {
+  if (gapMs !== undefined && to - from > gapMs) gapList.push([from, to - from]);
+}
+/** The gaps merged where they overlap (one failure stalls many sessions at once), in order. */
+function mergedGaps(): [number, number][] {
+  const sorted = [...gapList].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [from, len] of sorted) {
+    const last = out[out.length - 1];
+    if (last && from <= last[0] + last[1]) last[1] = Math.max(last[1], from + len - last[0]);
+    else out.push([from, len]);
+  }
+  return out;
+}
 /** Ends the sending at once (SIGUSR2), or after --seconds: `end` is set by the mode run. */
 let end: () => void = () => undefined;
 let ended = false;
@@ -78,6 +101,7 @@ else for (let i = 0; i < count; i++) {
       s.buf = s.buf.slice(nl + 1);
       s.echoed++;
       const now = Date.now();
+      noteGap(s.lastEcho, now);
       if (now - s.lastEcho > s.maxGap) {
         s.maxGap = now - s.lastEcho;
         s.maxGapFrom = s.lastEcho;
@@ -122,7 +146,7 @@ if (!values.udp) end = () => {
     const lostWhy = lostSessions.slice(0, 10).map((s) => ({ port: s.port ?? null, why: s.why ?? (s.echoed < s.sent ? `unanswered:${s.sent - s.echoed}` : 'not_connected'), lastEcho: s.lastEcho ? new Date(s.lastEcho).toISOString() : null }));
     const worst = kept.reduce<S | undefined>((w, s) => (!w || s.maxGap > w.maxGap ? s : w), undefined);
     process.stdout.write(
-      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy }) + '\n',
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy, ...(gapMs !== undefined ? { gaps: mergedGaps() } : {}) }) + '\n',
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);
@@ -137,10 +161,10 @@ if (!values.udp) end = () => {
 
 /** UDP flows (see the header). */
 function runUdp(): void {
-  interface U { sock: ReturnType<typeof createSocket>; sent: number; answered: Set<number>; backend?: string; lastEcho: number; maxGap: number; maxGapFrom: number; failed: boolean; why?: string; port?: number; lastAnswered: number }
+  interface U { sock: ReturnType<typeof createSocket>; sent: number; sentAt: number[]; answered: Set<number>; backend?: string; lastEcho: number; maxGap: number; maxGapFrom: number; failed: boolean; why?: string; port?: number; lastAnswered: number }
   const flows: U[] = [];
   for (let i = 0; i < count; i++) {
-    const u: U = { sock: createSocket('udp4'), sent: 0, answered: new Set(), lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, lastAnswered: -1 };
+    const u: U = { sock: createSocket('udp4'), sent: 0, sentAt: [], answered: new Set(), lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, lastAnswered: -1 };
     u.sock.on('message', (m) => {
       const [name, n] = m.toString('utf8').trim().split(' ');
       const seq = Number(n);
@@ -174,7 +198,10 @@ function runUdp(): void {
   const t = setInterval(() => {
     for (let i = slot; i < flows.length; i += SLOTS) {
       const u = flows[i]!;
-      if (u.port !== undefined && !u.failed) u.sock.send(String(u.sent++));
+      if (u.port !== undefined && !u.failed) {
+        if (gapMs !== undefined) u.sentAt.push(Date.now());
+        u.sock.send(String(u.sent++));
+      }
     }
     slot = (slot + 1) % SLOTS;
   }, every / SLOTS);
@@ -189,7 +216,9 @@ function runUdp(): void {
       const stalls = kept.map((u) => u.maxGap).sort((a, b) => b - a);
       const datagramsLost = flows.reduce((n, u) => n + (u.sent - u.answered.size), 0);
       const lostWhy = lost.slice(0, 10).map((u) => ({ port: u.port ?? null, why: u.why ?? `unanswered since ${u.lastAnswered + 1} of ${u.sent}`, lastEcho: u.lastEcho ? new Date(u.lastEcho).toISOString() : null }));
-      process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy }) + '\n');
+      const lostAt: number[] = [];
+      if (gapMs !== undefined) for (const u of flows) for (let q = 0; q < u.sent; q++) if (!u.answered.has(q) && u.sentAt[q] !== undefined) lostAt.push(u.sentAt[q]!);
+      process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy, ...(gapMs !== undefined ? { gaps: mergedGaps(), lostAt: lostAt.sort((a, b) => a - b) } : {}) }) + '\n');
       for (const u of flows) u.sock.close();
       process.exit(0);
     }, Math.min(graceMs, 2000));

@@ -90,6 +90,8 @@ export interface StateSyncDeps {
   demote: (on: boolean, why: string) => void;
   /** A bulk sync under way ended (done, or gave up): readiness may have changed. */
   bulkSettled?: () => void;
+  /** A peer is heard by other means than the sync link (as VRRP master): we are not alone. */
+  peerAliveElsewhere?: () => boolean;
   /** Our table became complete, or incomplete again (VRRP holds preemption while it is not). */
   tableComplete?: (complete: boolean, why: string) => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
@@ -482,7 +484,7 @@ export class StateSyncService {
         }
         case 'arm_timer':
           this.timers.at('bulk', fx.atMs, (now) => {
-            if (this.running) this.feedBulk({ type: 'timeout' }, now);
+            if (this.running) this.feedBulk({ type: 'timeout', othersAlive: this.deps.peerAliveElsewhere?.() ?? false }, now);
           });
           break;
         case 'cancel_timer':

@@ -28,6 +28,7 @@ import {
 } from '../fsm/vrrp/index.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
+import { masterDownInterval } from '../fsm/vrrp/timers.js';
 import type { AdvertTiming } from './advert-schedule.js';
 import { FwlbError } from '../lib/errors.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
@@ -347,6 +348,22 @@ export class VrrpService {
     if (on === this.demotionApplied || !this.running) return;
     this.demotionApplied = on;
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: on ? 'maintenance_on' : 'maintenance_off' } });
+  }
+
+  /**
+   * Another router is heard as master (its adverts arrived within Master_Down_Interval) on
+   * some instance: someone carries the traffic. The state sync asks before it concludes that
+   * this node is alone.
+   */
+  masterHeard(): boolean {
+    const now = this.deps.clock.now();
+    for (const g of this.groups) {
+      for (const m of Object.values(g.state.members)) {
+        if (m.state !== 'backup' || !m.master) continue;
+        if (now - m.master.seenAtMs < masterDownInterval(m.priority, m.masterAdverIntervalMs, m.config.version)) return true;
+      }
+    }
+    return false;
   }
 
   /** Started and not stopped. */

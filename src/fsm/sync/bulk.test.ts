@@ -132,6 +132,20 @@ test('alone: no peer appears within noPeerTimeout: alone (complete), demotion re
   assert.ok(of(fx, 'log').some((e) => e.level === 'warn' && /alone/.test(String(e.fields.why))));
 });
 
+test('nobody on the sync link but a peer heard as VRRP master: not alone (waits on, held back); once it is silent too, alone', () => {
+  let { s, fx } = drive(initialBulkState(CFG), [[0, { type: 'start', why: 'joined' }], [1500, { type: 'timeout', othersAlive: true }]]);
+  assert.equal(s.state, 'requesting');
+  assert.ok(s.demoted && !isSynced(s));
+  assert.equal(s.timerAtMs, 3000, 'the wait is armed again');
+  assert.equal(counted(fx, 'bulk_alone_deferred'), 1);
+  ({ s, fx } = drive(s, [[3000, { type: 'timeout', othersAlive: true }], [4500, { type: 'timeout', othersAlive: false }]]));
+  assert.equal(s.state, 'alone');
+  assert.deepEqual(demotes(fx), [false]);
+  // And the peer appearing on the sync link meanwhile is asked at once.
+  const r = drive(initialBulkState(CFG), [[0, { type: 'start', why: 'joined' }], [1500, { type: 'timeout', othersAlive: true }], [1600, { type: 'peer_up', peer: 1 }]]);
+  assert.deepEqual(requests(r.fx), [[1, 1]]);
+});
+
 test('an empty table waits longer for a peer that may hold the sessions; one that holds entries does not', () => {
   const cfg = { ...CFG, noPeerTimeoutEmptyMs: 6000 };
   const empty = drive(initialBulkState(cfg), [[0, { type: 'start', why: 'joined', emptyTable: true }], [1500, { type: 'timeout' }]]);
@@ -303,7 +317,7 @@ test('property: any event sequence, then only timeouts: the demotion is always r
     fc.record({ type: fc.constant('peer_gone' as const), peer }),
     fc.record({ type: fc.constant('data' as const), peer, records: fc.nat({ max: 5 }), refused: fc.option(fc.nat({ max: 2 }), { nil: undefined }) }),
     fc.record({ type: fc.constant('bulk_end' as const), peer, requestId: fc.nat({ max: 6 }), count: fc.nat({ max: 10 }), refused: fc.option(fc.nat({ max: 2 }), { nil: undefined }) }),
-    fc.record({ type: fc.constant('timeout' as const) }),
+    fc.record({ type: fc.constant('timeout' as const), othersAlive: fc.option(fc.boolean(), { nil: undefined }) }),
     fc.record({ type: fc.constant('bulk_request' as const), peer, requestId: fc.integer({ min: 1, max: 5 }) }),
   );
   fc.assert(

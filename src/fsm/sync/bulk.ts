@@ -139,7 +139,12 @@ export type BulkEvent =
   | { type: 'data'; peer: number; records: number; refused?: number }
   /** A BULK_END was delivered (in order, after its records) from `peer`; `refused` as for data. */
   | { type: 'bulk_end'; peer: number; requestId: number; count: number; refused?: number }
-  | { type: 'timeout' }
+  /**
+   * The one timer fired. `othersAlive`: a peer is heard by other means (its VRRP adverts as
+   * master): with nobody on the sync link, that peer holds a table we cannot get, so we are
+   * not alone and keep waiting for the sync link rather than go on with ours.
+   */
+  | { type: 'timeout'; othersAlive?: boolean }
   /** Serving side: `peer` asks for our table. */
   | { type: 'bulk_request'; peer: number; requestId: number }
   /** Serving side: the service finished queueing a transfer (records and BULK_END). */
@@ -152,6 +157,7 @@ export const BULK_COUNTERS = [
   'bulk_syncs_failed',
   'bulk_count_mismatch',
   'bulk_attempts_refused',
+  'bulk_alone_deferred',
   'bulk_requests_served',
   'stale_timer',
   'unexpected_event',
@@ -311,7 +317,15 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       const r = { ...s, timerAtMs: undefined };
       if (!inProgress(r)) return unexpected(r, fx, ev.type);
       if (r.source === undefined) {
-        // Nobody to ask appeared in time: we are alone. Nothing to wait for.
+        if (ev.othersAlive) {
+          // Someone carries the traffic (heard as VRRP master) but not on the sync link: we
+          // are not alone, and our table is not the table. Wait on (VRRP stays held back;
+          // when that peer goes silent too, the next timeout finds us alone).
+          fx.push({ type: 'count', counter: 'bulk_alone_deferred' });
+          log(r, fx, 'warn', 'no peer on the sync link, but a peer is heard as VRRP master: not going on alone; waiting for the sync link', { waitMs: noPeerWait(r) });
+          return arm(r, fx, now + noPeerWait(r));
+        }
+        // Nobody to ask appeared in time, and nobody is heard at all: we are alone.
         return alone(r, now, fx, `no peer appeared within ${noPeerWait(r)} ms: this node is alone${r.emptyTable ? ' (with an empty table)' : ''}`);
       }
       const what = r.state === 'requesting' ? `no answer from peer ${r.source} within ${r.config.requestTimeoutMs} ms` : `bulk transfer from peer ${r.source} stalled for ${r.config.idleTimeoutMs} ms`;

@@ -1,0 +1,148 @@
+/**
+ * Churn under sharing (issue 20): three fwlb nodes share the traffic on the trio lab while one
+ * random node at a time crashes with its links, has its daemon killed with -9, stops
+ * gracefully, or loses the carrier of a shared link, comes back and takes its buckets again
+ * (src/lab/sharing-churn.ts), for --seconds. 200 long TCP sessions (every 50 ms) and 600 UDP
+ * flows (every 200 ms) from two clients through the shared address. Printed per kind of
+ * failure: how many, the worst TCP stall that began in its window (from the failure until the
+ * next), the UDP datagrams sent in its window and never answered, the slowest move of its
+ * buckets to the survivors (polled from outside: the kernels' owned sets); and the sessions
+ * and flows kept over the whole run.
+ *
+ * Beside it, the peer: keepalived (v3, 0.1 s) + conntrackd (FTFW), active-standby on the
+ * sandwich lab, through src/lab/churn.ts's loop (crash, link down, graceful stop of alternating
+ * nodes) for the same time, under the same sessions and flows from one client, measured by
+ * the same clients and charged to failures the same way. (The peer cannot share: its figures
+ * are for the pair it can build.)
+ *
+ *   node dist/bench/sharing-churn.js [--seconds 600] [--seed N] [--systems fwlb,peer] [--prefix bshc]
+ *
+ * Prints figures; never asserts.
+ */
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { labDown, labUp, type Lab } from '../src/lab/lab.js';
+import { writeSyncedCluster } from '../src/lab/cluster-file.js';
+import { controlCall } from '../src/control/client.js';
+import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import type { NodeStatus } from '../src/services/node-daemon.js';
+import { attribute, byKind, ownedBuckets, SHARING_FAILURES, sharingTortureLoop } from '../src/lab/sharing-churn.js';
+import { tortureLoop, type ChurnFailure } from '../src/lab/churn.js';
+import { peerSystem } from '../src/lab/churn-systems.js';
+import { waitFor } from '../src/lib/wait.js';
+import { table } from './util.js';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '600' }, seed: { type: 'string' }, systems: { type: 'string', default: 'fwlb,peer' }, prefix: { type: 'string', default: 'bshc' } },
+});
+const SECONDS = Number(values.seconds);
+const SEED = values.seed !== undefined ? Number(values.seed) : Date.now() % 100000;
+const PREFIX = values.prefix!;
+const VIP = '198.18.0.100';
+const TCP = 200;
+const UDP = 600;
+
+interface Result { sessions: number; connected: number; kept: number; lost: number; worstStallMs: number | null; datagramsSent?: number; datagramsLost?: number; gaps?: [number, number][]; lostAt?: number[] }
+
+/** Sessions and flows from `clients` (split evenly), ended by signal; with their gaps and losses. */
+function clients(lab: Lab, names: readonly string[]): () => Promise<Result[]> {
+  const runs = names.flatMap((client) =>
+    (['tcp', 'udp'] as const).map((kind) => {
+      const log = `${lab.stateDir}/${client}-${kind}.log`;
+      const args = kind === 'tcp' ? ['--count', String(TCP / names.length), '--every', '50'] : ['--udp', '--count', String(UDP / names.length), '--every', '200'];
+      return { log, h: lab.spawn(client, [process.execPath, SESSIONS_JS, VIP, '7', ...args, '--seconds', String(SECONDS + 900), '--grace', '20000', '--gaps', '150'], { log }) };
+    }),
+  );
+  return async () => {
+    for (const r of runs) r.h.kill('SIGUSR2');
+    const out: Result[] = [];
+    for (const r of runs) {
+      await r.h.wait(60_000);
+      out.push(JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as Result);
+    }
+    return out;
+  };
+}
+
+function summary(label: string, res: Result[], kinds: Record<string, { count: number; worstStallMs: number; datagramsLost: number; worstMoveMs: number }>): string[][] {
+  const tcp = res.filter((r) => r.datagramsSent === undefined);
+  const udp = res.filter((r) => r.datagramsSent !== undefined);
+  const sum = (rs: Result[], f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0);
+  const rows = Object.entries(kinds)
+    .filter(([, v]) => v.count > 0)
+    .map(([k, v]) => [label, k, String(v.count), String(v.worstStallMs), String(v.datagramsLost), v.worstMoveMs ? String(v.worstMoveMs) : '-']);
+  rows.push([
+    label,
+    'all',
+    String(Object.values(kinds).reduce((n, v) => n + v.count, 0)),
+    String(Math.max(0, ...Object.values(kinds).map((v) => v.worstStallMs))),
+    `${sum(udp, (r) => r.datagramsLost ?? 0)} of ${sum(udp, (r) => r.datagramsSent ?? 0)}`,
+    `TCP kept ${sum(tcp, (r) => r.kept)}/${sum(tcp, (r) => r.sessions)}, UDP kept ${sum(udp, (r) => r.kept)}/${sum(udp, (r) => r.sessions)}`,
+  ]);
+  return rows;
+}
+
+async function runFwlb(): Promise<string[][]> {
+  const lab = await labUp({ prefix: PREFIX, topology: 'trio' });
+  try {
+    const cfg = await writeSyncedCluster(lab, await readFile(`${REPO_ROOT}/examples/active-active.yaml`, 'utf8'));
+    const FWS = ['fw1', 'fw2', 'fw3'];
+    const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
+    const start = (fw: string) => void lab.startDaemon(fw, ['run', '-c', cfg, '--node', fw, '--control', control(fw), '--log-level', 'info']);
+    for (const fw of FWS) start(fw);
+    const converged = async (live: readonly string[]) => {
+      for (const fw of live) {
+        const s = ((await controlCall(control(fw), 'status', undefined, 2000).catch(() => null)) as NodeStatus | null)?.sharing;
+        if (!s || s.members.join() !== [...live].sort().join()) return false;
+      }
+      const sets = await Promise.all(live.map((fw) => ownedBuckets(lab, fw)));
+      return sets.reduce((n, s) => n + s.size, 0) === 4096 && new Set(sets.flatMap((s) => [...s])).size === 4096;
+    };
+    await waitFor('three members', async () => ((await converged(FWS)) ? true : undefined), 30_000);
+    const done = clients(lab, ['client1', 'client2']);
+    await sleep(3000);
+    const failures = await sharingTortureLoop(lab, { nodes: FWS, start: async (fw) => start(fw), stop: async (fw) => void (await lab.gracefulStop(fw, 30_000)), converged }, { seconds: SECONDS, seed: SEED, journal: `${lab.stateDir}/churn.journal` });
+    await sleep(2000);
+    const res = await done();
+    const costs = attribute(failures, res.flatMap((r) => r.gaps ?? []), res.flatMap((r) => r.lostAt ?? []));
+    const worst = failures.map((f, i) => ({ f, c: costs.perFailure[i]! })).sort((a, b) => b.c.worstStallMs - a.c.worstStallMs).slice(0, 3);
+    for (const w of worst) process.stderr.write(`fwlb: a ${w.c.worstStallMs} ms stall at ${w.f.kind}${w.f.link ? ` ${w.f.link}` : ''} ${w.f.node}, ${new Date(w.f.atMs).toISOString()}\n`);
+    return summary('fwlb, 3 nodes sharing', res, byKind(failures, costs.perFailure, SHARING_FAILURES));
+  } finally {
+    if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
+    else await labDown(PREFIX);
+  }
+}
+
+async function runPeer(): Promise<string[][]> {
+  const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
+  try {
+    const cfg = await writeSyncedCluster(lab);
+    const sys = peerSystem(lab, cfg);
+    await sys.start('fw1');
+    await waitFor('fw1 master', async () => ((await sys.master()) === 'fw1' ? true : undefined), 20_000);
+    await sys.start('fw2');
+    await waitFor('fw2 ready', async () => ((await sys.ready('fw2').catch(() => false)) ? true : undefined), 30_000);
+    await sleep(2000);
+    const done = clients(lab, ['client1']);
+    await sleep(3000);
+    const failures: { kind: ChurnFailure; atMs: number }[] = [];
+    await tortureLoop(lab, sys, { seconds: SECONDS, seed: SEED, journal: `${lab.stateDir}/churn.journal`, onFailure: (f) => failures.push({ kind: f.kind, atMs: f.atMs }) });
+    await sleep(2000);
+    const res = await done();
+    const costs = attribute(failures, res.flatMap((r) => r.gaps ?? []), res.flatMap((r) => r.lostAt ?? []));
+    return summary('keepalived + conntrackd, active-standby', res, byKind(failures, costs.perFailure, ['crash', 'link', 'graceful'] as const));
+  } finally {
+    if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
+    else await labDown(PREFIX);
+  }
+}
+
+const rows: string[][] = [];
+for (const s of values.systems!.split(',')) rows.push(...(s === 'fwlb' ? await runFwlb() : await runPeer()));
+process.stdout.write(
+  `Churn under sharing: ${SECONDS} s of failures, one node at a time, seed ${SEED}; ${TCP} TCP sessions (every 50 ms) and ${UDP} UDP flows (every 200 ms) through the shared address (this 2-core VM)\n` +
+    table(['system', 'failure', 'count', 'worst TCP stall ms', 'UDP datagrams lost', 'slowest bucket move ms / kept'], rows) +
+    '\n',
+);
