@@ -5,7 +5,8 @@
  * (src/lab/sharing-churn.ts), for --seconds. 200 long TCP sessions (every 50 ms) and 600 UDP
  * flows (every 200 ms) from two clients through the shared address. Printed per kind of
  * failure: how many, the worst TCP stall that began in its window (from the failure until the
- * next), the UDP datagrams sent in its window and never answered, the slowest move of its
+ * next; in brackets, what of it began once the node was brought back: its rejoin), the UDP
+ * datagrams sent in its window and never answered (the same), the slowest move of its
  * buckets to the survivors (polled from outside: the kernels' owned sets); and the sessions
  * and flows kept over the whole run.
  *
@@ -27,7 +28,7 @@ import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
 import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
-import { attribute, byKind, ownedBuckets, SHARING_FAILURES, sharingTortureLoop } from '../src/lab/sharing-churn.js';
+import { attribute, byKind, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type KindCost } from '../src/lab/sharing-churn.js';
 import { tortureLoop, type ChurnFailure } from '../src/lab/churn.js';
 import { peerSystem } from '../src/lab/churn-systems.js';
 import { waitFor } from '../src/lib/wait.js';
@@ -65,13 +66,13 @@ function clients(lab: Lab, names: readonly string[]): () => Promise<Result[]> {
   };
 }
 
-function summary(label: string, res: Result[], kinds: Record<string, { count: number; worstStallMs: number; datagramsLost: number; worstMoveMs: number }>): string[][] {
+function summary(label: string, res: Result[], kinds: Record<string, KindCost>): string[][] {
   const tcp = res.filter((r) => r.datagramsSent === undefined);
   const udp = res.filter((r) => r.datagramsSent !== undefined);
   const sum = (rs: Result[], f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0);
   const rows = Object.entries(kinds)
     .filter(([, v]) => v.count > 0)
-    .map(([k, v]) => [label, k, String(v.count), String(v.worstStallMs), String(v.datagramsLost), v.worstMoveMs ? String(v.worstMoveMs) : '-']);
+    .map(([k, v]) => [label, k, String(v.count), `${v.worstStallMs} (${v.rejoin.worstStallMs})`, `${v.datagramsLost} (${v.rejoin.datagramsLost})`, v.worstMoveMs ? String(v.worstMoveMs) : '-']);
   rows.push([
     label,
     'all',
@@ -143,6 +144,6 @@ const rows: string[][] = [];
 for (const s of values.systems!.split(',')) rows.push(...(s === 'fwlb' ? await runFwlb() : await runPeer()));
 process.stdout.write(
   `Churn under sharing: ${SECONDS} s of failures, one node at a time, seed ${SEED}; ${TCP} TCP sessions (every 50 ms) and ${UDP} UDP flows (every 200 ms) through the shared address (this 2-core VM)\n` +
-    table(['system', 'failure', 'count', 'worst TCP stall ms', 'UDP datagrams lost', 'slowest bucket move ms / kept'], rows) +
+    table(['system', 'failure', 'count', 'worst TCP stall ms (in the rejoins)', 'UDP datagrams lost (in the rejoins)', 'slowest bucket move ms / kept'], rows) +
     '\n',
 );

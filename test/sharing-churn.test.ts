@@ -120,9 +120,9 @@ test('three sharing nodes under 5 minutes of random crash / kill -9 / graceful s
   const lostAt = res.flatMap((r) => r.lostAt ?? []);
   const costs = attribute(failures, gaps, lostAt);
   const kinds = byKind(failures, costs.perFailure, SHARING_FAILURES);
-  for (const [k, v] of Object.entries(kinds)) console.log(`# ${k}: ${v.count} failures, worst TCP stall ${v.worstStallMs} ms, UDP datagrams lost ${v.datagramsLost}, slowest bucket move ${v.worstMoveMs} ms`);
+  for (const [k, v] of Object.entries(kinds)) console.log(`# ${k}: ${v.count} failures, worst TCP stall ${v.worstStallMs} ms (rejoins: ${v.rejoin.worstStallMs} ms), UDP datagrams lost ${v.datagramsLost} (rejoins: ${v.rejoin.datagramsLost}), slowest bucket move ${v.worstMoveMs} ms`);
   const worst = failures.map((f, i) => ({ f, c: costs.perFailure[i]! })).sort((a, b) => b.c.worstStallMs - a.c.worstStallMs)[0];
-  if (worst) console.log(`# worst: ${worst.c.worstStallMs} ms at ${worst.f.kind}${worst.f.link ? ` ${worst.f.link}` : ''} ${worst.f.node} (${new Date(worst.f.atMs).toISOString()})`);
+  if (worst) console.log(`# worst: ${worst.c.worstStallMs} ms at ${worst.f.kind}${worst.f.link ? ` ${worst.f.link}` : ''} ${worst.f.node} (${new Date(worst.f.atMs).toISOString()}; rejoin from ${new Date(worst.f.rejoinAtMs).toISOString()})`);
   const lost = res.filter((r) => r.lost > 0 || r.connected !== r.sessions);
   const kept = lost.length ? await keepEvidence(`sharing-seed-${seed}`) : '';
   assert.ok(failures.length >= Math.floor(seconds / 15), `only ${failures.length} failures in ${seconds} s`);

@@ -55,6 +55,8 @@ export interface SharingFailureRecord {
   atMs: number;
   /** From the failure until the survivors' kernels owned its buckets, seen by polling. */
   movedMs: number;
+  /** When the node was brought back (restarted, its link up): its rejoin begins. */
+  rejoinAtMs: number;
   /** When the cluster was whole again (the node owning its buckets). */
   backAtMs: number;
 }
@@ -102,6 +104,7 @@ export async function sharingTortureLoop(lab: Lab, sys: SharingSystem, o: Sharin
     await converge(live, `the survivors own ${node}'s buckets after "${what}"`, o.moveTimeoutMs ?? 10_000);
     const movedMs = Date.now() - atMs;
     await sleep(downMs);
+    const rejoinAtMs = Date.now();
     switch (kind) {
       case 'crash':
         await lab.recover(node);
@@ -117,7 +120,7 @@ export async function sharingTortureLoop(lab: Lab, sys: SharingSystem, o: Sharin
     }
     await converge(sys.nodes, `${node} back with its buckets after "${what}"`, o.backTimeoutMs ?? 30_000);
     const backAtMs = Date.now();
-    done.push({ kind, node, ...(link ? { link } : {}), atMs, movedMs, backAtMs });
+    done.push({ kind, node, ...(link ? { link } : {}), atMs, movedMs, rejoinAtMs, backAtMs });
     await note(`${node} back (buckets moved in ${movedMs} ms, whole again after ${backAtMs - atMs} ms)`);
     await sleep(o.settleMs ?? 1000);
   }
@@ -139,12 +142,14 @@ export async function ownedBuckets(lab: Lab, node: string): Promise<Set<number>>
   return marks;
 }
 
-/** What the clients saw during one failure's window. */
+/** What the clients saw during one failure's window: while the node was down, and while it rejoined. */
 export interface FailureCost {
   /** Longest TCP stall that began in the window. */
   worstStallMs: number;
   /** UDP datagrams sent in the window and never answered. */
   datagramsLost: number;
+  /** Of those, what began once the node was brought back (its rejoin). */
+  rejoin: { worstStallMs: number; datagramsLost: number };
 }
 
 /**
@@ -153,30 +158,51 @@ export interface FailureCost {
  * moment the cluster is whole again, e.g. a node that just took its buckets back). What falls
  * before the first failure is charged to `before`.
  */
-export function attribute(failures: readonly { atMs: number }[], gaps: readonly [number, number][], lostAt: readonly number[]): { perFailure: FailureCost[]; before: FailureCost } {
-  const perFailure: FailureCost[] = failures.map(() => ({ worstStallMs: 0, datagramsLost: 0 }));
-  const before: FailureCost = { worstStallMs: 0, datagramsLost: 0 };
-  const slot = (t: number): FailureCost => {
+export function attribute(failures: readonly { atMs: number; rejoinAtMs?: number }[], gaps: readonly [number, number][], lostAt: readonly number[]): { perFailure: FailureCost[]; before: FailureCost } {
+  const empty = (): FailureCost => ({ worstStallMs: 0, datagramsLost: 0, rejoin: { worstStallMs: 0, datagramsLost: 0 } });
+  const perFailure: FailureCost[] = failures.map(empty);
+  const before = empty();
+  const slot = (t: number): { c: FailureCost; rejoining: boolean } => {
     let i = -1;
     for (let k = 0; k < failures.length; k++) if (failures[k]!.atMs <= t) i = k;
-    return i < 0 ? before : perFailure[i]!;
+    if (i < 0) return { c: before, rejoining: false };
+    const r = failures[i]!.rejoinAtMs;
+    return { c: perFailure[i]!, rejoining: r !== undefined && t >= r };
   };
   for (const [from, len] of gaps) {
-    const c = slot(from);
+    const { c, rejoining } = slot(from);
     c.worstStallMs = Math.max(c.worstStallMs, len);
+    if (rejoining) c.rejoin.worstStallMs = Math.max(c.rejoin.worstStallMs, len);
   }
-  for (const t of lostAt) slot(t).datagramsLost++;
+  for (const t of lostAt) {
+    const { c, rejoining } = slot(t);
+    c.datagramsLost++;
+    if (rejoining) c.rejoin.datagramsLost++;
+  }
   return { perFailure, before };
 }
 
 /** Per kind of failure: how many, the worst stall, the datagrams lost, the slowest bucket move (when known). */
-export function byKind<K extends string>(failures: readonly { kind: K; movedMs?: number }[], costs: readonly FailureCost[], kinds: readonly K[]): Record<K, { count: number; worstStallMs: number; datagramsLost: number; worstMoveMs: number }> {
-  const out = Object.fromEntries(kinds.map((k) => [k, { count: 0, worstStallMs: 0, datagramsLost: 0, worstMoveMs: 0 }])) as Record<K, { count: number; worstStallMs: number; datagramsLost: number; worstMoveMs: number }>;
+export interface KindCost {
+  count: number;
+  worstStallMs: number;
+  datagramsLost: number;
+  worstMoveMs: number;
+  /** Of which in the rejoins. */
+  rejoin: { worstStallMs: number; datagramsLost: number };
+}
+
+/** Per kind of failure: how many, the worst stall, the datagrams lost (and of those, the rejoins'), the slowest bucket move (when known). */
+export function byKind<K extends string>(failures: readonly { kind: K; movedMs?: number }[], costs: readonly FailureCost[], kinds: readonly K[]): Record<K, KindCost> {
+  const out = Object.fromEntries(kinds.map((k) => [k, { count: 0, worstStallMs: 0, datagramsLost: 0, worstMoveMs: 0, rejoin: { worstStallMs: 0, datagramsLost: 0 } }])) as Record<K, KindCost>;
   failures.forEach((f, i) => {
     const k = out[f.kind];
+    const c = costs[i]!;
     k.count++;
-    k.worstStallMs = Math.max(k.worstStallMs, costs[i]!.worstStallMs);
-    k.datagramsLost += costs[i]!.datagramsLost;
+    k.worstStallMs = Math.max(k.worstStallMs, c.worstStallMs);
+    k.datagramsLost += c.datagramsLost;
+    k.rejoin.worstStallMs = Math.max(k.rejoin.worstStallMs, c.rejoin.worstStallMs);
+    k.rejoin.datagramsLost += c.rejoin.datagramsLost;
     k.worstMoveMs = Math.max(k.worstMoveMs, f.movedMs ?? 0);
   });
   return out;
