@@ -120,11 +120,15 @@ const tick = values.udp ? undefined : setInterval(() => {
   const now = Date.now();
   for (const s of sessions) {
     if (!s.connected || s.failed) continue;
-    if (s.sent > s.echoed && now - s.lastEcho > s.maxGap) {
-      s.maxGap = now - s.lastEcho;
-      s.maxGapFrom = s.lastEcho;
-    }
-    else s.lastEcho = now;
+    if (s.sent > s.echoed) {
+      // Waiting for an echo: the wait runs from the last echo (or the last idle moment).
+      // (Resetting lastEcho here when the wait was shorter than the longest so far hid every
+      // later stall shorter than the session's worst.)
+      if (now - s.lastEcho > s.maxGap) {
+        s.maxGap = now - s.lastEcho;
+        s.maxGapFrom = s.lastEcho;
+      }
+    } else s.lastEcho = now;
     s.sock.write(`${s.sent++}\n`);
   }
 }, every);
