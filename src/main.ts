@@ -169,13 +169,26 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
   /** A shared link came back: the table is pulled again before the buckets are taken. */
   let resyncAsked = false;
+  /** The readiness last given to sharing (a BEAT says it only once the kernel holds the buckets). */
+  let shareReady = false;
   /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
   const shareReadiness = () => {
     if (!sharing || !daemonRef) return;
     if (resyncAsked && !sync?.bulkInProgress()) resyncAsked = false;
     const ready = daemonRef.readiness().ready && linksDown().length === 0 && !resyncAsked;
+    shareReady = ready;
     sharing.setReady(ready);
-    liveness?.setReady(ready);
+    if (!ready) {
+      liveness?.setReady(false);
+      return;
+    }
+    // Our kernel owns our buckets before our BEATs say so: the peers give them up when they
+    // hear it, and a bucket nobody owns meanwhile drops its packets (a TCP retransmission
+    // later: a stall of 200 ms or more for the flows in it).
+    const s = sharing;
+    void s.settled().then(() => {
+      if (shareReady) liveness?.setReady(true);
+    });
   };
   if (c.sharing) {
     vrrpNet.onLinkChange((ifname, up) => {
