@@ -153,12 +153,15 @@ export interface FailureCost {
 }
 
 /**
- * Charges each stall (its start) and each lost datagram (its send time) to the failure whose
- * window holds it: from the failure until the next one (a failure's effects can outlast the
- * moment the cluster is whole again, e.g. a node that just took its buckets back). What falls
- * before the first failure is charged to `before`.
+ * Charges each stall and each lost datagram to a failure. A stall during which a failure was
+ * made (it began at most `slackMs` before it: the last echo before a loss comes up to one send
+ * interval earlier) is that failure's; any other goes to the failure whose window holds its
+ * start (from the failure until the next one: a failure's effects can outlast the moment the
+ * cluster is whole again, e.g. a node that just took its buckets back). A datagram sent at most
+ * `slackMs` before a failure counts as sent during it. What falls before the first failure is
+ * charged to `before`.
  */
-export function attribute(failures: readonly { atMs: number; rejoinAtMs?: number }[], gaps: readonly [number, number][], lostAt: readonly number[]): { perFailure: FailureCost[]; before: FailureCost } {
+export function attribute(failures: readonly { atMs: number; rejoinAtMs?: number }[], gaps: readonly [number, number][], lostAt: readonly number[], slackMs = 60): { perFailure: FailureCost[]; before: FailureCost } {
   const empty = (): FailureCost => ({ worstStallMs: 0, datagramsLost: 0, rejoin: { worstStallMs: 0, datagramsLost: 0 } });
   const perFailure: FailureCost[] = failures.map(empty);
   const before = empty();
@@ -170,12 +173,15 @@ export function attribute(failures: readonly { atMs: number; rejoinAtMs?: number
     return { c: perFailure[i]!, rejoining: r !== undefined && t >= r };
   };
   for (const [from, len] of gaps) {
-    const { c, rejoining } = slot(from);
+    // A failure made while the stall ran (or just after its last echo) made it.
+    let during = -1;
+    for (let k = 0; k < failures.length; k++) if (failures[k]!.atMs <= from + len && failures[k]!.atMs >= from - slackMs) during = k;
+    const { c, rejoining } = during >= 0 ? { c: perFailure[during]!, rejoining: false } : slot(from);
     c.worstStallMs = Math.max(c.worstStallMs, len);
     if (rejoining) c.rejoin.worstStallMs = Math.max(c.rejoin.worstStallMs, len);
   }
   for (const t of lostAt) {
-    const { c, rejoining } = slot(t);
+    const { c, rejoining } = slot(t + slackMs);
     c.datagramsLost++;
     if (rejoining) c.rejoin.datagramsLost++;
   }
