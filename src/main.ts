@@ -34,6 +34,7 @@ import { createVrrpNet } from './adapters/vrrp-net.js';
 import { hostname, setPriority } from 'node:os';
 import { createHash, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { deriveSyncKey, syncKeyProblem } from './codec/sync/message.js';
 import { nodeView } from './config/node.js';
@@ -166,16 +167,37 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // The links with shared addresses: a node that lost one (no carrier, or down) would drop
   // the frames of its buckets that arrive there, unseen: it carries nothing until it is back.
   const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => nodeView(c, opts.node).interfaces[r] ?? r) : [];
+  // A packet of our buckets forwarded in the moment between a shared link's carrier loss and
+  // our giving the buckets up leaves its neighbour entry INCOMPLETE, its probe lost; the
+  // kernel probes again only after retrans_time (1 s by default), and every packet to that
+  // neighbour waits in its queue meanwhile, after the link is back and the buckets ours
+  // again: a 0.5-1 s stall of every flow to that server (issue 20). On the shared links an
+  // unanswered probe is repeated after 100 ms instead.
+  for (const ifname of sharedLinks) setNeighRetrans(ifname, SHARED_NEIGH_RETRANS_MS, log);
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
   /** A shared link came back: the table is pulled again before the buckets are taken. */
   let resyncAsked = false;
   /** The readiness last given to sharing (a BEAT says it only once the kernel holds the buckets). */
   let shareReady = false;
+  /** Until when a node that is ready waits for the first BEATs of the peers it syncs with. */
+  let heardWaitUntil: number | undefined;
+  const HEARD_WAIT_MS = 1000;
   /** The node holds the cluster's state and every shared link is up: with sharing, it takes its buckets and says so in its BEATs. */
   const shareReadiness = () => {
     if (!sharing || !daemonRef) return;
     if (resyncAsked && !sync?.bulkInProgress()) resyncAsked = false;
-    const ready = daemonRef.readiness().ready && linksDown().length === 0 && !resyncAsked;
+    // A node just started knows its peers from the sync before their BEATs say which of them
+    // carry buckets: taking its share then means taking every bucket for a moment, the ones
+    // the others carry included. It waits for a BEAT of every peer it syncs with (at most
+    // HEARD_WAIT_MS: a peer whose BEATs never come is left out).
+    const unheard = liveness && sync ? sync.livePeers().filter((p) => !liveness!.heard(p)) : [];
+    const nodeReady = daemonRef.readiness().ready && linksDown().length === 0 && !resyncAsked;
+    if (nodeReady && unheard.length > 0 && heardWaitUntil === undefined) {
+      heardWaitUntil = performance.now() + HEARD_WAIT_MS;
+      setTimeout(() => shareReadiness(), HEARD_WAIT_MS + 1).unref();
+    }
+    const waitingToHear = unheard.length > 0 && heardWaitUntil !== undefined && performance.now() < heardWaitUntil;
+    const ready = nodeReady && !waitingToHear;
     shareReady = ready;
     sharing.setReady(ready);
     if (!ready) {
@@ -222,7 +244,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
         // Sharing: every node speaks for the flows of its own buckets.
         ...(sh ? { owns: (e: { mark?: number }) => sh.ownsMark(e.mark) } : {}),
       });
-      liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }), sharing);
+      liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }), sharing, () => shareReadiness());
       const l = liveness;
       if (l) vrrp.useLiveness({ checkAdvert: (a, v, p) => l.checkAdvert(a, v, p), onOwnChange: () => l.sendNow() });
     } catch (e) {
@@ -514,8 +536,24 @@ async function createStateSync(
   });
 }
 
+/** Neighbour probe interval on a shared link (see runNode). */
+const SHARED_NEIGH_RETRANS_MS = 100;
+
+/** Sets net.ipv4.neigh.IFNAME.retrans_time_ms in this network namespace; a failure is logged, never fatal. */
+function setNeighRetrans(ifname: string, ms: number, log: Logger): void {
+  const path = `/proc/sys/net/ipv4/neigh/${ifname}/retrans_time_ms`;
+  try {
+    const was = readFileSync(path, 'utf8').trim();
+    if (Number(was) <= ms) return;
+    writeFileSync(path, String(ms));
+    log.info({ event: 'neigh_retrans', ifname, ms, was: Number(was) }, `sharing: ARP probes on ${ifname} repeated after ${ms} ms (was ${was} ms), so a neighbour left unresolved by a carrier loss is resolved at once when it is back`);
+  } catch (e) {
+    log.warn({ event: 'neigh_retrans_failed', ifname, err: (e as Error).message }, `sharing: cannot set ${path}: a neighbour left unresolved by a carrier loss may stall its flows for up to the kernel's probe interval`);
+  }
+}
+
 /** Liveness over the sync link (state_sync.liveness), or undefined when it is off. */
-async function createLiveness(c: Config, opts: RunOptions, configFile: string, vrrp: VrrpService, log: Logger, sharing?: SharingService): Promise<LivenessService | undefined> {
+async function createLiveness(c: Config, opts: RunOptions, configFile: string, vrrp: VrrpService, log: Logger, sharing?: SharingService, onHeard?: () => void): Promise<LivenessService | undefined> {
   const ss = c.state_sync;
   const l = ss?.liveness;
   if (!ss || !l) return undefined;
@@ -544,5 +582,6 @@ async function createLiveness(c: Config, opts: RunOptions, configFile: string, v
     channel,
     vrrp,
     ...(sharing ? { sharing } : {}),
+    ...(onHeard ? { onHeard } : {}),
   });
 }

@@ -61,6 +61,8 @@ export interface LivenessDeps {
   };
   /** Sharing: told when a peer becomes a member (live, and ready by its BEATs) or stops being one. */
   sharing?: { peer(name: string, member: boolean): void };
+  /** The first BEAT of a peer in this run came: whether it is a member is known from now on. */
+  onHeard?: (peer: string) => void;
 }
 
 export interface LivenessStatus {
@@ -139,7 +141,8 @@ export class LivenessService {
     if (!p || !this.running) return;
     const now = this.deps.clock.now();
     switch (e.type) {
-      case 'beat':
+      case 'beat': {
+        const first = p.mirror.beats === 0;
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
         // A peer that says it is stopping carries nothing from now on: its buckets are
@@ -153,7 +156,9 @@ export class LivenessService {
           p.ready = false;
           this.deps.sharing?.peer(p.peer.name, false);
         }
+        if (first) this.deps.onHeard?.(p.peer.name);
         break;
+      }
       case 'late':
         this.deps.log.info({ event: 'beat_late', peer: p.peer.name, gapMs: e.gapMs, detectMs: e.detectMs, ownLateMs: e.ownLateMs }, `liveness: a BEAT from ${p.peer.name} came ${e.gapMs} ms after the one before (detection ${e.detectMs} ms; our own BEAT timer was ${e.ownLateMs} ms late)`);
         break;
@@ -190,6 +195,12 @@ export class LivenessService {
   checkAdvert(address: string, vrid: number, priority: number): AdvertCheck {
     const p = this.byAddress.get(address);
     return p ? checkAdvert(p.mirror, vrid, priority) : 'ok';
+  }
+
+  /** A BEAT of this peer came in this run: whether it is live and ready is known. */
+  heard(name: string): boolean {
+    for (const p of this.peers.values()) if (p.peer.name === name) return p.mirror.beats > 0;
+    return false;
   }
 
   status(): LivenessStatus {
