@@ -270,6 +270,7 @@ test('torture: crash, link down or graceful stop of alternating nodes, 2 s after
   await checkOneMaster('the last failure');
   const r = await s.end();
   await journal(`torture seed ${seed} over: ${done.length} failures, ${JSON.stringify(r)}`);
+  console.log(`# torture seed ${seed}: ${done.length} failures (${done.filter((d) => d.includes('(master)')).length} of the master), ${r.kept}/${SESSIONS} sessions kept, worst stall ${r.worstStallMs} ms`);
   const kept = r.lost > 0 || r.connected !== SESSIONS ? await keepEvidence(`seed-${seed}`) : '';
   assert.ok(done.length >= Math.floor(seconds / 15), `only ${done.length} failures in ${seconds} s`);
   assert.equal(r.connected, SESSIONS);
