@@ -23,12 +23,12 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { labDown, labUp, type Lab } from '../src/lab/lab.js';
+import { labDown, labUp } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
-import { attribute, byKind, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type KindCost } from '../src/lab/sharing-churn.js';
+import { attribute, byKind, churnClients, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type ClientResult, type KindCost } from '../src/lab/sharing-churn.js';
 import { tortureLoop, type ChurnFailure } from '../src/lab/churn.js';
 import { peerSystem } from '../src/lab/churn-systems.js';
 import { waitFor } from '../src/lib/wait.js';
@@ -44,27 +44,7 @@ const VIP = '198.18.0.100';
 const TCP = 200;
 const UDP = 600;
 
-interface Result { sessions: number; connected: number; kept: number; lost: number; worstStallMs: number | null; datagramsSent?: number; datagramsLost?: number; gaps?: [number, number][]; lostAt?: number[] }
-
-/** Sessions and flows from `clients` (split evenly), ended by signal; with their gaps and losses. */
-function clients(lab: Lab, names: readonly string[]): () => Promise<Result[]> {
-  const runs = names.flatMap((client) =>
-    (['tcp', 'udp'] as const).map((kind) => {
-      const log = `${lab.stateDir}/${client}-${kind}.log`;
-      const args = kind === 'tcp' ? ['--count', String(TCP / names.length), '--every', '50'] : ['--udp', '--count', String(UDP / names.length), '--every', '200'];
-      return { log, h: lab.spawn(client, [process.execPath, SESSIONS_JS, VIP, '7', ...args, '--seconds', String(SECONDS + 900), '--grace', '20000', '--gaps', '150'], { log }) };
-    }),
-  );
-  return async () => {
-    for (const r of runs) r.h.kill('SIGUSR2');
-    const out: Result[] = [];
-    for (const r of runs) {
-      await r.h.wait(60_000);
-      out.push(JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as Result);
-    }
-    return out;
-  };
-}
+type Result = ClientResult;
 
 function summary(label: string, res: Result[], kinds: Record<string, KindCost>): string[][] {
   const tcp = res.filter((r) => r.datagramsSent === undefined);
@@ -101,7 +81,7 @@ async function runFwlb(): Promise<string[][]> {
       return sets.reduce((n, s) => n + s.size, 0) === 4096 && new Set(sets.flatMap((s) => [...s])).size === 4096;
     };
     await waitFor('three members', async () => ((await converged(FWS)) ? true : undefined), 30_000);
-    const done = clients(lab, ['client1', 'client2']);
+    const done = churnClients(lab, { clients: ['client1', 'client2'], vip: VIP, tcp: TCP, udp: UDP }).end;
     await sleep(3000);
     const failures = await sharingTortureLoop(lab, { nodes: FWS, start: async (fw) => start(fw), stop: async (fw) => void (await lab.gracefulStop(fw, 30_000)), converged }, { seconds: SECONDS, seed: SEED, journal: `${lab.stateDir}/churn.journal` });
     await sleep(2000);
@@ -126,7 +106,7 @@ async function runPeer(): Promise<string[][]> {
     await sys.start('fw2');
     await waitFor('fw2 ready', async () => ((await sys.ready('fw2').catch(() => false)) ? true : undefined), 30_000);
     await sleep(2000);
-    const done = clients(lab, ['client1']);
+    const done = churnClients(lab, { clients: ['client1'], vip: VIP, tcp: TCP, udp: UDP }).end;
     await sleep(3000);
     const failures: { kind: ChurnFailure; atMs: number }[] = [];
     await tortureLoop(lab, sys, { seconds: SECONDS, seed: SEED, journal: `${lab.stateDir}/churn.journal`, onFailure: (f) => failures.push({ kind: f.kind, atMs: f.atMs }) });

@@ -16,10 +16,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
-import { attribute, byKind, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type SharingSystem } from '../src/lab/sharing-churn.js';
+import { attribute, byKind, churnClients, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type ClientResult, type SharingSystem } from '../src/lab/sharing-churn.js';
 
 const PREFIX = 'tshc';
 const FWS = ['fw1', 'fw2', 'fw3'] as const;
@@ -40,7 +40,7 @@ after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
 });
 
-interface Result { sessions: number; connected: number; kept: number; lost: number; worstStallMs: number | null; lostWhy: unknown[]; datagramsLost?: number; gaps?: [number, number][]; lostAt?: number[] }
+type Result = ClientResult;
 
 /** Every live node sees exactly the live ones as members, and their kernels split every bucket. */
 async function converged(live: readonly string[]): Promise<boolean> {
@@ -87,24 +87,10 @@ test('three sharing nodes under 5 minutes of random crash / kill -9 / graceful s
     converged,
     describe,
   };
-  // Sessions from both clients, ended by signal once the loop is over; 20 s for the last
-  // failure's retransmissions to recover before a session counts as lost.
-  const runs = ['client1', 'client2'].flatMap((client) =>
-    (['tcp', 'udp'] as const).map((kind) => {
-      const log = `${lab.stateDir}/${client}-${kind}.log`;
-      const args = kind === 'tcp' ? ['--count', String(TCP_PER_CLIENT), '--every', '50'] : ['--udp', '--count', String(UDP_PER_CLIENT), '--every', '200'];
-      return { log, kind, h: lab.spawn(client, [process.execPath, SESSIONS_JS, VIP, '7', ...args, '--seconds', String(seconds + 600), '--grace', '20000', '--gaps', '150'], { log }) };
-    }),
-  );
-  const results = async (): Promise<Result[]> => {
-    for (const r of runs) r.h.kill('SIGUSR2');
-    const out: Result[] = [];
-    for (const r of runs) {
-      await r.h.wait(60_000);
-      out.push(JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as Result);
-    }
-    return out;
-  };
+  // Sessions from both clients, ended once the loop is over (20 s for the last failure's
+  // retransmissions to recover before a session counts as lost).
+  const clients = churnClients(lab, { clients: ['client1', 'client2'], vip: VIP, tcp: 2 * TCP_PER_CLIENT, udp: 2 * UDP_PER_CLIENT });
+  const results = clients.end;
   // Every node a member and the sessions flowing before the first failure.
   await sleep(3000);
   let failures;

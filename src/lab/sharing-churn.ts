@@ -7,11 +7,12 @@
  * failure to the node owning its buckets again) is returned, so the stalls and datagram losses
  * the clients saw can be charged to the failure that made them (`attribute`).
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRandom } from '../lib/random.js';
 import { waitFor } from '../lib/wait.js';
 import type { Lab } from './lab.js';
+import { SESSIONS_JS } from './paths.js';
 
 export const SHARING_FAILURES = ['crash', 'kill', 'graceful', 'link'] as const;
 export type SharingFailure = (typeof SHARING_FAILURES)[number];
@@ -125,6 +126,36 @@ export async function sharingTortureLoop(lab: Lab, sys: SharingSystem, o: Sharin
     await sleep(o.settleMs ?? 1000);
   }
   return done;
+}
+
+/** What a sessions client reports (src/lab/sessions.ts), with its gaps and, for UDP, its lost datagrams' send times. */
+export interface ClientResult { sessions: number; connected: number; kept: number; lost: number; worstStallMs: number | null; lostWhy?: unknown[]; datagramsSent?: number; datagramsLost?: number; gaps?: [number, number][]; lostAt?: number[] }
+
+/**
+ * TCP sessions (a line every 50 ms) and UDP flows (a datagram every 200 ms) to `vip` port 7
+ * from each client, split evenly, until `end()`: it signals them, gives a session still
+ * retransmitting 20 s to recover, and returns their reports (TCP then UDP, per client).
+ */
+export function churnClients(lab: Lab, o: { clients: readonly string[]; vip: string; tcp: number; udp: number }): { end: () => Promise<ClientResult[]> } {
+  const runs = o.clients.flatMap((client) =>
+    (['tcp', 'udp'] as const).map((kind) => {
+      const log = `${lab.stateDir}/${client}-${kind}.log`;
+      const args = kind === 'tcp' ? ['--count', String(Math.round(o.tcp / o.clients.length)), '--every', '50'] : ['--udp', '--count', String(Math.round(o.udp / o.clients.length)), '--every', '200'];
+      // Ended by signal (the duration only bounds a run whose end never comes).
+      return { log, h: lab.spawn(client, [process.execPath, SESSIONS_JS, o.vip, '7', ...args, '--seconds', '86400', '--grace', '20000', '--gaps', '150'], { log }) };
+    }),
+  );
+  return {
+    end: async () => {
+      for (const r of runs) r.h.kill('SIGUSR2');
+      const out: ClientResult[] = [];
+      for (const r of runs) {
+        await r.h.wait(60_000);
+        out.push(JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as ClientResult);
+      }
+      return out;
+    },
+  };
 }
 
 /** The buckets (conntrack marks) a node's kernel says it owns (its `shared_owned` set). */
