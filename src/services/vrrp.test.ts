@@ -345,3 +345,37 @@ test('stale VIPs of a killed run are removed at start; bad packets are counted, 
   assert.equal(st.drops.too_short, 1);
   assert.ok(Object.values(st.drops).reduce((a, b) => a + (b ?? 0), 0) >= 3, JSON.stringify(st.drops));
 });
+
+test('issue 20: a higher priority whose connection table is incomplete does not take the VIPs from the live master; it still takes over when the master is silent; masterHeard says a master is heard', async () => {
+  const c = await cluster();
+  // fw2 (lower priority) is master; fw1 (higher, preempting) restarts with its table incomplete.
+  await c.fw2.svc.start();
+  await c.run(1000);
+  assert.equal(c.state(1), 'master');
+  assert.equal(c.fw1.svc.masterHeard(), false, 'not started: nothing heard');
+  c.fw1.svc.setPreemptHold(true, 'bulk sync not done');
+  await c.fw1.svc.start();
+  await c.run(5000);
+  assert.equal(c.state(1), 'master', 'the node holding the sessions stays master');
+  assert.equal(c.state(0), 'backup');
+  assert.deepEqual(c.fw2.host.vips(), VIPS);
+  assert.equal(c.fw1.svc.masterHeard(), true, 'fw2 is heard as master');
+  // Table complete: fw1 preempts as configured.
+  c.fw1.svc.setPreemptHold(false, 'bulk sync done');
+  await c.run(5000);
+  assert.equal(c.state(0), 'master');
+  assert.equal(c.state(1), 'backup');
+  assert.equal(c.fw1.svc.masterHeard(), false, 'a master hears no other master');
+  assert.equal(c.fw2.svc.masterHeard(), true);
+  // Held again (say a resync), then the master falls silent: the held node still takes over.
+  const d = await cluster();
+  await d.fw2.svc.start();
+  await d.run(1000);
+  d.fw1.svc.setPreemptHold(true, 'bulk sync not done');
+  await d.fw1.svc.start();
+  await d.run(2000);
+  d.wire.mute.add('fw2');
+  await d.run(2000);
+  assert.equal(d.state(0), 'master', 'an incomplete table beats no firewall');
+  assert.equal(d.fw1.svc.masterHeard(), false);
+});
