@@ -379,3 +379,18 @@ test('issue 20: a higher priority whose connection table is incomplete does not 
   assert.equal(d.state(0), 'master', 'an incomplete table beats no firewall');
   assert.equal(d.fw1.svc.masterHeard(), false);
 });
+
+test('issue 20: no gratuitous ARP after the instance left master (the repeats stop with it)', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  // Until fw1 is master and has sent its first GARPs.
+  for (let t = 0; t < 2000 && c.fw1.host.garps.length === 0; t += 5) await c.run(5);
+  assert.equal(c.state(0), 'master');
+  const atLeave = c.fw1.host.garps.length;
+  assert.ok(atLeave > 0);
+  // It leaves master at once (maintenance), well inside the repeats' 400 ms.
+  c.fw1.svc.setMaintenance(true);
+  await c.run(1000);
+  assert.notEqual(c.state(0), 'master');
+  assert.equal(c.fw1.host.garps.length, atLeave, `GARPs after leaving master: ${c.fw1.host.garps.slice(atLeave).join(', ')}`);
+});

@@ -658,10 +658,16 @@ export class VrrpService {
         const addrs = fx.addresses.map(bare);
         // After the addresses are in place: a GARP for an address we do not hold yet would mislead.
         this.addressOp(async () => {
+          if (g.state.members[m.name]?.state !== 'master') return; // left master while the addresses were being added
           this.links.get(m.ifname)?.garp(addrs);
           for (let i = 1; i < g.garp.repeat; i++) {
             const key = `${m.name}/garp/${i}`;
-            g.timers.after(key, i * g.garp.intervalMs, () => this.links.get(m.ifname)?.garp(addrs));
+            // Only while still master: a repeat that went out after the instance left master
+            // (fault, a higher priority back) pointed the hosts at a node that no longer holds
+            // the addresses.
+            g.timers.after(key, i * g.garp.intervalMs, () => {
+              if (this.running && g.state.members[m.name]?.state === 'master') this.links.get(m.ifname)?.garp(addrs);
+            });
           }
           this.garpRefresh(g, m, addrs);
         }, `gratuitous ARP on ${m.ifname}`);
