@@ -173,7 +173,11 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // neighbour waits in its queue meanwhile, after the link is back and the buckets ours
   // again: a 0.5-1 s stall of every flow to that server (issue 20). On the shared links an
   // unanswered probe is repeated after 100 ms instead.
-  for (const ifname of sharedLinks) setNeighRetrans(ifname, SHARED_NEIGH_RETRANS_MS, log);
+  // The same on the links of the VRRP instances: a master whose link went down and up
+  // (a fault) left its neighbours there INCOMPLETE the same way, and when it took over again
+  // the sessions waited a second for the next probe (issue 20: seed 40629).
+  const vrrpLinks = Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).map((i) => nodeView(c, opts.node).interfaces[i.interface] ?? i.interface));
+  for (const ifname of new Set([...sharedLinks, ...vrrpLinks])) setNeighRetrans(ifname, SHARED_NEIGH_RETRANS_MS, log);
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
   /** A shared link came back: the table is pulled again before the buckets are taken. */
   let resyncAsked = false;
@@ -247,6 +251,17 @@ export async function runNode(opts: RunOptions): Promise<number> {
       liveness = await createLiveness(c, opts, loaded.value.file, vrrp, log.child({ component: 'liveness' }), sharing, () => shareReadiness());
       const l = liveness;
       if (l) vrrp.useLiveness({ checkAdvert: (a, v, p) => l.checkAdvert(a, v, p), onOwnChange: () => l.sendNow() });
+      // Active-standby: a group that leaves master leaves entries this node tracked itself,
+      // which the sync never rewrites; they are made liberal now, so that a takeover later
+      // does not find them with stale TCP windows (StateSyncService.loosenTable).
+      const sy = sync;
+      if (!c.sharing) {
+        const mastered = new Set<string>();
+        vrrp.onGroupState((group, state) => {
+          if (state === 'master') mastered.add(group);
+          else if (mastered.delete(group)) void sy.loosenTable(`group ${group} left master (${state})`);
+        });
+      }
     } catch (e) {
       log.error({ event: 'sync_failed', err: (e as Error).message }, 'cannot set up state sync');
       process.stderr.write((e as Error).message + '\n');
@@ -536,7 +551,7 @@ async function createStateSync(
   });
 }
 
-/** Neighbour probe interval on a shared link (see runNode). */
+/** Neighbour probe interval on a shared link or a VRRP instance's link (see runNode). */
 const SHARED_NEIGH_RETRANS_MS = 100;
 
 /** Sets net.ipv4.neigh.IFNAME.retrans_time_ms in this network namespace; a failure is logged, never fatal. */
@@ -546,9 +561,9 @@ function setNeighRetrans(ifname: string, ms: number, log: Logger): void {
     const was = readFileSync(path, 'utf8').trim();
     if (Number(was) <= ms) return;
     writeFileSync(path, String(ms));
-    log.info({ event: 'neigh_retrans', ifname, ms, was: Number(was) }, `sharing: ARP probes on ${ifname} repeated after ${ms} ms (was ${was} ms), so a neighbour left unresolved by a carrier loss is resolved at once when it is back`);
+    log.info({ event: 'neigh_retrans', ifname, ms, was: Number(was) }, `ARP probes on ${ifname} repeated after ${ms} ms (was ${was} ms), so a neighbour left unresolved by a carrier loss is resolved at once when it is back`);
   } catch (e) {
-    log.warn({ event: 'neigh_retrans_failed', ifname, err: (e as Error).message }, `sharing: cannot set ${path}: a neighbour left unresolved by a carrier loss may stall its flows for up to the kernel's probe interval`);
+    log.warn({ event: 'neigh_retrans_failed', ifname, err: (e as Error).message }, `cannot set ${path}: a neighbour left unresolved by a carrier loss may stall its flows for up to the kernel's probe interval`);
   }
 }
 

@@ -36,9 +36,12 @@ class MemoryConntrack implements ConntrackStore {
   async count(): Promise<number> {
     return this.table.size;
   }
+  /** Every write asked for, with the liberal flag it asked. */
+  readonly log: { op: CtWriteOp; proto: number; liberal: boolean }[] = [];
   /** As the kernel does it (the outcomes of ctnetlink writes), in order, at once. */
-  writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[]): (string | undefined)[] {
+  writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[], opts: { beLiberal?: boolean } = {}): (string | undefined)[] {
     return writes.map(({ op, entry: raw }) => {
+      this.log.push({ op, proto: raw.orig.proto, liberal: opts.beLiberal ?? true });
       const entry = rawToEntry(raw);
       const k = JSON.stringify(entry.orig);
       const had = this.table.get(k);
@@ -277,4 +280,23 @@ test('regression (issue 20): writes the kernel refuses during a bulk sync keep t
   assert.equal(b.ct.table.size, 500);
   await a.svc.stop();
   await b.svc.stop();
+});
+
+test('issue 20: leaving master, every TCP entry of our own table is rewritten liberal (UDP untouched); a second call while one runs joins it', async () => {
+  const { nodes, run } = await pair({ offset: () => 0, loss: 0, seed: 8 });
+  const [a] = nodes as [(typeof nodes)[0]];
+  for (let i = 0; i < 250; i++) a.ct.flow(i);
+  const udp: ConntrackEntry = { family: 4, orig: { src: '198.18.0.10', dst: '198.18.0.100', proto: 17, srcPort: 5353, dstPort: 7 }, reply: { src: '198.18.1.11', dst: '198.18.0.10', proto: 17, srcPort: 7, dstPort: 5353 }, status: 0x18e, timeout: 30 };
+  a.ct.table.set(JSON.stringify(udp.orig), udp);
+  a.svc.start();
+  await run(100);
+  a.ct.log.length = 0;
+  const p1 = a.svc.loosenTable('left master');
+  const p2 = a.svc.loosenTable('again');
+  await Promise.all([p1, p2, run(50)]);
+  const updates = a.ct.log.filter((w) => w.op === 'update');
+  assert.equal(updates.length, 250, 'every TCP entry once');
+  assert.ok(updates.every((w) => w.proto === 6 && w.liberal));
+  assert.equal(a.svc.status().counters.entries_loosened, 250);
+  await a.svc.stop();
 });

@@ -115,6 +115,7 @@ export const SYNC_SERVICE_COUNTERS = [
   'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
   'peers_lost', // a peer went silent: nothing is queued for it until it is back
   'bulk_pushes', // whole tables pushed to a peer (asked for, or after an overflow)
+  'entries_loosened', // own TCP entries marked liberal on leaving master (loosenTable)
 ] as const;
 
 /** Every counter name the sync reports: a closed record, zeros included. */
@@ -217,6 +218,56 @@ export class StateSyncService {
   /** A bulk sync is under way (asked, or receiving). */
   bulkInProgress(): boolean {
     return bulkFsm.inProgress(this.bulk);
+  }
+
+  /** A loosening of the table under way (see loosenTable). */
+  private loosening: Promise<void> | undefined;
+
+  /**
+   * Marks every TCP entry of our kernel liberal in window tracking (IP_CT_TCP_FLAG_BE_LIBERAL
+   * both ways), as every entry the sync writes already is. Run when this node stops carrying
+   * the traffic (it leaves master): the entries it tracked itself while it carried the
+   * traffic are never written by the sync afterwards (an established flow makes no conntrack
+   * event on the new master), so when it takes over again their windows are those of the
+   * moment it left, and the first ACK for data sent through the other node meanwhile is
+   * INVALID ("ACK is over the upper bound"): every session stalled until TCP gave up on the
+   * old path (issue 20: a 3.1 s stall, seed 40629). conntrackd does the same at each takeover
+   * (its commit writes the whole external cache with the flag). In the background, batch by
+   * batch; a second call while one runs waits for it.
+   */
+  loosenTable(why: string): Promise<void> {
+    if (this.loosening) return this.loosening;
+    const run = async () => {
+      const t0 = this.deps.clock.now();
+      let written = 0;
+      let failed = 0;
+      try {
+        await this.deps.ct.dumpStream(async (entries) => {
+          if (!this.running) return 'stop';
+          const writes: { op: CtWriteOp; entry: RawCtEntry }[] = [];
+          for (const e of entries) {
+            if (e.orig.proto !== 6) continue;
+            const raw = bodyToRawV2(entryToBody(e));
+            if (raw.ok) writes.push({ op: 'update', entry: raw.value });
+          }
+          if (writes.length > 0) {
+            const r = this.deps.ct.writeBatch(writes, { beLiberal: true });
+            for (const x of r) {
+              if (x === undefined) written++;
+              else if (x !== 'ENOENT') failed++; // ENOENT: gone meanwhile, nothing to loosen
+            }
+          }
+          // VRRP and everything else run between batches.
+          await new Promise<void>((res) => setImmediate(res));
+        });
+        this.count('entries_loosened', written);
+        this.deps.log.info({ event: 'table_loosened', why, entries: written, failed, ms: Math.round(this.deps.clock.now() - t0) }, `TCP entries marked liberal in window tracking (${why}): ${written}${failed ? `, ${failed} refused` : ''}`);
+      } catch (err) {
+        this.deps.log.warn({ event: 'table_loosen_failed', why, err: (err as Error).message }, 'could not mark the table liberal');
+      }
+    };
+    this.loosening = run().finally(() => (this.loosening = undefined));
+    return this.loosening;
   }
 
   /** Our table is complete: a bulk sync finished, or no peer holds one. */

@@ -715,10 +715,25 @@ export class VrrpService {
     this.addressQueue = this.addressQueue.then(op).catch((err: Error) => this.deps.log.error({ err: err.message, what }, 'address change failed'));
   }
 
+  private readonly stateListeners = new Set<(group: string, state: string) => void>();
+
+  /** Told of every group state change (master, backup, fault, stop), after it is logged. */
+  onGroupState(cb: (group: string, state: string) => void): () => void {
+    this.stateListeners.add(cb);
+    return () => this.stateListeners.delete(cb);
+  }
+
   /** Runs the group's notify hook: `notify GROUP STATE`, details in the environment. */
   private notify(g: GroupRuntime, state: string): void {
     const { log, node, cluster } = this.deps;
     log.info({ event: 'vrrp_group_state', group: g.name, state }, `group ${g.name} is ${state}`);
+    for (const cb of this.stateListeners) {
+      try {
+        cb(g.name, state);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'a group state listener failed');
+      }
+    }
     if (!g.notify) return;
     const vips = Object.values(g.state.members).flatMap((m) => m.config.addresses).join(' ');
     try {
