@@ -62,15 +62,15 @@ test('prototype names and unknown commands are ERR_UNKNOWN_COMMAND', async () =>
   });
 });
 
-test('past the served connections, busy ones, one waits its turn, one more gets ERR_BUSY; an oversized line ERR_REQUEST_TOO_LARGE; an idle one ERR_IDLE', async () => {
-  // a and b hold a request under way (busy: never cut to make room); c must wait.
+test('past the turns, a connection with a request waits unread; past the open connections with none idle, ERR_BUSY', async () => {
+  // a and b hold a request under way (two turns, both taken); c must wait for a turn.
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
-  await withServer({ status: () => 'fine', hold: () => held.then(() => 'held') }, { maxConnections: 2, maxWaiting: 1, maxLine: 1000, idleMs: 300 }, async (path, server) => {
+  await withServer({ status: () => 'fine', hold: () => held.then(() => 'held') }, { maxConnections: 3, maxActive: 2, maxLine: 1000, idleMs: 5000 }, async (path, server) => {
     const a = await connect(path);
     const b = await connect(path);
-    const aAnswers = linesOf(a);
-    const bAnswers = linesOf(b);
+    const aAnswers = linesOf(a, 1);
+    const bAnswers = linesOf(b, 1);
     a.write(JSON.stringify({ id: 1, cmd: 'hold' }) + '\n');
     b.write(JSON.stringify({ id: 1, cmd: 'hold' }) + '\n');
     await new Promise((r) => setTimeout(r, 20));
@@ -78,23 +78,39 @@ test('past the served connections, busy ones, one waits its turn, one more gets 
     const cAnswers = linesOf(c, 1);
     c.write(JSON.stringify({ id: 1, cmd: 'status' }) + '\n');
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(server.counters().waiting, 1, 'c waits');
+    assert.equal(server.counters().waiting, 1, 'c waits for a turn');
+    // A fourth: three open, none idle (two busy, one waiting): refused.
     const d = await connect(path);
     assert.deepEqual((await linesOf(d)).map((x) => x.error?.code), ['ERR_BUSY']);
     release();
-    // a and b are answered and idle: c takes the place of the one idle longest.
-    assert.deepEqual((await cAnswers).map((x) => x.result), ['fine']);
-    c.destroy();
-    a.write('x'.repeat(5000));
-    const [ra, rb] = await Promise.all([aAnswers, bAnswers]);
-    // One of a and b was cut for c (evicted), the other cut by its oversized line or its silence.
-    const codes = [...ra, ...rb].filter((x) => !x.ok).map((x) => x.error?.code).sort();
-    assert.equal([...ra, ...rb].filter((x) => x.ok).length, 2, 'both held requests answered');
-    assert.equal(codes.length, 2, `codes ${codes}`);
-    const r = server.refused;
-    assert.equal(r.busy, 1);
-    assert.equal(r.evicted, 1);
-    assert.equal(r.too_large + r.idle, 1);
+    assert.deepEqual((await aAnswers).map((x) => x.result), ['held']);
+    assert.deepEqual((await bAnswers).map((x) => x.result), ['held']);
+    assert.deepEqual((await cAnswers).map((x) => x.result), ['fine'], 'c answered once a turn was free');
+    for (const x of [a, b, c]) x.destroy();
+    assert.equal(server.refused.busy, 1);
+    assert.equal(server.refused.evicted, 0);
+  });
+});
+
+test('500 clients asking at once are all answered, at most maxActive at a time (regression: fresh connections were cut as idle)', async () => {
+  let running = 0;
+  let peak = 0;
+  const slow: Handler = async () => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise((r) => setTimeout(r, 2));
+    running--;
+    return 'ok';
+  };
+  await withServer({ status: slow }, { maxActive: 16 }, async (path, server) => {
+    const clients = await Promise.all(Array.from({ length: 500 }, () => connect(path)));
+    const answers = clients.map((c) => linesOf(c, 1));
+    for (const c of clients) c.write(JSON.stringify({ id: 1, cmd: 'status' }) + '\n');
+    const got = await Promise.all(answers);
+    for (const c of clients) c.destroy();
+    assert.equal(got.filter((r) => r[0]?.ok).length, 500, `failed: ${got.filter((r) => !r[0]?.ok).map((r) => r[0]?.error?.code).slice(0, 5)}`);
+    assert.ok(peak <= 16, `peak ${peak}`);
+    assert.equal(server.refused.evicted + server.refused.busy, 0);
   });
 });
 
@@ -116,8 +132,24 @@ test('an oversized request line is ERR_REQUEST_TOO_LARGE', async () => {
   });
 });
 
-test('1,000 idle connections held open do not starve a new status: the idle longest are cut, oldest first, and counted', async () => {
-  await withServer({ status: () => 'fine' }, { maxConnections: 64, maxWaiting: 1024 }, async (path, server) => {
+test('1,000 idle connections held open do not starve a new status (default limits: nothing cut)', async () => {
+  await withServer({ status: () => 'fine' }, {}, async (path, server) => {
+    const idle: Socket[] = [];
+    for (let i = 0; i < 1000; i++) idle.push(await connect(path));
+    const c = await connect(path);
+    const t0 = performance.now();
+    const got = linesOf(c, 1);
+    c.write(JSON.stringify({ id: 7, cmd: 'status' }) + '\n');
+    assert.deepEqual((await got).map((x) => x.result), ['fine']);
+    assert.ok(performance.now() - t0 < 1000, `answered in ${Math.round(performance.now() - t0)} ms`);
+    c.destroy();
+    assert.equal(server.refused.evicted, 0);
+    for (const s of idle) s.destroy();
+  });
+});
+
+test('past the open connections, the idle longest are cut, oldest first, and counted; a new status is answered at once', async () => {
+  await withServer({ status: () => 'fine' }, { maxConnections: 64 }, async (path, server) => {
     const idle: Socket[] = [];
     const cutOrder: number[] = [];
     for (let i = 0; i < 1000; i++) {

@@ -12,20 +12,24 @@ import { FwlbError } from '../lib/errors.js';
 export type Handler = (args: Record<string, unknown>) => Promise<unknown> | unknown;
 
 /**
- * Bounds of the socket (issue 12): nothing a local client sends can grow the daemon without
- * limit or starve it. A client that does not read its answers is not read from either.
+ * Bounds of the socket (issue 12, issue 20): nothing a local client sends can grow the daemon
+ * without limit or starve it. A client that does not read its answers is not read from either.
  */
 export interface ControlLimits {
   /** Largest request line; a client sending more gets ERR_REQUEST_TOO_LARGE and is cut off. */
   maxLine: number;
   /**
-   * Connections served at once. A new one past it takes the place of the served connection
-   * that has been idle longest (no request under way, no answer unread), which is cut and
-   * counted (`evicted`); only when every served one is busy does it wait, unread.
+   * Connections open at once. A new one past it takes the place of the connection idle
+   * longest (no request under way or waiting, no answer unread), which is cut with ERR_IDLE
+   * and counted (`evicted`); with none idle, the new one gets ERR_BUSY.
    */
   maxConnections: number;
-  /** Connections waiting for a turn; one more gets ERR_BUSY and is closed. */
-  maxWaiting: number;
+  /**
+   * Connections being answered at once (a request read and under way, or answers unread).
+   * Past it, a connection with a request waits its turn unread (its requests stay in the
+   * kernel): memory is bounded by maxActive x (maxUnread + maxLine), however many are open.
+   */
+  maxActive: number;
   /** Requests of one connection being answered at once; past it, reading that connection pauses. */
   maxPending: number;
   /** Bytes of answers waiting for a client to read them; past it, reading that connection pauses. */
@@ -35,21 +39,34 @@ export interface ControlLimits {
 }
 
 /**
- * At most 64 x (1 MiB unread + 64 KiB line) of memory for the connections served; waiting
- * ones cost a socket each (their requests stay in the kernel).
+ * At most 64 x (1 MiB unread + 64 KiB line) of memory for the connections being answered; an
+ * open idle one costs a socket and a partial line (at most 64 KiB).
  */
-export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 64, maxWaiting: 1024, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 1024, maxActive: 64, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
+
+interface Conn {
+  sock: Socket;
+  /** When it last sent a request or was answered (or was accepted). */
+  lastMs: number;
+  /** Holds one of the maxActive turns. */
+  active: boolean;
+  /** Waits for a turn (paused, with a request read). */
+  waiting: boolean;
+  /** Has a request to answer, or an answer being made or unread. */
+  busy(): boolean;
+  /** Goes on reading and answering (it was given a turn). */
+  pump(): void;
+}
 
 export class ControlServer {
   private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  /** Connections past maxConnections, paused, in arrival order. */
-  private readonly waiting: Socket[] = [];
+  private readonly conns = new Map<Socket, Conn>();
+  /** Connections with a request waiting for a turn, in arrival order. */
+  private readonly turnQueue: Conn[] = [];
+  private activeCount = 0;
   private readonly limits: ControlLimits;
   /** Refusals and cut-offs, for status. */
   readonly refused = { busy: 0, too_large: 0, idle: 0, evicted: 0, bad_request: 0, unknown_command: 0 };
-  /** Served connections: when each last had a request or an answer, and whether one is under way. */
-  private readonly activity = new Map<Socket, { lastMs: number; busy: () => boolean }>();
   /** Commands by name: a Map, so no name reaches anything but a handler ("constructor", "__proto__"). */
   private readonly handlers: ReadonlyMap<string, Handler>;
 
@@ -63,9 +80,9 @@ export class ControlServer {
     this.limits = { ...DEFAULT_CONTROL_LIMITS, ...limits };
   }
 
-  /** Connections open now, and the requests refused since the start, by reason (status, metrics). */
+  /** Connections open now, those waiting for a turn, and the requests refused since the start, by reason (status, metrics). */
   counters(): { connections: number; waiting: number; refused: Record<string, number> } {
-    return { connections: this.sockets.size, waiting: this.waiting.length, refused: { ...this.refused } };
+    return { connections: this.conns.size, waiting: this.turnQueue.length, refused: { ...this.refused } };
   }
 
   async listen(): Promise<void> {
@@ -91,72 +108,62 @@ export class ControlServer {
   }
 
   /**
-   * A new connection: served now if there is room, or if a served connection is idle (the
-   * one idle longest is cut to make room: connections held open and silent never starve a
-   * new `fwlb status`); else held unread (its requests wait in the kernel) until a served one
-   * closes or goes idle; past maxWaiting, refused with ERR_BUSY. 500 monitoring clients at
-   * once are all answered, 64 at a time.
+   * A new connection: served if there is room, or if an open one is idle (the one idle
+   * longest is cut to make room: connections held open and silent never starve a new
+   * `fwlb status`); else refused with ERR_BUSY. 500 monitoring clients at once are all
+   * answered, 64 at a time.
    */
   private admit(s: Socket): void {
     s.on('error', () => undefined);
-    if (this.sockets.size >= this.limits.maxConnections) this.evictIdle();
-    if (this.sockets.size < this.limits.maxConnections) {
-      this.serve(s);
-      return;
-    }
-    if (this.waiting.length >= this.limits.maxWaiting) {
+    if (this.conns.size >= this.limits.maxConnections && !this.evictIdle()) {
       this.refused.busy++;
-      s.end(JSON.stringify(refusal('ERR_BUSY', `too many control connections (${this.limits.maxConnections + this.limits.maxWaiting}): try again`)) + '\n');
+      s.end(JSON.stringify(refusal('ERR_BUSY', `too many control connections (${this.limits.maxConnections}), none idle: try again`)) + '\n');
       return;
     }
-    s.pause();
-    this.waiting.push(s);
-    s.once('close', () => {
-      const i = this.waiting.indexOf(s);
-      if (i >= 0) this.waiting.splice(i, 1);
-    });
+    this.serve(s);
   }
 
-  /**
-   * Cuts the served connection idle longest, if one is idle, to make room. The cut is
-   * counted and said to the client (ERR_IDLE), so a monitoring system that holds a
-   * connection open learns why it was closed. Returns whether one was cut.
-   */
+  /** Cuts the open connection idle longest, if one is idle; says why to its client and counts it. */
   private evictIdle(): boolean {
-    let oldest: Socket | undefined;
-    let oldestMs = Infinity;
-    for (const [sock, a] of this.activity) {
-      if (sock.destroyed || a.busy()) continue;
-      if (a.lastMs < oldestMs) {
-        oldest = sock;
-        oldestMs = a.lastMs;
-      }
+    let oldest: Conn | undefined;
+    for (const c of this.conns.values()) {
+      if (c.sock.destroyed || c.busy()) continue;
+      if (!oldest || c.lastMs < oldest.lastMs) oldest = c;
     }
     if (!oldest) return false;
     this.refused.evicted++;
-    // Out of the served set now (its close comes later): the room is the new one's.
-    this.activity.delete(oldest);
-    this.sockets.delete(oldest);
-    oldest.end(JSON.stringify(refusal('ERR_IDLE', `closed to make room: ${this.limits.maxConnections} control connections served, this one idle the longest`)) + '\n');
-    oldest.destroySoon();
+    this.forget(oldest);
+    oldest.sock.end(JSON.stringify(refusal('ERR_IDLE', `closed to make room: ${this.limits.maxConnections} control connections open, this one idle the longest`)) + '\n');
+    oldest.sock.destroySoon();
     return true;
   }
 
-  /** A served connection closed or went idle: the longest waiting ones take their places. */
-  private next(): void {
-    while (this.waiting.length > 0) {
-      if (this.sockets.size >= this.limits.maxConnections && !this.evictIdle()) return;
-      const w = this.waiting.shift()!;
-      if (!w.destroyed) this.serve(w);
+  /** A connection leaves (closed, or cut): its turn, if it had one, goes to the next waiting. */
+  private forget(c: Conn): void {
+    if (!this.conns.delete(c.sock)) return;
+    if (c.waiting) {
+      const i = this.turnQueue.indexOf(c);
+      if (i >= 0) this.turnQueue.splice(i, 1);
+      c.waiting = false;
+    }
+    if (c.active) this.release(c);
+  }
+
+  /** Gives a turn back; the longest waiting connection takes it. */
+  private release(c: Conn): void {
+    c.active = false;
+    this.activeCount--;
+    while (this.activeCount < this.limits.maxActive && this.turnQueue.length > 0) {
+      const w = this.turnQueue.shift()!;
+      w.waiting = false;
+      if (w.sock.destroyed) continue;
+      w.active = true;
+      this.activeCount++;
+      w.pump();
     }
   }
 
   private serve(s: Socket): void {
-    this.sockets.add(s);
-    s.on('close', () => {
-      this.activity.delete(s);
-      if (this.sockets.delete(s)) this.next();
-    });
     s.setTimeout(this.limits.idleMs, () => {
       this.refused.idle++;
       s.end(JSON.stringify(refusal('ERR_IDLE', `no request for ${this.limits.idleMs} ms: closed`)) + '\n');
@@ -164,22 +171,40 @@ export class ControlServer {
     let buf = '';
     const lines: string[] = [];
     let pending = 0;
-    const act = { lastMs: performance.now(), busy: () => pending > 0 || lines.length > 0 || buf.length > 0 || s.writableLength > 0 };
-    this.activity.set(s, act);
-    // Reading stops while the connection has its share of requests under way, or while its
-    // answers wait unread; it resumes as they finish and drain.
+    const c: Conn = {
+      sock: s,
+      lastMs: performance.now(),
+      active: false,
+      waiting: false,
+      busy: () => pending > 0 || lines.length > 0 || buf.length > 0 || s.writableLength > 0 || c.waiting,
+      pump: () => pump(),
+    };
+    this.conns.set(s, c);
+    s.on('close', () => this.forget(c));
+    // Reading stops while the connection waits for a turn, has its share of requests under
+    // way, or has answers waiting unread; it resumes as they finish and drain.
     const pump = () => {
-      while (lines.length > 0 && pending < this.limits.maxPending && s.writableLength <= this.limits.maxUnread) {
+      if (!this.conns.has(s)) return;
+      if (lines.length > 0 && !c.active) {
+        if (this.activeCount < this.limits.maxActive) {
+          c.active = true;
+          this.activeCount++;
+        } else if (!c.waiting) {
+          c.waiting = true;
+          this.turnQueue.push(c);
+        }
+      }
+      while (c.active && lines.length > 0 && pending < this.limits.maxPending && s.writableLength <= this.limits.maxUnread) {
         const line = lines.shift()!;
         pending++;
         void this.answer(s, line).finally(() => {
           pending--;
-          act.lastMs = performance.now();
+          c.lastMs = performance.now();
           pump();
-          // Idle again: a connection waiting for a turn may take this one's place.
-          if (this.waiting.length > 0 && !act.busy()) this.next();
         });
       }
+      // Done with its turn: nothing to answer, nothing under way, nothing unread.
+      if (c.active && lines.length === 0 && pending === 0 && s.writableLength === 0) this.release(c);
       const full = lines.length > 0 || pending >= this.limits.maxPending || s.writableLength > this.limits.maxUnread;
       if (full && !s.isPaused()) s.pause();
       else if (!full && s.isPaused()) s.resume();
@@ -187,7 +212,7 @@ export class ControlServer {
     s.on('drain', pump);
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
-      act.lastMs = performance.now();
+      c.lastMs = performance.now();
       buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
@@ -199,12 +224,11 @@ export class ControlServer {
         s.end(JSON.stringify(refusal('ERR_REQUEST_TOO_LARGE', `a request line of more than ${this.limits.maxLine} bytes`)) + '\n');
         s.destroySoon();
         lines.length = 0;
+        this.forget(c);
         return;
       }
       pump();
     });
-    // A connection that waited was paused: read what it sent meanwhile.
-    if (s.isPaused()) s.resume();
   }
 
   private async answer(s: Socket, line: string): Promise<void> {
@@ -232,8 +256,8 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.waiting.splice(0)) s.destroy();
-    for (const s of this.sockets) s.destroy();
+    this.turnQueue.length = 0;
+    for (const s of this.conns.keys()) s.destroy();
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
     await unlink(this.path).catch(() => undefined);
   }
