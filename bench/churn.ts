@@ -12,6 +12,7 @@
  * Prints figures; never asserts.
  */
 import { readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
@@ -22,17 +23,24 @@ import type { NodeStatus } from '../src/services/node-daemon.js';
 import { tortureLoop } from '../src/lab/churn.js';
 import { fwlbSystem, peerSystem } from '../src/lab/churn-systems.js';
 import { waitFor } from '../src/lib/wait.js';
-import { table } from './util.js';
+import { num, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '300' }, seed: { type: 'string' }, systems: { type: 'string', default: 'fwlb,peer' }, prefix: { type: 'string', default: 'bch' } },
+  options: {
+    seconds: { type: 'string', default: '300' },
+    seed: { type: 'string' },
+    systems: { type: 'string', default: 'fwlb,peer' },
+    prefix: { type: 'string', default: 'bch' },
+    /** Write the figures as JSON here (bench/figures.ts). */
+    figures: { type: 'string' },
+  },
 });
 const SECONDS = Number(values.seconds);
 const SEED = values.seed !== undefined ? Number(values.seed) : Date.now() % 100000;
 const PREFIX = values.prefix!;
 const SESSIONS = 200;
 
-async function run(which: 'fwlb' | 'peer'): Promise<string[]> {
+async function run(which: 'fwlb' | 'peer', figures: Figure[]): Promise<string[]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
     const cfg = await writeSyncedCluster(lab);
@@ -56,6 +64,14 @@ async function run(which: 'fwlb' | 'peer'): Promise<string[]> {
       const st = (await controlCall(`${lab.stateDir}/fw1.sock`, 'status').catch(() => null)) as NodeStatus | null;
       statusNote = st ? `fw1 sync drops: ${Object.entries(st.sync?.drops ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` : '';
     }
+    const conditions = `${SESSIONS} TCP sessions through the DNAT VIP (a line every 50 ms), ${SECONDS} s of failures on alternating nodes, seed ${SEED}`;
+    const base = { conditions, system: sys.label, peer: which === 'peer' };
+    figures.push(
+      { ...base, id: 'churn.failures', figure: 'failures done', unit: 'failures', value: failures.length },
+      { ...base, id: 'churn.failures.master', figure: 'failures of the master', unit: 'failures', value: masters },
+      { ...base, id: 'churn.kept', figure: 'sessions kept under churn', unit: `of ${SESSIONS}`, value: r.kept },
+      { ...base, id: 'churn.stall', figure: 'worst stall of a kept session under churn', unit: 'ms', value: num(r.worstStallMs), resolution: 50 },
+    );
     return [sys.label, String(failures.length), `${masters} / ${crashes}`, `${r.connected}/${SESSIONS}`, String(r.kept), String(r.lost), r.worstStallMs === null ? '-' : String(r.worstStallMs), statusNote];
   } finally {
     if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
@@ -64,9 +80,11 @@ async function run(which: 'fwlb' | 'peer'): Promise<string[]> {
 }
 
 const rows: string[][] = [];
-for (const s of values.systems!.split(',') as ('fwlb' | 'peer')[]) rows.push(await run(s));
+const figures: Figure[] = [];
+for (const s of values.systems!.split(',') as ('fwlb' | 'peer')[]) rows.push(await run(s, figures));
 process.stdout.write(
-  `Sessions under churn: ${SESSIONS} long TCP sessions through the DNAT VIP, ${SECONDS} s of failures on alternating nodes, seed ${SEED} (this 2-core VM, the lab's sync cable)\n` +
+  `Sessions under churn: ${SESSIONS} long TCP sessions through the DNAT VIP, ${SECONDS} s of failures on alternating nodes, seed ${SEED} (this machine: ${cpus().length} cores; the lab's sync cable)\n` +
     table(['system', 'failures', 'of the master / crashes', 'connected', 'kept', 'lost', 'worst stall ms', ''], rows) +
     '\n',
 );
+await writeFigures(values.figures, 'churn', figures);

@@ -23,7 +23,7 @@ import { Keepalived, sandwichKeepalived } from '../src/lab/keepalived.js';
 import { controlCall } from '../src/control/client.js';
 import { CLI_MAIN_JS, CT_TOOL_JS, PROBER_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
-import { benchClusterYaml, table } from './util.js';
+import { benchClusterYaml, num, table, writeFigures, type Figure } from './util.js';
 import { waitFor } from '../src/lib/wait.js';
 import { probeGaps, type ProbeRecord } from '../src/lab/probe-stats.js';
 
@@ -36,8 +36,12 @@ const { values } = parseArgs({
     /** Copy the soak's daemon logs here before the lab goes. */
     'keep-logs': { type: 'string' },
     prefix: { type: 'string', default: 'bfo' },
+    /** Write the figures as JSON here (bench/figures.ts). */
+    figures: { type: 'string' },
   },
 });
+const figures: Figure[] = [];
+const PROBE_EVERY_MS = 5;
 const PREFIX = values.prefix!;
 const VIP_OUT = '198.18.0.100';
 const VIP_IN = '198.18.1.1';
@@ -121,7 +125,7 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     }
     const seconds = sys === 'ka1' ? 9 : 5;
     const log = `${lab.stateDir}/prober.log`;
-    const prober = lab.spawn('client1', [process.execPath, PROBER_JS, VIP_OUT, '80', '--every', '5', '--seconds', String(seconds), '--mode', 'http', '--timeout', '400'], { log });
+    const prober = lab.spawn('client1', [process.execPath, PROBER_JS, VIP_OUT, '80', '--every', String(PROBE_EVERY_MS), '--seconds', String(seconds), '--mode', 'http', '--timeout', '400'], { log });
     await sleep(1500);
     if (mode === 'crash') await lab.crash('fw1');
     else if (mode === 'switched') await lab.crashSwitched('fw1');
@@ -131,6 +135,12 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[] };
     const g = probeGaps(probes);
     const took = await r.isMaster('fw2');
+    const MODE: Record<Mode, string> = { switched: 'switched crash (processes killed, then silent, links up)', crash: 'crash (links down, then processes)', link: 'the master\'s outside link down', graceful: 'graceful stop' };
+    const base = { conditions: `a new HTTP connection to the VIP every ${PROBE_EVERY_MS} ms (DNAT), ${MODE[mode]}`, system: LABEL[sys], peer: sys !== 'fwlb' };
+    figures.push(
+      { ...base, id: `failover.${mode}.gap`, figure: `longest gap between answered connections, ${mode}`, unit: 'ms', value: num(g.gap), resolution: PROBE_EVERY_MS },
+      { ...base, id: `failover.${mode}.failed`, figure: `failed connections, ${mode}`, unit: 'connections', value: g.failed },
+    );
     return [LABEL[sys], mode, g.gap.toFixed(0), String(g.failed), String(g.total), took ? 'yes' : 'NO'];
   } finally {
     await labDown(PREFIX);
@@ -198,6 +208,14 @@ async function soak(minutes: number): Promise<void> {
       ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
       ['false failovers', String(Math.max(d1, d2))],
     ]));
+    const base = { conditions: `${minutes} min soak: both CPUs saturated, 5,000 new entries a second synced, status polled every 50 ms`, system: LABEL.fwlb, peer: false };
+    figures.push(
+      { ...base, id: 'failover.soak.false_failovers', figure: 'false failovers in the soak', unit: 'failovers', value: Math.max(d1, d2) },
+      { ...base, id: 'failover.soak.beat_gap_max', figure: 'longest gap between two BEATs of the master at the backup', unit: 'ms', value: num(st.liveness?.counters.timing?.peers.fw1?.gapMaxMs) },
+      { ...base, id: 'failover.soak.beat_late_max', figure: 'the master\'s BEAT timer, latest firing past due', unit: 'ms', value: num(st1.liveness?.counters.timing?.tickLateMaxMs) },
+      { ...base, id: 'failover.soak.loop_max.fw1', figure: 'the master\'s event loop held at most', unit: 'ms', value: num(st1.process.loopDelayMs.max) },
+      { ...base, id: 'failover.soak.loop_max.fw2', figure: 'the backup\'s event loop held at most', unit: 'ms', value: num(st.process.loopDelayMs.max) },
+    );
   } finally {
     if (values['keep-logs']) await cp(lab.stateDir, values['keep-logs'], { recursive: true }).catch(() => undefined);
     await labDown(PREFIX);
@@ -217,6 +235,7 @@ async function main(): Promise<void> {
   console.log(table(['system', 'failure', 'longest gap ms', 'failed probes', 'probes', 'backup took over'], rows));
   const minutes = Number(values['soak-minutes']);
   if (minutes > 0) await soak(minutes);
+  await writeFigures(values.figures, 'failover', figures);
 }
 
 await main();

@@ -31,7 +31,7 @@ import { CT_TOOL_JS, REPO_ROOT } from '../src/lab/paths.js';
 import { Conntrackd, sandwichConntrackd } from '../src/lab/conntrackd.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
-import { table } from './util.js';
+import { num, peerVersions, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +45,8 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'bsync' },
     /** Print fwlb's sync counters (both nodes, non-zero) after the rate runs. */
     counters: { type: 'boolean', default: false },
+    /** Write the figures as JSON here (bench/figures.ts). */
+    figures: { type: 'string' },
   },
 });
 const PREFIX = values.prefix!;
@@ -56,10 +58,19 @@ const SYSTEMS = values.systems!.split(',') as ('fwlb' | 'conntrackd')[];
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmtN = (n: number) => n.toLocaleString('en-US');
 
-/** The host's conntrack limits, raised for the run and restored after. */
+/**
+ * The host's conntrack limits, raised for the run and restored after. Only when the run needs
+ * more than the host allows: both are the whole machine's (a resize of the hash table touches
+ * every namespace's traffic, other labs' included), so a small run leaves them alone.
+ */
 async function raiseLimits(): Promise<() => Promise<void>> {
   const files = ['/proc/sys/net/netfilter/nf_conntrack_max', '/sys/module/nf_conntrack/parameters/hashsize'];
   const old = await Promise.all(files.map((f) => readFile(f, 'utf8').then((s) => s.trim())));
+  // Entries a namespace may hold at once (they outlive a run: 600 s timeouts): every rate
+  // run's, or the largest bulk (the tables are flushed before each), with room to spare.
+  const rateEntries = Number(values.warmup) + RATES.reduce((n, r) => n + (r > 0 ? Math.max(1000, r * SECONDS) : 50_000 * SECONDS) + PRIME, PRIME);
+  const need = Math.max(rateEntries, ...BULKS) * 1.2;
+  if (Number(old[0]) >= need) return async () => undefined;
   const want = Math.max(...BULKS, 0) * 2 + 500_000;
   if (Number(old[0]) < want) await writeFile(files[0]!, String(want));
   if (Number(old[1]) < 1_048_576) await writeFile(files[1]!, '1048576');
@@ -199,7 +210,12 @@ async function rateRun(lab: Lab, n: number, rate: number, from: number) {
   return { created: created.size, offered, arrived, lags };
 }
 
+const figures: Figure[] = [];
+let label: (name: string) => string = (name) => name;
+
 async function main(): Promise<void> {
+  const v = await peerVersions();
+  label = (name) => (name === 'conntrackd' ? `conntrackd ${v.conntrackd} (FTFW, DisableExternalCache On)` : name);
   const restore = await raiseLimits();
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   const results: Record<string, { rates: string[][]; best: number; bulk: string[][]; rss: string[] }> = {};
@@ -229,6 +245,15 @@ async function main(): Promise<void> {
         from += n + PRIME;
         const lost = x.created - x.arrived;
         if (lost <= 0) r.best = Math.max(r.best, x.offered);
+        const offered = rate > 0 ? `${fmtN(rate)}/s offered` : 'as fast as one writer goes';
+        const base = { conditions: `${fmtN(x.created)} established TCP entries (DNAT) written into the master's kernel, ${offered}; counted in the backup's kernel`, system: label(name), peer: name !== 'fwlb' };
+        const key = `sync.rate.${rate > 0 ? rate : 'full'}`;
+        figures.push(
+          { ...base, id: `${key}.achieved`, figure: `entries/s the writer achieved, ${offered}`, unit: 'entries/s', value: Math.round(x.offered) },
+          { ...base, id: `${key}.lost`, figure: `entries lost, ${offered}`, unit: `of ${fmtN(x.created)}`, value: Math.max(0, lost) },
+          { ...base, id: `${key}.lag_p50`, figure: `lag master -> backup kernel p50, ${offered}`, unit: 'ms', value: num(pct(x.lags, 50)) },
+          { ...base, id: `${key}.lag_p99`, figure: `lag master -> backup kernel p99, ${offered}`, unit: 'ms', value: num(pct(x.lags, 99)) },
+        );
         r.rates.push([
           `${name}`,
           rate > 0 ? `${fmtN(rate)}/s` : 'full speed',
@@ -255,9 +280,16 @@ async function main(): Promise<void> {
           process.stderr.write(`${name}: bulk of ${n} did not complete: ${(e as Error).message}\n`);
         }
         await sleep(500);
-        r.bulk.push([name, fmtN(n), Number.isNaN(took) ? 'did not complete' : `${(took / 1000).toFixed(2)} s`, `${fmtN(await count(lab, 'fw2'))}/${fmtN(onMaster)}`]);
+        const onBackup = await count(lab, 'fw2');
+        r.bulk.push([name, fmtN(n), Number.isNaN(took) ? 'did not complete' : `${(took / 1000).toFixed(2)} s`, `${fmtN(onBackup)}/${fmtN(onMaster)}`]);
         const p = sys.pids();
         r.rss = [name, fmtN(onMaster), await rssMiB(p.fw1), await rssMiB(p.fw2)];
+        const base = { conditions: `${fmtN(n)} entries created in the master's kernel, then the backup's daemon started (timeout ${values['bulk-timeout']} s)`, system: label(name), peer: name !== 'fwlb' };
+        figures.push(
+          { ...base, id: `sync.bulk.${n}.seconds`, figure: `bulk sync of ${fmtN(n)} entries, daemon start to table complete`, unit: 's', value: Number.isNaN(took) ? null : Number((took / 1000).toFixed(2)), resolution: 0.1 },
+          { ...base, id: `sync.bulk.${n}.rss.master`, figure: `RSS of the master's daemon holding ${fmtN(n)} entries`, unit: 'MiB', value: num(parseFloat(await rssMiB(p.fw1))), resolution: 1 },
+          { ...base, id: `sync.bulk.${n}.rss.backup`, figure: `RSS of the backup's daemon holding ${fmtN(n)} entries`, unit: 'MiB', value: num(parseFloat(await rssMiB(p.fw2))), resolution: 1 },
+        );
       }
       await sys.down();
       // fwlb's ruleset stays in the kernel after its daemon stops (the data plane runs on):
@@ -271,7 +303,7 @@ async function main(): Promise<void> {
 
   const rows = SYSTEMS.map((s) => results[s]!);
   console.log('\nState sync: two firewalls, the sync over their direct cable (veth), entries written into the master\'s kernel (TCP, DNAT)');
-  console.log(`fwlb: UDP 3780, HMAC-SHA256, binary records; conntrackd ${'1.4.7'}: FTFW, UDP 3781, DisableExternalCache On (writes into the kernel as it receives)`);
+  console.log(`fwlb: UDP 3780, HMAC-SHA256, binary records; conntrackd ${v.conntrackd}: FTFW, UDP 3781, DisableExternalCache On (writes into the kernel as it receives)`);
   console.log('\nLag and loss at offered rates (arrived: entries in the backup\'s kernel)');
   console.log(table(['system', 'offered', 'achieved', 'arrived', 'lag p50', 'lag p99'], rows.flatMap((r) => r.rates)));
   console.log('\nHighest rate with no entry lost');
@@ -280,6 +312,10 @@ async function main(): Promise<void> {
   console.log(table(['system', 'entries', 'time', 'backup / master table'], rows.flatMap((r) => r.bulk)));
   console.log('\nRSS after the largest bulk sync');
   console.log(table(['system', 'entries', 'master (fw1)', 'backup (fw2)'], rows.map((r) => r.rss)));
+  for (const name of SYSTEMS) {
+    figures.push({ id: 'sync.best_rate', figure: 'highest rate with no entry lost (limited by the writer)', conditions: `rates offered: ${RATES.map((r) => r || 'full speed').join(', ')}`, unit: 'entries/s', system: label(name), peer: name !== 'fwlb', value: Math.round(results[name]!.best) });
+  }
+  await writeFigures(values.figures, 'sync', figures);
 }
 
 await main();

@@ -1,5 +1,7 @@
-/** Shared pieces of the benchmarks: load generation and printing. */
+/** Shared pieces of the benchmarks: load generation, printing, and figures as data. */
+import { writeFile } from 'node:fs/promises';
 import type { Lab } from '../src/lab/lab.js';
+import { runRaw } from '../src/lib/exec.js';
 
 /** Runs wrk from a lab node against a URL and returns requests/s. */
 export async function wrk(lab: Lab, from: string, url: string, seconds: number, connections = 50, threads = 1): Promise<number> {
@@ -44,4 +46,47 @@ services:
     listen: 198.18.0.100:80/tcp
     backends: { web1: { address: 198.18.1.11 }, web2: { address: 198.18.1.12 } }
 ${o.health ? '    health: { http: { path: /healthz }, interval: 1s, timeout: 500ms }\n' : ''}`;
+}
+
+/**
+ * One figure a benchmark measured, as data beside the table it prints: bench/figures.ts runs
+ * every benchmark with `--figures FILE` and builds its dated table from these records, so
+ * that nothing is copied from a terminal by hand.
+ */
+export interface Figure {
+  /** Stable across runs and commits (`figures.js --compare` matches on it): `failover.switched.gap`. */
+  id: string;
+  /** What is measured: the row of the table. */
+  figure: string;
+  /** Under what: load, sizes, durations. */
+  conditions: string;
+  unit: string;
+  /** Who: `fwlb ...`, or the peer measured beside it in the same run. */
+  system: string;
+  /** The peer (keepalived, conntrackd), not fwlb. */
+  peer: boolean;
+  /** null: not measured in this run (did not complete, no sample). */
+  value: number | null;
+  /** The method's own resolution in the unit (probe or poll interval): a smaller difference is not seen. */
+  resolution?: number;
+}
+
+/** Writes the figures for bench/figures.ts when the benchmark was given `--figures FILE`. */
+export async function writeFigures(file: string | undefined, bench: string, figures: readonly Figure[]): Promise<void> {
+  if (file) await writeFile(file, JSON.stringify({ bench, argv: process.argv.slice(2), figures }) + '\n');
+}
+
+/** A number or null (NaN, Infinity and undefined are "not measured"). */
+export const num = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : x);
+
+/**
+ * The peers' versions as the binaries on this machine report them: a label names the
+ * version that ran, not the one a README was written against.
+ */
+export async function peerVersions(): Promise<{ keepalived: string; conntrackd: string }> {
+  const v = async (cmd: string, arg: string) => {
+    const r = await runRaw(cmd, [arg]).catch(() => undefined);
+    return /v(\d+(?:\.\d+)+)/.exec(`${r?.stdout ?? ''}${r?.stderr ?? ''}`)?.[1] ?? '(version unknown)';
+  };
+  return { keepalived: await v('keepalived', '--version'), conntrackd: await v('conntrackd', '-v') };
 }

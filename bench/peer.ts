@@ -1,0 +1,47 @@
+/**
+ * Pieces of the peer reference for benchmarks that time its steps one by one (bench/startup.ts):
+ * the same setup as src/lab/churn-systems.ts `peerSystem` (which bench/churn.ts, sessions.ts
+ * and sharing.ts run whole): keepalived (VRRP v3, 0.1 s adverts, one sync group of both VIPs)
+ * with conntrackd (FTFW over the sync cable, UDP 3780, the primary-backup notify script), under
+ * fwlb's own ruleset (the same data plane: only VRRP and the state sync differ).
+ */
+import { readFile } from 'node:fs/promises';
+import type { Lab } from '../src/lab/lab.js';
+import { CLI_MAIN_JS } from '../src/lab/paths.js';
+import type { ConntrackdOptions } from '../src/lab/conntrackd.js';
+
+export type Fw = 'fw1' | 'fw2';
+
+const SYNC = { fw1: { self: '198.18.2.1', peer: '198.18.2.2' }, fw2: { self: '198.18.2.2', peer: '198.18.2.1' } } as const;
+
+/**
+ * conntrackd as `peerSystem` starts it: on the sync cable at the port fwlb's ruleset opens for
+ * the state sync (3780), the nodes' own addresses and the inside VIP ignored (the VIP that is
+ * DNATed is not: its flows are the ones to sync).
+ */
+export function peerConntrackd(fw: Fw): ConntrackdOptions {
+  return { ...SYNC[fw], iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] };
+}
+
+/** fwlb's ruleset for a node, as `fwlb ruleset` prints it (compile it outside any timing). */
+export function compiledRuleset(lab: Lab, cfg: string, fw: Fw): Promise<string> {
+  return lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]);
+}
+
+/** Loads a ruleset as a boot does (`nft -f`). */
+export async function applyRuleset(lab: Lab, fw: Fw, ruleset: string): Promise<void> {
+  await lab.exec(fw, ['nft', '-f', '-'], ruleset);
+}
+
+/** keepalived's log of a node (Keepalived.start appends to it). */
+export const keepalivedLog = (lab: Lab, fw: string) => `${lab.stateDir}/${fw}.keepalived.log`;
+
+/** The length of keepalived's log now: what comes after it is the next start's. */
+export async function logMark(lab: Lab, fw: string): Promise<number> {
+  return (await readFile(keepalivedLog(lab, fw), 'utf8').catch(() => '')).length;
+}
+
+/** keepalived has entered a state (BACKUP or MASTER) since the mark: it counts as ready (it has no other signal). */
+export async function keepalivedSettled(lab: Lab, fw: string, mark: number): Promise<boolean> {
+  return /Entering (BACKUP|MASTER) STATE/.test((await readFile(keepalivedLog(lab, fw), 'utf8').catch(() => '')).slice(mark));
+}
