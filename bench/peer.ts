@@ -9,19 +9,12 @@ import { readFile } from 'node:fs/promises';
 import type { Lab } from '../src/lab/lab.js';
 import { CLI_MAIN_JS } from '../src/lab/paths.js';
 import type { ConntrackdOptions } from '../src/lab/conntrackd.js';
+import { peerConntrackd as peerConntrackdOf } from '../src/lab/churn-systems.js';
 
 export type Fw = 'fw1' | 'fw2';
 
-const SYNC = { fw1: { self: '198.18.2.1', peer: '198.18.2.2' }, fw2: { self: '198.18.2.2', peer: '198.18.2.1' } } as const;
-
-/**
- * conntrackd as `peerSystem` starts it: on the sync cable at the port fwlb's ruleset opens for
- * the state sync (3780), the nodes' own addresses and the inside VIP ignored (the VIP that is
- * DNATed is not: its flows are the ones to sync).
- */
-export function peerConntrackd(fw: Fw): ConntrackdOptions {
-  return { ...SYNC[fw], iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] };
-}
+/** conntrackd as `peerSystem` starts it (src/lab/churn-systems.ts). */
+export const peerConntrackd = (fw: Fw): ConntrackdOptions => peerConntrackdOf(fw);
 
 /** fwlb's ruleset for a node, as `fwlb ruleset` prints it (compile it outside any timing). */
 export function compiledRuleset(lab: Lab, cfg: string, fw: Fw): Promise<string> {

@@ -11,7 +11,18 @@ import { CLI_MAIN_JS } from './paths.js';
 import type { Readiness } from '../services/node-daemon.js';
 import type { ChurnNode, ChurnSystem } from './churn.js';
 import { Keepalived, sandwichKeepalived } from './keepalived.js';
-import { Conntrackd } from './conntrackd.js';
+import { Conntrackd, type ConntrackdOptions } from './conntrackd.js';
+
+const SYNC = { fw1: { self: '198.18.2.1', peer: '198.18.2.2' }, fw2: { self: '198.18.2.2', peer: '198.18.2.1' } } as const;
+
+/**
+ * conntrackd of the peer reference on the sandwich lab: on the sync cable at the port fwlb's
+ * ruleset opens for the state sync (3780), the nodes' own addresses and the inside VIP ignored
+ * (the VIP that is DNATed is not: its flows are the ones to sync).
+ */
+export function peerConntrackd(fw: ChurnNode): ConntrackdOptions {
+  return { ...SYNC[fw], iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] };
+}
 
 export async function holdsVips(lab: Lab, fw: string): Promise<boolean> {
   const r = await lab.execRaw(fw, ['ip', '-j', '-4', 'addr', 'show']);
@@ -38,7 +49,6 @@ export function peerSystem(lab: Lab, cfg: string): ChurnSystem {
   const ka = new Map<string, Keepalived>();
   const ct = new Map<string, Conntrackd>();
   const logMark = new Map<string, number>();
-  const addr = { fw1: { sync: '198.18.2.1', peer: '198.18.2.2' }, fw2: { sync: '198.18.2.2', peer: '198.18.2.1' } } as const;
   const kaLog = (fw: string) => `${lab.stateDir}/${fw}.keepalived.log`;
   return {
     label: 'keepalived + conntrackd',
@@ -46,7 +56,7 @@ export function peerSystem(lab: Lab, cfg: string): ChurnSystem {
       // A rebooted node has no ruleset: the same one fwlb would apply.
       const has = await lab.execRaw(fw, ['nft', 'list', 'table', 'inet', 'fwlb']);
       if (has.status !== 0) await lab.exec(fw, ['nft', '-f', '-'], await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]));
-      ct.set(fw, await Conntrackd.start(lab, fw, { self: addr[fw].sync, peer: addr[fw].peer, iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] }));
+      ct.set(fw, await Conntrackd.start(lab, fw, peerConntrackd(fw)));
       logMark.set(fw, (await readFile(kaLog(fw), 'utf8').catch(() => '')).length);
       ka.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw as 'fw1' | 'fw2', { notify: Conntrackd.notifyPath(lab, fw) })));
     },
