@@ -25,6 +25,20 @@ async function withServer(handlers: Record<string, Handler>, limits: Constructor
   }
 }
 
+/** A handler that answers after 2 ms, counting how many run at once (peak()). */
+function slowHandler(answer: string): { slow: Handler; peak: () => number } {
+  let running = 0;
+  let peak = 0;
+  const slow: Handler = async () => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise((r) => setTimeout(r, 2));
+    running--;
+    return answer;
+  };
+  return { slow, peak: () => peak };
+}
+
 const connect = (path: string) =>
   new Promise<Socket>((res, rej) => {
     const c = createConnection(path);
@@ -93,15 +107,7 @@ test('past the turns, a connection with a request waits unread; past the open co
 });
 
 test('500 clients asking at once are all answered, at most maxActive at a time (regression: fresh connections were cut as idle)', async () => {
-  let running = 0;
-  let peak = 0;
-  const slow: Handler = async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise((r) => setTimeout(r, 2));
-    running--;
-    return 'ok';
-  };
+  const { slow, peak } = slowHandler('ok');
   await withServer({ status: slow }, { maxActive: 16 }, async (path, server) => {
     const clients = await Promise.all(Array.from({ length: 500 }, () => connect(path)));
     const answers = clients.map((c) => linesOf(c, 1));
@@ -109,7 +115,7 @@ test('500 clients asking at once are all answered, at most maxActive at a time (
     const got = await Promise.all(answers);
     for (const c of clients) c.destroy();
     assert.equal(got.filter((r) => r[0]?.ok).length, 500, `failed: ${got.filter((r) => !r[0]?.ok).map((r) => r[0]?.error?.code).slice(0, 5)}`);
-    assert.ok(peak <= 16, `peak ${peak}`);
+    assert.ok(peak() <= 16, `peak ${peak()}`);
     assert.equal(server.refused.evicted + server.refused.busy, 0);
   });
 });
@@ -179,15 +185,7 @@ test('past the open connections, the idle longest are cut, oldest first, and cou
 });
 
 test('a client that sends many requests has at most maxPending answered at once, and all answered in order', async () => {
-  let running = 0;
-  let peak = 0;
-  const slow: Handler = async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise((r) => setTimeout(r, 2));
-    running--;
-    return 'done';
-  };
+  const { slow, peak } = slowHandler('done');
   await withServer({ slow }, { maxPending: 3 }, async (path) => {
     const c = await connect(path);
     const got = linesOf(c, 200);
@@ -196,7 +194,7 @@ test('a client that sends many requests has at most maxPending answered at once,
     c.destroy();
     assert.equal(r.length, 200);
     assert.ok(r.every((x) => x.ok));
-    assert.ok(peak <= 3, `peak ${peak}`);
+    assert.ok(peak() <= 3, `peak ${peak()}`);
   });
 });
 
