@@ -197,10 +197,10 @@ export async function runNode(opts: RunOptions): Promise<number> {
     const unheard = liveness && sync ? sync.livePeers().filter((p) => !liveness!.heard(p)) : [];
     const nodeReady = daemonRef.readiness().ready && linksDown().length === 0 && !resyncAsked;
     if (nodeReady && unheard.length > 0 && heardWaitUntil === undefined) {
-      heardWaitUntil = performance.now() + HEARD_WAIT_MS;
-      setTimeout(() => shareReadiness(), HEARD_WAIT_MS + 1).unref();
+      heardWaitUntil = realClock.now() + HEARD_WAIT_MS;
+      realClock.after(HEARD_WAIT_MS + 1, () => shareReadiness());
     }
-    const waitingToHear = unheard.length > 0 && heardWaitUntil !== undefined && performance.now() < heardWaitUntil;
+    const waitingToHear = unheard.length > 0 && heardWaitUntil !== undefined && realClock.now() < heardWaitUntil;
     const ready = nodeReady && !waitingToHear;
     shareReady = ready;
     sharing.setReady(ready);
