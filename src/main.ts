@@ -166,7 +166,8 @@ export async function runNode(opts: RunOptions): Promise<number> {
   }
   // The links with shared addresses: a node that lost one (no carrier, or down) would drop
   // the frames of its buckets that arrive there, unseen: it carries nothing until it is back.
-  const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => nodeView(c, opts.node).interfaces[r] ?? r) : [];
+  const ifnames = nodeView(c, opts.node).interfaces;
+  const sharedLinks = c.sharing ? Object.keys(c.sharing.addresses).map((r) => ifnames[r] ?? r) : [];
   // A packet of our buckets forwarded in the moment between a shared link's carrier loss and
   // our giving the buckets up leaves its neighbour entry INCOMPLETE, its probe lost; the
   // kernel probes again only after retrans_time (1 s by default), and every packet to that
@@ -176,7 +177,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
   // The same on the links of the VRRP instances: a master whose link went down and up
   // (a fault) left its neighbours there INCOMPLETE the same way, and when it took over again
   // the sessions waited a second for the next probe (issue 20: seed 40629).
-  const vrrpLinks = Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).map((i) => nodeView(c, opts.node).interfaces[i.interface] ?? i.interface));
+  const vrrpLinks = Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).map((i) => ifnames[i.interface] ?? i.interface));
   for (const ifname of new Set([...sharedLinks, ...vrrpLinks])) setNeighRetrans(ifname, SHARED_NEIGH_RETRANS_MS, log);
   const linksDown = () => sharedLinks.filter((i) => vrrpNet.linkUp(i) === false);
   /** A shared link came back: the table is pulled again before the buckets are taken. */
