@@ -119,6 +119,14 @@ const BENCHES: Bench[] = [
     quick: ['--seconds', '10', '--seed', '4242'],
     seconds: { full: 720, quick: 90 },
   },
+  {
+    name: 'sharing-churn',
+    prefix: 'figshc',
+    feeds: 'README "Active-active sharing": sessions and flows under churn, three nodes sharing, beside keepalived + conntrackd active-standby',
+    full: ['--seconds', '180', '--seed', '4242'],
+    quick: ['--seconds', '20', '--seed', '4242'],
+    seconds: { full: 480, quick: 120 },
+  },
 ];
 
 /** What a figures file holds for --compare (in an HTML comment at its end). */

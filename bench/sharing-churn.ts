@@ -10,13 +10,13 @@
  * buckets to the survivors (polled from outside: the kernels' owned sets); and the sessions
  * and flows kept over the whole run.
  *
- * Beside it, the peer: keepalived (v3, 0.1 s) + conntrackd (FTFW), active-standby on the
+ * Beside it, the peer: keepalived (v3, 0.1 s) + conntrackd (FTFW, syncing TCP and UDP), active-standby on the
  * sandwich lab, through src/lab/churn.ts's loop (crash, link down, graceful stop of alternating
  * nodes) for the same time, under the same sessions and flows from one client, measured by
  * the same clients and charged to failures the same way. (The peer cannot share: its figures
  * are for the pair it can build.)
  *
- *   node dist/bench/sharing-churn.js [--seconds 600] [--seed N] [--systems fwlb,peer] [--prefix bshc]
+ *   node dist/bench/sharing-churn.js [--seconds 600] [--seed N] [--systems fwlb,peer] [--prefix bshc] [--figures FILE]
  *
  * Prints figures; never asserts.
  */
@@ -32,10 +32,10 @@ import { attribute, byKind, churnClients, ownedBuckets, SHARING_FAILURES, sharin
 import { tortureLoop, type ChurnFailure } from '../src/lab/churn.js';
 import { peerSystem } from '../src/lab/churn-systems.js';
 import { waitFor } from '../src/lib/wait.js';
-import { table } from './util.js';
+import { num, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '600' }, seed: { type: 'string' }, systems: { type: 'string', default: 'fwlb,peer' }, prefix: { type: 'string', default: 'bshc' } },
+  options: { seconds: { type: 'string', default: '600' }, seed: { type: 'string' }, systems: { type: 'string', default: 'fwlb,peer' }, prefix: { type: 'string', default: 'bshc' }, figures: { type: 'string' } },
 });
 const SECONDS = Number(values.seconds);
 const SEED = values.seed !== undefined ? Number(values.seed) : Date.now() % 100000;
@@ -45,6 +45,26 @@ const TCP = 200;
 const UDP = 600;
 
 type Result = ClientResult;
+const figures: Figure[] = [];
+
+/** The run's figures for bench/figures.ts: sessions and flows kept, the worst stall, datagrams lost, the slowest bucket move. */
+function pushFigures(system: string, peer: boolean, res: Result[], kinds: Record<string, KindCost>): void {
+  const tcp = res.filter((r) => r.datagramsSent === undefined);
+  const udp = res.filter((r) => r.datagramsSent !== undefined);
+  const sum = (rs: Result[], f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0);
+  const failures = Object.values(kinds).reduce((n, v) => n + v.count, 0);
+  const conditions = `${TCP} TCP sessions (every 50 ms) and ${UDP} UDP flows (every 200 ms), ${SECONDS} s of failures one node at a time, seed ${SEED}${peer ? ' (active-standby pair: the peer cannot share)' : ' (3 nodes sharing)'}`;
+  const base = { conditions, system, peer };
+  const moves = Object.values(kinds).map((v) => v.worstMoveMs).filter((m) => m > 0);
+  figures.push(
+    { ...base, id: 'sharing-churn.failures', figure: 'failures done under sharing churn', unit: 'failures', value: failures },
+    { ...base, id: 'sharing-churn.tcp.kept', figure: 'TCP sessions kept under sharing churn', unit: `of ${TCP}`, value: sum(tcp, (r) => r.kept) },
+    { ...base, id: 'sharing-churn.udp.kept', figure: 'UDP flows kept under sharing churn', unit: `of ${UDP}`, value: sum(udp, (r) => r.kept) },
+    { ...base, id: 'sharing-churn.stall', figure: 'worst TCP stall under sharing churn', unit: 'ms', value: num(Math.max(0, ...Object.values(kinds).map((v) => v.worstStallMs))), resolution: 50 },
+    { ...base, id: 'sharing-churn.udp.lost', figure: 'UDP datagrams never answered under sharing churn', unit: 'datagrams', value: sum(udp, (r) => r.datagramsLost ?? 0) },
+  );
+  if (!peer) figures.push({ ...base, id: 'sharing-churn.move', figure: 'slowest move of a failed node\'s buckets (polled from outside)', unit: 'ms', value: moves.length ? Math.max(...moves) : null, resolution: 100 });
+}
 
 function summary(label: string, res: Result[], kinds: Record<string, KindCost>): string[][] {
   const tcp = res.filter((r) => r.datagramsSent === undefined);
@@ -89,7 +109,9 @@ async function runFwlb(): Promise<string[][]> {
     const costs = attribute(failures, res.flatMap((r) => r.gaps ?? []), res.flatMap((r) => r.lostAt ?? []));
     const worst = failures.map((f, i) => ({ f, c: costs.perFailure[i]! })).sort((a, b) => b.c.worstStallMs - a.c.worstStallMs).slice(0, 3);
     for (const w of worst) process.stderr.write(`fwlb: a ${w.c.worstStallMs} ms stall at ${w.f.kind}${w.f.link ? ` ${w.f.link}` : ''} ${w.f.node}, ${new Date(w.f.atMs).toISOString()}\n`);
-    return summary('fwlb, 3 nodes sharing', res, byKind(failures, costs.perFailure, SHARING_FAILURES));
+    const kinds = byKind(failures, costs.perFailure, SHARING_FAILURES);
+    pushFigures('fwlb, 3 nodes sharing', false, res, kinds);
+    return summary('fwlb, 3 nodes sharing', res, kinds);
   } finally {
     if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
     else await labDown(PREFIX);
@@ -100,7 +122,8 @@ async function runPeer(): Promise<string[][]> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
     const cfg = await writeSyncedCluster(lab);
-    const sys = peerSystem(lab, cfg);
+    // UDP flows are measured: the peer syncs them too (the peer reference syncs TCP alone).
+    const sys = peerSystem(lab, cfg, { protocols: ['TCP', 'UDP'] });
     await sys.start('fw1');
     await waitFor('fw1 master', async () => ((await sys.master()) === 'fw1' ? true : undefined), 20_000);
     await sys.start('fw2');
@@ -113,7 +136,9 @@ async function runPeer(): Promise<string[][]> {
     await sleep(2000);
     const res = await done();
     const costs = attribute(failures, res.flatMap((r) => r.gaps ?? []), res.flatMap((r) => r.lostAt ?? []));
-    return summary('keepalived + conntrackd, active-standby', res, byKind(failures, costs.perFailure, ['crash', 'link', 'graceful'] as const));
+    const kinds = byKind(failures, costs.perFailure, ['crash', 'link', 'graceful'] as const);
+    pushFigures('keepalived + conntrackd, active-standby', true, res, kinds);
+    return summary('keepalived + conntrackd, active-standby', res, kinds);
   } finally {
     if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: journal in ${lab.stateDir}/churn.journal\n`);
     else await labDown(PREFIX);
@@ -127,3 +152,4 @@ process.stdout.write(
     table(['system', 'failure', 'count', 'worst TCP stall ms (in the rejoins)', 'UDP datagrams lost (in the rejoins)', 'slowest bucket move ms / kept'], rows) +
     '\n',
 );
+await writeFigures(values.figures, 'sharing-churn', figures);

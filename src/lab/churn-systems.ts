@@ -20,8 +20,8 @@ const SYNC = { fw1: { self: '198.18.2.1', peer: '198.18.2.2' }, fw2: { self: '19
  * ruleset opens for the state sync (3780), the nodes' own addresses and the inside VIP ignored
  * (the VIP that is DNATed is not: its flows are the ones to sync).
  */
-export function peerConntrackd(fw: ChurnNode): ConntrackdOptions {
-  return { ...SYNC[fw], iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] };
+export function peerConntrackd(fw: ChurnNode, protocols?: ConntrackdOptions['protocols']): ConntrackdOptions {
+  return { ...SYNC[fw], ...(protocols ? { protocols } : {}), iface: 'eth2', port: 3780, ignore: ['198.18.0.2', '198.18.0.3', '198.18.1.2', '198.18.1.3', '198.18.2.1', '198.18.2.2', '198.18.1.1'] };
 }
 
 export async function holdsVips(lab: Lab, fw: string): Promise<boolean> {
@@ -45,7 +45,8 @@ export function fwlbSystem(lab: Lab, cfg: string): ChurnSystem {
   };
 }
 
-export function peerSystem(lab: Lab, cfg: string): ChurnSystem {
+/** The peer on the sandwich lab; `o.protocols`: what its conntrackd syncs (the peer reference's: TCP alone). */
+export function peerSystem(lab: Lab, cfg: string, o: { protocols?: ConntrackdOptions['protocols'] } = {}): ChurnSystem {
   const ka = new Map<string, Keepalived>();
   const ct = new Map<string, Conntrackd>();
   const logMark = new Map<string, number>();
@@ -56,7 +57,7 @@ export function peerSystem(lab: Lab, cfg: string): ChurnSystem {
       // A rebooted node has no ruleset: the same one fwlb would apply.
       const has = await lab.execRaw(fw, ['nft', 'list', 'table', 'inet', 'fwlb']);
       if (has.status !== 0) await lab.exec(fw, ['nft', '-f', '-'], await lab.exec(fw, [process.execPath, CLI_MAIN_JS, 'ruleset', '-c', cfg, '--node', fw]));
-      ct.set(fw, await Conntrackd.start(lab, fw, peerConntrackd(fw)));
+      ct.set(fw, await Conntrackd.start(lab, fw, peerConntrackd(fw, o.protocols)));
       logMark.set(fw, (await readFile(kaLog(fw), 'utf8').catch(() => '')).length);
       ka.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw as 'fw1' | 'fw2', { notify: Conntrackd.notifyPath(lab, fw) })));
     },

@@ -32,6 +32,8 @@ export interface ConntrackdOptions {
   startupResync?: boolean;
   /** Most entries in each cache (HashLimit); default 262144. */
   hashLimit?: number;
+  /** The protocols synced (Filter Protocol Accept); default TCP alone, as the peer reference has it. */
+  protocols?: readonly ('TCP' | 'UDP')[];
 }
 
 const files = (lab: Lab, node: string) => {
@@ -74,7 +76,7 @@ General {
   NetlinkBufferSizeMaxGrowth 8388608
   Filter From Userspace {
     Protocol Accept {
-      TCP
+${(o.protocols ?? ['TCP']).map((p) => `      ${p}`).join('\n')}
     }
     Address Ignore {
 ${['127.0.0.1', ...o.ignore].map((a) => `      IPv4_address ${a}`).join('\n')}
