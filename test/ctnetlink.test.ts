@@ -33,7 +33,8 @@ import {
   serviceFilter,
   summarizeServiceFlows,
 } from '../src/adapters/netlink/ctnetlink.js';
-import { createConntrack, parseFlows, type ServiceKey } from '../src/adapters/conntrack.js';
+import { createConntrack, parseFlows } from '../src/adapters/conntrack.js';
+import type { ServiceKey } from '../src/ports/conntrack.js';
 import { NetlinkError } from '../src/adapters/netlink/errors.js';
 import {
   type ConntrackEntry,

@@ -6,18 +6,7 @@
  * input as untrusted.
  */
 import { runRaw } from '../lib/exec.js';
-
-export interface FlowSummary {
-  /** Reply source (the backend after DNAT) "address:port" -> flows, and established ones. */
-  byBackend: Map<string, { flows: number; established: number }>;
-}
-
-export interface ServiceKey {
-  address: string;
-  port: number;
-  proto: 'tcp' | 'udp';
-  family: 4 | 6;
-}
+import type { Conntrack, FlowSummary, ServiceKey } from '../ports/conntrack.js';
 
 /**
  * Parses `conntrack -L` lines. A line that does not parse is skipped, never fatal.
@@ -41,12 +30,6 @@ export function parseFlows(text: string): FlowSummary {
   return { byBackend };
 }
 
-export interface Conntrack {
-  /** The flows whose original destination is the service. */
-  serviceFlows(s: ServiceKey): Promise<FlowSummary>;
-  /** Deletes the flows of the service that go to one backend; returns how many. */
-  deleteBackendFlows(s: ServiceKey, backend: { address: string; port: number }): Promise<number>;
-}
 
 export function createConntrack(command: readonly string[] = ['conntrack']): Conntrack {
   const [bin = 'conntrack', ...pre] = command;

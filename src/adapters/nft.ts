@@ -5,21 +5,13 @@
  */
 import { runRaw } from '../lib/exec.js';
 import { FwlbError } from '../lib/errors.js';
+import type { Nft } from '../ports/nft.js';
 
 export class NftError extends FwlbError {
   constructor(action: string, readonly reason: string) {
     super('ERR_NFT', `nft ${action} failed: ${reason.trim()}`);
     this.name = 'NftError';
   }
-}
-
-export interface Nft {
-  /** Checks a script against the kernel without committing anything (nft -c). */
-  check(script: string): Promise<void>;
-  /** Commits a script as one transaction. */
-  apply(script: string): Promise<void>;
-  /** Runs a listing command (e.g. ['list', 'table', 'inet', 'fwlb']) and returns its output. */
-  list(args: readonly string[]): Promise<string>;
 }
 
 /** `command` is how to run nft: ['nft'], or e.g. ['ip', 'netns', 'exec', NS, 'nft'] in tests and tools. */
@@ -35,25 +27,4 @@ export function createNft(command: readonly string[] = ['nft']): Nft {
     apply: async (script) => void (await exec('apply', ['-f', '-'], script)),
     list: (args) => exec('list', [...args]),
   };
-}
-
-/** Named counters of a table (name -> packets); an unreadable answer gives an empty map. */
-export async function readCounters(nft: Nft, family: string, table: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  let text: string;
-  try {
-    text = await nft.list(['-j', 'list', 'counters', 'table', family, table]);
-  } catch {
-    return out;
-  }
-  try {
-    const doc = JSON.parse(text) as { nftables?: { counter?: { name?: unknown; packets?: unknown } }[] };
-    for (const item of doc.nftables ?? []) {
-      const c = item.counter;
-      if (c && typeof c.name === 'string' && typeof c.packets === 'number') out.set(c.name, c.packets);
-    }
-  } catch {
-    // Not JSON: nothing to report.
-  }
-  return out;
 }

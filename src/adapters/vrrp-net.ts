@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { gratuitousArp } from '../codec/arp/arp.js';
 import type { Link } from '../codec/netlink/rtnetlink.js';
-import type { VrrpLinkIO, VrrpNet } from '../services/vrrp.js';
+
 import { FwlbError } from '../lib/errors.js';
 import type { Poller } from './netlink/poller.js';
 import { RtNetlink } from './netlink/rtnetlink.js';
@@ -15,13 +15,14 @@ import { PacketSocket } from './packet-socket.js';
 import { VrrpSocketV4 } from './vrrp-socket.js';
 import { Advertiser } from './vrrp/advertiser.js';
 import { realClock } from '../lib/clock.js';
+import type { VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 
 /** Up for VRRP: administratively up and with carrier. */
 const isUp = (l: Link) => l.up && l.lowerUp;
 
 export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void; counters(): ReturnType<RtNetlink['counters']> }> {
   const rtnl = RtNetlink.open({ poller: o.poller, groups: ['link'] });
-  // The master's adverts leave from a thread of their own (adapters/vrrp/advert-worker.ts).
+  // The master's adverts leave from a thread of their own (workers/advert.ts).
   const advertiser = new Advertiser();
   advertiser.start();
   const links = new Map<string, Link>();

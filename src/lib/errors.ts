@@ -19,3 +19,17 @@ export class CommandError extends FwlbError {
     this.name = 'CommandError';
   }
 }
+
+/**
+ * A short, stable description of a Node system error: "connect ECONNREFUSED",
+ * "read ECONNRESET", "spawn /opt/check ENOENT"; the message for anything else.
+ */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    const { code, syscall } = e as NodeJS.ErrnoException;
+    if (code && syscall) return `${syscall} ${code}`;
+    if (code && !e.message.includes(code)) return `${e.message} (${code})`;
+    return e.message;
+  }
+  return String(e);
+}

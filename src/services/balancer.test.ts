@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { Nft } from '../adapters/nft.js';
-import type { Conntrack } from '../adapters/conntrack.js';
+
+import type { Conntrack } from '../ports/conntrack.js';
 import { Balancer } from './balancer.js';
 import { SerialQueue } from '../lib/serial-queue.js';
+import type { Nft } from '../ports/nft.js';
 
 const TEXT = `cluster: { name: t }
 nodes: { fw1: { priority: 1 } }

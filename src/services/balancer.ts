@@ -24,14 +24,15 @@ import { mapDelta } from '../compiler/map-update.js';
 import { backendCounterName, serviceMapName, TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { FwlbError } from '../lib/errors.js';
 import { ipFamily } from '../lib/ip.js';
-import type { Conntrack, FlowSummary, ServiceKey } from '../adapters/conntrack.js';
 
 /** How long flow counts from conntrack are reused (a dump of a big table is not free). */
 const FLOW_CACHE_MS = 1000;
 /** A flow count slower than this answers status with the previous count while it runs. */
 const SLOW_COUNT_MS = 100;
-import type { Nft } from '../adapters/nft.js';
+
 import type { SerialQueue } from '../lib/serial-queue.js';
+import type { Conntrack, FlowSummary, ServiceKey } from '../ports/conntrack.js';
+import type { Nft } from '../ports/nft.js';
 
 export type AdminState = 'enabled' | 'drain' | 'disabled' | 'removed';
 export type HealthState = 'up' | 'down' | 'unchecked';

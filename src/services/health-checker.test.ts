@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { FakeClock } from '../lib/clock.js';
 import type { HealthConfig } from '../config/schema.js';
-import type { Probe, ProbeRegistry, ProbeResult, ProbeTarget } from '../adapters/health/probe.js';
+import type { Probe, ProbeRegistry, ProbeResult, ProbeTarget } from '../ports/health.js';
 import { GUARD_GRACE_MS, HealthChecker, firstCheckDelay, nextCheckDelay, type HealthChange } from './health-checker.js';
 import { seededRandom } from '../lib/random.js';
 

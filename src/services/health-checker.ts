@@ -24,17 +24,9 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
 import { initialHealth, step, type HealthState, type HealthStatus } from '../fsm/health/health.js';
-import {
-  checkKind,
-  describeError,
-  probeFor,
-  timeoutDetail,
-  type Probe,
-  type ProbeKind,
-  type ProbeRegistry,
-  type ProbeResult,
-  type ProbeTarget,
-} from '../adapters/health/index.js';
+import { checkKind, probeFor, timeoutDetail } from '../fsm/health/probes.js';
+import { describeError } from '../lib/errors.js';
+import type { Probe, ProbeKind, ProbeRegistry, ProbeResult, ProbeTarget } from '../ports/health.js';
 
 /** Checks after the first are spaced `interval × (1 ± INTERVAL_JITTER)`. */
 export const INTERVAL_JITTER = 0.1;

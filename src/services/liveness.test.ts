@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { FakeClock } from '../lib/clock.js';
-import { LivenessService, type LivenessChannel } from './liveness.js';
+import { LivenessService } from './liveness.js';
 import type { BeatInstance } from '../codec/sync/message.js';
-import type { CoreEvent } from './liveness-core.js';
+import type { CoreEvent } from '../fsm/liveness-core.js';
+import type { LivenessChannel } from '../ports/liveness.js';
 
 function setup() {
   const clock = new FakeClock(1000);

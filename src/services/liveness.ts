@@ -2,8 +2,8 @@
  * Fast, authenticated liveness between fwlb nodes (issue 13): a BEAT to every peer each
  * `intervalMs` on the sync link (the sync protocol's HMAC and replay check, a port of its
  * own), and a peer not heard for its interval x multiplier is gone (fsm/liveness.ts). The
- * sending and the timing run in a worker thread (services/liveness-core.ts,
- * adapters/liveness/worker.ts); this side, on the daemon's loop, acts on what it reports.
+ * sending and the timing run in a worker thread (fsm/liveness-core.ts,
+ * workers/liveness.ts); this side, on the daemon's loop, acts on what it reports.
  * A peer that is gone releases its mastership here, as carrier loss on a sync cable does:
  * the VRRP instances whose master it was take over at once when no live peer outranks them
  * (services/vrrp.ts, peerGone), without waiting for Master_Down_Interval. Behind a switch,
@@ -19,32 +19,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { BeatInstance } from '../codec/sync/message.js';
 import { checkAdvert, initialLiveness, type AdvertCheck, type PeerLiveness } from '../fsm/liveness.js';
-import type { CoreEvent, LivenessTiming } from './liveness-core.js';
-
-/** What the worker counts (adapters/liveness/worker.ts). */
-export interface LivenessCounters {
-  realtime?: boolean;
-  sent: number;
-  received: number;
-  withheld: number;
-  dropped: Record<string, number>;
-  timing?: LivenessTiming;
-}
-
-export interface LivenessPeer {
-  name: string;
-  /** Every address of the peer (all interfaces): the sources of its adverts. */
-  addresses: readonly string[];
-}
-
-/** Where the BEATs are sent and timed: the liveness worker thread (adapters/liveness/channel.ts). */
-export interface LivenessChannel {
-  start(onEvent: (e: CoreEvent | { type: 'error'; message: string }) => void): void;
-  /** What our BEATs say from now on (sent at once). */
-  setOwn(instances: BeatInstance[], leaving: boolean, ready?: boolean): void;
-  stop(): void;
-  readonly counters: LivenessCounters;
-}
+import type { CoreEvent, LivenessTiming } from '../fsm/liveness-core.js';
+import type { LivenessCounters, LivenessPeer, LivenessChannel } from '../ports/liveness.js';
 
 export interface LivenessDeps {
   clock: Clock;

@@ -13,15 +13,16 @@ import { ConfigError } from '../config/issues.js';
 import { FwlbError } from '../lib/errors.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
-import { readCounters, type Nft } from '../adapters/nft.js';
 import { singleFlight } from '../lib/single-flight.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
-import type { SocketCounters } from '../adapters/netlink/socket.js';
+
 import type { LivenessStatus } from './liveness.js';
 import type { SharingHostStatus } from './sharing-host.js';
+import type { Nft } from '../ports/nft.js';
+import type { SocketCounters } from '../ports/netlink.js';
 
 /** What the node needs of active-active sharing (services/sharing-host.ts), when configured. */
 export interface SharingRunner {
@@ -62,9 +63,9 @@ export interface NodeDaemonDeps {
   syncIdentity?: (loaded: LoadedConfig) => Promise<string>;
   /**
    * The table's named counters (name -> packets). main.ts reads them over netlink
-   * (NftCounters: nothing spawned); without it, `nft -j list counters` (tests, tools).
+   * (NftCounters: nothing spawned).
    */
-  readCounters?: () => Promise<Map<string, number>>;
+  readCounters: () => Promise<Map<string, number>>;
   /** Active-active sharing, when the config has `sharing:`. */
   sharing?: SharingRunner;
   /** Liveness between the nodes (services/liveness.ts), when it runs. */
@@ -460,7 +461,7 @@ export class NodeDaemon {
   readonly status: () => Promise<NodeStatus> = singleFlight(() => this.computeStatus());
 
   private counters(): Promise<Map<string, number>> {
-    return this.deps.readCounters ? this.deps.readCounters().catch(() => new Map<string, number>()) : readCounters(this.deps.nft, TABLE_FAMILY, TABLE_NAME);
+    return this.deps.readCounters().catch(() => new Map<string, number>());
   }
 
   private async computeStatus(): Promise<NodeStatus> {

@@ -13,8 +13,9 @@ import { OFF_SENDER } from '../codec/sync/constants.js';
 import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
 import { rawToEntry } from '../codec/sync/entry-v2.js';
 import { FakeClock } from '../lib/clock.js';
-import { StateSyncService, type ConntrackStore } from './state-sync.js';
+import { StateSyncService } from './state-sync.js';
 import { seededRandom } from '../lib/random.js';
+import type { ConntrackStore } from '../ports/sync.js';
 
 type CtEvent = Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0];
 
@@ -86,7 +87,6 @@ class MemoryConntrack implements ConntrackStore {
     for (const l of this.listeners) l(e);
   }
 }
-
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 

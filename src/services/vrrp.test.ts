@@ -12,8 +12,9 @@ import { nodeView } from '../config/node.js';
 import { FakeClock } from '../lib/clock.js';
 import { internetChecksum } from '../lib/checksum.js';
 import { parseIPv4 } from '../lib/ip-bytes.js';
-import { VrrpService, type VrrpLinkIO, type VrrpNet } from './vrrp.js';
-import { AdvertSchedule } from './advert-schedule.js';
+import { VrrpService } from './vrrp.js';
+import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
+import type { VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 
 const CONFIG = `cluster: { name: t }
 nodes:
@@ -102,7 +103,7 @@ class FakeHost implements VrrpNet {
     this.senders.set(ifname, send);
     return {
       send,
-      // The real host's advert thread runs the same schedule (adapters/vrrp/advert-worker.ts).
+      // The real host's advert thread runs the same schedule (workers/advert.ts).
       advertise: (vrid, payload, dst, intervalMs, leaseMs, now) => {
         this.adverts ??= new AdvertSchedule({ clock: this.wire.clock, send: (ctx: string, p, d) => this.senders.get(ctx)?.(p, d) });
         this.adverts.set(`${ifname}/${vrid}/${dst}`, ifname, payload, dst, intervalMs, leaseMs, undefined, now);

@@ -29,47 +29,10 @@ import {
 import type { Clock, Timer } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
 import { masterDownInterval } from '../fsm/vrrp/timers.js';
-import type { AdvertTiming } from './advert-schedule.js';
+import type { AdvertTiming } from '../fsm/vrrp/advert-schedule.js';
 import { FwlbError } from '../lib/errors.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
-
-/** VRRP I/O on one interface. */
-export interface VrrpLinkIO {
-  /** Sends a VRRP payload (the IP header is the kernel's) to the group or a unicast peer, once. */
-  send(payload: Buffer, dst: string): void;
-  /**
-   * The master's advert for `vrid`, sent now and then every `intervalMs` by a clock of its own
-   * (services/advert-schedule.ts, in a thread of its own for the real host) while renewed at
-   * least every `leaseMs`; the same payload again only renews.
-   */
-  advertise(vrid: number, payload: Buffer, dst: string, intervalMs: number, leaseMs: number, now: boolean): void;
-  /** Stops the adverts of `vrid` at once. */
-  stopAdvertising(vrid: number): void;
-  /** One gratuitous ARP per address. */
-  garp(addresses: readonly string[]): void;
-  /** Reads the adverts waiting in the socket now (handing each to onPacket). */
-  drain(): void;
-  close(): void;
-}
-
-/** What the service needs of the host (adapters/vrrp-net.ts over rtnetlink and raw sockets). */
-export interface VrrpNet {
-  open(ifname: string, primaryAddress: string, onPacket: (datagram: Buffer) => void): VrrpLinkIO;
-  /** Idempotent: an address already there is fine. */
-  addAddress(ifname: string, cidr: string): Promise<void>;
-  /** Idempotent: an address already gone is fine. */
-  delAddress(ifname: string, cidr: string): Promise<void>;
-  /** Carrier and admin state; undefined when the interface does not exist. */
-  linkUp(ifname: string): boolean | undefined;
-  onLinkChange(cb: (ifname: string, up: boolean) => void): () => void;
-  /** How the adverts' own clock keeps time (the advert thread's counters), when it runs. */
-  advertTiming?(): (AdvertTiming & { realtime?: boolean }) | undefined;
-}
-
-export interface ScriptRunner {
-  /** Runs a tracking script; resolves true on exit 0 within the timeout. */
-  check(path: string, timeoutMs: number): Promise<boolean>;
-}
+import type { ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 
 export interface VrrpDeps {
   clock: Clock;
@@ -141,7 +104,7 @@ const bare = bareAddress;
 /**
  * A master's adverts go on by their own clock for this many advert intervals after the
  * daemon's machine last renewed them: a loop held up for less misses no advert; a daemon
- * hung for longer is a dead master (as the BEATs' watchdog: services/liveness-core.ts).
+ * hung for longer is a dead master (as the BEATs' watchdog: fsm/liveness-core.ts).
  */
 export const ADVERT_LEASE_INTERVALS = 3;
 /** How long a notify hook may run before it is killed. */

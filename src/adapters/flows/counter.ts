@@ -5,10 +5,11 @@
  * that dies is started again on the next request.
  */
 import { Worker } from 'node:worker_threads';
-import type { FlowSummary, ServiceKey } from '../conntrack.js';
-import type { FlowAnswer, FlowRequest } from './worker.js';
 
-const WORKER_URL = new URL('./worker.js', import.meta.url);
+import type { FlowSummary, ServiceKey } from '../../ports/conntrack.js';
+import type { FlowAnswer, FlowRequest } from '../../ports/workers.js';
+
+const WORKER_URL = new URL('../../workers/flows.js', import.meta.url);
 /** A count taking longer than this fails (the worker is replaced). */
 const TIMEOUT_MS = 30_000;
 

@@ -5,7 +5,9 @@
  * whole exchange: connect, request, headers and body.
  */
 import { request, type ClientRequest } from 'node:http';
-import { describeError, settleOnce, type Probe, type ProbeResult, type ProbeTarget } from './probe.js';
+import { settleOnce } from './probe.js';
+import { describeError } from '../../lib/errors.js';
+import type { Probe, ProbeResult, ProbeTarget } from '../../ports/health.js';
 
 /** The Host header: the backend's address (bracketed if IPv6), with the port unless it is 80. */
 export function hostHeader(address: string, family: 4 | 6, port: number): string {

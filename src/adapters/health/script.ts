@@ -8,7 +8,9 @@
  * (by the script's PID, which is the group's id), so helpers it forked die with it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { describeError, settleOnce, type Probe, type ProbeResult, type ProbeTarget } from './probe.js';
+import { settleOnce } from './probe.js';
+import { describeError } from '../../lib/errors.js';
+import type { Probe, ProbeResult, ProbeTarget } from '../../ports/health.js';
 
 /** The environment a check script runs with. */
 export function scriptEnv(target: ProbeTarget): Record<string, string> {

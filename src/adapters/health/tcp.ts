@@ -4,7 +4,9 @@
  * once, nothing is sent (keepalived's TCP_CHECK).
  */
 import { connect } from 'node:net';
-import { describeError, settleOnce, type Probe, type ProbeResult, type ProbeTarget } from './probe.js';
+import { settleOnce } from './probe.js';
+import { describeError } from '../../lib/errors.js';
+import type { Probe, ProbeResult, ProbeTarget } from '../../ports/health.js';
 
 export const tcpProbe: Probe = {
   kind: 'tcp',

@@ -3,7 +3,7 @@
  * from the defaults plus `check`.
  */
 import type { HealthConfig } from '../../config/schema.js';
-import type { ProbeTarget } from './probe.js';
+import type { ProbeTarget } from '../../ports/health.js';
 
 export function loopbackTarget(port: number, check: Partial<HealthConfig>): ProbeTarget {
   return {

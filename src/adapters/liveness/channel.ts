@@ -4,10 +4,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { BeatInstance } from '../../codec/sync/message.js';
-import type { CoreEvent } from '../../services/liveness-core.js';
-import type { LivenessCounters, LivenessWorkerData } from './worker.js';
+import type { CoreEvent } from '../../fsm/liveness-core.js';
+import type { LivenessCounters } from '../../ports/liveness.js';
+import type { LivenessWorkerData } from '../../ports/workers.js';
 
-const WORKER_URL = new URL('./worker.js', import.meta.url);
+const WORKER_URL = new URL('../../workers/liveness.js', import.meta.url);
 const TICK_MS = 10;
 
 export type ChannelEvent = CoreEvent | { type: 'error'; message: string };

@@ -66,10 +66,12 @@ import {
 } from '../../codec/netlink/ctnetlink.js';
 import type { NlMessage } from '../../codec/netlink/nlmsg.js';
 import { ServiceFlowTally } from '../../codec/netlink/ct-tally.js';
-import type { Conntrack, FlowSummary, ServiceKey } from '../conntrack.js';
+import type { Conntrack } from '../../ports/conntrack.js';
 import { ECANCELED, NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply } from './socket.js';
+import type { FlowSummary, ServiceKey } from '../../ports/conntrack.js';
+import type { SocketCounters } from '../../ports/netlink.js';
 
 export type { ConntrackEntry, ConntrackEvent, CtTuple, DumpFilter } from '../../codec/netlink/ctnetlink.js';
 

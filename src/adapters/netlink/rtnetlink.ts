@@ -39,7 +39,8 @@ import {
 import { FwlbError } from '../../lib/errors.js';
 import { NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
-import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply, type SocketCounters } from './socket.js';
+import { NetlinkSocket, openRequestAndEvents, requestIdempotent, type Reply } from './socket.js';
+import type { SocketCounters } from '../../ports/netlink.js';
 
 export type { Addr, Link } from '../../codec/netlink/rtnetlink.js';
 

@@ -21,7 +21,6 @@ import {
   NlWriter,
   decodeNlDone,
   decodeNlError,
-  type NetlinkDecodeReason,
   NETLINK_ROUTE,
   NLM_F_DUMP_INTR,
   NLMSG_DONE,
@@ -55,14 +54,7 @@ import {
   SOL_SOCKET,
 } from '../libc.js';
 import type { Poller } from './poller.js';
-
-/** Reasons a received datagram or message is dropped by the socket layer. */
-export type SocketDropReason =
-  | NetlinkDecodeReason
-  | 'truncated' // the datagram was larger than the receive buffer
-  | 'not_from_kernel' // sender port id is not 0
-  | 'stale_reply' // a reply to no pending request (late, after a timeout)
-  | 'unsolicited'; // a unicast message that is not a reply at all
+import type { SocketCounters, SocketDropReason } from '../../ports/netlink.js';
 
 export interface NetlinkSocketOptions {
   poller: Poller;
@@ -132,13 +124,6 @@ interface Pending {
   onPart: ((msg: NlMessage) => void) | undefined;
 }
 
-export interface SocketCounters {
-  datagrams: number;
-  messages: number;
-  notifications: number;
-  lost: number;
-  dropped: Partial<Record<SocketDropReason, number>>;
-}
 
 const RECV_BUFFER = 64 * 1024; // dumps fill at most 32 KiB per datagram (netlink_dump)
 const READS_PER_WAKEUP = 256;

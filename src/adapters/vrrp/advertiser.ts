@@ -6,10 +6,10 @@
 import { Worker } from 'node:worker_threads';
 import { FwlbError } from '../../lib/errors.js';
 import { errnoName, libc } from '../libc.js';
-import type { AdvertTiming } from '../../services/advert-schedule.js';
-import type { AdvertWorkerData, AdvertWorkerMessage } from './advert-worker.js';
+import type { AdvertTiming } from '../../fsm/vrrp/advert-schedule.js';
+import type { AdvertWorkerData, AdvertWorkerMessage } from '../../ports/workers.js';
 
-const WORKER_URL = new URL('./advert-worker.js', import.meta.url);
+const WORKER_URL = new URL('../../workers/advert.js', import.meta.url);
 
 export interface AdvertiserCounters extends AdvertTiming {
   realtime: boolean;

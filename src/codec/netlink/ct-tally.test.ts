@@ -6,7 +6,7 @@ import { CT_NEW, decodeConntrack, encodeCreate, statusBits, type ConntrackEntry 
 import { splitMessages, type NlMessage } from './nlmsg.js';
 import { ServiceFlowTally } from './ct-tally.js';
 import { summarizeServiceFlows } from '../../adapters/netlink/ctnetlink.js';
-import type { ServiceKey } from '../../adapters/conntrack.js';
+import type { ServiceKey } from '../../ports/conntrack.js';
 
 function messages(h: string): NlMessage[] {
   const s = splitMessages(Buffer.from(h.replace(/\s+/g, ''), 'hex'));

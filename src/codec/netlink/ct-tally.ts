@@ -8,7 +8,7 @@
  * The result is the FlowSummary of src/adapters/conntrack.ts, the same as
  * summarizeServiceFlows over decoded entries (a property test holds them equal).
  */
-import type { FlowSummary, ServiceKey } from '../../adapters/conntrack.js';
+
 import { formatIPv4, formatIPv6, parseAddress } from '../../lib/ip-bytes.js';
 import {
   CT_NEW,
@@ -32,6 +32,7 @@ import {
   TCP_CONNTRACK_ESTABLISHED,
 } from './ctnetlink.js';
 import { NLA_ALIGN, NLA_HDRLEN, NLA_TYPE_MASK, type NlMessage } from './nlmsg.js';
+import type { FlowSummary, ServiceKey } from '../../ports/conntrack.js';
 
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;

@@ -1,7 +1,7 @@
 /**
  * The timing half of the liveness (issue 13): sends our BEAT to every peer each interval and
  * runs the detection of each peer (fsm/liveness.ts). It runs in a worker thread of its own
- * (adapters/liveness/worker.ts), so that neither the daemon's work (a sync burst, a bulk
+ * (workers/liveness.ts), so that neither the daemon's work (a sync burst, a bulk
  * sync, status, garbage collection) nor a held-up event loop delays a BEAT or fakes a
  * silence: a saturated machine delayed the main loop by up to 93 ms in the soak, more than a
  * 75 ms detection time. Clock-driven and free of I/O (the worker gives it a socket's send and
@@ -17,7 +17,7 @@
 import type { Clock, Timer } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
 import type { BeatInstance } from '../codec/sync/message.js';
-import { initialLiveness, stepLiveness, type PeerLiveness } from '../fsm/liveness.js';
+import { initialLiveness, stepLiveness, type PeerLiveness } from './liveness.js';
 
 export interface BeatBody {
   intervalMs: number;

@@ -14,34 +14,16 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
-import { Poller } from '../netlink/poller.js';
-import { realtimeThread } from '../realtime.js';
-import { UdpSocketV4 } from '../udp-socket.js';
-import { realClock } from '../../lib/clock.js';
-import { decode, encode, peekHeader } from '../../codec/sync/message.js';
-import { check, initialReplayState, type ReplayState } from '../../fsm/sync/replay.js';
-import { LivenessCore, type BeatBody } from '../../services/liveness-core.js';
-import type { LivenessCounters } from '../../services/liveness.js';
-
-export interface LivenessWorkerData {
-  selfId: number;
-  /** Our address on each link the BEATs cross (the sync link first). */
-  links: string[];
-  port: number;
-  key: Uint8Array;
-  intervalMs: number;
-  multiplier: number;
-  /** The main thread not ticking for this long stops our BEATs. */
-  mainStallMs: number;
-  /** Each peer's address on each link (index as in `links`; null: none there). */
-  peers: { name: string; id: number; addresses: (string | null)[] }[];
-  /** BigInt64Array[0]: the main thread's last tick, ms since the epoch. */
-  tick: SharedArrayBuffer;
-  /** SCHED_RR priority of this thread (1..99); default 10. */
-  realtimePriority?: number;
-}
-
-export type { LivenessCounters } from '../../services/liveness.js';
+import { Poller } from '../adapters/netlink/poller.js';
+import { realtimeThread } from '../adapters/realtime.js';
+import { UdpSocketV4 } from '../adapters/udp-socket.js';
+import { realClock } from '../lib/clock.js';
+import { decode, encode, peekHeader } from '../codec/sync/message.js';
+import { check, initialReplayState, type ReplayState } from '../fsm/sync/replay.js';
+import { LivenessCore, type BeatBody } from '../fsm/liveness-core.js';
+import type { LivenessCounters } from '../ports/liveness.js';
+import type { LivenessWorkerData } from '../ports/workers.js';
+export type { LivenessCounters } from '../ports/liveness.js';
 
 const d = workerData as LivenessWorkerData;
 const key = Buffer.from(d.key);

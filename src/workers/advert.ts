@@ -1,6 +1,6 @@
 /**
  * The advert thread: sends the master's VRRP adverts every advert interval
- * (services/advert-schedule.ts) on its own event loop, under SCHED_RR, through a duplicate
+ * (fsm/vrrp/advert-schedule.ts) on its own event loop, under SCHED_RR, through a duplicate
  * of each interface's raw VRRP socket (the kernel builds the IP header as for the daemon's
  * own sends: TTL 255, our source address, the interface). It owns those duplicates and
  * closes them; the daemon's socket is never touched from here.
@@ -10,23 +10,13 @@
  * Out: { type: 'counters', counters } each second.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { realClock } from '../../lib/clock.js';
+import { realClock } from '../lib/clock.js';
 // realClock is performance.timeOrigin + performance.now(): the same epoch-based milliseconds in
 // every thread, so a time the daemon's thread stamped means the same here.
-import { AdvertSchedule } from '../../services/advert-schedule.js';
-import { errnoName, libc, MSG_DONTWAIT, sockaddrIn } from '../libc.js';
-import { realtimeThread } from '../realtime.js';
-
-export interface AdvertWorkerData {
-  /** SCHED_RR priority of this thread (1..99). */
-  realtimePriority: number;
-}
-
-export type AdvertWorkerMessage =
-  | { type: 'set'; key: string; fd: number; payload: Uint8Array; dst: string; intervalMs: number; leaseMs: number; sentAtMs?: number }
-  | { type: 'stop'; prefix: string }
-  | { type: 'close_fd'; fd: number }
-  | { type: 'close' };
+import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
+import { errnoName, libc, MSG_DONTWAIT, sockaddrIn } from '../adapters/libc.js';
+import { realtimeThread } from '../adapters/realtime.js';
+import type { AdvertWorkerData, AdvertWorkerMessage } from '../ports/workers.js';
 
 const d = workerData as AdvertWorkerData;
 const realtime = realtimeThread(d.realtimePriority);

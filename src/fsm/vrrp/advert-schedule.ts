@@ -1,7 +1,7 @@
 /**
  * The master's adverts on a clock of their own (issue 13, "timing that survives load"): the
  * VRRP machine on the daemon's loop decides what to advertise; this schedule sends it every
- * advert interval from a thread that nothing else runs on (adapters/vrrp/advert-worker.ts),
+ * advert interval from a thread that nothing else runs on (workers/advert.ts),
  * so a sync burst, a bulk sync, status or garbage collection on the daemon's loop does not
  * make an advert late (a master whose loop is held past three advert intervals would be
  * taken for dead by its backups, and with adverts sent from that loop a saturated machine
@@ -16,7 +16,7 @@
  * Clock-driven and free of I/O (the sending is a dependency), so tested on a fake clock;
  * the unit tests' fake host runs the same schedule.
  */
-import type { Clock, Timer } from '../lib/clock.js';
+import type { Clock, Timer } from '../../lib/clock.js';
 
 export interface AdvertScheduleDeps<C> {
   clock: Clock;

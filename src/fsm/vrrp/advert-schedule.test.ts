@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../lib/clock.js';
+import { FakeClock } from '../../lib/clock.js';
 import { AdvertSchedule } from './advert-schedule.js';
 
 function setup(opts: { failOn?: number } = {}) {

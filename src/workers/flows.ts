@@ -10,19 +10,12 @@
  * {flows, established}][]] per service } or { id, ok: false, error }.
  */
 import { parentPort } from 'node:worker_threads';
-import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVBUF, int32, lastErrno, libc } from '../libc.js';
-import { encodeDumpRequest, NETLINK_NETFILTER } from '../../codec/netlink/ctnetlink.js';
-import { NLMSG_DONE, NLMSG_ERROR, splitMessages } from '../../codec/netlink/nlmsg.js';
-import { ServiceFlowTally } from '../../codec/netlink/ct-tally.js';
-import type { ServiceKey } from '../conntrack.js';
-
-export interface FlowRequest {
-  id: number;
-  services: ServiceKey[];
-}
-export type FlowAnswer =
-  | { id: number; ok: true; summaries: Array<Array<[string, { flows: number; established: number }]>> }
-  | { id: number; ok: false; error: string };
+import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVBUF, int32, lastErrno, libc } from '../adapters/libc.js';
+import { encodeDumpRequest, NETLINK_NETFILTER } from '../codec/netlink/ctnetlink.js';
+import { NLMSG_DONE, NLMSG_ERROR, splitMessages } from '../codec/netlink/nlmsg.js';
+import { ServiceFlowTally } from '../codec/netlink/ct-tally.js';
+import type { ServiceKey } from '../ports/conntrack.js';
+import type { FlowRequest, FlowAnswer } from '../ports/workers.js';
 
 const c = libc();
 let fd = -1;
