@@ -24,6 +24,7 @@ import { decodeBackendCommand } from './control/backend-args.js';
 import { ControlServer } from './control/server.js';
 import { FwlbError } from './lib/errors.js';
 import { realClock } from './lib/clock.js';
+import { parseFailpoints, type Failpoint } from './lib/failpoints.js';
 import { Balancer } from './services/balancer.js';
 import { HealthChecker } from './services/health-checker.js';
 import { SerialQueue } from './lib/serial-queue.js';
@@ -89,6 +90,15 @@ export async function runNode(opts: RunOptions): Promise<number> {
     process.stderr.write(loaded.error.message + '\n');
     return 1;
   }
+  // Steps tests make fail on purpose (lib/failpoints.ts); none unless FWLB_FAILPOINTS says so.
+  let failpoint: Failpoint;
+  try {
+    failpoint = parseFailpoints(process.env.FWLB_FAILPOINTS);
+  } catch (e) {
+    process.stderr.write((e as Error).message + '\n');
+    return 1;
+  }
+  if (process.env.FWLB_FAILPOINTS) log.warn({ event: 'failpoints', failpoints: process.env.FWLB_FAILPOINTS }, 'failpoints armed (FWLB_FAILPOINTS): named steps will fail on purpose');
   const nft = createNft();
   const kernel = new SerialQueue();
   const poller = new Poller();
@@ -109,6 +119,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     scripts: { check: async (path, timeoutMs) => (await probes.script.run({ service: 'vrrp-track', backend: hostname(), address: '', port: 0, family: 4, check: { script: { path, args: [] }, interval: timeoutMs + 50, timeout: timeoutMs, rise: 1, fall: 1 } }, timeoutMs)).ok },
     node: opts.node,
     cluster: loaded.value.config.cluster.name,
+    failpoint,
   });
   const balancer = new Balancer({
     log: log.child({ component: 'balancer' }),

@@ -50,8 +50,8 @@ class Cluster {
     return controlCall(this.control(fw), 'status') as Promise<NodeStatus>;
   }
 
-  async start(fw: string): Promise<void> {
-    this.daemons.set(fw, this.lab.startDaemon(fw, ['run', '-c', this.config, '--node', fw, '--control', this.control(fw), '--log-level', 'debug']));
+  async start(fw: string, env?: Record<string, string>): Promise<void> {
+    this.daemons.set(fw, this.lab.startDaemon(fw, ['run', '-c', this.config, '--node', fw, '--control', this.control(fw), '--log-level', 'debug'], env ? { env: { ...(process.env as Record<string, string>), ...env } } : {}));
     await waitFor(`${fw} to run`, async () => (await this.status(fw)).vrrp.groups[0]?.state);
   }
 
@@ -250,6 +250,48 @@ describe('two firewalls', () => {
     await writeFile(cfg, original);
     await controlCall(c.control('fw1'), 'reload', undefined, 30_000);
     await c.waitMaster('fw1', 5000);
+  });
+
+  test('a reload whose VRRP part fails (failpoint vrrp.prepare) is refused whole: ruleset, VIPs and sessions as they were, and it says why', async () => {
+    // fw1 restarted with the failpoint armed for its first reload; it preempts (delay 1 s).
+    await lab.gracefulStop('fw1');
+    await c.waitMaster('fw2', 5000);
+    await c.start('fw1', { FWLB_FAILPOINTS: 'vrrp.prepare@2' });
+    await c.waitMaster('fw1', 15_000);
+    await waitFor('fw2 backup', async () => ((await c.groupState('fw2')) === 'backup' ? true : undefined), 5000);
+    await sleep(300);
+    const ruleset = () => lab.exec('fw1', ['nft', '-s', 'list', 'table', 'inet', 'fwlb']);
+    const before = { ruleset: await ruleset(), out: await holders(lab, FWS, VIP_OUT, 'eth0'), in: await holders(lab, FWS, VIP_IN, 'eth1'), transitions: (await c.status('fw1')).vrrp.groups[0]!.transitions };
+    assert.deepEqual(before.out, ['fw1']);
+    const log = `${lab.stateDir}/session-reload.log`;
+    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', '3'], { log });
+    await sleep(500);
+    const cfg = c.config;
+    const original = await readFile(cfg, 'utf8');
+    // A firewall rule and a VRRP change at once: the rule must not be applied either.
+    await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2223, from: outside, to: self }\n').replace('advert_interval: 50ms', 'advert_interval: 70ms'));
+    try {
+      const r = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; error?: string };
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? '', /^vrrp: failpoint vrrp\.prepare/, 'the reason names the part');
+    } finally {
+      await writeFile(cfg, original);
+    }
+    await sleep(500);
+    assert.equal(await ruleset(), before.ruleset, 'the ruleset is the one before the reload');
+    assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), before.out);
+    assert.deepEqual(await holders(lab, FWS, VIP_IN, 'eth1'), before.in);
+    const st = await c.status('fw1');
+    assert.equal(st.vrrp.groups[0]!.transitions, before.transitions, 'VRRP was not restarted');
+    assert.equal(st.vrrp.groups[0]!.instances[0]!.advertIntervalMs, 50);
+    assert.equal(st.reloads.failed, 1);
+    assert.match(st.reloads.lastError ?? '', /vrrp: failpoint/);
+    await session.wait(10_000);
+    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
+    assert.equal(r.error, null, JSON.stringify(r));
+    assert.equal(r.echoed, r.sent, 'the session kept every line');
+    const text = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
+    assert.match(text, /"event":"reload_failed".*vrrp: failpoint vrrp\.prepare/);
   });
 
   test('a tracked service with no healthy backend from the master lowers its priority: the peer takes over', async () => {

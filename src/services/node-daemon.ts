@@ -16,7 +16,7 @@ import { nodeView, type NodeView } from '../config/node.js';
 import { singleFlight } from '../lib/single-flight.js';
 import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
-import type { VrrpService, VrrpStatus } from './vrrp.js';
+import type { VrrpPlan, VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 
 import type { LivenessStatus } from './liveness.js';
@@ -327,8 +327,20 @@ export class NodeDaemon {
 
   /** Starts VRRP for a config, with the tracked services' availability as it is now. */
   private async startVrrp(p: Prepared): Promise<void> {
-    this.deps.vrrp.configure(p.loaded.config, p.view);
-    await this.deps.vrrp.start();
+    await this.commitVrrp(this.prepareVrrp(p));
+  }
+
+  /** VRRP's part of a start or reload, prepared (see VrrpService.prepare); a failure names the part. */
+  private prepareVrrp(p: Prepared): VrrpPlan {
+    try {
+      return this.deps.vrrp.prepare(p.loaded.config, p.view);
+    } catch (e) {
+      throw new FwlbError('ERR_PREPARE_VRRP', `vrrp: ${(e as Error).message}`);
+    }
+  }
+
+  private async commitVrrp(plan: VrrpPlan): Promise<void> {
+    await this.deps.vrrp.commit(plan);
     for (const [service, up] of this.deps.balancer.availabilityNow()) this.deps.vrrp.setServiceAvailable(service, up);
   }
 
@@ -364,17 +376,25 @@ export class NodeDaemon {
       }
       const changed = p.scriptDigest !== this.running?.scriptDigest;
       const vrrpChanged = !this.running || NodeDaemon.vrrpKey(p.loaded.config, p.view) !== NodeDaemon.vrrpKey(this.running.loaded.config, this.running.view);
-      if (changed) await this.commit(p);
-      else {
+      // Every part prepared before any is committed: a part that cannot take the new config
+      // refuses the reload whole, and the running node (ruleset, VIPs, sessions) is untouched.
+      const vrrpPlan = vrrpChanged ? this.prepareVrrp(p) : undefined;
+      if (changed) {
+        try {
+          await this.commit(p);
+        } catch (e) {
+          if (vrrpPlan) this.deps.vrrp.discard(vrrpPlan);
+          throw e;
+        }
+      } else {
         // Same ruleset: the kernel already matches the plan.
         this.deps.balancer.adopt(p.loaded.config, p.plan);
         this.deps.health.setTargets(this.deps.balancer.healthTargets());
         if (this.running) this.running = { ...this.running, loaded: p.loaded, loadedAt: this.deps.now(), view: p.view };
       }
-      if (vrrpChanged) {
+      if (vrrpPlan) {
         this.deps.log.warn({ event: 'vrrp_restart' }, 'the VRRP configuration changed: restarting VRRP (graceful handover first)');
-        await this.deps.vrrp.shutdown();
-        await this.startVrrp(p);
+        await this.commitVrrp(vrrpPlan);
       }
       this.reloads.ok++;
       this.reloads.lastError = null;

@@ -95,7 +95,10 @@ class FakeHost implements VrrpNet {
   private readonly listeners = new Set<(ifname: string, up: boolean) => void>();
   constructor(private readonly wire: Wire, readonly name: string) {}
 
+  /** Sockets opened, per interface. */
+  readonly opens: string[] = [];
   open(ifname: string, primary: string, onPacket: (d: Buffer) => void): VrrpLinkIO {
+    this.opens.push(ifname);
     const seg = this.wire.ports.get(ifname) ?? new Map();
     this.wire.ports.set(ifname, seg);
     seg.set(this.name, onPacket);
@@ -141,7 +144,7 @@ class FakeHost implements VrrpNet {
   }
 }
 
-async function cluster(text = CONFIG, fireOffset?: (n: number) => number) {
+async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpoint?: (name: string) => boolean) {
   const r = await parseConfig(text, 'c.yaml');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   const clock = new FakeClock(1_000_000.37);
@@ -149,7 +152,7 @@ async function cluster(text = CONFIG, fireOffset?: (n: number) => number) {
   const wire = new Wire(clock);
   const nodes = ['fw1', 'fw2'].map((name) => {
     const host = new FakeHost(wire, name);
-    const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't' });
+    const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't', ...(failpoint ? { failpoint } : {}) });
     svc.configure(r.value.config, nodeView(r.value.config, name));
     return { name, host, svc };
   });
@@ -394,4 +397,65 @@ test('issue 20: no gratuitous ARP after the instance left master (the repeats st
   await c.run(1000);
   assert.notEqual(c.state(0), 'master');
   assert.equal(c.fw1.host.garps.length, atLeave, `GARPs after leaving master: ${c.fw1.host.garps.slice(atLeave).join(', ')}`);
+});
+
+/** The same cluster with the "int" instance moved (interface role, VRID). */
+async function changed(role: string, vrid: number, extraInterface?: string) {
+  let text = CONFIG.replace('int: { interface: inside, vrid: 52,', `int: { interface: ${role}, vrid: ${vrid},`);
+  if (extraInterface) text = text.replace('interfaces: { outside: eth0, inside: eth1, sync: eth2 }', `interfaces: { outside: eth0, inside: eth1, sync: eth2, ${extraInterface} }`).replace(/sync: 198\.18\.2\.(\d)\/24 }/g, 'sync: 198.18.2.$1/24, spare: 198.18.3.$1/24 }');
+  const r = await parseConfig(text, 'c.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  return { config: r.value.config, view: nodeView(r.value.config, 'fw1') };
+}
+
+test('reload, prepared: a VRRP part that cannot be prepared leaves the running groups, VIPs and sockets as they were', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+  const opens = c.fw1.host.opens.length;
+  const next = await changed('spare', 53, 'spare: eth9');
+  assert.throws(() => c.fw1.svc.prepare(next.config, next.view), (e: Error & { code?: string }) => e.code === 'ERR_VRRP_PREPARE' && /eth9 does not exist/.test(e.message));
+  await c.run(1000);
+  assert.equal(c.state(0), 'master', 'still master');
+  assert.equal(c.state(1), 'backup');
+  assert.deepEqual(c.fw1.host.vips(), VIPS);
+  assert.equal(c.fw1.host.opens.length, opens, 'nothing opened');
+  assert.ok(c.wire.ports.get('eth0')?.has('fw1') && c.wire.ports.get('eth1')?.has('fw1'), 'the running links are open');
+});
+
+test('reload, prepared: a failure after sockets were opened (failpoint vrrp.prepare) closes them again; the running groups go on', async () => {
+  let armed = false;
+  const c = await cluster(CONFIG, undefined, (name) => armed && name === 'vrrp.prepare');
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  const next = await changed('sync', 53);
+  armed = true;
+  assert.throws(() => c.fw1.svc.prepare(next.config, next.view), /failpoint vrrp.prepare/);
+  assert.equal(c.fw1.host.opens.at(-1), 'eth2', 'the new link was opened by the prepare');
+  assert.ok(!c.wire.ports.get('eth2')?.has('fw1'), 'and closed again');
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+  assert.deepEqual(c.fw1.host.vips(), VIPS);
+});
+
+test('reload, committed: the groups hand over and start again on the new config; a link both configs use is not reopened', async () => {
+  const c = await cluster();
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  const next = await changed('sync', 53);
+  const plan = c.fw1.svc.prepare(next.config, next.view);
+  const opens = c.fw1.host.opens.length;
+  const done = c.fw1.svc.commit(plan);
+  await c.run(2000);
+  await done;
+  await c.run(2000);
+  assert.equal(c.fw1.host.opens.length, opens, 'eth0 kept, eth2 opened by the prepare, nothing more');
+  assert.ok(!c.wire.ports.get('eth1')?.has('fw1'), 'eth1, no longer used, is closed');
+  const st = c.fw1.svc.status().groups[0]!;
+  assert.deepEqual(st.instances.map((i) => [i.interface, i.vrid]).sort(), [['eth0', 51], ['eth2', 53]]);
+  assert.ok(c.fw1.host.vips().includes('198.18.0.100/24'), `the outside VIP is held by fw1 again: ${c.fw1.host.vips().join(', ')}`);
 });

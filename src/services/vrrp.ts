@@ -31,6 +31,7 @@ import { TimerDriver } from '../lib/timers.js';
 import { masterDownInterval } from '../fsm/vrrp/timers.js';
 import type { AdvertTiming } from '../fsm/vrrp/advert-schedule.js';
 import { FwlbError } from '../lib/errors.js';
+import type { Failpoint } from '../lib/failpoints.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
 import type { ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 
@@ -41,6 +42,21 @@ export interface VrrpDeps {
   scripts: ScriptRunner;
   node: string;
   cluster: string;
+  /** Steps that tests make fail on purpose (lib/failpoints.ts): `vrrp.prepare`. */
+  failpoint?: Failpoint;
+}
+
+/**
+ * A VRRP configuration ready to run (`prepare`): its groups built and its new links' sockets
+ * open, nothing of it running. `commit` puts it in place of the running one; `discard` drops
+ * it (a reload refused by another part).
+ */
+export interface VrrpPlan {
+  readonly groups: GroupRuntime[];
+  readonly byVrid: Map<string, { group: GroupRuntime; member: Member }>;
+  readonly syncIfname: string | undefined;
+  /** Sockets this plan opened: links the running service lacks, or whose address changed. */
+  readonly opened: Map<string, { io: VrrpLinkIO; primary: string }>;
 }
 
 interface Member {
@@ -119,6 +135,8 @@ const TIMER_EVENT: Record<VrrpTimer, 'master_down_timer' | 'advert_timer' | 'pre
 export class VrrpService {
   private groups: GroupRuntime[] = [];
   private readonly links = new Map<string, VrrpLinkIO>();
+  /** The address each link was opened with. */
+  private readonly linkPrimary = new Map<string, string>();
   /** `${ifname}/${vrid}` -> the instance that owns it. */
   private readonly byVrid = new Map<string, { group: GroupRuntime; member: Member }>();
   private readonly counters = new Map<VrrpCounter, number>(VRRP_COUNTERS.map((c) => [c, 0]));
@@ -151,11 +169,75 @@ export class VrrpService {
   /** Builds the groups of this node from the config; nothing runs until `start`. */
   configure(c: Config, view: NodeView): void {
     if (this.running) throw new FwlbError('ERR_VRRP_RUNNING', 'configure before start');
-    this.groups = [];
+    this.install(this.build(c, view));
+  }
+
+  /**
+   * Everything of a new VRRP configuration that can fail, with nothing of the running one
+   * touched: the groups built, each interface checked, the sockets of links not open yet
+   * opened. Throws (ERR_VRRP_PREPARE, the reason) with whatever it opened closed again.
+   */
+  prepare(c: Config, view: NodeView): VrrpPlan {
+    const plan = this.build(c, view);
+    try {
+      for (const g of plan.groups) {
+        for (const m of g.members.values()) {
+          if (plan.opened.has(m.ifname) || (this.links.has(m.ifname) && this.linkPrimary.get(m.ifname) === m.primary)) continue;
+          if (this.deps.net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
+          const ifname = m.ifname;
+          plan.opened.set(ifname, { io: this.deps.net.open(ifname, m.primary, (d) => this.onPacket(ifname, d)), primary: m.primary });
+        }
+      }
+      if (this.deps.failpoint?.('vrrp.prepare')) throw new FwlbError('ERR_FAILPOINT', 'failpoint vrrp.prepare (FWLB_FAILPOINTS)');
+    } catch (e) {
+      this.discard(plan);
+      throw new FwlbError('ERR_VRRP_PREPARE', (e as Error).message);
+    }
+    return plan;
+  }
+
+  /** Drops a plan that will not run: closes the sockets it opened. */
+  discard(plan: VrrpPlan): void {
+    for (const l of plan.opened.values()) l.io.close();
+    plan.opened.clear();
+  }
+
+  /**
+   * Puts a prepared configuration in place: the running groups hand over first (as a
+   * graceful stop does), the links both use stay open, then the new groups start.
+   */
+  async commit(plan: VrrpPlan): Promise<void> {
+    const used = new Set(plan.groups.flatMap((g) => [...g.members.values()].map((m) => m.ifname)));
+    const keep = new Set([...used].filter((i) => !plan.opened.has(i)));
+    if (this.running) await this.shutdown(keep);
+    for (const [ifname, l] of this.links) {
+      if (keep.has(ifname)) continue;
+      l.close();
+      this.links.delete(ifname);
+      this.linkPrimary.delete(ifname);
+    }
+    this.install(plan);
+    await this.start();
+  }
+
+  private install(plan: VrrpPlan): void {
+    this.groups = plan.groups;
     this.byVrid.clear();
+    for (const [k, v] of plan.byVrid) this.byVrid.set(k, v);
+    this.syncIfname = plan.syncIfname;
+    for (const [ifname, l] of plan.opened) {
+      this.links.get(ifname)?.close();
+      this.links.set(ifname, l.io);
+      this.linkPrimary.set(ifname, l.primary);
+    }
+    plan.opened.clear();
+  }
+
+  /** The groups of a config, built; nothing opened, nothing running. */
+  private build(c: Config, view: NodeView): VrrpPlan {
+    const plan: VrrpPlan = { groups: [], byVrid: new Map(), syncIfname: c.state_sync ? view.interfaces[c.state_sync.interface] : undefined, opened: new Map() };
     const v = c.vrrp;
-    this.syncIfname = c.state_sync ? view.interfaces[c.state_sync.interface] : undefined;
-    if (!v) return;
+    if (!v) return plan;
     for (const [gname, g] of Object.entries(v.groups)) {
       const members = new Map<string, Member>();
       const configs: Record<string, VrrpInstanceConfig> = {};
@@ -196,9 +278,10 @@ export class VrrpService {
       };
       for (const s of g.track.services) rt.track.set(`service:${s}`, { name: `service:${s}`, up: true, weight: g.track.weight });
       if (g.track.script) rt.track.set('script', { name: `script:${g.track.script}`, up: true, weight: g.track.weight });
-      for (const m of members.values()) this.byVrid.set(`${m.ifname}/${configs[m.name]!.vrid}`, { group: rt, member: m });
-      this.groups.push(rt);
+      for (const m of members.values()) plan.byVrid.set(`${m.ifname}/${configs[m.name]!.vrid}`, { group: rt, member: m });
+      plan.groups.push(rt);
     }
+    return plan;
   }
 
   /** Removes stale VIPs (a previous run killed with -9 leaves them), opens the sockets, starts every group. */
@@ -216,11 +299,13 @@ export class VrrpService {
           if (this.links.has(m.ifname)) continue;
           if (net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
           this.links.set(m.ifname, net.open(m.ifname, m.primary, (d) => this.onPacket(m.ifname, d)));
+          this.linkPrimary.set(m.ifname, m.primary);
         }
       }
     } catch (e) {
       for (const l of this.links.values()) l.close();
       this.links.clear();
+      this.linkPrimary.clear();
       throw e;
     }
     this.running = true;
@@ -243,7 +328,7 @@ export class VrrpService {
    * after Skew_Time; our VIPs stay (and we forward on) until that new master is heard on
    * each virtual router, at most Master_Down_Interval; then they go and the sockets close.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(keepLinks: ReadonlySet<string> = new Set()): Promise<void> {
     if (!this.running) return;
     this.handover = new Map();
     for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'shutdown' } });
@@ -271,8 +356,13 @@ export class VrrpService {
     this.handover = undefined;
     await this.addressQueue;
     this.unlisten?.();
-    for (const l of this.links.values()) l.close();
-    this.links.clear();
+    // A reload's new configuration may go on with some links (commit): those stay open.
+    for (const [ifname, l] of this.links) {
+      if (keepLinks.has(ifname)) continue;
+      l.close();
+      this.links.delete(ifname);
+      this.linkPrimary.delete(ifname);
+    }
     this.running = false;
   }
 

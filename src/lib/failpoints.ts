@@ -1,0 +1,27 @@
+/**
+ * Failpoints: named steps that tests make fail on purpose, to prove what a failure there
+ * leaves behind (a reload whose VRRP part fails leaves the node as it was). Off unless the
+ * daemon is started with FWLB_FAILPOINTS (main reads it; nothing else reads the
+ * environment): a comma-separated list of `name` (fails every time the step is reached) or
+ * `name@N` (reached N-1 times normally, then fails every time from the Nth: `vrrp.prepare@2`
+ * lets the start through and fails the first reload). Names in use: `vrrp.prepare`.
+ */
+export type Failpoint = (name: string) => boolean;
+
+/** The failpoints of a FWLB_FAILPOINTS value; a malformed entry is an error naming it. */
+export function parseFailpoints(spec: string | undefined): Failpoint {
+  const from = new Map<string, number>();
+  for (const raw of (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z][a-z0-9_.-]*)(?:@(\d+))?$/.exec(raw);
+    if (!m || (m[2] !== undefined && Number(m[2]) < 1)) throw new Error(`FWLB_FAILPOINTS: "${raw}" is not NAME or NAME@N (N from 1)`);
+    from.set(m[1]!, m[2] === undefined ? 1 : Number(m[2]));
+  }
+  const reached = new Map<string, number>();
+  return (name) => {
+    const n = from.get(name);
+    if (n === undefined) return false;
+    const k = (reached.get(name) ?? 0) + 1;
+    reached.set(name, k);
+    return k >= n;
+  };
+}
