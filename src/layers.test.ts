@@ -2,7 +2,7 @@
  * The layout's rule, checked (ENGINEERING.md: imports point one way): codecs and pure logic
  * at the bottom, ports (the interfaces the services own, types only) beside them, I/O
  * adapters above those, services above, worker-thread entry points and control beside the
- * services, `main` on top. Reads the sources' import statements; fails naming the file, the
+ * services, the node's assembly (node/) above them all, `main` on top. Reads the sources' import statements; fails naming the file, the
  * import and the rule it breaks.
  */
 import { test } from 'node:test';
@@ -42,16 +42,19 @@ const all = sources(SRC).flatMap(importsOf);
 
 /** Layer -> the layers it must never import. */
 const FORBIDDEN: Record<string, string[]> = {
-  lib: ['codec', 'fsm', 'ports', 'adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'config', 'compiler', 'balancer'],
-  codec: ['fsm', 'adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'config', 'compiler', 'balancer'],
-  ports: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  fsm: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  balancer: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  compiler: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  config: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  adapters: ['services', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  services: ['adapters', 'control', 'workers', 'cli', 'lab', 'demo', 'main'],
-  workers: ['services', 'control', 'cli', 'lab', 'demo', 'main'],
+  // node/ assembles a node from everything below it; only main (and the CLI) use it.
+  lib: ['codec', 'fsm', 'ports', 'adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'config', 'compiler', 'balancer', 'node'],
+  codec: ['fsm', 'adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'config', 'compiler', 'balancer', 'node'],
+  ports: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  fsm: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  balancer: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  compiler: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  config: ['adapters', 'services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  adapters: ['services', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  services: ['adapters', 'control', 'workers', 'cli', 'lab', 'demo', 'main', 'node'],
+  workers: ['services', 'control', 'cli', 'lab', 'demo', 'main', 'node'],
+  control: ['node', 'cli', 'lab', 'demo', 'main'],
+  node: ['cli', 'lab', 'demo', 'main'],
 };
 
 test('imports point one way: no layer imports one above it', () => {
@@ -96,5 +99,6 @@ test('no runtime loop between services', () => {
 
 test('the checker sees imports (it is not vacuous)', () => {
   assert.ok(all.length > 200, `only ${all.length} imports found under ${SRC}`);
-  assert.ok(all.some((i) => i.file === 'main.ts' && layer(i.target) === 'services'));
+  assert.ok(all.some((i) => i.file === 'main.ts' && layer(i.target) === 'node'));
+  assert.ok(all.some((i) => layer(i.file) === 'node' && layer(i.target) === 'services'));
 });

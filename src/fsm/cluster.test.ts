@@ -55,10 +55,10 @@ test('VIPs held and released per group, said once, as differences', () => {
   assert.deepEqual(
     r.events.filter((e) => e.type !== 'ready'),
     [
-      { type: 'group_state', group: 'edge', from: 'init', to: 'backup' },
-      { type: 'group_state', group: 'edge', from: 'backup', to: 'master' },
+      { type: 'group_state', group: 'edge', from: 'init', to: 'backup', vips: ['198.18.0.100'] },
+      { type: 'group_state', group: 'edge', from: 'backup', to: 'master', vips: ['198.18.0.100', '198.18.1.1'] },
       { type: 'vips_held', group: 'edge', vips: ['198.18.0.100', '198.18.1.1'] },
-      { type: 'group_state', group: 'edge', from: 'master', to: 'fault' },
+      { type: 'group_state', group: 'edge', from: 'master', to: 'fault', vips: ['198.18.0.100', '198.18.1.1'] },
       { type: 'vips_released', group: 'edge', vips: ['198.18.0.100', '198.18.1.1'] },
     ],
   );

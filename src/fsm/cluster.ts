@@ -21,7 +21,7 @@ export type ClusterInput =
   | { type: 'started'; vrrp: boolean; sync: boolean; sharedLinks: readonly string[] }
   | { type: 'vrrp_running'; running: boolean }
   | { type: 'peer'; peer: string; state: PeerState }
-  | { type: 'group'; group: string; state: string; vips: readonly string[] }
+  | { type: 'group'; group: string; state: string; vips: readonly string[]; hook?: string }
   | { type: 'table'; complete: boolean; progress: string }
   | { type: 'link'; ifname: string; up: boolean }
   | { type: 'buckets'; owned: readonly number[] }
@@ -36,7 +36,8 @@ export type ClusterEvent =
   | { type: 'buckets_owned'; buckets: readonly number[] }
   | { type: 'buckets_given_up'; buckets: readonly number[] }
   | { type: 'peer_up' | 'peer_down' | 'peer_leaving'; peer: string }
-  | { type: 'group_state'; group: string; from: string; to: string }
+  /** A VRRP group's state changed; its VIPs as configured, and its notify hook where it has one. */
+  | { type: 'group_state'; group: string; from: string; to: string; vips: readonly string[]; hook?: string }
   | { type: 'config_applied'; digest: string; changed: boolean }
   | { type: 'config_refused'; reason: string }
   | { type: 'stopping'; why: string };
@@ -118,7 +119,7 @@ export function stepCluster(s: ClusterState, input: ClusterInput): { state: Clus
     case 'group': {
       const was = s.groups[input.group] ?? { state: 'init', held: [] };
       const held = input.state === 'master' ? [...input.vips].sort() : [];
-      if (was.state !== input.state) events.push({ type: 'group_state', group: input.group, from: was.state, to: input.state });
+      if (was.state !== input.state) events.push({ type: 'group_state', group: input.group, from: was.state, to: input.state, vips: input.vips, ...(input.hook ? { hook: input.hook } : {}) });
       const gained = held.filter((v) => !was.held.includes(v));
       const lost = was.held.filter((v) => !held.includes(v));
       if (lost.length) events.push({ type: 'vips_released', group: input.group, vips: lost });

@@ -38,6 +38,8 @@ export interface LivenessDeps {
   /** Sharing: told when a peer becomes a member (live, and ready by its BEATs) or stops being one. */
   sharing?: { peer(name: string, member: boolean): void };
   /** The first BEAT of a peer in this run came: whether it is a member is known from now on. */
+  /** A peer's state as the cluster events say it: up, down, or leaving (its BEATs say it is stopping). */
+  onPeer?: (peer: string, state: 'up' | 'down' | 'leaving') => void;
   onHeard?: (peer: string) => void;
 }
 
@@ -119,6 +121,7 @@ export class LivenessService {
     switch (e.type) {
       case 'beat': {
         const first = p.mirror.beats === 0;
+        if (e.leaving !== p.mirror.leaving && p.mirror.state === 'up') this.deps.onPeer?.(p.peer.name, e.leaving ? 'leaving' : 'up');
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
         // A peer that says it is stopping carries nothing from now on: its buckets are
@@ -141,6 +144,7 @@ export class LivenessService {
       case 'up':
         p.mirror = { ...p.mirror, state: 'up', sinceMs: now, detectMs: e.detectMs };
         this.deps.log.info({ event: 'peer_live', peer: p.peer.name, detectMs: e.detectMs }, `liveness: ${p.peer.name} is up (detection ${e.detectMs} ms)`);
+        this.deps.onPeer?.(p.peer.name, 'up');
         break;
       case 'down': {
         p.mirror = { ...p.mirror, state: 'down', sinceMs: now, downs: p.mirror.downs + 1 };
@@ -152,6 +156,7 @@ export class LivenessService {
         const n = this.deps.vrrp.peerGone(p.addresses, why, (vrid, priority) => this.outranked(p, vrid, priority), () => p.mirror.state === 'down');
         p.released += n;
         this.deps.log.warn({ event: 'peer_gone', peer: p.peer.name, why: e.why, silentMs: Math.round(e.silentMs), released: n }, `liveness: ${why}${n ? `: taking over ${n} virtual router(s) it was master of` : ''}`);
+        this.deps.onPeer?.(p.peer.name, 'down');
         break;
       }
     }

@@ -1,23 +1,26 @@
 /**
- * The node: takes a checked config, prepares everything that can fail (node view,
- * host checks, the load balancer's plan, compile, `nft -c`) and only then commits.
- * A reload that fails at any step leaves the running config and ruleset untouched.
+ * The node's daemon over its subsystems (ports/subsystem.ts): the ruleset and balancer maps
+ * (services/ruleset.ts), sharing, the state sync and VRRP (services/node-parts.ts). A start
+ * or reload prepares every part first (everything that can fail: host checks, the compile,
+ * VRRP's groups and sockets, the sync's identity) and commits only when all are prepared: a
+ * reload refused by any part leaves the running node untouched and says which part and why.
+ * It also answers readiness and status, and runs the graceful stop.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { compileRulesetParts, digestChainName, DIGEST_CHAIN_PREFIX, TABLE_FAMILY, TABLE_NAME, type Block } from '../compiler/ruleset.js';
-import { mapsRefresh, rulesetDelta } from '../compiler/delta.js';
 import type { HostState } from '../config/host-check.js';
-import { hostCheck, routedAddresses } from '../config/host-check.js';
 import { ConfigError } from '../config/issues.js';
 import { FwlbError } from '../lib/errors.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import { singleFlight } from '../lib/single-flight.js';
-import { Balancer, type BackendCommand, type ServiceStatus } from './balancer.js';
+import type { Balancer, BackendCommand, ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
-import type { VrrpPlan, VrrpService, VrrpStatus } from './vrrp.js';
+import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
+import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
+import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
+import type { NodeConfig, Prepared, Subsystem } from '../ports/subsystem.js';
 
 import type { LivenessStatus } from './liveness.js';
 import type { SharingHostStatus } from './sharing-host.js';
@@ -36,12 +39,7 @@ export interface SharingRunner {
   status(counters: ReadonlyMap<string, number>): SharingHostStatus;
 }
 
-/** What the node needs of the health checker (services/health-checker.ts). */
-export interface HealthRunner {
-  setTargets(targets: ReturnType<Balancer['healthTargets']>): void;
-  snapshot(): readonly { service: string; backend: string; status: 'up' | 'down'; lastDetail?: string | undefined }[];
-  stop(): void;
-}
+export type { HealthRunner };
 
 export interface NodeDaemonDeps {
   log: Logger;
@@ -66,6 +64,8 @@ export interface NodeDaemonDeps {
    * (NftCounters: nothing spawned).
    */
   readCounters: () => Promise<Map<string, number>>;
+  /** The cluster events' view of the node (services/cluster-events.ts). */
+  cluster?: () => { role: ClusterRole; events: StatusEvent[] };
   /** Active-active sharing, when the config has `sharing:`. */
   sharing?: SharingRunner;
   /** Liveness between the nodes (services/liveness.ts), when it runs. */
@@ -98,35 +98,13 @@ export interface StartingStatus {
   ready: Readiness;
 }
 
-interface Prepared {
-  loaded: LoadedConfig;
-  view: NodeView;
-  plan: ReturnType<Balancer['plan']>;
-  script: string;
-  scriptDigest: string;
-  blocks: Block[];
-}
-
-interface Running {
-  loaded: LoadedConfig;
-  loadedAt: number;
-  view: NodeView;
-  scriptDigest: string;
-  scriptBytes: number;
-  blocks: Block[];
-  /** How the last ruleset change went in: the whole table, a delta, or nothing (the kernel had it). */
-  applyMode: 'full' | 'delta' | 'kept';
-  appliedAt: number;
-  applyMs: number;
-}
-
 export interface NodeStatus {
   node: string;
   cluster: string;
   pid: number;
   startedAt: string;
   config: { file: string; digest: string; loadedAt: string };
-  ruleset: { digest: string; appliedAt: string; applyMs: number; applyMode: 'full' | 'delta' | 'kept'; bytes: number; blockedPrefixes: number };
+  ruleset: RulesetStatus;
   reloads: { ok: number; failed: number; lastError: string | null; lastMs: number | null };
   services: ServiceStatus[];
   vrrp: VrrpStatus;
@@ -141,6 +119,20 @@ export interface NodeStatus {
   liveness: LivenessStatus | null;
   /** Active-active sharing: members, the buckets this node owns, its packets (null without `sharing:`). */
   sharing: SharingHostStatus | null;
+  /** The node's place in the cluster as its events say it (fsm/cluster.ts): readiness, peers, VRRP groups and the VIPs they hold, buckets owned. */
+  role: ClusterRole | null;
+  /** The last cluster events, oldest first (a bucket list as its count). */
+  events: StatusEvent[];
+}
+
+/** A cluster event as status shows it. */
+export type StatusEvent = { type: string; at: number } & Record<string, unknown>;
+
+export interface ClusterRole {
+  ready: { ready: boolean; reason: string };
+  peers: Record<string, string>;
+  groups: Record<string, { state: string; held: readonly string[] }>;
+  owned: number;
 }
 
 export interface ProcessFigures {
@@ -182,23 +174,52 @@ export interface ControlCounters {
  */
 const STOP_WAIT_ABSENT_MS = 3000;
 
+/** The config a node runs, and since when. */
+interface Current {
+  loaded: LoadedConfig;
+  loadedAt: number;
+  view: NodeView;
+}
+
+/** A part whose plan is ready to commit. */
+type Ready = { part: Subsystem; prepared: Prepared<unknown> };
+
 export class NodeDaemon {
-  private running: Running | undefined;
+  private current: Current | undefined;
   private readonly startedAt: number;
   private reloads = { ok: 0, failed: 0, lastError: null as string | null, lastMs: null as number | null };
   /** What the node is doing while not running yet, or 'stopping'. */
   private step = 'loading the config';
   private stopping = false;
-  /** The running state sync's identity (see NodeDaemonDeps.syncIdentity). */
-  private syncId: string | undefined;
   private readyAtMs: number | undefined;
   private readonly steps: Record<string, number> = {};
   /** Set while a graceful stop waits for a ready peer: ends the wait at once. */
   private endStopWait: (() => void) | undefined;
+  private readonly ruleset: Ruleset;
+  private readonly vrrpPart: VrrpPart;
+  private readonly syncPart: SyncPart;
+  private readonly sharingPart = new SharingPart();
+  /** Prepared in this order, committed in this order. */
+  private readonly parts: Subsystem[];
 
   constructor(private readonly deps: NodeDaemonDeps, private readonly nodeName: string) {
     this.startedAt = deps.now();
     watchLoop();
+    this.ruleset = new Ruleset({
+      log: deps.log,
+      nft: deps.nft,
+      queue: deps.queue,
+      balancer: deps.balancer,
+      health: deps.health,
+      readHost: deps.readHost,
+      now: deps.now,
+      counters: () => this.counters(),
+      ...(deps.sharing ? { sharing: deps.sharing } : {}),
+      onStep: (step, next) => this.mark(step, next),
+    });
+    this.vrrpPart = new VrrpPart({ vrrp: deps.vrrp, balancer: deps.balancer, log: deps.log });
+    this.syncPart = new SyncPart(deps.syncIdentity);
+    this.parts = [this.ruleset, this.sharingPart, this.syncPart, this.vrrpPart] as Subsystem[];
   }
 
   private uptime(): number {
@@ -206,27 +227,9 @@ export class NodeDaemon {
   }
 
   private mark(step: string, next: string): void {
-    if (this.running && this.readyAtMs !== undefined) return;
+    if (this.current && this.readyAtMs !== undefined) return;
     this.steps[step] = this.uptime();
     this.step = next;
-  }
-
-  /** Everything that can fail, with nothing applied. */
-  async prepare(loaded: LoadedConfig): Promise<Prepared> {
-    const view = nodeView(loaded.config, this.nodeName);
-    this.mark('config', 'checking the host');
-    const host = await this.deps.readHost(routedAddresses(loaded.config));
-    const issues = hostCheck(loaded.config, view, host).map(loaded.locate);
-    // Sharing's addresses, MACs and buckets are set up at start: a reload may not change them.
-    if (this.running && JSON.stringify(this.running.loaded.config.sharing ?? null) !== JSON.stringify(loaded.config.sharing ?? null)) {
-      issues.push(loaded.locate({ path: ['sharing'], message: 'sharing changed: it cannot change on a reload (its addresses, MACs and buckets are set up at start); nothing was applied. Restart the node to use it' }));
-    }
-    if (issues.length) throw new ConfigError(loaded.file, issues);
-    this.mark('host', 'compiling the ruleset');
-    const plan = this.deps.balancer.plan(loaded.config);
-    const compiled = compileRulesetParts({ config: loaded.config, node: view, blocklist: loaded.blocklist, serviceSlots: Balancer.slotsOf(plan.services) });
-    this.mark('compile', 'applying the ruleset');
-    return { loaded, view, plan, script: compiled.script, scriptDigest: compiled.digest, blocks: compiled.blocks };
   }
 
   /** How long the last reload took, from reading the file to the kernel holding the result. */
@@ -238,11 +241,16 @@ export class NodeDaemon {
   readiness(): Readiness {
     const r = (ready: boolean, reason: string): Readiness => ({ ready, reason, startToReadyMs: this.readyAtMs ?? null, steps: { ...this.steps } });
     if (this.stopping) return r(false, 'stopping');
-    if (!this.running) return r(false, `starting: ${this.step}`);
-    if (this.running.loaded.config.vrrp && Object.keys(this.running.loaded.config.vrrp.groups).length && !this.deps.vrrp.isRunning()) return r(false, 'VRRP not running');
+    if (!this.current) return r(false, `starting: ${this.step}`);
+    if (this.current.loaded.config.vrrp && Object.keys(this.current.loaded.config.vrrp.groups).length && !this.deps.vrrp.isRunning()) return r(false, 'VRRP not running');
     const sync = this.deps.sync;
     if (sync && !sync.synced()) return r(false, sync.syncProgress());
     return r(true, 'ready');
+  }
+
+  /** The digest of the running config ('' before the start). */
+  configDigest(): string {
+    return this.current?.loaded.digest ?? '';
   }
 
   /** Notes the moment the node first becomes ready (logged once, with the startup steps). */
@@ -256,146 +264,66 @@ export class NodeDaemon {
   }
 
   /**
-   * Puts the ruleset into the kernel, in one transaction (in the kernel queue, so no map
-   * update races it), the cheapest way that gives the same table:
-   *  - at start, if the kernel already holds this very ruleset (its digest chain says so),
-   *    only the service maps are filled again (the last run may have changed them);
-   *  - on reload, the delta from the running ruleset (compiler/delta.ts), or the whole table
-   *    if the delta cannot express the change or the kernel refuses it;
-   *  - otherwise the whole table.
+   * Every part prepared, in order; the first that cannot take the config refuses it whole
+   * (the plans already made are discarded): its error names the part, except a config error,
+   * which names the key and line already.
    */
-  private async commit(p: Prepared): Promise<void> {
-    const { nft, balancer, queue, log } = this.deps;
-    await queue.run(async () => {
-      const t0 = this.deps.now();
-      let mode: Running['applyMode'] = 'full';
-      let bytes = p.script.length;
-      const prev = this.running;
-      if (!prev && (await kernelDigest(nft)) === digestChainName(p.scriptDigest).slice(DIGEST_CHAIN_PREFIX.length)) {
-        const refresh = mapsRefresh(p.blocks);
-        if (refresh) await nft.apply(refresh);
-        mode = 'kept';
-        bytes = refresh.length;
-      } else if (prev) {
-        const delta = rulesetDelta(prev.blocks, p.blocks);
-        if (delta !== undefined) {
-          try {
-            if (delta) await nft.apply(delta);
-            mode = 'delta';
-            bytes = delta.length;
-          } catch (e) {
-            log.warn({ event: 'ruleset_delta_refused', err: (e as Error).message }, 'the kernel refused the delta: replacing the whole table');
-          }
-        }
+  private async prepareAll(cfg: NodeConfig, parts: readonly Subsystem[]): Promise<Ready[]> {
+    const ready: Ready[] = [];
+    for (const part of parts) {
+      try {
+        ready.push({ part, prepared: await part.prepare(cfg) });
+      } catch (e) {
+        for (const r of ready) r.part.discard?.(r.prepared.plan);
+        if (e instanceof ConfigError) throw e;
+        throw new FwlbError('ERR_PREPARE', `${part.name}: ${(e as Error).message}`);
       }
-      if (mode === 'full') {
-        const counters = await this.counters();
-        // With sharing, the new table's owned set is filled in the same transaction: no
-        // moment without it (afterCommit writes it again in any case).
-        await nft.apply(p.script + (this.deps.sharing?.ownedScript() ?? ''));
-        balancer.carryCounters(counters);
+    }
+    return ready;
+  }
+
+  /** The prepared parts that change something, committed in order. */
+  private async commitAll(ready: readonly Ready[]): Promise<void> {
+    for (const r of ready) {
+      if (!r.prepared.changed && r.part !== this.ruleset) continue;
+      try {
+        await r.part.commit(r.prepared.plan);
+      } catch (e) {
+        throw new FwlbError('ERR_COMMIT', `${r.part.name}: ${(e as Error).message}`);
       }
-      const applyMs = Math.round(this.deps.now() - t0);
-      balancer.adopt(p.loaded.config, p.plan);
-      this.running = { loaded: p.loaded, loadedAt: this.deps.now(), view: p.view, scriptDigest: p.scriptDigest, scriptBytes: p.script.length, blocks: p.blocks, applyMode: mode, appliedAt: this.deps.now(), applyMs };
-      log.info({ event: 'ruleset_applied', digest: p.scriptDigest.slice(0, 12), mode, applyMs, bytes: p.script.length, transactionBytes: bytes }, mode === 'kept' ? 'ruleset already in the kernel: kept (service maps refilled)' : `ruleset applied (${mode})`);
-    });
-    // A full apply resets the owned buckets: they are written again.
-    this.deps.sharing?.afterCommit();
-    this.deps.health.setTargets(balancer.healthTargets());
-    // Health verdicts reached while the plan was being made: bring them in.
-    for (const h of this.deps.health.snapshot()) await balancer.setHealth(h.service, h.backend, h.status === 'up', h.lastDetail ?? '');
+    }
   }
 
   async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
     this.mark('loaded', 'preparing');
-    this.syncId = await this.deps.syncIdentity?.(loaded);
+    await this.syncPart.adopt(loaded);
+    this.sharingPart.adopt(loaded.config);
     // What the kernel held when we came up, before our own health checks add to it.
     const held = this.deps.sync ? await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1) : 1;
-    const p = await this.prepare(loaded);
-    await this.commit(p);
-    await this.deps.sharing?.start(p.loaded.config, p.view);
+    const cfg: NodeConfig = { loaded, view: nodeView(loaded.config, this.nodeName) };
+    const [rules] = await this.prepareAll(cfg, [this.ruleset]);
+    await this.ruleset.commit(rules!.prepared.plan as never);
+    this.current = { loaded, loadedAt: this.deps.now(), view: cfg.view };
+    await this.deps.sharing?.start(loaded.config, cfg.view);
     this.mark('apply', 'starting the state sync');
     // The state sync first: a joining node is held back from mastership until it has the
     // peers' connection table. The firewall is in place before any address is taken.
     this.deps.sync?.start({ emptyTable: held === 0 });
     this.mark('sync', 'starting VRRP');
-    await this.startVrrp(p);
+    await this.commitAll(await this.prepareAll(cfg, [this.vrrpPart]));
     this.mark('vrrp', 'waiting for the bulk sync');
     this.checkReady();
-  }
-
-  /** Starts VRRP for a config, with the tracked services' availability as it is now. */
-  private async startVrrp(p: Prepared): Promise<void> {
-    await this.commitVrrp(this.prepareVrrp(p));
-  }
-
-  /** VRRP's part of a start or reload, prepared (see VrrpService.prepare); a failure names the part. */
-  private prepareVrrp(p: Prepared): VrrpPlan {
-    try {
-      return this.deps.vrrp.prepare(p.loaded.config, p.view);
-    } catch (e) {
-      throw new FwlbError('ERR_PREPARE_VRRP', `vrrp: ${(e as Error).message}`);
-    }
-  }
-
-  private async commitVrrp(plan: VrrpPlan): Promise<void> {
-    await this.deps.vrrp.commit(plan);
-    for (const [service, up] of this.deps.balancer.availabilityNow()) this.deps.vrrp.setServiceAvailable(service, up);
-  }
-
-  /**
-   * What of the config the VRRP engine depends on: a change restarts it (a graceful
-   * handover). Only the VRRP section, this node's priority, the names and addresses of
-   * the interfaces VRRP runs on (ours and the peers'), and the sync interface's name.
-   */
-  private static vrrpKey(c: LoadedConfig['config'], v: NodeView): string {
-    const roles = [...new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => [...Object.values(g.instances).map((i) => i.interface), ...g.track.interfaces]))].sort();
-    const pick = (m: Record<string, string>) => roles.map((r) => m[r] ?? null);
-    return JSON.stringify({
-      vrrp: c.vrrp ?? null,
-      priority: v.priority,
-      interfaces: pick(v.interfaces),
-      addresses: pick(v.addresses),
-      peers: v.peers.map((p) => [p.name, pick(p.addresses)]),
-      sync: c.state_sync ? v.interfaces[c.state_sync.interface] ?? null : null,
-    });
   }
 
   /** Reload with a new config; on any failure the running one stays and the error is returned. */
   async reload(next: LoadResult): Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }> {
     try {
       if (!next.ok) throw next.error;
-      const p = await this.prepare(next.value);
-      const syncId = await this.deps.syncIdentity?.(p.loaded);
-      if (syncId !== this.syncId) {
-        throw new FwlbError(
-          'ERR_RELOAD_SYNC',
-          `${p.loaded.file}: state_sync or cluster.key_file changed (${syncChange(this.syncId, syncId)}): the state sync cannot change on a reload; nothing was applied. Restart the node to use it (fwlb stop, then fwlb run; a master first hands over).`,
-        );
-      }
-      const changed = p.scriptDigest !== this.running?.scriptDigest;
-      const vrrpChanged = !this.running || NodeDaemon.vrrpKey(p.loaded.config, p.view) !== NodeDaemon.vrrpKey(this.running.loaded.config, this.running.view);
-      // Every part prepared before any is committed: a part that cannot take the new config
-      // refuses the reload whole, and the running node (ruleset, VIPs, sessions) is untouched.
-      const vrrpPlan = vrrpChanged ? this.prepareVrrp(p) : undefined;
-      if (changed) {
-        try {
-          await this.commit(p);
-        } catch (e) {
-          if (vrrpPlan) this.deps.vrrp.discard(vrrpPlan);
-          throw e;
-        }
-      } else {
-        // Same ruleset: the kernel already matches the plan.
-        this.deps.balancer.adopt(p.loaded.config, p.plan);
-        this.deps.health.setTargets(this.deps.balancer.healthTargets());
-        if (this.running) this.running = { ...this.running, loaded: p.loaded, loadedAt: this.deps.now(), view: p.view };
-      }
-      if (vrrpPlan) {
-        this.deps.log.warn({ event: 'vrrp_restart' }, 'the VRRP configuration changed: restarting VRRP (graceful handover first)');
-        await this.commitVrrp(vrrpPlan);
-      }
+      const cfg: NodeConfig = { loaded: next.value, view: nodeView(next.value.config, this.nodeName) };
+      const ready = await this.prepareAll(cfg, this.parts);
+      const changed = ready.find((r) => r.part === this.ruleset)!.prepared.changed;
+      await this.commitAll(ready);
+      this.current = { loaded: cfg.loaded, loadedAt: this.deps.now(), view: cfg.view };
       this.reloads.ok++;
       this.reloads.lastError = null;
       this.deps.log.info({ event: 'reload', changed, digest: next.value.digest.slice(0, 12) }, changed ? 'config reloaded' : 'config reloaded, ruleset unchanged');
@@ -421,7 +349,7 @@ export class NodeDaemon {
    */
   async stop(opts: { force?: boolean } = {}): Promise<void> {
     const { sync, vrrp, log } = this.deps;
-    const waitMs = this.running?.loaded.config.state_sync?.stop_wait ?? 0;
+    const waitMs = this.current?.loaded.config.state_sync?.stop_wait ?? 0;
     const carrying = vrrp.isMaster() || (this.deps.sharing?.carries() ?? false);
     if (!opts.force && sync && carrying && waitMs > 0 && sync.readyPeers().length === 0 && sync.everHadPeer()) {
       const t0 = this.deps.now();
@@ -485,8 +413,9 @@ export class NodeDaemon {
   }
 
   private async computeStatus(): Promise<NodeStatus> {
-    const r = this.running;
-    if (!r) throw new Error('node not started');
+    const r = this.current;
+    const rules = this.ruleset.status();
+    if (!r || !rules) throw new Error('node not started');
     const c = r.loaded.config;
     const iso = (t: number) => new Date(t).toISOString();
     const counters = await this.counters();
@@ -496,7 +425,7 @@ export class NodeDaemon {
       pid: process.pid,
       startedAt: iso(this.startedAt),
       config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
-      ruleset: { digest: r.scriptDigest, appliedAt: iso(r.appliedAt), applyMs: r.applyMs, applyMode: r.applyMode, bytes: r.scriptBytes, blockedPrefixes: r.loaded.blocklist.length },
+      ruleset: rules,
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(counters),
       vrrp: this.withReadiness(this.deps.vrrp.status()),
@@ -507,37 +436,7 @@ export class NodeDaemon {
       process: processFigures(),
       liveness: this.deps.livenessStatus?.() ?? null,
       sharing: this.deps.sharing?.status(counters) ?? null,
+      ...(this.deps.cluster?.() ?? { role: null, events: [] }),
     };
-  }
-}
-
-/** The digest the kernel's table records (the name of its digest chain), if any. */
-async function kernelDigest(nft: Nft): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = await nft.list(['list', 'chains', TABLE_FAMILY]);
-  } catch {
-    return undefined;
-  }
-  let inTable = false;
-  for (const line of text.split('\n')) {
-    const t = /^table (\S+) (\S+) \{/.exec(line);
-    if (t) inTable = t[1] === TABLE_FAMILY && t[2] === TABLE_NAME;
-    const c = inTable ? new RegExp(`^\\s+chain ${DIGEST_CHAIN_PREFIX}([0-9a-f]+) \\{`).exec(line) : null;
-    if (c) return c[1];
-  }
-  return undefined;
-}
-
-/** Which part of the state sync's identity changed, for the refusal's message. */
-function syncChange(before: string | undefined, after: string | undefined): string {
-  if (before === 'off' || after === 'off') return before === 'off' ? 'turned on' : 'turned off';
-  try {
-    const a = JSON.parse(before ?? '{}') as Record<string, unknown>;
-    const b = JSON.parse(after ?? '{}') as Record<string, unknown>;
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
-    return keys.map((k) => (k === 'key' ? 'the key' : k)).join(', ') || 'unknown';
-  } catch {
-    return 'unknown';
   }
 }

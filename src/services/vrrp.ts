@@ -10,7 +10,6 @@
  * If the peer is in fact alive (only the cable failed), its adverts on the other links
  * restore order within an interval.
  */
-import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { VRRP_MCAST_GROUP_V4 } from '../codec/vrrp/constants.js';
 import type { BeatInstance } from '../codec/sync/message.js';
@@ -34,6 +33,9 @@ import { FwlbError } from '../lib/errors.js';
 import type { Failpoint } from '../lib/failpoints.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
 import type { ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
+
+/** A group's state change: its name, the new state, its VIPs (as configured) and its notify hook. */
+export type GroupStateListener = (group: string, state: string, info: { vips: readonly string[]; hook?: string }) => void;
 
 export interface VrrpDeps {
   clock: Clock;
@@ -123,8 +125,6 @@ const bare = bareAddress;
  * hung for longer is a dead master (as the BEATs' watchdog: fsm/liveness-core.ts).
  */
 export const ADVERT_LEASE_INTERVALS = 3;
-/** How long a notify hook may run before it is killed. */
-const NOTIFY_TIMEOUT_MS = 30_000;
 const withLen = (a: string) => (a.includes('/') ? a : `${a}/${ipFamily(a) === 6 ? 128 : 32}`);
 const TIMER_EVENT: Record<VrrpTimer, 'master_down_timer' | 'advert_timer' | 'preempt_delay_timer'> = {
   master_down: 'master_down_timer',
@@ -768,41 +768,27 @@ export class VrrpService {
     this.addressQueue = this.addressQueue.then(op).catch((err: Error) => this.deps.log.error({ err: err.message, what }, 'address change failed'));
   }
 
-  private readonly stateListeners = new Set<(group: string, state: string) => void>();
+  private readonly stateListeners = new Set<GroupStateListener>();
 
-  /** Told of every group state change (master, backup, fault, stop), after it is logged. */
-  onGroupState(cb: (group: string, state: string) => void): () => void {
+  /**
+   * Told of every group state change (master, backup, fault, stop), after it is logged, with
+   * the group's VIPs and its notify hook (node/notify.ts runs it; the cluster events hear it).
+   */
+  onGroupState(cb: GroupStateListener): () => void {
     this.stateListeners.add(cb);
     return () => this.stateListeners.delete(cb);
   }
 
-  /** Runs the group's notify hook: `notify GROUP STATE`, details in the environment. */
   private notify(g: GroupRuntime, state: string): void {
-    const { log, node, cluster } = this.deps;
+    const { log } = this.deps;
     log.info({ event: 'vrrp_group_state', group: g.name, state }, `group ${g.name} is ${state}`);
+    const vips = Object.values(g.state.members).flatMap((m) => m.config.addresses);
     for (const cb of this.stateListeners) {
       try {
-        cb(g.name, state);
+        cb(g.name, state, { vips, ...(g.notify ? { hook: g.notify } : {}) });
       } catch (err) {
         log.error({ err: (err as Error).message }, 'a group state listener failed');
       }
-    }
-    if (!g.notify) return;
-    const vips = Object.values(g.state.members).flatMap((m) => m.config.addresses).join(' ');
-    try {
-      const child = spawn(g.notify, [g.name, state], {
-        stdio: 'ignore',
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', FWLB_NODE: node, FWLB_CLUSTER: cluster, FWLB_GROUP: g.name, FWLB_STATE: state, FWLB_VIPS: vips },
-      });
-      // A hook that hangs is killed: hooks must not pile up behind fast transitions.
-      const timer = this.deps.clock.after(NOTIFY_TIMEOUT_MS, () => child.kill('SIGKILL'));
-      child.on('error', (err) => log.warn({ group: g.name, err: err.message }, 'notify hook failed to start'));
-      child.on('exit', (code, signal) => {
-        timer.cancel();
-        if (code !== 0) log.warn({ group: g.name, state, code, signal }, 'notify hook failed');
-      });
-    } catch (err) {
-      log.warn({ group: g.name, err: (err as Error).message }, 'notify hook failed to start');
     }
   }
 

@@ -1,0 +1,81 @@
+/**
+ * When a sharing node takes its buckets (issue 14, 20): once it holds the cluster's state and
+ * every shared link is up; and its BEATs say it is ready only once its kernel owns them.
+ *
+ * - A shared link that comes back: the kernel saw one direction of its flows (or none) while
+ *   it was cut off, so their entries are stale (TCP windows): the whole table again from a
+ *   peer first (a resync), then the buckets.
+ * - A node just started knows its peers from the sync before their BEATs say which of them
+ *   carry buckets: taking its share then means taking every bucket for a moment, the ones the
+ *   others carry included. It waits for a BEAT of every peer it syncs with (at most
+ *   HEARD_WAIT_MS: a peer whose BEATs never come is left out).
+ * - Our kernel owns our buckets before our BEATs say so: the peers give them up when they hear
+ *   it, and a bucket nobody owns meanwhile drops its packets (a TCP retransmission later: a
+ *   stall of 200 ms or more for the flows in it).
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import type { LivenessService } from '../services/liveness.js';
+import type { SharingService } from '../services/sharing.js';
+import type { StateSyncService } from '../services/state-sync.js';
+
+export const HEARD_WAIT_MS = 1000;
+
+export interface ShareReadinessDeps {
+  sharing: SharingService;
+  clock: Clock;
+  log: Logger;
+  /** The node's own readiness (ruleset, VRRP, the table). */
+  nodeReady: () => boolean;
+  /** Shared links without carrier, or down. */
+  linksDown: () => string[];
+  sync: () => StateSyncService | undefined;
+  liveness: () => LivenessService | undefined;
+}
+
+export class ShareReadiness {
+  /** A shared link came back: the table is pulled again before the buckets are taken. */
+  private resyncAsked = false;
+  /** The readiness last given to sharing. */
+  private shareReady = false;
+  /** Until when a node that is ready waits for the first BEATs of the peers it syncs with. */
+  private heardWaitUntil: number | undefined;
+
+  constructor(private readonly d: ShareReadinessDeps) {}
+
+  /** Looks again (after a sync, a BEAT heard, a link change, each second). */
+  check(): void {
+    const { sharing, clock } = this.d;
+    const sync = this.d.sync();
+    const liveness = this.d.liveness();
+    if (this.resyncAsked && !sync?.bulkInProgress()) this.resyncAsked = false;
+    const unheard = liveness && sync ? sync.livePeers().filter((p) => !liveness.heard(p)) : [];
+    const nodeReady = this.d.nodeReady() && this.d.linksDown().length === 0 && !this.resyncAsked;
+    if (nodeReady && unheard.length > 0 && this.heardWaitUntil === undefined) {
+      this.heardWaitUntil = clock.now() + HEARD_WAIT_MS;
+      clock.after(HEARD_WAIT_MS + 1, () => this.check());
+    }
+    const waitingToHear = unheard.length > 0 && this.heardWaitUntil !== undefined && clock.now() < this.heardWaitUntil;
+    const ready = nodeReady && !waitingToHear;
+    this.shareReady = ready;
+    sharing.setReady(ready);
+    if (!ready) {
+      liveness?.setReady(false);
+      return;
+    }
+    void sharing.settled().then(() => {
+      if (this.shareReady) this.d.liveness()?.setReady(true);
+    });
+  }
+
+  /** A shared link's carrier changed. */
+  linkChanged(ifname: string, up: boolean): void {
+    this.d.log.warn({ event: 'sharing_link', ifname, up }, up ? `sharing: ${ifname} is up again: taking the table again before the buckets` : `sharing: ${ifname} is down: this node gives up its buckets until it is back`);
+    const sync = this.d.sync();
+    if (up && sync) {
+      sync.resync(`${ifname} is up again`);
+      this.resyncAsked = true;
+    }
+    this.check();
+  }
+}
