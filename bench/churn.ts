@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { labDown, labUp, type Lab } from '../src/lab/lab.js';
+import { labDown, labUp } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
 import { SESSIONS_JS } from '../src/lab/paths.js';

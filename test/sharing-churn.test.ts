@@ -19,7 +19,7 @@ import { controlCall } from '../src/control/client.js';
 import { REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
-import { attribute, byKind, churnClients, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type ClientResult, type SharingSystem } from '../src/lab/sharing-churn.js';
+import { attribute, byKind, churnClients, ownedBuckets, SHARING_FAILURES, sharingTortureLoop, type SharingSystem } from '../src/lab/sharing-churn.js';
 
 const PREFIX = 'tshc';
 const FWS = ['fw1', 'fw2', 'fw3'] as const;
@@ -40,7 +40,6 @@ after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
 });
 
-type Result = ClientResult;
 
 /** Every live node sees exactly the live ones as members, and their kernels split every bucket. */
 async function converged(live: readonly string[]): Promise<boolean> {

@@ -55,7 +55,8 @@ export class UdpSocketV4 {
   private readonly vec: Buffer;
   private readonly data: Buffer;
   private readonly names: Buffer;
-  private readonly iov: Buffer;
+  /** The iovecs `vec`'s headers point at: kept referenced while the socket lives. */
+  readonly iov: Buffer;
   private readonly slot: number;
   private readonly batch: number;
   private readonly perWakeup: number;

@@ -44,7 +44,6 @@ const PortSpec = z.union([
   }, 'is not a valid port range (1-65535, low-high)'),
 ]);
 
-const Proto = z.enum(['tcp', 'udp']);
 
 /** "ip:port/proto"; IPv6 as "[addr]:port/proto". */
 const Listen = z.string().transform((s, ctx) => {

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { BeatInstance } from '../codec/sync/message.js';
 import { checkAdvert, initialLiveness, type AdvertCheck, type PeerLiveness } from '../fsm/liveness.js';
-import type { CoreEvent, LivenessTiming } from '../fsm/liveness-core.js';
+import type { CoreEvent } from '../fsm/liveness-core.js';
 import type { LivenessCounters, LivenessPeer, LivenessChannel } from '../ports/liveness.js';
 
 export interface LivenessDeps {

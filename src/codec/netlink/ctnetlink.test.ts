@@ -98,8 +98,6 @@ import {
   NLM_F_EXCL,
   NLM_F_MULTI,
   NLM_F_REQUEST,
-  NLMSG_DONE,
-  NLMSG_ERROR,
   type NlMessage,
   splitAttrs,
   splitMessages,
