@@ -696,10 +696,12 @@ export class StateSyncService {
     const ct = this.deps.ct;
     const opts = { beLiberal: true };
     let ok = 0;
-    const failed = (why: string | undefined) => {
+    const failed = (why: string | undefined, op: string) => {
       this.applyErrors++;
       this.count('apply_errors');
-      this.deps.log.debug({ err: why ?? null }, 'sync record not applied');
+      const k = `${op}:${why ?? 'unknown'}`;
+      this.refusedBy.set(k, (this.refusedBy.get(k) ?? 0) + 1);
+      this.deps.log.debug({ err: why ?? null, op }, 'sync record not applied');
     };
     // 1. Creates and deletes (a delete that finds nothing: already gone, fine).
     const r1 = ct.writeBatch(writes, opts);
@@ -708,7 +710,7 @@ export class StateSyncService {
       const r = r1[i];
       if (r === undefined || (w.op === 'delete' && r === 'ENOENT')) ok++;
       else if (w.op === 'create' && r === 'EEXIST') present.push(w.entry);
-      else failed(r);
+      else failed(r, w.op);
     });
     if (present.length > 0) {
       // 2. A later record of an entry we hold changes it in place.
@@ -729,7 +731,7 @@ export class StateSyncService {
         again.forEach((w, i) => {
           if (w.op === 'delete') return;
           if (r3[i] === undefined) ok++;
-          else failed(r3[i]);
+          else failed(r3[i], 'replace');
         });
       }
     }
@@ -740,10 +742,19 @@ export class StateSyncService {
   /** Apply errors already told to the bulk machine. */
   private refusedReported = 0;
 
-  /** Kernel writes refused since the bulk machine was last told (they make a transfer incomplete). */
+  /** Kernel writes refused, by operation and errno ("create:EEXIST"), since the start. */
+  private readonly refusedBy = new Map<string, number>();
+  private refusedByReported = new Map<string, number>();
+
+  /** Kernel writes refused since the bulk machine was last told (they make a transfer incomplete); logged with their errnos. */
   private refusedSinceReport(): number {
     const n = this.applyErrors - this.refusedReported;
     this.refusedReported = this.applyErrors;
+    if (n > 0) {
+      const since = Object.fromEntries([...this.refusedBy].map(([k, v]) => [k, v - (this.refusedByReported.get(k) ?? 0)]).filter(([, v]) => (v as number) > 0));
+      this.refusedByReported = new Map(this.refusedBy);
+      this.deps.log.warn({ event: 'sync_writes_refused', refused: n, by: since }, `the kernel refused ${n} state sync write(s): ${Object.entries(since).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    }
     return n;
   }
 

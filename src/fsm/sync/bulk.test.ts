@@ -120,7 +120,15 @@ test('failure: after maxAttempts the machine gives up and releases VRRP, loudly'
   assert.deepEqual(requests(all), [[1, 1], [1, 2], [1, 3]]);
   assert.equal(counted(all, 'bulk_syncs_failed'), 1);
   assert.ok(of(all, 'log').some((e) => e.level === 'error' && /releasing VRRP/.test(e.msg + String(e.fields.why))));
-  assert.equal(s.timerAtMs, undefined);
+  // Not for ever: a new round of attempts retryAfterMs later (issue 20: a sharing node whose
+  // bulk syncs failed stayed out of the cluster until a peer restarted).
+  const failedAt = s.lastTransition!.atMs;
+  assert.equal(s.timerAtMs, failedAt + s.config.retryAfterMs);
+  ({ s, fx } = drive(s, [fire(s)]));
+  assert.equal(s.state, 'requesting');
+  assert.deepEqual(requests(fx), [[1, 4]]);
+  assert.equal(s.attempt, 1);
+  assert.equal(s.demoted, false, 'the retry does not hold VRRP back again');
 });
 
 test('alone: no peer appears within noPeerTimeout: alone (complete), demotion released, a warning', () => {

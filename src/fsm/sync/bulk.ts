@@ -10,6 +10,7 @@
  *   receiving  records of the transfer are arriving
  *   done       BULK_END arrived with the count we received: our table is complete
  *   failed     no complete transfer after `maxAttempts` (or no peer at all): we gave up
+ *              for now; a new round after `retryAfterMs` (or when a peer comes up)
  * One timer: the request timeout while requesting, an idle timeout (re-armed by every record)
  * while receiving. A timeout, a count mismatch or the loss of the source peer fails the
  * attempt; the next attempt asks the next live peer. Demotion (`demote` effects) starts when
@@ -58,6 +59,11 @@ export interface BulkConfig {
   idleTimeoutMs: number;
   /** Attempts before giving up (and releasing the demotion). */
   maxAttempts: number;
+  /**
+   * After giving up, a new round of attempts this much later (a node whose table could not
+   * be completed keeps trying: under sharing it takes no bucket until it has the table).
+   */
+  retryAfterMs: number;
   /** With no peer at all, how long to wait for one before concluding we are alone. */
   noPeerTimeoutMs: number;
   /**
@@ -70,6 +76,7 @@ export interface BulkConfig {
 export const BULK_REQUEST_TIMEOUT_MS = 2000;
 export const BULK_IDLE_TIMEOUT_MS = 5000;
 export const BULK_MAX_ATTEMPTS = 5;
+export const BULK_RETRY_AFTER_MS = 5000;
 export const BULK_NO_PEER_TIMEOUT_MS = 3000; // two dead intervals' worth of HELLOs
 export const BULK_NO_PEER_TIMEOUT_EMPTY_MS = 10_000;
 
@@ -77,6 +84,7 @@ export const DEFAULT_BULK_CONFIG: BulkConfig = {
   requestTimeoutMs: BULK_REQUEST_TIMEOUT_MS,
   idleTimeoutMs: BULK_IDLE_TIMEOUT_MS,
   maxAttempts: BULK_MAX_ATTEMPTS,
+  retryAfterMs: BULK_RETRY_AFTER_MS,
   noPeerTimeoutMs: BULK_NO_PEER_TIMEOUT_MS,
   noPeerTimeoutEmptyMs: BULK_NO_PEER_TIMEOUT_EMPTY_MS,
 };
@@ -315,6 +323,8 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
         return s;
       }
       const r = { ...s, timerAtMs: undefined };
+      // Gave up a while ago: a new round of attempts.
+      if (r.state === 'failed') return request({ ...r, why: 'resync', attempt: 1, startedAtMs: now }, now, fx, `retrying ${r.config.retryAfterMs} ms after the bulk sync failed`);
       if (!inProgress(r)) return unexpected(r, fx, ev.type);
       if (r.source === undefined) {
         if (ev.othersAlive) {
@@ -395,7 +405,8 @@ function giveUp(s: BulkState, now: number, fx: BulkEffect[], why: string, level:
   fx.push({ type: 'count', counter: 'bulk_syncs_failed' });
   let r = transition(cancel(s, fx), 'failed', now, fx, why, level);
   if (r.demoted) r = demote(r, fx, false, `bulk sync failed (${why}); releasing VRRP with an incomplete state table`, level);
-  return r;
+  // Not for ever: another round later (or at once when a peer comes back up).
+  return arm(r, fx, now + r.config.retryAfterMs);
 }
 
 function demote(s: BulkState, fx: BulkEffect[], on: boolean, why: string, level: LogLevel = 'info'): BulkState {
