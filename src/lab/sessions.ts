@@ -14,7 +14,7 @@
  * still retransmitting after a failure is given that long to recover before it counts as lost.
  *
  * --gaps MS: the report also lists every wait of a session longer than MS (`gaps`: [start
- * ms since the epoch, length ms], merged across sessions when they overlap) and, for UDP, the
+ * ms since the epoch, length ms], per session, never joined across sessions) and, for UDP, the
  * send times of the datagrams never answered (`lostAt`), so a torture loop can tell which
  * failure made which stall and which loss. (UDP lists no gaps: a flow waits `every` between
  * answers anyway; its losses are what a failure costs it.)
