@@ -4,7 +4,9 @@
  * --seconds, each checking its echoes. Prints one JSON line:
  *   {"sessions": N, "connected": n, "kept": k, "lost": l, "worstStallMs": w, "stalls": [...]}
  * A session is kept when it stayed open and every line came back; its stall is the longest
- * time it waited for an echo.
+ * time it waited for an echo, less the time this process itself was stalled meanwhile (its
+ * loop ran more than 50 ms late: a saturated machine starves the client too, and then every
+ * one of its sessions waits at once; `ownStalls` reports those apart).
  *
  *   node sessions.js HOST PORT [--count 200] [--every 50] [--seconds 10] [--grace 3000] [--udp]
  *
@@ -40,8 +42,34 @@ const gapMs = values.gaps === undefined ? undefined : Number(values.gaps);
 /** Waits longer than gapMs: [start, length], every session's. */
 const gapList: [number, number][] = [];
 function noteGap(from: number, to: number): void {
-  if (gapMs !== undefined && to - from > gapMs) gapList.push([from, to - from]);
+  const len = networkPart(from, to);
+  if (gapMs !== undefined && len > gapMs) gapList.push([from, len]);
 }
+/**
+ * This process's own stalls: its loop ran late by more than OWN_STALL_MS (a saturated
+ * machine, a GC). Every session of the process waits through them at once; that wait is the
+ * client's, not the network's, and is taken out of the stalls and gaps (and reported apart).
+ */
+const OWN_PROBE_MS = 10;
+const OWN_STALL_MS = 50;
+const ownStalls: [number, number][] = [];
+let lastProbe = Date.now();
+setInterval(() => {
+  const now = Date.now();
+  if (now - lastProbe > OWN_PROBE_MS + OWN_STALL_MS) ownStalls.push([lastProbe, now - lastProbe]);
+  lastProbe = now;
+}, OWN_PROBE_MS).unref();
+/** The length of [from, to] this process was not stalled itself. */
+function networkPart(from: number, to: number): number {
+  let len = to - from;
+  for (let i = ownStalls.length - 1; i >= 0; i--) {
+    const [a, l] = ownStalls[i]!;
+    if (a + l <= from) break;
+    len -= Math.max(0, Math.min(to, a + l) - Math.max(from, a));
+  }
+  return Math.max(0, len);
+}
+const ownStallReport = () => ({ count: ownStalls.length, worstMs: Math.max(0, ...ownStalls.map(([, l]) => l)), totalMs: ownStalls.reduce((n, [, l]) => n + l, 0) });
 /** The gaps, in order. */
 function mergedGaps(): [number, number][] {
   // Each session's own gaps, in time order; never joined across sessions: two sessions that
@@ -97,8 +125,9 @@ else for (let i = 0; i < count; i++) {
       s.echoed++;
       const now = Date.now();
       noteGap(s.lastEcho, now);
-      if (now - s.lastEcho > s.maxGap) {
-        s.maxGap = now - s.lastEcho;
+      const waited = networkPart(s.lastEcho, now);
+      if (waited > s.maxGap) {
+        s.maxGap = waited;
         s.maxGapFrom = s.lastEcho;
       }
       s.lastEcho = now;
@@ -119,8 +148,9 @@ const tick = values.udp ? undefined : setInterval(() => {
       // Waiting for an echo: the wait runs from the last echo (or the last idle moment).
       // (Resetting lastEcho here when the wait was shorter than the longest so far hid every
       // later stall shorter than the session's worst.)
-      if (now - s.lastEcho > s.maxGap) {
-        s.maxGap = now - s.lastEcho;
+      const waited = networkPart(s.lastEcho, now);
+      if (waited > s.maxGap) {
+        s.maxGap = waited;
         s.maxGapFrom = s.lastEcho;
       }
     } else s.lastEcho = now;
@@ -145,7 +175,7 @@ if (!values.udp) end = () => {
     const lostWhy = lostSessions.slice(0, 10).map((s) => ({ port: s.port ?? null, why: s.why ?? (s.echoed < s.sent ? `unanswered:${s.sent - s.echoed}` : 'not_connected'), lastEcho: s.lastEcho ? new Date(s.lastEcho).toISOString() : null }));
     const worst = kept.reduce<S | undefined>((w, s) => (!w || s.maxGap > w.maxGap ? s : w), undefined);
     process.stdout.write(
-      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy, ...(gapMs !== undefined ? { gaps: mergedGaps() } : {}) }) + '\n',
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy, ownStalls: ownStallReport(), ...(gapMs !== undefined ? { gaps: mergedGaps() } : {}) }) + '\n',
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);
@@ -176,8 +206,8 @@ function runUdp(): void {
       u.answered.add(seq);
       u.lastAnswered = Math.max(u.lastAnswered, seq);
       const now = Date.now();
-      if (u.lastEcho && now - u.lastEcho > u.maxGap) {
-        u.maxGap = now - u.lastEcho;
+      if (u.lastEcho && networkPart(u.lastEcho, now) > u.maxGap) {
+        u.maxGap = networkPart(u.lastEcho, now);
         u.maxGapFrom = u.lastEcho;
       }
       u.lastEcho = now;
@@ -217,7 +247,7 @@ function runUdp(): void {
       const lostWhy = lost.slice(0, 10).map((u) => ({ port: u.port ?? null, why: u.why ?? `unanswered since ${u.lastAnswered + 1} of ${u.sent}`, lastEcho: u.lastEcho ? new Date(u.lastEcho).toISOString() : null }));
       const lostAt: number[] = [];
       if (gapMs !== undefined) for (const u of flows) for (let q = 0; q < u.sent; q++) if (!u.answered.has(q) && u.sentAt[q] !== undefined) lostAt.push(u.sentAt[q]!);
-      process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy, ...(gapMs !== undefined ? { gaps: mergedGaps(), lostAt: lostAt.sort((a, b) => a - b) } : {}) }) + '\n');
+      process.stdout.write(JSON.stringify({ sessions: count, connected: flows.filter((u) => u.answered.size > 0).length, kept: kept.length, lost: lost.length, worstStallMs: stalls[0] ?? null, stalls: stalls.slice(0, 5), ownStalls: ownStallReport(), datagramsSent: flows.reduce((n, u) => n + u.sent, 0), datagramsLost, lostWhy, ...(gapMs !== undefined ? { gaps: mergedGaps(), lostAt: lostAt.sort((a, b) => a - b) } : {}) }) + '\n');
       for (const u of flows) u.sock.close();
       process.exit(0);
     }, Math.min(graceMs, 2000));

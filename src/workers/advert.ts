@@ -19,7 +19,8 @@ import { realtimeThread } from '../adapters/realtime.js';
 import type { AdvertWorkerData, AdvertWorkerMessage } from '../ports/workers.js';
 
 const d = workerData as AdvertWorkerData;
-const realtime = realtimeThread(d.realtimePriority);
+/** Under SCHED_RR once set up (see the end of this file). */
+let realtime = false;
 const c = libc();
 const addrs = new Map<string, Buffer>();
 let lastError = '';
@@ -58,3 +59,7 @@ parentPort?.on('message', (m: AdvertWorkerMessage) => {
       return;
   }
 });
+
+// SCHED_RR only now, set up: a start's work under SCHED_RR takes a CPU from every ordinary
+// process for that long.
+realtime = realtimeThread(d.realtimePriority);

@@ -35,9 +35,8 @@ const byName = new Map(peers.map((p) => [p.name, p]));
 const counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
 const drop = (reason: string) => void (counters.dropped[reason] = (counters.dropped[reason] ?? 0) + 1);
 
-// Under SCHED_RR (adapters/realtime.ts): in a soak with both CPUs busy it sent 59 BEATs a
-// second instead of 66 without it.
-const isRealtime = realtimeThread(d.realtimePriority ?? 10);
+/** Under SCHED_RR once set up (see the end of this file). */
+let isRealtime = false;
 
 const poller = new Poller({ keepAlive: true });
 const onDatagram = (view: Uint8Array, from: string): void => {
@@ -102,3 +101,9 @@ parentPort?.on('message', (m: { type: 'own'; instances: BeatBody['instances']; l
   }
 });
 core.start();
+
+// Under SCHED_RR (adapters/realtime.ts): in a soak with both CPUs busy it sent 59 BEATs a
+// second instead of 66 without it. Only now, with the sockets open and everything set up: a
+// thread under SCHED_RR that does a start's work (koffi bindings, sockets, the first
+// compiles) takes a CPU from every ordinary process for that long, on a machine of two.
+isRealtime = realtimeThread(d.realtimePriority ?? 10);
