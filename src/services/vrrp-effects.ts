@@ -180,6 +180,8 @@ export class VrrpEffects {
       case 'log':
         log[fx.level]({ ...fx.fields, group: g.name, instance: m.name }, fx.msg);
         return;
+      case 'released_heard':
+        return; // the sync group's to read (fsm/vrrp/group.ts)
       case 'count':
         h.count(fx.counter);
         return;

@@ -100,7 +100,7 @@ export function stepGroup(group: SyncGroupState, event: SyncGroupEvent, nowMs: n
     const mark = fx.length;
     const { before, after } = stepMember(name, event.event);
     if (before.state === 'master' && after.state !== 'master') leftMaster = true;
-    if (fx.slice(mark).some((e) => e.type === 'member' && e.effect.type === 'count' && e.effect.counter === 'priority_zero_received')) released = name;
+    if (fx.slice(mark).some((e) => e.type === 'member' && e.effect.type === 'released_heard')) released = name;
   }
 
   // Rule 0: the peer's group moves together too, so a priority 0 heard on one member means

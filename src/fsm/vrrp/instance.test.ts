@@ -198,7 +198,7 @@ test('6.4.3 Master, Adver_Timer fires: send ADVERTISEMENT, reset the Adver_Timer
 test('6.4.3 Master, ADVERTISEMENT with Priority 0: send ADVERTISEMENT, reset the Adver_Timer', () => {
   const { state, at } = master();
   const r = step(state, rx(adv(0)), at + 300);
-  assert.deepEqual(kinds(r.effects), ['send_advert', 'arm_timer']);
+  assert.deepEqual(kinds(r.effects), ['released_heard', 'send_advert', 'arm_timer']);
   assert.equal(r.state.timers.advert, at + 1300);
 });
 
@@ -427,7 +427,7 @@ test('maintenance: a master releases with priority 0 and stays backup, whatever 
   const low = step(on.state, rx(adv(50)), 5100);
   assert.deepEqual(kinds(low.effects), []);
   assert.equal(low.state.master?.priority, 50);
-  assert.deepEqual(kinds(step(low.state, rx(adv(0)), 5200).effects), []);
+  assert.deepEqual(kinds(step(low.state, rx(adv(0)), 5200).effects), ['released_heard']);
   const off = step(low.state, { type: 'maintenance_off' }, 6000);
   assert.equal(off.state.timers.master_down, 6000 + masterDownInterval(200, 1000));
   // A backup in maintenance just stops its timers; the owner comes back as master.

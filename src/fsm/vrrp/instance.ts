@@ -161,6 +161,11 @@ export type VrrpEffect =
   | { type: 'notify'; state: NotifyState }
   | { type: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> }
   | { type: 'count'; counter: VrrpCounter }
+  /**
+   * A priority 0 was heard: the router advertising this virtual router let it go. The sync
+   * group (group.ts) reads it: the peer is releasing every member, not this one alone.
+   */
+  | { type: 'released_heard'; from: string }
   /** A received advert rejected by the instance's own checks; count it as vrrp_rx_dropped_total{reason}. */
   | { type: 'drop'; reason: InstanceDropReason };
 
@@ -399,7 +404,7 @@ function backupAdvert(s: VrrpInstanceState, adv: VrrpAdvert, from: string, now: 
   // The master let go (priority 0): set the Master_Down_Timer to Skew_Time, so the best
   // backup takes over after a fraction of an interval instead of Master_Down_Interval.
   if (adv.priority === VRRP_PRIO_STOP) {
-    fx.push({ type: 'count', counter: 'priority_zero_received' });
+    fx.push({ type: 'count', counter: 'priority_zero_received' }, { type: 'released_heard', from });
     let r: VrrpInstanceState = { ...cancel(s, fx, 'preempt_delay'), preemptAtMs: undefined, master: undefined };
     if (r.maintenance) {
       log(r, fx, 'info', 'master released the virtual router; in maintenance, not taking over', { from });
@@ -459,7 +464,7 @@ function masterAdvert(s: VrrpInstanceState, adv: VrrpAdvert, from: string, now: 
   // A router is stepping down: answer at once so the backups see a master (and don't take
   // over after Skew_Time), then reset the Adver_Timer.
   if (adv.priority === VRRP_PRIO_STOP) {
-    fx.push({ type: 'count', counter: 'priority_zero_received' });
+    fx.push({ type: 'count', counter: 'priority_zero_received' }, { type: 'released_heard', from });
     sendAdvert(s, fx, s.priority);
     return arm(s, fx, 'advert', now + s.config.advertIntervalMs);
   }
