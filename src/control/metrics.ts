@@ -13,6 +13,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   r.setDefaultLabels({ node: s.node, cluster: s.cluster });
   const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [r] });
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [r] });
+  const m: Makers = { gauge, counter };
 
   gauge('fwlb_ready', 'The node is ready: ruleset applied, VRRP running, its state table complete (1) or not (0)').set(s.ready.ready ? 1 : 0);
   if (s.ready.startToReadyMs !== null) gauge('fwlb_start_to_ready_seconds', 'From the process start to ready').set(s.ready.startToReadyMs / 1000);
@@ -67,46 +68,8 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     gauge('fwlb_vrrp_advert_late_max_seconds', 'The latest an advert left past its due time').set(a.lateMaxMs / 1000);
   }
 
-  if (s.sync) {
-    const ev = counter('fwlb_sync_events_total', 'State sync: records, messages, retransmissions, acks, bulk syncs, overflows', ['counter']);
-    for (const [k, n] of Object.entries(s.sync.counters)) ev.inc({ counter: k }, n);
-    const sd = counter('fwlb_sync_rx_dropped_total', 'State sync datagrams and records dropped, by reason (auth, replay, decode, ...)', ['reason']);
-    for (const [k, n] of Object.entries(s.sync.drops)) sd.inc({ reason: k }, n);
-    if (s.sync.socketDrops !== null && s.sync.socketDrops !== undefined) counter('fwlb_sync_socket_drops_total', 'State sync datagrams the kernel dropped on a full receive buffer').inc(s.sync.socketDrops);
-    gauge('fwlb_sync_complete', 'Our state table is complete (bulk sync done, or alone)').set(s.sync.bulk.complete ? 1 : 0);
-    const alive = gauge('fwlb_sync_peer_alive', 'A peer heard within the dead interval', ['peer']);
-    const ready = gauge('fwlb_sync_peer_synced', "A peer's own table is complete (its HELLO says so)", ['peer']);
-    const lag = gauge('fwlb_sync_peer_lag_seconds', 'Age of the oldest record not yet acked by the peer', ['peer']);
-    const queued = gauge('fwlb_sync_peer_queued_records', 'Records waiting to be sent to the peer', ['peer']);
-    for (const p of s.sync.peers) {
-      alive.set({ peer: p.peer }, p.alive ? 1 : 0);
-      ready.set({ peer: p.peer }, p.peerSynced ? 1 : 0);
-      lag.set({ peer: p.peer }, p.lagMs / 1000);
-      queued.set({ peer: p.peer }, p.queuedRecords);
-    }
-  }
-  if (s.liveness) {
-    const up = gauge('fwlb_liveness_peer_up', "A peer's liveness BEATs arrive (1), or it is gone (0)", ['peer']);
-    const downs = counter('fwlb_liveness_peer_gone_total', 'Times a peer was taken for gone (no BEAT for its detection time)', ['peer']);
-    const taken = counter('fwlb_liveness_takeovers_total', 'Virtual routers taken over because their master was gone', ['peer']);
-    for (const p of s.liveness.peers) {
-      up.set({ peer: p.peer }, p.state === 'up' ? 1 : 0);
-      downs.inc({ peer: p.peer }, p.downs);
-      taken.inc({ peer: p.peer }, p.released);
-    }
-    const beats = counter('fwlb_liveness_beats_total', 'Liveness BEATs sent and received', ['direction']);
-    beats.inc({ direction: 'sent' }, s.liveness.counters.sent);
-    beats.inc({ direction: 'received' }, s.liveness.counters.received);
-    const bd = counter('fwlb_liveness_rx_dropped_total', 'Liveness datagrams dropped, by reason', ['reason']);
-    for (const [k, n] of Object.entries(s.liveness.counters.dropped)) bd.inc({ reason: k }, n);
-    const t = s.liveness.counters.timing;
-    if (t) {
-      gauge('fwlb_liveness_timer_late_max_seconds', 'The latest our BEAT timer fired past its due time').set(t.tickLateMaxMs / 1000);
-      counter('fwlb_liveness_detections_deferred_total', "Detections put off because the peer's silence fell in a hold of our own thread").inc(t.deferred ?? 0);
-      const gap = gauge('fwlb_liveness_beat_gap_max_seconds', "The longest time between two of a peer's BEATs", ['peer']);
-      for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
-    }
-  }
+  syncMetrics(s, m);
+  livenessMetrics(s, m);
   if (s.sharing) {
     const h = s.sharing;
     gauge('fwlb_sharing_ready', 'This node takes its share (1: ready, its table complete)').set(h.ready ? 1 : 0);
@@ -138,4 +101,56 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     }
   }
   return r.metrics();
+}
+
+/** Makers of this scrape's gauges and counters (one registry per scrape). */
+interface Makers {
+  gauge: (name: string, help: string, labelNames?: string[]) => Gauge;
+  counter: (name: string, help: string, labelNames?: string[]) => Counter;
+}
+
+/** The state sync: events, drops, completeness, per peer alive, synced, lag, queue. */
+function syncMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
+  if (!s.sync) return;
+  const ev = counter('fwlb_sync_events_total', 'State sync: records, messages, retransmissions, acks, bulk syncs, overflows', ['counter']);
+  for (const [k, n] of Object.entries(s.sync.counters)) ev.inc({ counter: k }, n);
+  const sd = counter('fwlb_sync_rx_dropped_total', 'State sync datagrams and records dropped, by reason (auth, replay, decode, ...)', ['reason']);
+  for (const [k, n] of Object.entries(s.sync.drops)) sd.inc({ reason: k }, n);
+  if (s.sync.socketDrops !== null && s.sync.socketDrops !== undefined) counter('fwlb_sync_socket_drops_total', 'State sync datagrams the kernel dropped on a full receive buffer').inc(s.sync.socketDrops);
+  gauge('fwlb_sync_complete', 'Our state table is complete (bulk sync done, or alone)').set(s.sync.bulk.complete ? 1 : 0);
+  const alive = gauge('fwlb_sync_peer_alive', 'A peer heard within the dead interval', ['peer']);
+  const ready = gauge('fwlb_sync_peer_synced', "A peer's own table is complete (its HELLO says so)", ['peer']);
+  const lag = gauge('fwlb_sync_peer_lag_seconds', 'Age of the oldest record not yet acked by the peer', ['peer']);
+  const queued = gauge('fwlb_sync_peer_queued_records', 'Records waiting to be sent to the peer', ['peer']);
+  for (const p of s.sync.peers) {
+    alive.set({ peer: p.peer }, p.alive ? 1 : 0);
+    ready.set({ peer: p.peer }, p.peerSynced ? 1 : 0);
+    lag.set({ peer: p.peer }, p.lagMs / 1000);
+    queued.set({ peer: p.peer }, p.queuedRecords);
+  }
+}
+
+/** The liveness: peers up and gone, takeovers, BEATs, drops, timing. */
+function livenessMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
+  if (!s.liveness) return;
+  const up = gauge('fwlb_liveness_peer_up', "A peer's liveness BEATs arrive (1), or it is gone (0)", ['peer']);
+  const downs = counter('fwlb_liveness_peer_gone_total', 'Times a peer was taken for gone (no BEAT for its detection time)', ['peer']);
+  const taken = counter('fwlb_liveness_takeovers_total', 'Virtual routers taken over because their master was gone', ['peer']);
+  for (const p of s.liveness.peers) {
+    up.set({ peer: p.peer }, p.state === 'up' ? 1 : 0);
+    downs.inc({ peer: p.peer }, p.downs);
+    taken.inc({ peer: p.peer }, p.released);
+  }
+  const beats = counter('fwlb_liveness_beats_total', 'Liveness BEATs sent and received', ['direction']);
+  beats.inc({ direction: 'sent' }, s.liveness.counters.sent);
+  beats.inc({ direction: 'received' }, s.liveness.counters.received);
+  const bd = counter('fwlb_liveness_rx_dropped_total', 'Liveness datagrams dropped, by reason', ['reason']);
+  for (const [k, n] of Object.entries(s.liveness.counters.dropped)) bd.inc({ reason: k }, n);
+  const t = s.liveness.counters.timing;
+  if (t) {
+    gauge('fwlb_liveness_timer_late_max_seconds', 'The latest our BEAT timer fired past its due time').set(t.tickLateMaxMs / 1000);
+    counter('fwlb_liveness_detections_deferred_total', "Detections put off because the peer's silence fell in a hold of our own thread").inc(t.deferred ?? 0);
+    const gap = gauge('fwlb_liveness_beat_gap_max_seconds', "The longest time between two of a peer's BEATs", ['peer']);
+    for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
+  }
 }

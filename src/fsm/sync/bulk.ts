@@ -314,33 +314,8 @@ function dispatch(s: BulkState, ev: BulkEvent, now: number, fx: BulkEffect[]): B
       return r;
     }
 
-    case 'timeout': {
-      if (s.timerAtMs === undefined || now < s.timerAtMs) {
-        fx.push({ type: 'count', counter: 'stale_timer' });
-        log(s, fx, 'debug', 'stale timer event ignored', { armedAt: s.timerAtMs ?? null, now });
-        // The deadline stands: arm it again, or the machine waits for a timer nobody set.
-        if (s.timerAtMs !== undefined) fx.push({ type: 'arm_timer', atMs: s.timerAtMs });
-        return s;
-      }
-      const r = { ...s, timerAtMs: undefined };
-      // Gave up a while ago: a new round of attempts.
-      if (r.state === 'failed') return request({ ...r, why: 'resync', attempt: 1, startedAtMs: now }, now, fx, `retrying ${r.config.retryAfterMs} ms after the bulk sync failed`);
-      if (!inProgress(r)) return unexpected(r, fx, ev.type);
-      if (r.source === undefined) {
-        if (ev.othersAlive) {
-          // Someone carries the traffic (heard as VRRP master) but not on the sync link: we
-          // are not alone, and our table is not the table. Wait on (VRRP stays held back;
-          // when that peer goes silent too, the next timeout finds us alone).
-          fx.push({ type: 'count', counter: 'bulk_alone_deferred' });
-          log(r, fx, 'warn', 'no peer on the sync link, but a peer is heard as VRRP master: not going on alone; waiting for the sync link', { waitMs: noPeerWait(r) });
-          return arm(r, fx, now + noPeerWait(r));
-        }
-        // Nobody to ask appeared in time, and nobody is heard at all: we are alone.
-        return alone(r, now, fx, `no peer appeared within ${noPeerWait(r)} ms: this node is alone${r.emptyTable ? ' (with an empty table)' : ''}`);
-      }
-      const what = r.state === 'requesting' ? `no answer from peer ${r.source} within ${r.config.requestTimeoutMs} ms` : `bulk transfer from peer ${r.source} stalled for ${r.config.idleTimeoutMs} ms`;
-      return failAttempt(r, now, fx, what);
-    }
+    case 'timeout':
+      return onTimeout(s, ev, now, fx);
 
     case 'bulk_request': {
       // Serving side: a peer wants our table. A repeated request replaces the running one.
@@ -386,6 +361,35 @@ function failAttempt(s: BulkState, now: number, fx: BulkEffect[], why: string): 
   log(s, fx, 'warn', 'bulk sync attempt failed', { why, attempt: s.attempt, maxAttempts: s.config.maxAttempts, source: s.source ?? null });
   if (s.attempt >= s.config.maxAttempts) return giveUp(s, now, fx, `${why}; ${s.attempt} attempts failed`, 'error');
   return request({ ...s, attempt: s.attempt + 1 }, now, fx, why);
+}
+
+/** The one timer fired: a request or transfer timed out, the wait for a peer ended, or the retry after giving up is due. */
+function onTimeout(s: BulkState, ev: Extract<BulkEvent, { type: 'timeout' }>, now: number, fx: BulkEffect[]): BulkState {
+  if (s.timerAtMs === undefined || now < s.timerAtMs) {
+    fx.push({ type: 'count', counter: 'stale_timer' });
+    log(s, fx, 'debug', 'stale timer event ignored', { armedAt: s.timerAtMs ?? null, now });
+    // The deadline stands: arm it again, or the machine waits for a timer nobody set.
+    if (s.timerAtMs !== undefined) fx.push({ type: 'arm_timer', atMs: s.timerAtMs });
+    return s;
+  }
+  const r = { ...s, timerAtMs: undefined };
+  // Gave up a while ago: a new round of attempts.
+  if (r.state === 'failed') return request({ ...r, why: 'resync', attempt: 1, startedAtMs: now }, now, fx, `retrying ${r.config.retryAfterMs} ms after the bulk sync failed`);
+  if (!inProgress(r)) return unexpected(r, fx, ev.type);
+  if (r.source === undefined) {
+    if (ev.othersAlive) {
+      // Someone carries the traffic (heard as VRRP master) but not on the sync link: we
+      // are not alone, and our table is not the table. Wait on (VRRP stays held back;
+      // when that peer goes silent too, the next timeout finds us alone).
+      fx.push({ type: 'count', counter: 'bulk_alone_deferred' });
+      log(r, fx, 'warn', 'no peer on the sync link, but a peer is heard as VRRP master: not going on alone; waiting for the sync link', { waitMs: noPeerWait(r) });
+      return arm(r, fx, now + noPeerWait(r));
+    }
+    // Nobody to ask appeared in time, and nobody is heard at all: we are alone.
+    return alone(r, now, fx, `no peer appeared within ${noPeerWait(r)} ms: this node is alone${r.emptyTable ? ' (with an empty table)' : ''}`);
+  }
+  const what = r.state === 'requesting' ? `no answer from peer ${r.source} within ${r.config.requestTimeoutMs} ms` : `bulk transfer from peer ${r.source} stalled for ${r.config.idleTimeoutMs} ms`;
+  return failAttempt(r, now, fx, what);
 }
 
 /** How long to wait for any peer: longer when our own table is empty. */

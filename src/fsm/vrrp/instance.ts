@@ -222,6 +222,15 @@ export function step(state: VrrpInstanceState, event: VrrpEvent, nowMs: number):
   return { state: next, effects: fx };
 }
 
+
+/** Stopping (RFC 5798 6.4.3's Shutdown event): to Initialize; nothing to do when stopped already. */
+function shutdown(s: VrrpInstanceState, now: number, fx: VrrpEffect[]): VrrpInstanceState {
+  if (s.state === 'initialize') {
+    log(s, fx, 'debug', 'shutdown while already stopped');
+    return s;
+  }
+  return enterInitialize(s, now, fx, 'shutdown');
+}
 function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffect[]): VrrpInstanceState {
   switch (ev.type) {
     case 'startup':
@@ -230,11 +239,7 @@ function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffe
       return becomeActive(s, now, fx, 'startup');
 
     case 'shutdown':
-      if (s.state === 'initialize') {
-        log(s, fx, 'debug', 'shutdown while already stopped');
-        return s;
-      }
-      return enterInitialize(s, now, fx, 'shutdown');
+      return shutdown(s, now, fx);
 
     case 'advert_received':
       return onAdvert(s, ev.advert, ev.from, now, fx);
