@@ -116,6 +116,8 @@ function syncMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
   for (const [k, n] of Object.entries(s.sync.counters)) ev.inc({ counter: k }, n);
   const sd = counter('fwlb_sync_rx_dropped_total', 'State sync datagrams and records dropped, by reason (auth, replay, decode, ...)', ['reason']);
   for (const [k, n] of Object.entries(s.sync.drops)) sd.inc({ reason: k }, n);
+  const refused = counter('fwlb_sync_writes_refused_total', 'State sync writes the kernel refused, by operation and errno', ['write']);
+  for (const [k, n] of Object.entries(s.sync.applyErrorsBy ?? {})) refused.inc({ write: k }, n);
   if (s.sync.socketDrops !== null && s.sync.socketDrops !== undefined) counter('fwlb_sync_socket_drops_total', 'State sync datagrams the kernel dropped on a full receive buffer').inc(s.sync.socketDrops);
   gauge('fwlb_sync_complete', 'Our state table is complete (bulk sync done, or alone)').set(s.sync.bulk.complete ? 1 : 0);
   const alive = gauge('fwlb_sync_peer_alive', 'A peer heard within the dead interval', ['peer']);

@@ -39,8 +39,6 @@ export interface SharingRunner {
   status(counters: ReadonlyMap<string, number>): SharingHostStatus;
 }
 
-export type { HealthRunner };
-
 export interface NodeDaemonDeps {
   log: Logger;
   nft: Nft;

@@ -125,6 +125,8 @@ export interface StateSyncStatus {
   sent: number;
   applied: number;
   applyErrors: number;
+  /** The kernel's refusals of our writes, by operation and errno ("create:ENOMEM"). */
+  applyErrorsBy: Record<string, number>;
   counters: Record<SyncCounter, number>;
   drops: Record<SyncDropReason, number>;
   /** Datagrams the kernel dropped before we could read them (a full receive buffer); null if unknown. */
@@ -783,6 +785,7 @@ export class StateSyncService {
       sent: this.sent,
       applied: this.applied,
       applyErrors: this.applyErrors,
+      applyErrorsBy: Object.fromEntries(this.refusedBy),
       counters: { ...this.counters },
       drops: { ...this.drops },
       socketDrops: this.transport?.receiveDrops?.() ?? null,
