@@ -39,6 +39,7 @@ import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 import { num, peerVersions, table, writeFigures, type Figure } from './util.js';
 import { peerSystem } from '../src/lab/churn-systems.js';
+import { sharesOf } from '../src/lab/shares.js';
 
 const { values } = parseArgs({
   options: {
@@ -112,30 +113,32 @@ async function divisionOfWork(figures: Figure[]): Promise<string> {
     await waitFor(`${n} member(s)`, () => members(live), 30_000);
     await sleep(3000);
     const pids = await Promise.all(live.map(async (fw) => (await status(fw)).pid));
-    const before = await Promise.all(live.map(async (fw, i) => ({ p: (await status(fw)).sharing!.packets.carried, cpu: await cpuOf(pids[i]!) })));
+    // Packets over each node's own stamps (lab/shares.ts): a busy daemon answers a status call late.
+    const before = await Promise.all(live.map(async (fw, i) => ({ ...(await status(fw)).sharing!.packets, cpu: await cpuOf(pids[i]!) })));
     const k0 = await kernelCpu();
     const t0 = performance.now();
     await sleep(WINDOW_S * 1000);
-    const after = await Promise.all(live.map(async (fw, i) => ({ p: (await status(fw)).sharing!.packets.carried, cpu: await cpuOf(pids[i]!) })));
+    const after = await Promise.all(live.map(async (fw, i) => ({ ...(await status(fw)).sharing!.packets, cpu: await cpuOf(pids[i]!) })));
     const secs = (performance.now() - t0) / 1000;
     const k = (await kernelCpu()) - k0;
-    const pk = live.map((_, i) => after[i]!.p - before[i]!.p);
-    const total = pk.reduce((a, b) => a + b, 0);
-    const off = live.map((_, i) => Math.abs((pk[i]! / total) * n - 1) * 100);
+    const sh = sharesOf(Object.fromEntries(live.map((fw, i) => [fw, before[i]!])), Object.fromEntries(live.map((fw, i) => [fw, after[i]!])));
+    const pk = live.map((fw) => sh.packets[fw]!);
+    const pps = live.map((_, i) => pk[i]! / ((after[i]!.at - before[i]!.at) / 1000));
+    const off = live.map((fw) => Math.abs(sh.share[fw]! * n - 1) * 100);
     live.forEach((fw, i) => {
       const cpu = ((after[i]!.cpu - before[i]!.cpu) / secs) * 100;
       rows.push([
         String(n),
         fw,
-        String(Math.round(pk[i]! / secs)),
-        `${((100 * pk[i]!) / total).toFixed(1)}%`,
+        String(Math.round(pps[i]!)),
+        `${(100 * sh.share[fw]!).toFixed(1)}%`,
         `${off[i]!.toFixed(1)}%`,
         `${cpu.toFixed(1)}%`,
         i === 0 ? `${((k / secs) * 100).toFixed(0)}% of a core` : '',
       ]);
       const c = `${conditions}, ${n} node${n > 1 ? 's' : ''} running`;
       figures.push(
-        { id: `sharing.work.${n}.pps.${fw}`, figure: `packets/s carried by ${fw}, ${n} node(s)`, conditions: c, unit: 'packets/s', system: 'fwlb', peer: false, value: Math.round(pk[i]! / secs) },
+        { id: `sharing.work.${n}.pps.${fw}`, figure: `packets/s carried by ${fw}, ${n} node(s)`, conditions: c, unit: 'packets/s', system: 'fwlb', peer: false, value: Math.round(pps[i]!) },
         { id: `sharing.work.${n}.cpu.${fw}`, figure: `daemon CPU of ${fw}, ${n} node(s)`, conditions: c, unit: '% of a core', system: 'fwlb', peer: false, value: Number(cpu.toFixed(1)), resolution: 100 / TICK_HZ / secs },
       );
     });

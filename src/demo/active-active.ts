@@ -11,6 +11,7 @@ import { controlCall } from '../control/client.js';
 import { labUp, type Lab } from '../lab/lab.js';
 import { writeSyncedCluster } from '../lab/cluster-file.js';
 import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../lab/paths.js';
+import { measureShares } from '../lab/shares.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
 import { endDemo, type DemoOptions } from './demo.js';
@@ -39,14 +40,10 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
       for (const fw of live) if ((await status(fw).catch(() => undefined))?.sharing?.members.join() !== live.join()) return undefined;
       return true;
     };
+    // Rates over the times each node stamped its counters (lab/shares.ts): a busy daemon answers late.
     const carried = async (live: string[], ms: number) => {
-      const a = await Promise.all(live.map(async (fw) => (await status(fw)).sharing!.packets.carried));
-      await sleep(ms);
-      const b = await Promise.all(live.map(async (fw) => (await status(fw)).sharing!.packets.carried));
-      const d = live.map((_, i) => b[i]! - a[i]!);
-      const total = d.reduce((x, y) => x + y, 0);
-      const worst = Math.max(...d.map((v) => Math.abs((v / total) * live.length - 1)));
-      return { text: live.map((fw, i) => `${fw} ${((100 * d[i]!) / total).toFixed(1)}%`).join(', ') + ` of ${total} packets`, worst };
+      const s = await measureShares(live, ms, async (fw) => (await status(fw)).sharing!.packets, sleep);
+      return { text: `${live.map((fw) => `${fw} ${(100 * s.share[fw]!).toFixed(1)}%`).join(', ')} of ${s.total} packets`, worst: s.worst };
     };
     const owned = async (live: string[]) => (await Promise.all(live.map(async (fw) => `${fw} ${(await status(fw)).sharing!.owned}`))).join(', ');
 

@@ -36,7 +36,7 @@ export interface SharingRunner {
   /** Does this node carry buckets now? */
   carries(): boolean;
   stop(): Promise<void>;
-  status(counters: ReadonlyMap<string, number>): SharingHostStatus;
+  status(counters: ReadonlyMap<string, number>, countersAt: number): SharingHostStatus;
 }
 
 export interface NodeDaemonDeps {
@@ -417,6 +417,7 @@ export class NodeDaemon {
     const c = r.loaded.config;
     const iso = (t: number) => new Date(t).toISOString();
     const counters = await this.counters();
+    const countersAt = Date.now();
     return {
       node: this.nodeName,
       cluster: c.cluster.name,
@@ -433,7 +434,7 @@ export class NodeDaemon {
       control: this.deps.controlCounters?.() ?? { connections: 0, waiting: 0, refused: {} },
       process: processFigures(),
       liveness: this.deps.livenessStatus?.() ?? null,
-      sharing: this.deps.sharing?.status(counters) ?? null,
+      sharing: this.deps.sharing?.status(counters, countersAt) ?? null,
       ...(this.deps.cluster?.() ?? { role: null, events: [] }),
     };
   }

@@ -62,9 +62,10 @@ test('start: the owned set emptied, ARP, the gate, the MACs, then the addresses;
   assert.equal(kernel.size, 4096, 'alone, the node owns every bucket');
   assert.equal(host.carries(), true);
   assert.equal(host.ownedScript(), 'owned 4096', 'a full apply carries the owned set');
-  const st = host.status(new Map([['shared_carried', 7]]));
+  const st = host.status(new Map([['shared_carried', 7]]), 1_700_000_000_000);
   assert.equal(st.gate, true);
   assert.equal(st.packets.carried, 7);
+  assert.equal(st.packets.at, 1_700_000_000_000);
   assert.deepEqual(st.addresses, ['198.18.0.100/24', '198.18.1.1/24']);
 });
 
@@ -80,5 +81,5 @@ test('stop: the buckets go first, then the addresses, the MACs and the gate; a s
   log.length = 0;
   await host.stop();
   assert.deepEqual(log, []);
-  assert.equal(host.status(new Map()).gate, false);
+  assert.equal(host.status(new Map(), 0).gate, false);
 });

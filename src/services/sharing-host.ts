@@ -48,8 +48,13 @@ export interface SharingHostStatus extends SharingStatus {
   gate: boolean;
   /** Links with shared addresses that are down: the node carries nothing until they are up. */
   linksDown: string[];
-  /** Packets of shared flows this node forwarded, dropped as another node's, dropped with no daemon (its counters). */
-  packets: { carried: number; others: number; noDaemon: number };
+  /**
+   * Packets of shared flows this node forwarded, dropped as another node's, dropped with no
+   * daemon (its counters), and when they were read (ms since the epoch): a rate is the
+   * difference of two readings over the difference of their `at`, not over the time between
+   * two status calls, which a busy daemon answers late.
+   */
+  packets: { carried: number; others: number; noDaemon: number; at: number };
 }
 
 export class SharingHost {
@@ -119,14 +124,14 @@ export class SharingHost {
     log.info({ event: 'sharing_down' }, 'sharing: buckets given up, shared addresses removed');
   }
 
-  status(counters: ReadonlyMap<string, number>): SharingHostStatus {
+  status(counters: ReadonlyMap<string, number>, countersAt: number): SharingHostStatus {
     return {
       ...this.deps.service.status(),
       addresses: this.held.map((h) => h.cidr),
       macs: this.macs,
       gate: !!this.gate,
       linksDown: this.deps.linksDown?.() ?? [],
-      packets: { carried: counters.get(SHARED_CARRIED_COUNTER) ?? 0, others: counters.get(SHARED_OTHERS_COUNTER) ?? 0, noDaemon: counters.get(SHARED_DEAD_COUNTER) ?? 0 },
+      packets: { carried: counters.get(SHARED_CARRIED_COUNTER) ?? 0, others: counters.get(SHARED_OTHERS_COUNTER) ?? 0, noDaemon: counters.get(SHARED_DEAD_COUNTER) ?? 0, at: countersAt },
     };
   }
 }
