@@ -416,8 +416,10 @@ export class NodeDaemon {
     if (!r || !rules) throw new Error('node not started');
     const c = r.loaded.config;
     const iso = (t: number) => new Date(t).toISOString();
-    const counters = await this.counters();
+    // The kernel answers a counter dump while the request is sent (the adapter sends at once):
+    // the counters are as of now, however late the reply is read.
     const countersAt = Date.now();
+    const counters = await this.counters();
     return {
       node: this.nodeName,
       cluster: c.cluster.name,
