@@ -3,6 +3,7 @@
  * connections to an echo service, each sending a numbered line every --every ms for
  * --seconds, each checking its echoes. Prints one JSON line:
  *   {"sessions": N, "connected": n, "kept": k, "lost": l, "worstStallMs": w, "stalls": [...]}
+ * (TCP also names the worst stall's start, `worstStallFrom`, and its local port, `worstStallPort`.)
  * A session is kept when it stayed open and every line came back; its stall is the longest
  * time it waited for an echo, less the time this process itself was stalled meanwhile (its
  * loop ran more than 50 ms late: a saturated machine starves the client too, and then every
@@ -175,7 +176,7 @@ if (!values.udp) end = () => {
     const lostWhy = lostSessions.slice(0, 10).map((s) => ({ port: s.port ?? null, why: s.why ?? (s.echoed < s.sent ? `unanswered:${s.sent - s.echoed}` : 'not_connected'), lastEcho: s.lastEcho ? new Date(s.lastEcho).toISOString() : null }));
     const worst = kept.reduce<S | undefined>((w, s) => (!w || s.maxGap > w.maxGap ? s : w), undefined);
     process.stdout.write(
-      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, stalls: stalls.slice(0, 5), lostWhy, ownStalls: ownStallReport(), ...(gapMs !== undefined ? { gaps: mergedGaps() } : {}) }) + '\n',
+      JSON.stringify({ sessions: count, connected: sessions.filter((s) => s.connected).length, kept: kept.length, lost: count - kept.length, worstStallMs: stalls[0] ?? null, worstStallFrom: worst ? new Date(worst.maxGapFrom).toISOString() : null, worstStallPort: worst?.port ?? null, stalls: stalls.slice(0, 5), lostWhy, ownStalls: ownStallReport(), ...(gapMs !== undefined ? { gaps: mergedGaps() } : {}) }) + '\n',
     );
     for (const s of sessions) s.sock.destroy();
     process.exit(0);
