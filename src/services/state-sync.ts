@@ -16,6 +16,7 @@ import { bodyToRawV2, entryToBodyV2 as entryToBody, ENTRY_V2_DECODE_REASONS as E
 import { REPLAY_REJECT_REASONS } from '../fsm/sync/replay.js';
 import * as receiver from '../fsm/sync/receiver.js';
 import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
+import { formatRawTuple } from '../codec/netlink/ctnetlink.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import * as sender from '../fsm/sync/sender.js';
@@ -127,6 +128,12 @@ export interface StateSyncStatus {
   applyErrors: number;
   /** The kernel's refusals of our writes, by operation and errno ("create:ENOMEM"). */
   applyErrorsBy: Record<string, number>;
+  /**
+   * The last records (at most 8) whose entry the kernel would not take because it holds
+   * another for the flow (replace_conflicts): when, and the record's tuples, to be found in
+   * the table (`conntrack -L`).
+   */
+  lastConflicts: { at: string; orig: string; reply: string }[];
   counters: Record<SyncCounter, number>;
   drops: Record<SyncDropReason, number>;
   /** Datagrams the kernel dropped before we could read them (a full receive buffer); null if unknown. */
@@ -741,6 +748,8 @@ export class StateSyncService {
             // (Issue 20: under sharing a restarted node failed every bulk sync attempt on one to
             // four of these among 6,600 records, and stayed out of the cluster.)
             this.count('replace_conflicts');
+            this.lastConflicts.push({ at: new Date(this.deps.clock.now()).toISOString(), orig: formatRawTuple(w.entry.orig), reply: formatRawTuple(w.entry.reply) });
+            if (this.lastConflicts.length > 8) this.lastConflicts.shift();
             this.deps.log.debug({ err: 'EEXIST', op: 'replace' }, 'sync record not applied: the kernel holds its own entry for the flow');
           } else failed(r3[i], 'replace');
         });
@@ -752,6 +761,9 @@ export class StateSyncService {
 
   /** Apply errors already told to the bulk machine. */
   private refusedReported = 0;
+
+  /** The last records the kernel would not take for an entry of its own (status `lastConflicts`). */
+  private readonly lastConflicts: StateSyncStatus['lastConflicts'] = [];
 
   /** Kernel writes refused, by operation and errno ("create:EEXIST"), since the start. */
   private readonly refusedBy = new Map<string, number>();
@@ -786,6 +798,7 @@ export class StateSyncService {
       applied: this.applied,
       applyErrors: this.applyErrors,
       applyErrorsBy: Object.fromEntries(this.refusedBy),
+      lastConflicts: [...this.lastConflicts],
       counters: { ...this.counters },
       drops: { ...this.drops },
       socketDrops: this.transport?.receiveDrops?.() ?? null,

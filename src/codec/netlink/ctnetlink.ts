@@ -456,6 +456,11 @@ export function formatTuple(t: CtTuple): string {
   if (t.icmpType !== undefined) return `${p} ${t.src} -> ${t.dst} type ${t.icmpType} code ${t.icmpCode ?? 0} id ${t.icmpId ?? 0}`;
   return `${p} ${t.src} -> ${t.dst}`;
 }
+/** A raw tuple's text, as formatTuple prints a decoded one. */
+export function formatRawTuple(t: RawCtTuple): string {
+  const ip = (b: Uint8Array) => (b.length === 4 ? formatIPv4(b) : formatIPv6(b));
+  return formatTuple({ ...t, src: ip(t.src), dst: ip(t.dst) });
+}
 const PROTO_NAMES: Readonly<Record<number, string>> = {
   [IPPROTO_ICMP]: 'icmp',
   [IPPROTO_TCP]: 'tcp',
