@@ -152,7 +152,8 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful' | 'link', vi
     const others = await Promise.all(['fw2', 'fw3'].map(async (fw) => [fw, await flowMarks(fw)] as const));
     const lacking = [...new Set(others.flatMap(([, m]) => [...m.keys()]))].filter((f) => !flows.has(f));
     const where = lacking.slice(0, 10).map((f) => `${f} (mark ${others.map(([fw, m]) => `${fw} ${m.get(f) ?? '-'}`).join(', ')})`);
-    assert.fail(`fw1 holds ${flows.size} shared flows of ${2 * (TCP_PER_CLIENT + UDP_PER_CLIENT)}; fw2 ${others[0]![1].size}, fw3 ${others[1]![1].size}; held elsewhere, not on fw1: ${lacking.length}: ${where.join('; ')}; owned sets ${FWS.map((fw) => `${fw} ${sets0.get(fw)!.size}`).join(', ')}`);
+    const conflicts = await Promise.all(FWS.map(async (fw) => `${fw}: ${JSON.stringify((await status(fw)).sync?.lastConflicts ?? [])}`));
+    assert.fail(`fw1 holds ${flows.size} shared flows of ${2 * (TCP_PER_CLIENT + UDP_PER_CLIENT)}; fw2 ${others[0]![1].size}, fw3 ${others[1]![1].size}; held elsewhere, not on fw1: ${lacking.length}: ${where.join('; ')}; owned sets ${FWS.map((fw) => `${fw} ${sets0.get(fw)!.size}`).join(', ')}; the sync's last records refused for an entry of the kernel's own: ${conflicts.join('; ')}`);
   }
   for (const fw of ['fw2', 'fw3']) assert.ok((await flowMarks(fw)).size >= flows.size * 0.99, `${fw} does not hold the others' flows`);
   const before = carriers(flows, sets0);
