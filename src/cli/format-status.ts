@@ -1,3 +1,4 @@
+/** `fwlb status` as text for people: the node, its readiness, ruleset, VRRP, sync, liveness, sharing and services, one section each. */
 import type { NodeStatus, Readiness, StartingStatus } from '../services/node-daemon.js';
 
 function readyLine(r: Readiness): string {

@@ -290,13 +290,24 @@ export function compileRulesetParts(input: CompileInput): CompiledRuleset {
   return { blocks: all, digest, script: `${header.join('\n')}\ntable ${TABLE_FAMILY} ${TABLE_NAME} {\n${render(all)}\n}\n` };
 }
 
+/** What the parts of one compile share: the config, the node, its interface names, its peers' addresses. */
+interface Ctx {
+  c: Config;
+  node: CompileInput['node'];
+  ifname: (role: string) => string;
+  /** The peers' addresses of one family on an interface role, sorted. */
+  peerAddrs: (role: string, fam: 4 | 6) => string[];
+}
+
 function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
   const { config: c, node } = input;
-  const roles = new Set(Object.keys(c.interfaces));
-  const ifname = (role: string) => node.interfaces[role] ?? role;
+  const ctx: Ctx = {
+    c,
+    node,
+    ifname: (role) => node.interfaces[role] ?? role,
+    peerAddrs: (role, fam) => node.peers.map((p) => p.addresses[role]).filter((a): a is string => !!a && ipFamily(a) === fam).sort(),
+  };
   const blocks: Block[] = [];
-
-  // Sets.
   const blocked = aggregatePrefixes(input.blocklist);
   for (const [fam, list] of [['v4', blocked.v4], ['v6', blocked.v6]] as const) {
     if (!list.length) continue;
@@ -305,36 +316,58 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
       body: [`type ${fam === 'v4' ? 'ipv4_addr' : 'ipv6_addr'}`, 'flags interval', `elements = { ${list.join(', ')} }`],
     });
   }
+  const svc = serviceParts(ctx, input);
+  blocks.push(...svc.counterBlocks, ...svc.serviceBlocks);
+  blocks.push(...rawChains(ctx, blocked));
+  blocks.push(...filterChains(ctx, clusterRules(ctx), svc.counterRules));
+  blocks.push(...natChains(ctx, svc.dispatch));
+  if (c.sharing) blocks.push(...sharingBlocks(c, node, input.sharedOwned ?? []));
+  return { c, blocks };
+}
 
-  // Peers' addresses per interface role, for VRRP and state sync.
-  const peerAddrs = (role: string, fam: 4 | 6) =>
-    node.peers.map((p) => p.addresses[role]).filter((a): a is string => !!a && ipFamily(a) === fam).sort();
-  const clusterRules: string[] = [];
-  const vrrpRoles = c.vrrp ? [...new Set(Object.values(c.vrrp.groups).flatMap((g) => Object.values(g.instances).map((i) => i.interface)))].sort() : [];
-  for (const role of vrrpRoles) {
+/** The VRRP roles of the config (the interfaces its instances run on), sorted. */
+function vrrpRoles(c: Config): string[] {
+  return c.vrrp ? [...new Set(Object.values(c.vrrp.groups).flatMap((g) => Object.values(g.instances).map((i) => i.interface)))].sort() : [];
+}
+
+/** The state sync's ports: its own, and its liveness BEATs' (the next one) unless they are off. */
+function syncPorts(sync: NonNullable<Config['state_sync']>): string {
+  return sync.liveness === false ? String(sync.port) : `{ ${sync.port}, ${livenessPort(sync.port)} }`;
+}
+
+/** Input rules for the cluster's own traffic from the peers: VRRP, the state sync and its BEATs. */
+function clusterRules({ c, ifname, peerAddrs }: Ctx): string[] {
+  const rules: string[] = [];
+  for (const role of vrrpRoles(c)) {
     const v4 = peerAddrs(role, 4);
     const v6 = peerAddrs(role, 6);
-    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} ip protocol vrrp accept comment "VRRP from peers"`);
-    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} ip6 nexthdr vrrp accept comment "VRRP from peers"`);
+    if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} ip protocol vrrp accept comment "VRRP from peers"`);
+    if (v6.length) rules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} ip6 nexthdr vrrp accept comment "VRRP from peers"`);
   }
   if (c.state_sync) {
     const role = c.state_sync.interface;
     const v4 = peerAddrs(role, 4);
     const v6 = peerAddrs(role, 6);
     // The sync, and its liveness BEATs on the next port (services/liveness.ts).
-    const ports = c.state_sync.liveness === false ? String(c.state_sync.port) : `{ ${c.state_sync.port}, ${livenessPort(c.state_sync.port)} }`;
-    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${ports} accept comment "state sync from peers"`);
-    if (v6.length) clusterRules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${ports} accept comment "state sync from peers"`);
+    const ports = syncPorts(c.state_sync);
+    if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${ports} accept comment "state sync from peers"`);
+    if (v6.length) rules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${ports} accept comment "state sync from peers"`);
   }
   // Sharing: the BEATs also cross every link with shared addresses (a node is live while it
   // is heard on any of them: services/sharing.ts, the partition rule).
   for (const role of beatRoles(c)) {
     const v4 = peerAddrs(role, 4);
-    if (v4.length) clusterRules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${livenessPort(c.state_sync!.port)} accept comment "liveness BEATs from peers"`);
+    if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${livenessPort(c.state_sync!.port)} accept comment "liveness BEATs from peers"`);
   }
+  return rules;
+}
 
-  // Services: one dispatch verdict map per family; per service a slot map (slot ->
-  // backend) behind the scheduler's selector, so a backend change is a map update.
+/**
+ * Services: one dispatch verdict map per family; per service a slot map (slot -> backend)
+ * behind the scheduler's selector, so a backend change is a map update; and the new
+ * connections per backend, counted in the kernel by named counters.
+ */
+function serviceParts({ c }: Ctx, input: CompileInput): { dispatch: Record<4 | 6, string[]>; counterBlocks: Block[]; serviceBlocks: Block[]; counterRules: string[] } {
   const services = Object.entries(c.services).sort(([a], [b]) => a.localeCompare(b));
   const dispatch: Record<4 | 6, string[]> = { 4: [], 6: [] };
   const counters: Record<4 | 6, Map<string, string>> = { 4: new Map(), 6: new Map() };
@@ -360,36 +393,38 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
       ],
     });
   }
-  // New connections per backend, counted in the kernel by named counters.
+  const counterBlocks: Block[] = [];
   const counterRules: string[] = [];
   for (const fam of [4, 6] as const) {
     const m = counters[fam];
     if (!m.size) continue;
     const keys = [...m.keys()].sort();
-    for (const k of keys) blocks.push({ head: `counter ${m.get(k)!}`, body: [] });
-    blocks.push({
+    for (const k of keys) counterBlocks.push({ head: `counter ${m.get(k)!}`, body: [] });
+    counterBlocks.push({
       head: `map backend_counters_v${fam}`,
       body: [`type ${fam === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_service : counter`, `elements = { ${keys.map((k) => `${k} : ${q(m.get(k)!)}`).join(', ')} }`],
     });
     counterRules.push(`ct state new ct status dnat counter name ${fam === 4 ? 'ip' : 'ip6'} daddr . th dport map @backend_counters_v${fam}`);
   }
-  blocks.push(...serviceBlocks);
+  return { dispatch, counterBlocks, serviceBlocks, counterRules };
+}
 
-  // Chains.
+/** The raw chains: the blocklist, and no conntrack entry for the cluster's own traffic. */
+function rawChains({ c, ifname, peerAddrs }: Ctx, blocked: { v4: string[]; v6: string[] }): Block[] {
   const rawPre: string[] = ['type filter hook prerouting priority raw; policy accept;'];
   if (blocked.v4.length) rawPre.push('ip saddr @blocklist_v4 counter drop comment "blocklist"');
   if (blocked.v6.length) rawPre.push('ip6 saddr @blocklist_v6 counter drop comment "blocklist"');
   // The cluster's own traffic (VRRP, the state sync, its BEATs) never takes a conntrack entry:
   // a full table drops the packets that would need a new one, and two nodes that stop
   // hearing each other's adverts are two masters. (Found by the soak: a table filled by a
-  // sync burst made the backup master for good.) The input rules above accept them by
-  // address, without conntrack.
+  // sync burst made the backup master for good.) The input rules accept them by address,
+  // without conntrack.
   const notrack: { pre: string[]; out: string[] } = { pre: [], out: [] };
-  if (vrrpRoles.length) {
+  if (vrrpRoles(c).length) {
     for (const k of ['pre', 'out'] as const) notrack[k].push('ip protocol vrrp notrack comment "VRRP: no conntrack entry"', 'ip6 nexthdr vrrp notrack comment "VRRP: no conntrack entry"');
   }
   if (c.state_sync) {
-    const ports = c.state_sync.liveness === false ? String(c.state_sync.port) : `{ ${c.state_sync.port}, ${livenessPort(c.state_sync.port)} }`;
+    const ports = syncPorts(c.state_sync);
     const sif = q(ifname(c.state_sync.interface));
     notrack.pre.push(`iifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
     notrack.out.push(`oifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
@@ -401,9 +436,14 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     }
   }
   rawPre.push(...notrack.pre);
-  blocks.push({ head: 'chain raw_prerouting', body: rawPre });
-  if (notrack.out.length) blocks.push({ head: 'chain raw_output', body: ['type filter hook output priority raw; policy accept;', ...notrack.out] });
+  const out: Block[] = [{ head: 'chain raw_prerouting', body: rawPre }];
+  if (notrack.out.length) out.push({ head: 'chain raw_output', body: ['type filter hook output priority raw; policy accept;', ...notrack.out] });
+  return out;
+}
 
+/** The input and forward chains: stateful first, the cluster's own traffic, the user's rules, a counted drop. */
+function filterChains({ c, ifname }: Ctx, cluster: string[], counterRules: string[]): Block[] {
+  const roles = new Set(Object.keys(c.interfaces));
   const stateful = [
     'ct state established,related accept',
     'ct state invalid counter drop comment "invalid"',
@@ -415,36 +455,39 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
     const { chain, lines } = compileRule(r, i, roles, ifname);
     (chain === 'input' ? userInput : userForward).push(...lines);
   });
+  return [
+    {
+      head: 'chain input',
+      body: [
+        'type filter hook input priority filter; policy drop;',
+        'iif "lo" accept',
+        ...stateful,
+        'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } ip6 hoplimit 255 accept comment "neighbour discovery"',
+        ...(c.firewall.ping ? ['icmp type echo-request limit rate 100/second accept', 'icmpv6 type echo-request limit rate 100/second accept'] : []),
+        ...cluster,
+        ...userInput,
+        'counter comment "policy drop"',
+      ],
+    },
+    {
+      head: 'chain forward',
+      body: [
+        'type filter hook forward priority filter; policy drop;',
+        ...stateful,
+        ...counterRules,
+        'ct status dnat counter accept comment "virtual services"',
+        ...userForward,
+        'counter comment "policy drop"',
+      ],
+    },
+  ];
+}
 
-  blocks.push({
-    head: 'chain input',
-    body: [
-      'type filter hook input priority filter; policy drop;',
-      'iif "lo" accept',
-      ...stateful,
-      'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } ip6 hoplimit 255 accept comment "neighbour discovery"',
-      ...(c.firewall.ping ? ['icmp type echo-request limit rate 100/second accept', 'icmpv6 type echo-request limit rate 100/second accept'] : []),
-      ...clusterRules,
-      ...userInput,
-      'counter comment "policy drop"',
-    ],
-  });
-  blocks.push({
-    head: 'chain forward',
-    body: [
-      'type filter hook forward priority filter; policy drop;',
-      ...stateful,
-      ...counterRules,
-      'ct status dnat counter accept comment "virtual services"',
-      ...userForward,
-      'counter comment "policy drop"',
-    ],
-  });
-
+/** The NAT chains: the services' dispatch, and the user's source NAT (under sharing, in this node's port range). */
+function natChains({ c, node, ifname }: Ctx, dispatch: Record<4 | 6, string[]>): Block[] {
   const natPre: string[] = ['type nat hook prerouting priority dstnat; policy accept;'];
   if (dispatch[4].length) natPre.push(`ip daddr . meta l4proto . th dport vmap { ${dispatch[4].join(', ')} }`);
   if (dispatch[6].length) natPre.push(`ip6 daddr . meta l4proto . th dport vmap { ${dispatch[6].join(', ')} }`);
-  blocks.push({ head: 'chain nat_prerouting', body: natPre });
 
   const natPost: string[] = ['type nat hook postrouting priority srcnat; policy accept;'];
   // Sharing: every node translates to the same shared addresses, each within its own port
@@ -472,9 +515,8 @@ function compileBlocks(input: CompileInput): { c: Config; blocks: Block[] } {
       } else natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} ${action}`);
     }
   }
-  blocks.push({ head: 'chain nat_postrouting', body: natPost });
-
-  if (c.sharing) blocks.push(...sharingBlocks(c, node, input.sharedOwned ?? []));
-
-  return { c, blocks };
+  return [
+    { head: 'chain nat_prerouting', body: natPre },
+    { head: 'chain nat_postrouting', body: natPost },
+  ];
 }

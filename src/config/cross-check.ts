@@ -10,6 +10,16 @@ import { sharingOuter } from './sharing.js';
 import { tableSizeProblem } from '../balancer/schedulers.js';
 import type { ConfigIssue } from './issues.js';
 
+/** What each check shares: the config, the roles it defines, and where the problems go. */
+interface Check {
+  c: Config;
+  roles: Set<string>;
+  roleList: string;
+  issues: ConfigIssue[];
+  /** A reference to an interface role: it must be defined. */
+  needRole: (role: string, path: (string | number)[]) => void;
+}
+
 export function crossCheck(c: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const roles = new Set(Object.keys(c.interfaces));
@@ -17,78 +27,14 @@ export function crossCheck(c: Config): ConfigIssue[] {
   const needRole = (role: string, path: (string | number)[]) => {
     if (!roles.has(role)) issues.push({ path, message: `unknown interface "${role}" (interfaces defines: ${roleList})` });
   };
+  const k: Check = { c, roles, roleList, issues, needRole };
 
   for (const [name, node] of Object.entries(c.nodes)) {
     for (const role of Object.keys(node.addresses)) needRole(role, ['nodes', name, 'addresses', role]);
     for (const role of Object.keys(node.interfaces)) needRole(role, ['nodes', name, 'interfaces', role]);
   }
-
-  // VRRP: roles exist, VRIDs unique per interface, every node has an address there
-  // (peers' VRRP is accepted only from those addresses), v2 is IPv4 only.
-  if (c.vrrp) {
-    const iv = advertIntervalProblem(c.vrrp.version, c.vrrp.advert_interval);
-    if (iv) issues.push({ path: ['vrrp', 'advert_interval'], message: iv });
-    const vridOwner = new Map<string, string>();
-    for (const [g, group] of Object.entries(c.vrrp.groups)) {
-      for (const [iname, inst] of Object.entries(group.instances)) {
-        const at = ['vrrp', 'groups', g, 'instances', iname];
-        needRole(inst.interface, [...at, 'interface']);
-        const key = `${inst.interface}/${inst.vrid}`;
-        const prior = vridOwner.get(key);
-        if (prior) issues.push({ path: [...at, 'vrid'], message: `VRID ${inst.vrid} is already used on interface "${inst.interface}" by ${prior}` });
-        else vridOwner.set(key, `vrrp.groups.${g}.instances.${iname}`);
-        const fams = new Set(inst.addresses.map((a) => ipFamily(a.split('/')[0] ?? '')));
-        if (fams.size > 1) issues.push({ path: [...at, 'addresses'], message: 'mixes IPv4 and IPv6 addresses; use one instance per family' });
-        if (c.vrrp.version === 2 && fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'VRRP version 2 (RFC 3768) carries IPv4 addresses only' });
-        else if (fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'IPv6 VRRP is not supported by this version of fwlb yet (the codec is; the sockets are not)' });
-        for (const [n, node] of Object.entries(c.nodes)) {
-          if (roles.has(inst.interface) && !node.addresses[inst.interface]) {
-            issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on interface "${inst.interface}", which VRRP instance ${g}.${iname} runs on` });
-          }
-        }
-      }
-      group.track.interfaces.forEach((r, i) => needRole(r, ['vrrp', 'groups', g, 'track', 'interfaces', i]));
-      group.track.services.forEach((s, i) => {
-        if (!c.services[s]) issues.push({ path: ['vrrp', 'groups', g, 'track', 'services', i], message: `unknown service "${s}"` });
-      });
-    }
-  }
-
-  // Sharing: every node carries the shared addresses; the state sync with its liveness
-  // decides who is live; an address is shared or VRRP's, never both.
-  if (c.sharing) {
-    const n = Object.keys(c.nodes).length;
-    if (!c.state_sync || c.state_sync.liveness === false) issues.push({ path: ['sharing'], message: 'needs state_sync with its liveness on: the nodes learn who is live from the BEATs, and each must hold the flows of the others' });
-    if (!c.cluster.key_file) issues.push({ path: ['sharing'], message: 'needs cluster.key_file: the state sync and the BEATs that decide who carries which flows are authenticated with it' });
-    if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
-    if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
-    const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => a.split('/')[0]))));
-    const macs = new Map<string, string>();
-    for (const [role, list] of Object.entries(c.sharing.addresses)) {
-      needRole(role, ['sharing', 'addresses', role]);
-      list.forEach((a, i) => {
-        if (ipFamily(a.split('/')[0] ?? '') !== 4) issues.push({ path: ['sharing', 'addresses', role, i], message: 'sharing carries IPv4 addresses only in this version' });
-        if (vrrpAddresses.has(a.split('/')[0])) issues.push({ path: ['sharing', 'addresses', role, i], message: `${a} is also a VRRP address: an address is shared or VRRP's, not both` });
-      });
-      for (const [nn, node] of Object.entries(c.nodes)) {
-        if (roles.has(role) && !node.addresses[role]) issues.push({ path: ['nodes', nn, 'addresses'], message: `has no address on interface "${role}", which carries shared addresses (its BEATs and ARP use it)` });
-      }
-    }
-    if (c.sharing.outer !== undefined) needRole(c.sharing.outer, ['sharing', 'outer']);
-    for (const [name, svc] of Object.entries(c.services)) {
-      if (svc.scheduler === 'rr' || svc.scheduler === 'wrr') {
-        issues.push({ path: ['services', name, 'scheduler'], message: `${svc.scheduler} is not for sharing: each node would pick its own backend, and a flow that changes node before its entry is replicated would change backend; use maglev (the default with sharing) or source-hash` });
-      }
-    }
-    if (!sharingOuter(c)) issues.push({ path: ['sharing'], message: 'cannot tell which interface faces the clients (the flows are hashed on their endpoint there): set sharing.outer to its role' });
-    for (const [role, mac] of Object.entries(c.sharing.mac)) {
-      if (!c.sharing.addresses[role]) issues.push({ path: ['sharing', 'mac', role], message: `interface "${role}" has no shared addresses` });
-      const prior = macs.get(mac);
-      if (prior) issues.push({ path: ['sharing', 'mac', role], message: `${mac} is already the shared MAC of "${prior}"` });
-      macs.set(mac, role);
-    }
-  }
-
+  checkVrrp(k);
+  checkSharing(k);
   if (c.state_sync) {
     needRole(c.state_sync.interface, ['state_sync', 'interface']);
     for (const [n, node] of Object.entries(c.nodes)) {
@@ -97,9 +43,86 @@ export function crossCheck(c: Config): ConfigIssue[] {
       }
     }
   }
-
   c.firewall.nat.forEach((n, i) => needRole(n.out, ['firewall', 'nat', i, n.kind, 'out']));
+  checkRules(k);
+  checkServices(k);
+  return issues;
+}
 
+/**
+ * VRRP: roles exist, VRIDs unique per interface, every node has an address there (peers'
+ * VRRP is accepted only from those addresses), v2 is IPv4 only.
+ */
+function checkVrrp({ c, roles, issues, needRole }: Check): void {
+  if (!c.vrrp) return;
+  const iv = advertIntervalProblem(c.vrrp.version, c.vrrp.advert_interval);
+  if (iv) issues.push({ path: ['vrrp', 'advert_interval'], message: iv });
+  const vridOwner = new Map<string, string>();
+  for (const [g, group] of Object.entries(c.vrrp.groups)) {
+    for (const [iname, inst] of Object.entries(group.instances)) {
+      const at = ['vrrp', 'groups', g, 'instances', iname];
+      needRole(inst.interface, [...at, 'interface']);
+      const key = `${inst.interface}/${inst.vrid}`;
+      const prior = vridOwner.get(key);
+      if (prior) issues.push({ path: [...at, 'vrid'], message: `VRID ${inst.vrid} is already used on interface "${inst.interface}" by ${prior}` });
+      else vridOwner.set(key, `vrrp.groups.${g}.instances.${iname}`);
+      const fams = new Set(inst.addresses.map((a) => ipFamily(a.split('/')[0] ?? '')));
+      if (fams.size > 1) issues.push({ path: [...at, 'addresses'], message: 'mixes IPv4 and IPv6 addresses; use one instance per family' });
+      if (c.vrrp.version === 2 && fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'VRRP version 2 (RFC 3768) carries IPv4 addresses only' });
+      else if (fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'IPv6 VRRP is not supported by this version of fwlb yet (the codec is; the sockets are not)' });
+      for (const [n, node] of Object.entries(c.nodes)) {
+        if (roles.has(inst.interface) && !node.addresses[inst.interface]) {
+          issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on interface "${inst.interface}", which VRRP instance ${g}.${iname} runs on` });
+        }
+      }
+    }
+    group.track.interfaces.forEach((r, i) => needRole(r, ['vrrp', 'groups', g, 'track', 'interfaces', i]));
+    group.track.services.forEach((s, i) => {
+      if (!c.services[s]) issues.push({ path: ['vrrp', 'groups', g, 'track', 'services', i], message: `unknown service "${s}"` });
+    });
+  }
+}
+
+/**
+ * Sharing: every node carries the shared addresses; the state sync with its liveness decides
+ * who is live; an address is shared or VRRP's, never both.
+ */
+function checkSharing({ c, roles, issues, needRole }: Check): void {
+  if (!c.sharing) return;
+  const n = Object.keys(c.nodes).length;
+  if (!c.state_sync || c.state_sync.liveness === false) issues.push({ path: ['sharing'], message: 'needs state_sync with its liveness on: the nodes learn who is live from the BEATs, and each must hold the flows of the others' });
+  if (!c.cluster.key_file) issues.push({ path: ['sharing'], message: 'needs cluster.key_file: the state sync and the BEATs that decide who carries which flows are authenticated with it' });
+  if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
+  if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
+  const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => a.split('/')[0]))));
+  const macs = new Map<string, string>();
+  for (const [role, list] of Object.entries(c.sharing.addresses)) {
+    needRole(role, ['sharing', 'addresses', role]);
+    list.forEach((a, i) => {
+      if (ipFamily(a.split('/')[0] ?? '') !== 4) issues.push({ path: ['sharing', 'addresses', role, i], message: 'sharing carries IPv4 addresses only in this version' });
+      if (vrrpAddresses.has(a.split('/')[0])) issues.push({ path: ['sharing', 'addresses', role, i], message: `${a} is also a VRRP address: an address is shared or VRRP's, not both` });
+    });
+    for (const [nn, node] of Object.entries(c.nodes)) {
+      if (roles.has(role) && !node.addresses[role]) issues.push({ path: ['nodes', nn, 'addresses'], message: `has no address on interface "${role}", which carries shared addresses (its BEATs and ARP use it)` });
+    }
+  }
+  if (c.sharing.outer !== undefined) needRole(c.sharing.outer, ['sharing', 'outer']);
+  for (const [name, svc] of Object.entries(c.services)) {
+    if (svc.scheduler === 'rr' || svc.scheduler === 'wrr') {
+      issues.push({ path: ['services', name, 'scheduler'], message: `${svc.scheduler} is not for sharing: each node would pick its own backend, and a flow that changes node before its entry is replicated would change backend; use maglev (the default with sharing) or source-hash` });
+    }
+  }
+  if (!sharingOuter(c)) issues.push({ path: ['sharing'], message: 'cannot tell which interface faces the clients (the flows are hashed on their endpoint there): set sharing.outer to its role' });
+  for (const [role, mac] of Object.entries(c.sharing.mac)) {
+    if (!c.sharing.addresses[role]) issues.push({ path: ['sharing', 'mac', role], message: `interface "${role}" has no shared addresses` });
+    const prior = macs.get(mac);
+    if (prior) issues.push({ path: ['sharing', 'mac', role], message: `${mac} is already the shared MAC of "${prior}"` });
+    macs.set(mac, role);
+  }
+}
+
+/** Firewall rules: ports only with TCP or UDP; each side a prefix, a role, "any", or (as a destination only, alone) "self". */
+function checkRules({ c, roles, roleList, issues }: Check): void {
   c.firewall.rules.forEach((r, i) => {
     const key = r.action === 'accept' ? 'allow' : 'drop';
     const at = ['firewall', 'rules', i, key];
@@ -119,9 +142,14 @@ export function crossCheck(c: Config): ConfigIssue[] {
       });
     }
   });
+}
 
-  // Services: no two on the same address, port and protocol; backends unique; kernel
-  // object names (svc_<name>, "-" becoming "_") distinct.
+/**
+ * Services: no two on the same address, port and protocol; backends unique and of the
+ * service's family; kernel object names (svc_<name>, "-" becoming "_") distinct; a health
+ * check of one kind, its timeout shorter than its interval.
+ */
+function checkServices({ c, issues }: Check): void {
   const listens = new Map<string, string>();
   const objects = new Map<string, string>();
   for (const [s, svc] of Object.entries(c.services)) {
@@ -157,5 +185,4 @@ export function crossCheck(c: Config): ConfigIssue[] {
       if (h.timeout >= h.interval) issues.push({ path: ['services', s, 'health', 'timeout'], message: `(${h.timeout} ms) must be shorter than the interval (${h.interval} ms)` });
     }
   }
-  return issues;
 }

@@ -1,3 +1,4 @@
+/** Running programs without a shell: the result whatever the exit status, or an error that names the command. */
 import { spawn } from 'node:child_process';
 import { CommandError } from './errors.js';
 

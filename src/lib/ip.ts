@@ -1,3 +1,4 @@
+/** IP addresses and prefixes as text: family, parsing, containment and overlap (bigint arithmetic). */
 import { isIPv4, isIPv6 } from 'node:net';
 
 /** An IP address or prefix as a family and a big integer, for containment and overlap tests. */
