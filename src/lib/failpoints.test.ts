@@ -15,7 +15,13 @@ test('NAME fails every time; NAME@N from the Nth time on; other names never', ()
   assert.equal(f('unknown'), false);
 });
 
+test('NAME#N fails the Nth time only', () => {
+  const f = parseFailpoints('vrrp.commit#2');
+  assert.deepEqual([1, 2, 3, 4].map(() => f('vrrp.commit')), [false, true, false, false]);
+});
+
 test('a malformed entry is refused, naming it', () => {
+  assert.throws(() => parseFailpoints('vrrp.commit#0'), /"vrrp.commit#0"/);
   assert.throws(() => parseFailpoints('vrrp.prepare@0'), /"vrrp.prepare@0"/);
   assert.throws(() => parseFailpoints('Bad Name'), /"Bad Name"/);
 });

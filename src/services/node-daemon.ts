@@ -9,8 +9,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HostState } from '../config/host-check.js';
-import { ConfigError } from '../config/issues.js';
-import { FwlbError } from '../lib/errors.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView, type NodeView } from '../config/node.js';
 import { singleFlight } from '../lib/single-flight.js';
@@ -20,7 +18,8 @@ import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
 import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
-import type { NodeConfig, Prepared, Subsystem } from '../ports/subsystem.js';
+import { commitAll, prepareAll } from './whole-apply.js';
+import type { NodeConfig, Subsystem } from '../ports/subsystem.js';
 
 import type { LivenessStatus } from './liveness.js';
 import type { SharingHostStatus } from './sharing-host.js';
@@ -179,9 +178,6 @@ interface Current {
   view: NodeView;
 }
 
-/** A part whose plan is ready to commit. */
-type Ready = { part: Subsystem; prepared: Prepared<unknown> };
-
 export class NodeDaemon {
   private current: Current | undefined;
   private readonly startedAt: number;
@@ -261,37 +257,6 @@ export class NodeDaemon {
     this.deps.log.info({ event: 'ready', startToReadyMs: this.readyAtMs, steps: { ...this.steps } }, `ready ${this.readyAtMs} ms after the process started`);
   }
 
-  /**
-   * Every part prepared, in order; the first that cannot take the config refuses it whole
-   * (the plans already made are discarded): its error names the part, except a config error,
-   * which names the key and line already.
-   */
-  private async prepareAll(cfg: NodeConfig, parts: readonly Subsystem[]): Promise<Ready[]> {
-    const ready: Ready[] = [];
-    for (const part of parts) {
-      try {
-        ready.push({ part, prepared: await part.prepare(cfg) });
-      } catch (e) {
-        for (const r of ready) r.part.discard?.(r.prepared.plan);
-        if (e instanceof ConfigError) throw e;
-        throw new FwlbError('ERR_PREPARE', `${part.name}: ${(e as Error).message}`);
-      }
-    }
-    return ready;
-  }
-
-  /** The prepared parts that change something, committed in order. */
-  private async commitAll(ready: readonly Ready[]): Promise<void> {
-    for (const r of ready) {
-      if (!r.prepared.changed && r.part !== this.ruleset) continue;
-      try {
-        await r.part.commit(r.prepared.plan);
-      } catch (e) {
-        throw new FwlbError('ERR_COMMIT', `${r.part.name}: ${(e as Error).message}`);
-      }
-    }
-  }
-
   async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
     this.mark('loaded', 'preparing');
     await this.syncPart.adopt(loaded);
@@ -299,7 +264,7 @@ export class NodeDaemon {
     // What the kernel held when we came up, before our own health checks add to it.
     const held = this.deps.sync ? await (opts.conntrackCount?.() ?? Promise.resolve(1)).catch(() => 1) : 1;
     const cfg: NodeConfig = { loaded, view: nodeView(loaded.config, this.nodeName) };
-    const [rules] = await this.prepareAll(cfg, [this.ruleset]);
+    const [rules] = await prepareAll(cfg, [this.ruleset]);
     await this.ruleset.commit(rules!.prepared.plan as never);
     this.current = { loaded, loadedAt: this.deps.now(), view: cfg.view };
     await this.deps.sharing?.start(loaded.config, cfg.view);
@@ -308,7 +273,7 @@ export class NodeDaemon {
     // peers' connection table. The firewall is in place before any address is taken.
     this.deps.sync?.start({ emptyTable: held === 0 });
     this.mark('sync', 'starting VRRP');
-    await this.commitAll(await this.prepareAll(cfg, [this.vrrpPart]));
+    await commitAll(await prepareAll(cfg, [this.vrrpPart]));
     this.mark('vrrp', 'waiting for the bulk sync');
     this.checkReady();
   }
@@ -318,9 +283,10 @@ export class NodeDaemon {
     try {
       if (!next.ok) throw next.error;
       const cfg: NodeConfig = { loaded: next.value, view: nodeView(next.value.config, this.nodeName) };
-      const ready = await this.prepareAll(cfg, this.parts);
+      const ready = await prepareAll(cfg, this.parts);
       const changed = ready.find((r) => r.part === this.ruleset)!.prepared.changed;
-      await this.commitAll(ready);
+      const running = this.current ? { loaded: this.current.loaded, view: this.current.view } : undefined;
+      await commitAll(ready, { always: this.ruleset, ...(running ? { running } : {}) });
       this.current = { loaded: cfg.loaded, loadedAt: this.deps.now(), view: cfg.view };
       this.reloads.ok++;
       this.reloads.lastError = null;

@@ -153,7 +153,8 @@ async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpo
   const nodes = ['fw1', 'fw2'].map((name) => {
     const host = new FakeHost(wire, name);
     const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't', ...(failpoint ? { failpoint } : {}) });
-    svc.configure(r.value.config, nodeView(r.value.config, name));
+    // The groups and sockets in place, nothing started (each test starts the nodes when it wants).
+    svc['install'](svc.prepare(r.value.config, nodeView(r.value.config, name)));
     return { name, host, svc };
   });
   // Lets timers, packets and the address queue run: fake time in small steps, real microtasks between.

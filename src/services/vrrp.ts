@@ -97,12 +97,6 @@ export class VrrpService {
     });
   }
 
-  /** Builds the groups of this node from the config; nothing runs until `start`. */
-  configure(c: Config, view: NodeView): void {
-    if (this.running) throw new FwlbError('ERR_VRRP_RUNNING', 'configure before start');
-    this.install(buildGroups(c, view, this.deps.clock));
-  }
-
   /**
    * Everything of a new VRRP configuration that can fail, with nothing of the running one
    * touched: the groups built, each interface checked, the sockets of links not open yet
@@ -141,6 +135,11 @@ export class VrrpService {
     const used = new Set(plan.groups.flatMap((g) => [...g.members.values()].map((m) => m.ifname)));
     const keep = new Set([...used].filter((i) => !plan.opened.has(i)));
     if (this.running) await this.shutdown(keep);
+    if (this.deps.failpoint?.('vrrp.commit')) {
+      // Half-way: the running groups are gone, the new ones not started (FWLB_FAILPOINTS).
+      this.discard(plan);
+      throw new FwlbError('ERR_FAILPOINT', 'failpoint vrrp.commit (FWLB_FAILPOINTS)');
+    }
     for (const [ifname, l] of this.links) {
       if (keep.has(ifname)) continue;
       l.close();
