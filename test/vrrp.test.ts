@@ -294,6 +294,45 @@ describe('two firewalls', () => {
     assert.match(text, /"event":"reload_failed".*vrrp: failpoint vrrp\.prepare/);
   });
 
+  test('a reload whose VRRP commit fails half-way (failpoint vrrp.commit: after the handover) puts the running config back: ruleset and VRRP as before, the node master again, no session lost, and it says so', async () => {
+    await lab.gracefulStop('fw1');
+    await c.waitMaster('fw2', 5000);
+    await c.start('fw1', { FWLB_FAILPOINTS: 'vrrp.commit#2' });
+    await c.waitMaster('fw1', 15_000);
+    await waitFor('fw2 backup', async () => ((await c.groupState('fw2')) === 'backup' ? true : undefined), 5000);
+    await sleep(300);
+    const ruleset = () => lab.exec('fw1', ['nft', '-s', 'list', 'table', 'inet', 'fwlb']);
+    const before = await ruleset();
+    const log = `${lab.stateDir}/session-reload-commit.log`;
+    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', '6'], { log });
+    await sleep(500);
+    const cfg = c.config;
+    const original = await readFile(cfg, 'utf8');
+    // A firewall rule and a VRRP change at once: the rule is committed first, then VRRP hands
+    // over and fails before its new groups start; both are put back.
+    await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2224, from: outside, to: self }\n').replace('advert_interval: 50ms', 'advert_interval: 70ms'));
+    try {
+      const r = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; error?: string };
+      assert.equal(r.ok, false);
+      assert.equal(r.error, 'vrrp: failpoint vrrp.commit (FWLB_FAILPOINTS); the running config was put back (vrrp, ruleset)');
+    } finally {
+      await writeFile(cfg, original);
+    }
+    // Its old groups run again and take the VIPs back (preempt, after its delay).
+    await c.waitMaster('fw1', 10_000);
+    assert.equal(await ruleset(), before, 'the ruleset is the one before the reload');
+    const st = await c.status('fw1');
+    assert.equal(st.vrrp.groups[0]!.instances[0]!.advertIntervalMs, 50);
+    assert.equal(st.reloads.failed, 1);
+    assert.equal(st.reloads.ok, 0);
+    await session.wait(15_000);
+    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
+    assert.equal(r.error, null, JSON.stringify(r));
+    assert.equal(r.echoed, r.sent, 'the session kept every line');
+    const text = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
+    assert.match(text, /"event":"reload_failed".*vrrp: failpoint vrrp\.commit/);
+  });
+
   test('a tracked service with no healthy backend from the master lowers its priority: the peer takes over', async () => {
     await lab.gracefulStop('fw1');
     await lab.gracefulStop('fw2');
