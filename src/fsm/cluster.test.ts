@@ -31,6 +31,21 @@ test('ready once started, VRRP running and the table complete; the reason names 
   assert.equal(r.state.ready.ready, true);
 });
 
+test('a reload that restarts VRRP: not ready while it is stopped (a failed restart keeps it so), ready again once it runs; VRRP removed from the config holds nothing back', () => {
+  const r = run([
+    { type: 'started', vrrp: true, sync: false, sharedLinks: [] },
+    { type: 'vrrp_running', running: true, configured: true },
+    { type: 'vrrp_running', running: false, configured: true },
+    { type: 'vrrp_running', running: true, configured: true },
+    { type: 'vrrp_running', running: false, configured: false },
+  ]);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'ready').map((e) => (e.type === 'ready' ? `${e.ready}:${e.reason}` : '')),
+    ['false:VRRP not running', 'true:ready', 'false:VRRP not running', 'true:ready'],
+  );
+  assert.equal(r.state.has.vrrp, false);
+});
+
 test('a shared link down takes readiness away and gives it back; stopping ends it for good', () => {
   const r = run([
     { type: 'started', vrrp: false, sync: false, sharedLinks: [] },
@@ -88,7 +103,7 @@ test('buckets: owned and given up are the differences; peers: each change said o
 
 const input: fc.Arbitrary<ClusterInput> = fc.oneof(
   fc.record({ type: fc.constant('started' as const), vrrp: fc.boolean(), sync: fc.boolean(), sharedLinks: fc.subarray(['eth0', 'eth1']) }),
-  fc.record({ type: fc.constant('vrrp_running' as const), running: fc.boolean() }),
+  fc.record({ type: fc.constant('vrrp_running' as const), running: fc.boolean(), configured: fc.boolean() }),
   fc.record({ type: fc.constant('peer' as const), peer: fc.constantFrom('fw2', 'fw3'), state: fc.constantFrom('up' as const, 'down' as const, 'leaving' as const) }),
   fc.record({ type: fc.constant('group' as const), group: fc.constantFrom('a', 'b'), state: fc.constantFrom('master', 'backup', 'fault'), vips: fc.subarray(['198.18.0.100', '198.18.1.1']) }),
   fc.record({ type: fc.constant('table' as const), complete: fc.boolean(), progress: fc.constantFrom('x', 'y') }),

@@ -19,7 +19,8 @@ export type PeerState = 'up' | 'down' | 'leaving';
 
 export type ClusterInput =
   | { type: 'started'; vrrp: boolean; sync: boolean; sharedLinks: readonly string[] }
-  | { type: 'vrrp_running'; running: boolean }
+  /** VRRP started or stopped (a start, a reload's restart, a failed one); `configured`: the config has VRRP groups now. */
+  | { type: 'vrrp_running'; running: boolean; configured?: boolean }
   | { type: 'peer'; peer: string; state: PeerState }
   | { type: 'group'; group: string; state: string; vips: readonly string[]; hook?: string }
   | { type: 'table'; complete: boolean; progress: string }
@@ -99,7 +100,7 @@ export function stepCluster(s: ClusterState, input: ClusterInput): { state: Clus
       next = { ...s, started: true, has: { vrrp: input.vrrp, sync: input.sync }, table: input.sync ? s.table : { complete: true, progress: 'no state sync' }, linksDown: input.sharedLinks };
       break;
     case 'vrrp_running':
-      next = { ...s, vrrpRunning: input.running };
+      next = { ...s, vrrpRunning: input.running, has: input.configured === undefined ? s.has : { ...s.has, vrrp: input.configured } };
       break;
     case 'table':
       next = { ...s, table: { complete: input.complete, progress: input.progress } };

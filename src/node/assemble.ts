@@ -243,6 +243,7 @@ function buildDaemon(
       readCounters: () => a.nftCounters.read(TABLE_FAMILY, TABLE_NAME),
       controlCounters: parts.controlCounters,
       livenessStatus: () => parts.liveness?.status(),
+      onVrrpRunning: (running, configured) => events.feed({ type: 'vrrp_running', running, configured }),
       cluster: () => {
         const st = events.current();
         return { role: { ready: st.ready, peers: { ...st.peers }, groups: { ...st.groups }, owned: st.owned.length }, events: events.recent().slice(-50).map((e) => ('buckets' in e ? { ...e, buckets: e.buckets.length } : { ...e })) };
@@ -423,7 +424,6 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
     await ops.run(() => daemon.start(loaded, { conntrackCount: () => a.ctnl.count() }));
     onStarted();
     events.feed({ type: 'started', vrrp: vrrp.isRunning(), sync: !!sync, sharedLinks: o.linksDown() });
-    if (vrrp.isRunning()) events.feed({ type: 'vrrp_running', running: true });
     if (sync) events.feed({ type: 'table', complete: sync.synced(), progress: sync.syncProgress() });
     o.shareCheck();
     liveness?.start();

@@ -63,6 +63,8 @@ export interface NodeDaemonDeps {
   readCounters: () => Promise<Map<string, number>>;
   /** The cluster events' view of the node (services/cluster-events.ts). */
   cluster?: () => { role: ClusterRole; events: StatusEvent[] };
+  /** VRRP runs, or no longer, after a start or a reload's commit (the cluster events hear it). */
+  onVrrpRunning?: (running: boolean, configured: boolean) => void;
   /** Active-active sharing, when the config has `sharing:`. */
   sharing?: SharingRunner;
   /** Liveness between the nodes (services/liveness.ts), when it runs. */
@@ -211,7 +213,7 @@ export class NodeDaemon {
       ...(deps.sharing ? { sharing: deps.sharing } : {}),
       onStep: (step, next) => this.mark(step, next),
     });
-    this.vrrpPart = new VrrpPart({ vrrp: deps.vrrp, balancer: deps.balancer, log: deps.log });
+    this.vrrpPart = new VrrpPart({ vrrp: deps.vrrp, balancer: deps.balancer, log: deps.log, ...(deps.onVrrpRunning ? { onRunning: deps.onVrrpRunning } : {}) });
     this.syncPart = new SyncPart(deps.syncIdentity);
     this.parts = [this.ruleset, this.sharingPart, this.syncPart, this.vrrpPart] as Subsystem[];
   }

@@ -40,7 +40,8 @@ export class VrrpPart implements Subsystem<VrrpPlan> {
   private key: string | undefined;
   private next: string | undefined;
 
-  constructor(private readonly d: { vrrp: VrrpService; balancer: Balancer; log: Logger }) {}
+  /** `running`: VRRP runs after a commit (or after one that failed); `configured`: the plan has groups. */
+  constructor(private readonly d: { vrrp: VrrpService; balancer: Balancer; log: Logger; onRunning?: (running: boolean, configured: boolean) => void }) {}
 
   async prepare(cfg: NodeConfig): Promise<Prepared<VrrpPlan>> {
     const key = vrrpKey(cfg.loaded.config, cfg.view);
@@ -53,7 +54,13 @@ export class VrrpPart implements Subsystem<VrrpPlan> {
   async commit(plan: VrrpPlan): Promise<void> {
     if (this.key !== undefined) this.d.log.warn({ event: 'vrrp_restart' }, 'the VRRP configuration changed: restarting VRRP (graceful handover first)');
     this.key = this.next;
-    await this.d.vrrp.commit(plan);
+    const configured = plan.groups.length > 0;
+    try {
+      await this.d.vrrp.commit(plan);
+    } finally {
+      // Said whether the commit went through or not: a failed one leaves VRRP stopped.
+      this.d.onRunning?.(this.d.vrrp.isRunning(), configured);
+    }
     for (const [service, up] of this.d.balancer.availabilityNow()) this.d.vrrp.setServiceAvailable(service, up);
   }
 
