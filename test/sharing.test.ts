@@ -235,6 +235,11 @@ test('a node\'s sync link breaks: the BEATs still cross the shared links, so nob
     const m = (await controlCall(control('fw3'), 'metrics')) as string;
     assert.match(m, new RegExp(`^fwlb_sharing_buckets_owned\\{[^}]*\\} ${sets0.get('fw3')!.size}$`, 'm'));
     assert.match(m, /^fwlb_sharing_packets_total\{[^}]*verdict="carried"[^}]*\} [1-9]/m);
+    // The cluster events' view: ready, both peers up, and the events counted by type.
+    assert.match(m, /^fwlb_cluster_ready\{[^}]*\} 1$/m);
+    assert.match(m, /^fwlb_cluster_peers\{[^}]*state="up"[^}]*\} 2$/m);
+    assert.match(m, /^fwlb_cluster_events_total\{[^}]*type="peer_up"[^}]*\} [1-9]/m);
+    assert.ok(((await status('fw3')).role?.eventCounts?.buckets_owned ?? 0) > 0, 'status counts the events by type');
   } finally {
     await lab.linkUp('fw3', 'eth2');
   }

@@ -70,6 +70,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
 
   syncMetrics(s, m);
   livenessMetrics(s, m);
+  clusterMetrics(s, m);
   if (s.sharing) {
     const h = s.sharing;
     gauge('fwlb_sharing_ready', 'This node takes its share (1: ready, its table complete)').set(h.ready ? 1 : 0);
@@ -107,6 +108,16 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
 interface Makers {
   gauge: (name: string, help: string, labelNames?: string[]) => Gauge;
   counter: (name: string, help: string, labelNames?: string[]) => Counter;
+}
+
+/** The node's place in the cluster as its events say it (fsm/cluster.ts): ready with shared links up, peers by state, events by type. */
+function clusterMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
+  if (!s.role) return;
+  gauge('fwlb_cluster_ready', 'Ready as the cluster events say it: as fwlb_ready, and every shared link up (1) or not (0)').set(s.role.ready.ready ? 1 : 0);
+  const peers = gauge('fwlb_cluster_peers', 'Peers by the state the liveness last said', ['state']);
+  for (const st of ['up', 'down', 'leaving']) peers.set({ state: st }, Object.values(s.role.peers).filter((p) => p === st).length);
+  const ev = counter('fwlb_cluster_events_total', 'Cluster events since the start, by type (a flapping peer or group climbs)', ['type']);
+  for (const [type, n] of Object.entries(s.role.eventCounts ?? {})) ev.inc({ type }, n);
 }
 
 /** The state sync: events, drops, completeness, per peer alive, synced, lag, queue. */

@@ -40,6 +40,7 @@ import { controlServer, reloadFile } from './control.js';
 import type { ControlServer } from '../control/server.js';
 import { ClusterEvents } from '../services/cluster-events.js';
 import { logEvents } from './log-events.js';
+import { eventCounts } from './event-counts.js';
 import { notifyHooks } from './notify.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
@@ -150,6 +151,8 @@ function buildCore(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
   // Its consumers, one line each.
   events.subscribe(notifyHooks({ node: opts.node, cluster: c.cluster.name, clock: realClock, log: log.child({ component: 'vrrp' }) }));
   events.subscribe(logEvents(log.child({ component: 'cluster' })));
+  const counted = eventCounts();
+  events.subscribe(counted.subscriber);
   const balancer = new Balancer({
     log: log.child({ component: 'balancer' }),
     nft: a.nft,
@@ -164,7 +167,7 @@ function buildCore(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  return { vrrp, events, balancer, health };
+  return { vrrp, events, eventCounts: counted.counts, balancer, health };
 }
 type Core = ReturnType<typeof buildCore>;
 
@@ -246,7 +249,7 @@ function buildDaemon(
       onVrrpRunning: (running, configured) => events.feed({ type: 'vrrp_running', running, configured }),
       cluster: () => {
         const st = events.current();
-        return { role: { ready: st.ready, peers: { ...st.peers }, groups: { ...st.groups }, owned: st.owned.length }, events: events.recent().slice(-50).map((e) => ('buckets' in e ? { ...e, buckets: e.buckets.length } : { ...e })) };
+        return { role: { ready: st.ready, peers: { ...st.peers }, groups: { ...st.groups }, owned: st.owned.length, eventCounts: core.eventCounts() }, events: events.recent().slice(-50).map((e) => ('buckets' in e ? { ...e, buckets: e.buckets.length } : { ...e })) };
       },
       ...(parts.sharing ? { sharing: parts.sharing.host } : {}),
       netlinkCounters: () => {

@@ -132,6 +132,8 @@ export interface ClusterRole {
   peers: Record<string, string>;
   groups: Record<string, { state: string; held: readonly string[] }>;
   owned: number;
+  /** Cluster events by type since the start (node/event-counts.ts). */
+  eventCounts?: Record<string, number>;
 }
 
 export interface ProcessFigures {
