@@ -47,40 +47,42 @@ const UDP = 600;
 type Result = ClientResult;
 const figures: Figure[] = [];
 
-/** The run's figures for bench/figures.ts: sessions and flows kept, the worst stall, datagrams lost, the slowest bucket move. */
-function pushFigures(system: string, peer: boolean, res: Result[], kinds: Record<string, KindCost>): void {
+/** What the clients and the failures add up to, for the figures and the table alike. */
+function totals(res: Result[], kinds: Record<string, KindCost>) {
   const tcp = res.filter((r) => r.datagramsSent === undefined);
   const udp = res.filter((r) => r.datagramsSent !== undefined);
   const sum = (rs: Result[], f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0);
-  const failures = Object.values(kinds).reduce((n, v) => n + v.count, 0);
+  const moves = Object.values(kinds).map((v) => v.worstMoveMs).filter((m) => m > 0);
+  return {
+    failures: Object.values(kinds).reduce((n, v) => n + v.count, 0),
+    worstStallMs: Math.max(0, ...Object.values(kinds).map((v) => v.worstStallMs)),
+    tcp: { kept: sum(tcp, (r) => r.kept), sessions: sum(tcp, (r) => r.sessions) },
+    udp: { kept: sum(udp, (r) => r.kept), sessions: sum(udp, (r) => r.sessions), lost: sum(udp, (r) => r.datagramsLost ?? 0), sent: sum(udp, (r) => r.datagramsSent ?? 0) },
+    slowestMoveMs: moves.length ? Math.max(...moves) : null,
+  };
+}
+
+/** The run's figures for bench/figures.ts: sessions and flows kept, the worst stall, datagrams lost, the slowest bucket move. */
+function pushFigures(system: string, peer: boolean, res: Result[], kinds: Record<string, KindCost>): void {
+  const t = totals(res, kinds);
   const conditions = `${TCP} TCP sessions (every 50 ms) and ${UDP} UDP flows (every 200 ms), ${SECONDS} s of failures one node at a time, seed ${SEED}${peer ? ' (active-standby pair: the peer cannot share)' : ' (3 nodes sharing)'}`;
   const base = { conditions, system, peer };
-  const moves = Object.values(kinds).map((v) => v.worstMoveMs).filter((m) => m > 0);
   figures.push(
-    { ...base, id: 'sharing-churn.failures', figure: 'failures done under sharing churn', unit: 'failures', value: failures },
-    { ...base, id: 'sharing-churn.tcp.kept', figure: 'TCP sessions kept under sharing churn', unit: `of ${TCP}`, value: sum(tcp, (r) => r.kept) },
-    { ...base, id: 'sharing-churn.udp.kept', figure: 'UDP flows kept under sharing churn', unit: `of ${UDP}`, value: sum(udp, (r) => r.kept) },
-    { ...base, id: 'sharing-churn.stall', figure: 'worst TCP stall under sharing churn', unit: 'ms', value: num(Math.max(0, ...Object.values(kinds).map((v) => v.worstStallMs))), resolution: 50 },
-    { ...base, id: 'sharing-churn.udp.lost', figure: 'UDP datagrams never answered under sharing churn', unit: 'datagrams', value: sum(udp, (r) => r.datagramsLost ?? 0) },
+    { ...base, id: 'sharing-churn.failures', figure: 'failures done under sharing churn', unit: 'failures', value: t.failures },
+    { ...base, id: 'sharing-churn.tcp.kept', figure: 'TCP sessions kept under sharing churn', unit: `of ${TCP}`, value: t.tcp.kept },
+    { ...base, id: 'sharing-churn.udp.kept', figure: 'UDP flows kept under sharing churn', unit: `of ${UDP}`, value: t.udp.kept },
+    { ...base, id: 'sharing-churn.stall', figure: 'worst TCP stall under sharing churn', unit: 'ms', value: num(t.worstStallMs), resolution: 50 },
+    { ...base, id: 'sharing-churn.udp.lost', figure: 'UDP datagrams never answered under sharing churn', unit: 'datagrams', value: t.udp.lost },
   );
-  if (!peer) figures.push({ ...base, id: 'sharing-churn.move', figure: 'slowest move of a failed node\'s buckets (polled from outside)', unit: 'ms', value: moves.length ? Math.max(...moves) : null, resolution: 100 });
+  if (!peer) figures.push({ ...base, id: 'sharing-churn.move', figure: 'slowest move of a failed node\'s buckets (polled from outside)', unit: 'ms', value: t.slowestMoveMs, resolution: 100 });
 }
 
 function summary(label: string, res: Result[], kinds: Record<string, KindCost>): string[][] {
-  const tcp = res.filter((r) => r.datagramsSent === undefined);
-  const udp = res.filter((r) => r.datagramsSent !== undefined);
-  const sum = (rs: Result[], f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0);
+  const t = totals(res, kinds);
   const rows = Object.entries(kinds)
     .filter(([, v]) => v.count > 0)
     .map(([k, v]) => [label, k, String(v.count), `${v.worstStallMs} (${v.rejoin.worstStallMs})`, `${v.datagramsLost} (${v.rejoin.datagramsLost})`, v.worstMoveMs ? String(v.worstMoveMs) : '-']);
-  rows.push([
-    label,
-    'all',
-    String(Object.values(kinds).reduce((n, v) => n + v.count, 0)),
-    String(Math.max(0, ...Object.values(kinds).map((v) => v.worstStallMs))),
-    `${sum(udp, (r) => r.datagramsLost ?? 0)} of ${sum(udp, (r) => r.datagramsSent ?? 0)}`,
-    `TCP kept ${sum(tcp, (r) => r.kept)}/${sum(tcp, (r) => r.sessions)}, UDP kept ${sum(udp, (r) => r.kept)}/${sum(udp, (r) => r.sessions)}`,
-  ]);
+  rows.push([label, 'all', String(t.failures), String(t.worstStallMs), `${t.udp.lost} of ${t.udp.sent}`, `TCP kept ${t.tcp.kept}/${t.tcp.sessions}, UDP kept ${t.udp.kept}/${t.udp.sessions}`]);
   return rows;
 }
 
