@@ -252,33 +252,54 @@ describe('two firewalls', () => {
     await c.waitMaster('fw1', 5000);
   });
 
-  test('a reload whose VRRP part fails (failpoint vrrp.prepare) is refused whole: ruleset, VIPs and sessions as they were, and it says why', async () => {
-    // fw1 restarted with the failpoint armed for its first reload; it preempts (delay 1 s).
+  /** fw1 restarted with failpoints armed (FWLB_FAILPOINTS), master again (it preempts after 1 s), fw2 backup. */
+  async function restartWithFailpoints(spec: string): Promise<void> {
     await lab.gracefulStop('fw1');
     await c.waitMaster('fw2', 5000);
-    await c.start('fw1', { FWLB_FAILPOINTS: 'vrrp.prepare@2' });
+    await c.start('fw1', { FWLB_FAILPOINTS: spec });
     await c.waitMaster('fw1', 15_000);
     await waitFor('fw2 backup', async () => ((await c.groupState('fw2')) === 'backup' ? true : undefined), 5000);
     await sleep(300);
-    const ruleset = () => lab.exec('fw1', ['nft', '-s', 'list', 'table', 'inet', 'fwlb']);
-    const before = { ruleset: await ruleset(), out: await holders(lab, FWS, VIP_OUT, 'eth0'), in: await holders(lab, FWS, VIP_IN, 'eth1'), transitions: (await c.status('fw1')).vrrp.groups[0]!.transitions };
-    assert.deepEqual(before.out, ['fw1']);
-    const log = `${lab.stateDir}/session-reload.log`;
-    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', '3'], { log });
-    await sleep(500);
-    const cfg = c.config;
-    const original = await readFile(cfg, 'utf8');
-    // A firewall rule and a VRRP change at once: the rule must not be applied either.
-    await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2223, from: outside, to: self }\n').replace('advert_interval: 50ms', 'advert_interval: 70ms'));
+  }
+
+  /** fw1's ruleset as nft lists it (no counters). */
+  const fw1Ruleset = () => lab.exec('fw1', ['nft', '-s', 'list', 'table', 'inet', 'fwlb']);
+
+  /** A reload of fw1 with a firewall rule and a VRRP change at once; the file is put back after. */
+  async function reloadRuleAndVrrp(port: number): Promise<{ ok: boolean; error?: string }> {
+    const original = await readFile(c.config, 'utf8');
+    await writeFile(c.config, original.replace('  rules:\n', `  rules:\n    - allow: { proto: tcp, port: ${port}, from: outside, to: self }\n`).replace('advert_interval: 50ms', 'advert_interval: 70ms'));
     try {
-      const r = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; error?: string };
-      assert.equal(r.ok, false);
-      assert.match(r.error ?? '', /^vrrp: failpoint vrrp\.prepare/, 'the reason names the part');
+      return (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; error?: string };
     } finally {
-      await writeFile(cfg, original);
+      await writeFile(c.config, original);
     }
+  }
+
+  /** An echo session through the VIP for `seconds`; its check: every line came back. */
+  function echoSession(name: string, seconds: number): () => Promise<void> {
+    const log = `${lab.stateDir}/${name}.log`;
+    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', String(seconds)], { log });
+    return async () => {
+      await session.wait((seconds + 9) * 1000);
+      const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
+      assert.equal(r.error, null, JSON.stringify(r));
+      assert.equal(r.echoed, r.sent, 'the session kept every line');
+    };
+  }
+
+  test('a reload whose VRRP part fails (failpoint vrrp.prepare) is refused whole: ruleset, VIPs and sessions as they were, and it says why', async () => {
+    await restartWithFailpoints('vrrp.prepare@2');
+    const before = { ruleset: await fw1Ruleset(), out: await holders(lab, FWS, VIP_OUT, 'eth0'), in: await holders(lab, FWS, VIP_IN, 'eth1'), transitions: (await c.status('fw1')).vrrp.groups[0]!.transitions };
+    assert.deepEqual(before.out, ['fw1']);
+    const kept = echoSession('session-reload', 3);
     await sleep(500);
-    assert.equal(await ruleset(), before.ruleset, 'the ruleset is the one before the reload');
+    // A firewall rule and a VRRP change at once: the rule must not be applied either.
+    const r = await reloadRuleAndVrrp(2223);
+    assert.equal(r.ok, false);
+    assert.match(r.error ?? '', /^vrrp: failpoint vrrp\.prepare/, 'the reason names the part');
+    await sleep(500);
+    assert.equal(await fw1Ruleset(), before.ruleset, 'the ruleset is the one before the reload');
     assert.deepEqual(await holders(lab, FWS, VIP_OUT, 'eth0'), before.out);
     assert.deepEqual(await holders(lab, FWS, VIP_IN, 'eth1'), before.in);
     const st = await c.status('fw1');
@@ -286,51 +307,29 @@ describe('two firewalls', () => {
     assert.equal(st.vrrp.groups[0]!.instances[0]!.advertIntervalMs, 50);
     assert.equal(st.reloads.failed, 1);
     assert.match(st.reloads.lastError ?? '', /vrrp: failpoint/);
-    await session.wait(10_000);
-    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
-    assert.equal(r.error, null, JSON.stringify(r));
-    assert.equal(r.echoed, r.sent, 'the session kept every line');
-    const text = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
-    assert.match(text, /"event":"reload_failed".*vrrp: failpoint vrrp\.prepare/);
+    await kept();
+    assert.match(await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8'), /"event":"reload_failed".*vrrp: failpoint vrrp\.prepare/);
   });
 
   test('a reload whose VRRP commit fails half-way (failpoint vrrp.commit: after the handover) puts the running config back: ruleset and VRRP as before, the node master again, no session lost, and it says so', async () => {
-    await lab.gracefulStop('fw1');
-    await c.waitMaster('fw2', 5000);
-    await c.start('fw1', { FWLB_FAILPOINTS: 'vrrp.commit#2' });
-    await c.waitMaster('fw1', 15_000);
-    await waitFor('fw2 backup', async () => ((await c.groupState('fw2')) === 'backup' ? true : undefined), 5000);
-    await sleep(300);
-    const ruleset = () => lab.exec('fw1', ['nft', '-s', 'list', 'table', 'inet', 'fwlb']);
-    const before = await ruleset();
-    const log = `${lab.stateDir}/session-reload-commit.log`;
-    const session = lab.spawn('client1', [process.execPath, ECHO_SESSION_JS, '198.18.1.11', '7', '--every', '50', '--seconds', '6'], { log });
+    await restartWithFailpoints('vrrp.commit#2');
+    const before = await fw1Ruleset();
+    const kept = echoSession('session-reload-commit', 6);
     await sleep(500);
-    const cfg = c.config;
-    const original = await readFile(cfg, 'utf8');
-    // A firewall rule and a VRRP change at once: the rule is committed first, then VRRP hands
-    // over and fails before its new groups start; both are put back.
-    await writeFile(cfg, original.replace('  rules:\n', '  rules:\n    - allow: { proto: tcp, port: 2224, from: outside, to: self }\n').replace('advert_interval: 50ms', 'advert_interval: 70ms'));
-    try {
-      const r = (await controlCall(c.control('fw1'), 'reload', undefined, 30_000)) as { ok: boolean; error?: string };
-      assert.equal(r.ok, false);
-      assert.equal(r.error, 'vrrp: failpoint vrrp.commit (FWLB_FAILPOINTS); the running config was put back (vrrp, ruleset)');
-    } finally {
-      await writeFile(cfg, original);
-    }
+    // The rule is committed first, then VRRP hands over and fails before its new groups
+    // start; both are put back.
+    const r = await reloadRuleAndVrrp(2224);
+    assert.equal(r.ok, false);
+    assert.equal(r.error, 'vrrp: failpoint vrrp.commit (FWLB_FAILPOINTS); the running config was put back (vrrp, ruleset)');
     // Its old groups run again and take the VIPs back (preempt, after its delay).
     await c.waitMaster('fw1', 10_000);
-    assert.equal(await ruleset(), before, 'the ruleset is the one before the reload');
+    assert.equal(await fw1Ruleset(), before, 'the ruleset is the one before the reload');
     const st = await c.status('fw1');
     assert.equal(st.vrrp.groups[0]!.instances[0]!.advertIntervalMs, 50);
     assert.equal(st.reloads.failed, 1);
     assert.equal(st.reloads.ok, 0);
-    await session.wait(15_000);
-    const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { sent: number; echoed: number; error: string | null };
-    assert.equal(r.error, null, JSON.stringify(r));
-    assert.equal(r.echoed, r.sent, 'the session kept every line');
-    const text = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
-    assert.match(text, /"event":"reload_failed".*vrrp: failpoint vrrp\.commit/);
+    await kept();
+    assert.match(await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8'), /"event":"reload_failed".*vrrp: failpoint vrrp\.commit/);
   });
 
   test('a tracked service with no healthy backend from the master lowers its priority: the peer takes over', async () => {
