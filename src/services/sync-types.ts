@@ -14,7 +14,9 @@ import type { Logger } from 'pino';
 import type { ConntrackEntry } from '../codec/netlink/ctnetlink.js';
 import type { Clock } from '../lib/clock.js';
 import type { ConntrackStore, SyncTransport } from '../ports/sync.js';
-import type { SyncConflict } from './sync-writer.js';
+
+/** A record the kernel would not take for an entry of its own: when, and the record's tuples. */
+export interface SyncConflict { at: string; orig: string; reply: string }
 
 /** The service's own counters, beside its machines' (link: sender_*, receiver_*; bulk_*). */
 export const SYNC_SERVICE_COUNTERS = [

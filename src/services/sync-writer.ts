@@ -12,7 +12,7 @@ import { formatRawTuple, type CtWriteOp, type RawCtEntry } from '../codec/netlin
 import type { Clock } from '../lib/clock.js';
 import { Fifo } from '../lib/fifo.js';
 import type { ConntrackStore } from '../ports/sync.js';
-import type { SyncCounter, SyncDropReason } from './sync-types.js';
+import type { SyncConflict, SyncCounter, SyncDropReason } from './sync-types.js';
 
 /** Received records written into the kernel per turn of the event loop (in one go). */
 const WRITE_BATCH = 256;
@@ -32,9 +32,6 @@ export interface SyncWriterDeps {
   /** The receive window changed (messages; undefined: wide open): tell the links. */
   onRoom: (room: number | undefined) => void;
 }
-
-/** A record the kernel would not take for an entry of its own: when, and the record's tuples. */
-export interface SyncConflict { at: string; orig: string; reply: string }
 
 export class SyncWriter {
   /** Received records waiting for their kernel write, in arrival order. */
