@@ -14,6 +14,8 @@ import { assembleNode, type AssembledNode, type NodeOptions } from './node/assem
 
 export interface RunOptions extends NodeOptions {
   logLevel: string;
+  /** Why V8's collector still uses helper threads (adapters/reexec.ts), or null when it does not. */
+  concurrentGc?: string | null;
 }
 
 export { createLogger };
@@ -42,6 +44,7 @@ export async function runNode(opts: RunOptions): Promise<number> {
     process.stderr.write((e as Error).message + '\n');
     return 1;
   }
+  if (opts.concurrentGc) log.warn({ event: 'concurrent_gc', why: opts.concurrentGc }, 'V8 collects garbage on helper threads: real-time threads can wait for them on a busy machine (see adapters/reexec.ts)');
   if (process.env.FWLB_FAILPOINTS) log.warn({ event: 'failpoints', failpoints: process.env.FWLB_FAILPOINTS }, 'failpoints armed (FWLB_FAILPOINTS): named steps will fail on purpose');
   const loaded = await loadConfigFile(opts.configFile);
   if (!loaded.ok) {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /** The `fwlb` command. */
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
@@ -81,8 +81,12 @@ program
   .option('--metrics <address:port>', 'serve Prometheus metrics over HTTP at /metrics')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string }) => {
+    // First of all: the daemon's collector on its own threads (adapters/reexec.ts); this
+    // replaces the process when the flag is missing and returns only when it cannot.
+    const { ensureNodeFlags } = await import('../adapters/reexec.js');
+    const concurrentGc = ensureNodeFlags();
     const { runNode } = await import('../main.js');
-    const code = await runNode({ configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, ...(o.metrics ? { metrics: o.metrics } : {}) });
+    const code = await runNode({ concurrentGc, configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, ...(o.metrics ? { metrics: o.metrics } : {}) });
     process.exit(code);
   });
 

@@ -22,6 +22,7 @@ import type { PingResult } from './ping.js';
 import { buildPlan } from './plan.js';
 import { ProcessHandle, killNamespaceProcesses, type ExitInfo, type SpawnOptions } from './processes.js';
 import { readState, updateState, writeState, STATE_VERSION, type LabState, type ProcessKind, type ProcessRecord } from './state.js';
+import { GC_FLAG } from '../adapters/reexec.js';
 import {
   DEFAULT_PREFIX, bootAddresses, describeLab, findHost, namespacesOf, sameLab, stateDirOf, validatePrefix,
   type HostSpec, type LabOptions, type LabSpec,
@@ -314,7 +315,9 @@ export class Lab {
     if (opts.env) spawnOpts.env = opts.env;
     // FWLB_DAEMON_NODE_ARGS: node options for every daemon of the lab (`--cpu-prof
     // --cpu-prof-dir=/tmp/prof` to profile a benchmark's daemons; node refuses those in NODE_OPTIONS).
+    // The daemon's own flag (adapters/reexec.ts) is passed here, which spares it the re-exec.
     const nodeArgs = (process.env.FWLB_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    if (process.env.FWLB_CONCURRENT_GC !== '1' && !nodeArgs.includes(GC_FLAG)) nodeArgs.unshift(GC_FLAG);
     return this.spawn(name, [process.execPath, ...nodeArgs, opts.entry ?? CLI_MAIN_JS, ...args], spawnOpts);
   }
 
