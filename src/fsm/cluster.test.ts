@@ -31,6 +31,21 @@ test('ready once started, VRRP running and the table complete; the reason names 
   assert.equal(r.state.ready.ready, true);
 });
 
+test('the blocker names the condition that holds readiness back, the first in the order stopping, starting, VRRP, table, links', () => {
+  const s0 = initialCluster();
+  assert.equal(readiness(s0).blocker, 'starting');
+  const started = stepCluster(s0, { type: 'started', vrrp: true, sync: true, sharedLinks: ['eth0'] }).state;
+  assert.equal(readiness(started).blocker, 'vrrp');
+  const running = stepCluster(started, { type: 'vrrp_running', running: true }).state;
+  assert.deepEqual(readiness(running), { ready: false, reason: 'not started', blocker: 'table' });
+  const synced = stepCluster(running, { type: 'table', complete: true, progress: 'complete' }).state;
+  assert.equal(readiness(synced).blocker, 'links');
+  const up = stepCluster(synced, { type: 'link', ifname: 'eth0', up: true }).state;
+  assert.deepEqual(readiness(up), { ready: true, reason: 'ready', blocker: null });
+  assert.deepEqual(up.ready, readiness(up), 'the state carries the verdict');
+  assert.equal(readiness(stepCluster(up, { type: 'stopping', why: 'SIGTERM' }).state).blocker, 'stopping');
+});
+
 test('a reload that restarts VRRP: not ready while it is stopped (a failed restart keeps it so), ready again once it runs; VRRP removed from the config holds nothing back', () => {
   const r = run([
     { type: 'started', vrrp: true, sync: false, sharedLinks: [] },

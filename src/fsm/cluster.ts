@@ -59,7 +59,7 @@ export interface ClusterState {
   /** Per VRRP group: its state and the VIPs it holds now (none unless master). */
   groups: Readonly<Record<string, { state: string; held: readonly string[] }>>;
   owned: readonly number[];
-  ready: { ready: boolean; reason: string };
+  ready: ReadyVerdict;
 }
 
 export function initialCluster(): ClusterState {
@@ -73,18 +73,29 @@ export function initialCluster(): ClusterState {
     peers: {},
     groups: {},
     owned: [],
-    ready: { ready: false, reason: 'starting' },
+    ready: { ready: false, reason: 'starting', blocker: 'starting' },
   };
 }
 
-/** Ready, or the first reason it is not. */
-export function readiness(s: ClusterState): { ready: boolean; reason: string } {
-  if (s.stopping) return { ready: false, reason: 'stopping' };
-  if (!s.started) return { ready: false, reason: 'starting' };
-  if (s.has.vrrp && !s.vrrpRunning) return { ready: false, reason: 'VRRP not running' };
-  if (s.has.sync && !s.table.complete) return { ready: false, reason: s.table.progress };
-  if (s.linksDown.length) return { ready: false, reason: `shared link${s.linksDown.length > 1 ? 's' : ''} down: ${s.linksDown.join(', ')}` };
-  return { ready: true, reason: 'ready' };
+/** Which condition holds readiness back (null when ready): a status may say more of it (the bulk sync's progress). */
+export type Blocker = 'stopping' | 'starting' | 'vrrp' | 'table' | 'links';
+
+export interface ReadyVerdict {
+  ready: boolean;
+  reason: string;
+  blocker: Blocker | null;
+}
+
+const notReady = (blocker: Blocker, reason: string): ReadyVerdict => ({ ready: false, reason, blocker });
+
+/** Ready, or the first reason it is not: the node's one readiness (the daemon's status and `--wait-ready` read it). */
+export function readiness(s: ClusterState): ReadyVerdict {
+  if (s.stopping) return notReady('stopping', 'stopping');
+  if (!s.started) return notReady('starting', 'starting');
+  if (s.has.vrrp && !s.vrrpRunning) return notReady('vrrp', 'VRRP not running');
+  if (s.has.sync && !s.table.complete) return notReady('table', s.table.progress);
+  if (s.linksDown.length) return notReady('links', `shared link${s.linksDown.length > 1 ? 's' : ''} down: ${s.linksDown.join(', ')}`);
+  return { ready: true, reason: 'ready', blocker: null };
 }
 
 const sortedDiff = (a: readonly number[], b: readonly number[]): number[] => {

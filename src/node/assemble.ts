@@ -247,6 +247,7 @@ function buildDaemon(
       controlCounters: parts.controlCounters,
       livenessStatus: () => parts.liveness?.status(),
       onVrrpRunning: (running, configured) => events.feed({ type: 'vrrp_running', running, configured }),
+      clusterReady: () => events.current().ready,
       cluster: () => {
         const st = events.current();
         return { role: { ready: st.ready, peers: { ...st.peers }, groups: { ...st.groups }, owned: st.owned.length, eventCounts: core.eventCounts() }, events: events.recent().slice(-50).map((e) => ('buckets' in e ? { ...e, buckets: e.buckets.length } : { ...e })) };
@@ -292,11 +293,7 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
   });
   if (syncOn) {
     try {
-      const afterSync = () => {
-        daemonRef?.checkReady();
-        shareCheck();
-      };
-      ({ sync, liveness } = await buildSync(opts, loaded, a, log, core, sharing, { afterSync, shareCheck }));
+      ({ sync, liveness } = await buildSync(opts, loaded, a, log, core, sharing, { afterSync: shareCheck, shareCheck }));
     } catch (e) {
       a.close();
       return { error: `cannot set up state sync: ${(e as Error).message}`, event: 'sync_failed' };
@@ -305,6 +302,13 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
   let control: ControlServer | undefined;
   const daemon = buildDaemon(opts, a, log, core, { ...(sync ? { sync } : {}), ...(liveness ? { liveness } : {}), sharing, controlCounters: () => control!.counters() });
   daemonRef = daemon;
+  // The moment the node first becomes ready (logged with its startup steps) is the event's;
+  // and sharing looks again whenever readiness changes.
+  core.events.subscribe((e) => {
+    if (e.type !== 'ready') return;
+    if (e.ready) daemon.checkReady();
+    shareCheck();
+  });
   // Readiness can also be lost (a node whose table is no longer complete): looked at each second.
   const readinessPoll = setInterval(shareCheck, 1000);
   readinessPoll.unref();

@@ -16,6 +16,7 @@ import type { Balancer, BackendCommand, ServiceStatus } from './balancer.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { VrrpService, VrrpStatus } from './vrrp.js';
 import type { StateSyncService, StateSyncStatus } from './state-sync.js';
+import type { ReadyVerdict } from '../fsm/cluster.js';
 import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
 import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
 import { commitAll, prepareAll } from './whole-apply.js';
@@ -63,6 +64,12 @@ export interface NodeDaemonDeps {
   readCounters: () => Promise<Map<string, number>>;
   /** The cluster events' view of the node (services/cluster-events.ts). */
   cluster?: () => { role: ClusterRole; events: StatusEvent[] };
+  /**
+   * The node's readiness as the cluster events have it (fsm/cluster.ts `readiness`): the one
+   * place it is decided. The daemon only says more while it starts (its step) and while the
+   * table is the blocker (the bulk sync's live progress).
+   */
+  clusterReady: () => ReadyVerdict;
   /** VRRP runs, or no longer, after a start or a reload's commit (the cluster events hear it). */
   onVrrpRunning?: (running: boolean, configured: boolean) => void;
   /** Active-active sharing, when the config has `sharing:`. */
@@ -240,10 +247,10 @@ export class NodeDaemon {
     const r = (ready: boolean, reason: string): Readiness => ({ ready, reason, startToReadyMs: this.readyAtMs ?? null, steps: { ...this.steps } });
     if (this.stopping) return r(false, 'stopping');
     if (!this.current) return r(false, `starting: ${this.step}`);
-    if (this.current.loaded.config.vrrp && Object.keys(this.current.loaded.config.vrrp.groups).length && !this.deps.vrrp.isRunning()) return r(false, 'VRRP not running');
-    const sync = this.deps.sync;
-    if (sync && !sync.synced()) return r(false, sync.syncProgress());
-    return r(true, 'ready');
+    const c = this.deps.clusterReady();
+    if (c.blocker === 'starting') return r(false, `starting: ${this.step}`);
+    if (c.blocker === 'table' && this.deps.sync) return r(false, this.deps.sync.syncProgress());
+    return r(c.ready, c.reason);
   }
 
   /** The digest of the running config ('' before the start). */
