@@ -56,7 +56,7 @@ export class StateSyncService {
   /** What the peers send, into our kernel (services/sync-writer.ts). */
   private readonly writer: SyncWriter;
   /** Our table to a peer (services/sync-push.ts). */
-  private readonly pusher: SyncPusher;
+  private readonly pusher: SyncPusher<Link>;
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -71,7 +71,7 @@ export class StateSyncService {
         for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
       },
     });
-    this.pusher = new SyncPusher({
+    this.pusher = new SyncPusher<Link>({
       clock: deps.clock,
       log: deps.log,
       timers: this.timers,
@@ -79,7 +79,7 @@ export class StateSyncService {
       owns: deps.owns,
       running: () => this.running,
       count: (c) => this.count(c),
-      feedLink: (l, e) => this.feedLink(l as Link, e),
+      feedLink: (l, e) => this.feedLink(l, e),
       served: (l, requestId, count) => this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count }),
     });
     this.bulk = bulkFsm.initialBulkState(deps.bulk);

@@ -29,7 +29,7 @@ export interface PushLink {
   state: linkFsm.LinkState;
 }
 
-export interface SyncPusherDeps {
+export interface SyncPusherDeps<L extends PushLink> {
   clock: Clock;
   log: Logger;
   /** The service's timers (`${peer}/push-room`). */
@@ -39,16 +39,16 @@ export interface SyncPusherDeps {
   running: () => boolean;
   count: (c: SyncCounter) => void;
   /** One event through the link's machine (the service carries out its effects). */
-  feedLink: (l: PushLink, event: linkFsm.LinkEvent) => void;
+  feedLink: (l: L, event: linkFsm.LinkEvent) => void;
   /** A push a peer asked for went out whole: the bulk machine hears it. */
-  served: (l: PushLink, requestId: number, count: number) => void;
+  served: (l: L, requestId: number, count: number) => void;
 }
 
-export class SyncPusher {
-  constructor(private readonly deps: SyncPusherDeps) {}
+export class SyncPusher<L extends PushLink> {
+  constructor(private readonly deps: SyncPusherDeps<L>) {}
 
   /** The link stepped: a push waiting for room in its queue goes on if there is some now. */
-  linkStepped(l: PushLink): void {
+  linkStepped(l: L): void {
     const waiter = this.roomWaiters.get(l.peer.id);
     if (waiter && sender.room(l.state.sender) >= MIN_ROOM) waiter();
   }
@@ -60,7 +60,7 @@ export class SyncPusher {
    * Resolves when the sender to this peer has room again (an ack freed it), or after a
    * second without (the peer may be gone: the push then looks again at why).
    */
-  private roomFor(l: PushLink): Promise<void> {
+  private roomFor(l: L): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = () => {
         if (this.roomWaiters.get(l.peer.id) !== done) return;
@@ -85,7 +85,7 @@ export class SyncPusher {
    * for that end before it queues a record, so the peer never sees one push's records counted
    * for another's BULK_END (a count mismatch, and a failed attempt, every time).
    */
-  push(l: PushLink, requestId: number): Promise<void> {
+  push(l: L, requestId: number): Promise<void> {
     this.deps.count('bulk_pushes');
     const token = (this.pushes.get(l.peer.id) ?? 0) + 1;
     this.pushes.set(l.peer.id, token);
@@ -94,7 +94,7 @@ export class SyncPusher {
     return run;
   }
 
-  private async pushNow(l: PushLink, requestId: number, token: number): Promise<void> {
+  private async pushNow(l: L, requestId: number, token: number): Promise<void> {
     if (!this.deps.running()) return;
     this.deps.feedLink(l, { type: 'bulk_begin' });
     const epoch = l.state.replay.peer?.epoch;
