@@ -66,7 +66,7 @@ export interface LinkAddrInfo {
   flags: string[];
   operstate: string;
   master?: string;
-  addr_info: { family: string; local: string; prefixlen: number; scope?: string }[];
+  addr_info: { family: string; local: string; prefixlen: number; scope?: string; tentative?: boolean; dadfailed?: boolean }[];
 }
 
 /** Interfaces of a namespace with their addresses. */

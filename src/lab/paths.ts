@@ -35,3 +35,5 @@ export const VRRP_SEND_JS = `${REPO_ROOT}/dist/src/lab/vrrp-send.js`;
 export const VRRP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/vrrp-listen.js`;
 /** Listens for gratuitous ARPs on an interface (arp-listen.ts). */
 export const ARP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/arp-listen.js`;
+/** VRRPv3 over IPv6 by hand: send or listen on a raw IPv6 socket (vrrp6-probe.ts). */
+export const VRRP6_PROBE_JS = `${REPO_ROOT}/dist/src/lab/vrrp6-probe.js`;

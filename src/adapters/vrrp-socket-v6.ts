@@ -1,0 +1,150 @@
+/**
+ * VRRP over raw IPv6 sockets (next header 112, RFC 9568 section 5.1.2), one per interface:
+ * joined to ff02::12 on that interface, hop limit 255 on everything sent, our own multicast
+ * not looped back, bound to the device, and bound to the interface's link-local address, so
+ * that adverts leave from it and never from a virtual address (RFC 9568 5.1.2.1; keepalived
+ * once picked a VIP after a reload, and a peer that saw two sources split the brain).
+ *
+ * An IPv6 raw socket hands over the payload only: the source comes in msg_name, the hop limit
+ * and the destination in control messages (IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO; RFC 3542),
+ * read with recvmsg(2) (codec/cmsg.ts). The VRRP checksum (over the IPv6 pseudo-header) is
+ * ours to compute and to check (codec/vrrp/packet.ts): the kernel is not asked to, so a bad
+ * one is counted as a drop rather than vanishing.
+ */
+import koffi from 'koffi';
+import { FwlbError } from '../lib/errors.js';
+import { formatIPv6, parseIPv6 } from '../lib/ip-bytes.js';
+import { ipv6ArrivalInfo, parseControlMessages, IPPROTO_IPV6 } from '../codec/cmsg.js';
+import { IPPROTO_VRRP, VRRP_IP_TTL, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
+import { AF_INET6, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, SO_RCVBUF, errnoName, int32, libc } from './libc.js';
+import type { FdWatcher } from './vrrp-socket.js';
+
+// <linux/in6.h>
+const IPV6_UNICAST_HOPS = 16;
+const IPV6_MULTICAST_IF = 17;
+const IPV6_MULTICAST_HOPS = 18;
+const IPV6_MULTICAST_LOOP = 19;
+const IPV6_ADD_MEMBERSHIP = 20;
+const IPV6_RECVPKTINFO = 49;
+const IPV6_RECVHOPLIMIT = 51;
+const SIZEOF_SOCKADDR_IN6 = 28;
+/** struct msghdr on LP64. */
+const SIZEOF_MSGHDR = 56;
+
+/** struct sockaddr_in6 { family; port; flowinfo; in6_addr; scope_id }. */
+export function sockaddrIn6(address: string, scopeId = 0, port = 0): Buffer {
+  const a = parseIPv6(address);
+  if (!a) throw new TypeError(`sockaddrIn6: not an IPv6 address: ${address}`);
+  const sa = Buffer.alloc(SIZEOF_SOCKADDR_IN6);
+  sa.writeUInt16LE(AF_INET6, 0);
+  sa.writeUInt16BE(port, 2);
+  sa.set(a, 8);
+  sa.writeUInt32LE(scopeId, 24);
+  return sa;
+}
+
+/** An advert as received: its payload and the IPv6 fields the checks need. */
+export interface ReceivedV6 {
+  payload: Buffer;
+  source: string;
+  destination: string | undefined;
+  hopLimit: number | undefined;
+}
+
+export interface VrrpSocketV6Options {
+  ifname: string;
+  ifindex: number;
+  /** The interface's link-local address (not tentative): the source of our adverts. */
+  linkLocal: string;
+  watcher: FdWatcher;
+  onPacket: (p: ReceivedV6) => void;
+}
+
+let recvmsgFn: ((fd: number, msg: Buffer, flags: number) => number) | undefined;
+const recvmsg = () => (recvmsgFn ??= koffi.load('libc.so.6').func('intptr_t recvmsg(int, void *, int)') as (fd: number, msg: Buffer, flags: number) => number);
+
+export class VrrpSocketV6 {
+  private readonly data = Buffer.alloc(4096);
+  private readonly name = Buffer.alloc(SIZEOF_SOCKADDR_IN6);
+  private readonly control = Buffer.alloc(128);
+  private readonly iov = Buffer.alloc(16);
+  private readonly msg = Buffer.alloc(SIZEOF_MSGHDR);
+  private unwatch: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(private readonly fd: number, private readonly o: VrrpSocketV6Options) {
+    this.iov.writeBigUInt64LE(BigInt(koffi.address(this.data) as bigint), 0);
+    this.iov.writeBigUInt64LE(BigInt(this.data.length), 8);
+  }
+
+  /** The socket's descriptor (the advert thread sends through a duplicate of it). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
+  static open(o: VrrpSocketV6Options): VrrpSocketV6 {
+    const c = libc();
+    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_VRRP);
+    if (fd < 0) throw new FwlbError('ERR_SOCKET', `VRRP (IPv6) socket on ${o.ifname}: ${errnoName()}`);
+    const fail = (what: string): never => {
+      const e = errnoName();
+      c.close(fd);
+      throw new FwlbError('ERR_SOCKET', `VRRP (IPv6) socket on ${o.ifname}: ${what}: ${e}`);
+    };
+    const opt = (level: number, name: number, value: Buffer, what: string) => {
+      if (c.setsockopt(fd, level, name, value, value.length) !== 0) fail(what);
+    };
+    opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(o.ifname + '\0'), 'SO_BINDTODEVICE');
+    opt(SOL_SOCKET, SO_RCVBUF, int32(256 * 1024), 'SO_RCVBUF');
+    opt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, int32(VRRP_IP_TTL), 'IPV6_UNICAST_HOPS');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int32(VRRP_IP_TTL), 'IPV6_MULTICAST_HOPS');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, int32(0), 'IPV6_MULTICAST_LOOP');
+    opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, int32(o.ifindex), 'IPV6_MULTICAST_IF');
+    opt(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, int32(1), 'IPV6_RECVHOPLIMIT');
+    opt(IPPROTO_IPV6, IPV6_RECVPKTINFO, int32(1), 'IPV6_RECVPKTINFO');
+    const mreq = Buffer.alloc(20);
+    mreq.set(parseIPv6(VRRP_MCAST_GROUP_V6)!, 0);
+    mreq.writeInt32LE(o.ifindex, 16);
+    opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, mreq, 'IPV6_ADD_MEMBERSHIP ff02::12');
+    // The source of everything sent: the link-local address (a tentative one is refused here).
+    const sa = sockaddrIn6(o.linkLocal, o.ifindex);
+    if (c.bind(fd, sa, sa.length) !== 0) fail(`bind to ${o.linkLocal}%${o.ifname}`);
+    const s = new VrrpSocketV6(fd, o);
+    s.unwatch = o.watcher.add(fd, () => s.drain());
+    return s;
+  }
+
+  /** Reads every datagram waiting (non-blocking) and hands each over. */
+  drain(): void {
+    const fn = recvmsg();
+    for (let i = 0; i < 256 && !this.closed; i++) {
+      this.msg.fill(0);
+      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.name) as bigint), 0);
+      this.msg.writeUInt32LE(this.name.length, 8);
+      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.iov) as bigint), 16);
+      this.msg.writeBigUInt64LE(1n, 24);
+      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.control) as bigint), 32);
+      this.msg.writeBigUInt64LE(BigInt(this.control.length), 40);
+      const n = fn(this.fd, this.msg, MSG_DONTWAIT);
+      if (n <= 0) return;
+      const cm = parseControlMessages(this.control, Number(this.msg.readBigUInt64LE(40)));
+      const info = cm.ok ? ipv6ArrivalInfo(cm.value) : {};
+      this.o.onPacket({ payload: Buffer.from(this.data.subarray(0, n)), source: formatIPv6(this.name, 8), destination: info.destination, hopLimit: info.hopLimit });
+    }
+  }
+
+  /** Sends a VRRP payload (header, addresses and checksum; the kernel adds the IPv6 header). */
+  send(payload: Buffer, dst = VRRP_MCAST_GROUP_V6): void {
+    if (this.closed) return;
+    const sa = sockaddrIn6(dst, this.o.ifindex);
+    const n = libc().sendto(this.fd, payload, payload.length, MSG_DONTWAIT, sa, sa.length);
+    if (n !== payload.length) throw new FwlbError('ERR_SEND', `VRRP send on ${this.o.ifname} to ${dst}: ${errnoName()}`);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch?.();
+    libc().close(this.fd);
+  }
+}
