@@ -16,6 +16,7 @@ import { VrrpSocketV4 } from './vrrp-socket.js';
 import { Advertiser } from './vrrp/advertiser.js';
 import { realClock } from '../lib/clock.js';
 import type { VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
+import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
 
 /** Up for VRRP: administratively up and with carrier. */
 const isUp = (l: Link) => l.up && l.lowerUp;
@@ -70,8 +71,13 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
       if (!l) return; // gone with its addresses
       await rtnl.delAddress(l.index, cidr);
     },
-    open: (ifname, primaryAddress, onPacket): VrrpLinkIO => {
+    open: (ifname, primaryAddress, onAdvert): VrrpLinkIO => {
       const l = index(ifname);
+      // The IPv4 header's checks and the advert's, here: the service gets adverts, not datagrams.
+      const onPacket = (d: Buffer) => {
+        const r = decodeIPv4Advert(d);
+        onAdvert(r.ok ? { ok: true, value: r.value, src: r.ip.src } : r);
+      };
       const sock = VrrpSocketV4.open({ ifname, ifindex: l.index, primaryAddress, watcher: o.poller, onPacket });
       let arp: PacketSocket;
       try {

@@ -3,6 +3,14 @@
  * own clock, addresses, link state (adapters/vrrp-net.ts over rtnetlink and raw sockets).
  */
 import type { AdvertTiming } from '../fsm/vrrp/advert-schedule.js';
+import type { VrrpAdvert } from '../codec/vrrp/packet.js';
+import type { Ipv4DropReason, PacketDropReason } from '../codec/vrrp/drop.js';
+
+/**
+ * An advert as the host hands it over: decoded with the checks of its IP layer (TTL or hop
+ * limit 255, the checksum over the pseudo-header) and its IP source, or why it was dropped.
+ */
+export type ReceivedAdvert = { ok: true; value: VrrpAdvert; src: string } | { ok: false; reason: Ipv4DropReason | PacketDropReason };
 
 /** VRRP I/O on one interface. */
 export interface VrrpLinkIO {
@@ -25,7 +33,7 @@ export interface VrrpLinkIO {
 
 /** What the service needs of the host (adapters/vrrp-net.ts over rtnetlink and raw sockets). */
 export interface VrrpNet {
-  open(ifname: string, primaryAddress: string, onPacket: (datagram: Buffer) => void): VrrpLinkIO;
+  open(ifname: string, primaryAddress: string, onAdvert: (r: ReceivedAdvert) => void): VrrpLinkIO;
   /** Idempotent: an address already there is fine. */
   addAddress(ifname: string, cidr: string): Promise<void>;
   /** Idempotent: an address already gone is fine. */

@@ -14,7 +14,14 @@ import { internetChecksum } from '../lib/checksum.js';
 import { parseIPv4 } from '../lib/ip-bytes.js';
 import { VrrpService } from './vrrp.js';
 import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
-import type { VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
+import type { ReceivedAdvert, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
+import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
+
+/** What the real host does with a datagram (adapters/vrrp-net.ts): the IPv4 and advert checks. */
+const asReceived = (d: Buffer): ReceivedAdvert => {
+  const r = decodeIPv4Advert(d);
+  return r.ok ? { ok: true, value: r.value, src: r.ip.src } : r;
+};
 
 const CONFIG = `cluster: { name: t }
 nodes:
@@ -97,11 +104,11 @@ class FakeHost implements VrrpNet {
 
   /** Sockets opened, per interface. */
   readonly opens: string[] = [];
-  open(ifname: string, primary: string, onPacket: (d: Buffer) => void): VrrpLinkIO {
+  open(ifname: string, primary: string, onAdvert: (r: ReceivedAdvert) => void): VrrpLinkIO {
     this.opens.push(ifname);
     const seg = this.wire.ports.get(ifname) ?? new Map();
     this.wire.ports.set(ifname, seg);
-    seg.set(this.name, onPacket);
+    seg.set(this.name, (d: Buffer) => onAdvert(asReceived(d)));
     const send = (payload: Uint8Array, dst: string) => this.wire.send(ifname, this.name, datagram(primary, dst, Buffer.from(payload)));
     this.senders.set(ifname, send);
     return {

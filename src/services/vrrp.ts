@@ -15,14 +15,13 @@
 import type { Logger } from 'pino';
 import type { BeatInstance } from '../codec/sync/message.js';
 import { emptyDropCounters, recordDrop, type DropCounters, type VrrpDropReason } from '../codec/vrrp/drop.js';
-import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
 import type { NodeView } from '../config/node.js';
 import type { Config } from '../config/schema.js';
 import { stepGroup, VRRP_COUNTERS, type SyncGroupEvent, type VrrpCounter } from '../fsm/vrrp/index.js';
 import type { Clock } from '../lib/clock.js';
 import { FwlbError } from '../lib/errors.js';
 import type { Failpoint } from '../lib/failpoints.js';
-import type { ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
+import type { ReceivedAdvert, ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 import { beatInstances, buildGroups, masterHeard, type GroupRuntime, type Member, type VrrpPlan } from './vrrp-groups.js';
 import { vrrpStatus, type VrrpStatus } from './vrrp-status.js';
 import { ForgedAdverts, releaseGonePeer, type AdvertChecker } from './vrrp-peers.js';
@@ -353,8 +352,7 @@ export class VrrpService {
     }
   }
 
-  private onPacket(ifname: string, datagram: Buffer): void {
-    const r = decodeIPv4Advert(datagram);
+  private onPacket(ifname: string, r: ReceivedAdvert): void {
     if (!r.ok) {
       this.drop(r.reason);
       return;
@@ -365,18 +363,18 @@ export class VrrpService {
       this.foreign++;
       return;
     }
-    if (r.ip.src === owner.member.primary) {
+    if (r.src === owner.member.primary) {
       this.drop('own_advert');
       return;
     }
     // An advert in an fwlb peer's name is held to what the peer says itself in its BEATs.
-    if (!this.forged.judge(owner, ifname, r.value, r.ip.src)) return;
+    if (!this.forged.judge(owner, ifname, r.value, r.src)) return;
     if (this.effects.handingOver()) {
       // Stopping: a new master on this virtual router lets its VIPs go from here.
       if (this.effects.handoverStep({ type: 'master_heard', key: `${ifname}/${r.value.vrid}`, priority: r.value.priority })) this.handoverDone?.();
       return;
     }
-    this.feed(owner.group, { type: 'member', member: owner.member.name, event: { type: 'advert_received', advert: r.value, from: r.ip.src } });
+    this.feed(owner.group, { type: 'member', member: owner.member.name, event: { type: 'advert_received', advert: r.value, from: r.src } });
   }
 
   private drop(reason: VrrpDropReason): void {
