@@ -15,9 +15,9 @@ import koffi from 'koffi';
 import { FwlbError } from '../lib/errors.js';
 import { formatIPv6, parseIPv6 } from '../lib/ip-bytes.js';
 import { ipv6ArrivalInfo, parseControlMessages, IPPROTO_IPV6 } from '../codec/cmsg.js';
-import { IPPROTO_VRRP, VRRP_IP_TTL, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
-import { AF_INET6, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, SO_RCVBUF, errnoName, int32, libc } from './libc.js';
-import type { FdWatcher } from './vrrp-socket.js';
+import { VRRP_IP_TTL, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
+import { AF_INET6, MSG_DONTWAIT, errnoName, int32, libc } from './libc.js';
+import { openVrrpSocket, type FdWatcher } from './vrrp-socket.js';
 
 // <linux/in6.h>
 const IPV6_UNICAST_HOPS = 16;
@@ -84,18 +84,7 @@ export class VrrpSocketV6 {
 
   static open(o: VrrpSocketV6Options): VrrpSocketV6 {
     const c = libc();
-    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_VRRP);
-    if (fd < 0) throw new FwlbError('ERR_SOCKET', `VRRP (IPv6) socket on ${o.ifname}: ${errnoName()}`);
-    const fail = (what: string): never => {
-      const e = errnoName();
-      c.close(fd);
-      throw new FwlbError('ERR_SOCKET', `VRRP (IPv6) socket on ${o.ifname}: ${what}: ${e}`);
-    };
-    const opt = (level: number, name: number, value: Buffer, what: string) => {
-      if (c.setsockopt(fd, level, name, value, value.length) !== 0) fail(what);
-    };
-    opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(o.ifname + '\0'), 'SO_BINDTODEVICE');
-    opt(SOL_SOCKET, SO_RCVBUF, int32(256 * 1024), 'SO_RCVBUF');
+    const { fd, opt, fail } = openVrrpSocket(AF_INET6, o.ifname, 'VRRP (IPv6) socket');
     opt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, int32(VRRP_IP_TTL), 'IPV6_UNICAST_HOPS');
     opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int32(VRRP_IP_TTL), 'IPV6_MULTICAST_HOPS');
     opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, int32(0), 'IPV6_MULTICAST_LOOP');

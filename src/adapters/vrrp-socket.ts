@@ -30,6 +30,27 @@ export interface VrrpSocketOptions {
   onPacket: (datagram: Buffer) => void;
 }
 
+/**
+ * A raw VRRP socket of either family, non-blocking, bound to its device, with room for a
+ * burst of adverts; `opt` sets one more option or closes the socket and throws, naming it.
+ */
+export function openVrrpSocket(family: number, ifname: string, label: string): { fd: number; opt: (level: number, name: number, value: Buffer, what: string) => void; fail: (what: string) => never } {
+  const c = libc();
+  const fd = c.socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_VRRP);
+  if (fd < 0) throw new FwlbError('ERR_SOCKET', `${label} on ${ifname}: ${errnoName()}`);
+  const fail = (what: string): never => {
+    const e = errnoName();
+    c.close(fd);
+    throw new FwlbError('ERR_SOCKET', `${label} on ${ifname}: ${what}: ${e}`);
+  };
+  const opt = (level: number, name: number, value: Buffer, what: string) => {
+    if (c.setsockopt(fd, level, name, value, value.length) !== 0) fail(what);
+  };
+  opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(ifname + '\0'), 'SO_BINDTODEVICE');
+  opt(SOL_SOCKET, SO_RCVBUF, int32(256 * 1024), 'SO_RCVBUF');
+  return { fd, opt, fail };
+}
+
 export class VrrpSocketV4 {
   private readonly buf = Buffer.alloc(4096);
   private unwatch: (() => void) | undefined;
@@ -43,18 +64,7 @@ export class VrrpSocketV4 {
   }
 
   static open(o: VrrpSocketOptions): VrrpSocketV4 {
-    const c = libc();
-    const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_VRRP);
-    if (fd < 0) throw new FwlbError('ERR_SOCKET', `VRRP socket on ${o.ifname}: ${errnoName()}`);
-    const opt = (level: number, name: number, value: Buffer, what: string) => {
-      if (c.setsockopt(fd, level, name, value, value.length) !== 0) {
-        const e = errnoName();
-        c.close(fd);
-        throw new FwlbError('ERR_SOCKET', `VRRP socket on ${o.ifname}: ${what}: ${e}`);
-      }
-    };
-    opt(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(o.ifname + '\0'), 'SO_BINDTODEVICE');
-    opt(SOL_SOCKET, SO_RCVBUF, int32(256 * 1024), 'SO_RCVBUF');
+    const { fd, opt } = openVrrpSocket(AF_INET, o.ifname, 'VRRP socket');
     opt(IPPROTO_IP, IP_TOS, int32(TOS_INTERNETWORK_CONTROL), 'IP_TOS');
     opt(IPPROTO_IP, IP_TTL, int32(VRRP_IP_TTL), 'IP_TTL');
     opt(IPPROTO_IP, IP_MULTICAST_TTL, int32(VRRP_IP_TTL), 'IP_MULTICAST_TTL');
