@@ -11,6 +11,7 @@
  */
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
+import { parseIPv6 } from '../lib/ip-bytes.js';
 
 
 // <bits/socket.h>, <linux/in.h>, <linux/if_packet.h>, <asm-generic/socket.h>
@@ -143,6 +144,25 @@ export function sockaddrIn(address: string): Buffer {
   sa.writeUInt16LE(AF_INET, 0);
   ipv4Bytes(address).copy(sa, 4);
   return sa;
+}
+
+export const SIZEOF_SOCKADDR_IN6 = 28; // netinet/in.h
+
+/** struct sockaddr_in6 { family; port; flowinfo; in6_addr; scope_id }. */
+export function sockaddrIn6(address: string, scopeId = 0, port = 0): Buffer {
+  const a = parseIPv6(address);
+  if (!a) throw new TypeError(`sockaddrIn6: not an IPv6 address: ${address}`);
+  const sa = Buffer.alloc(SIZEOF_SOCKADDR_IN6);
+  sa.writeUInt16LE(AF_INET6, 0);
+  sa.writeUInt16BE(port, 2);
+  sa.set(a, 8);
+  sa.writeUInt32LE(scopeId, 24);
+  return sa;
+}
+
+/** struct sockaddr_in or sockaddr_in6, by the address's family (port 0). */
+export function sockaddrOf(address: string): Buffer {
+  return address.includes(':') ? sockaddrIn6(address) : sockaddrIn(address);
 }
 
 /** struct ip_mreqn { in_addr multiaddr; in_addr address; int ifindex; }. */

@@ -16,7 +16,7 @@ import { FwlbError } from '../lib/errors.js';
 import { formatIPv6, parseIPv6 } from '../lib/ip-bytes.js';
 import { ipv6ArrivalInfo, parseControlMessages, IPPROTO_IPV6 } from '../codec/cmsg.js';
 import { VRRP_IP_TTL, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
-import { AF_INET6, MSG_DONTWAIT, errnoName, int32, libc } from './libc.js';
+import { AF_INET6, MSG_DONTWAIT, SIZEOF_SOCKADDR_IN6, errnoName, int32, libc, sockaddrIn6 } from './libc.js';
 import { openVrrpSocket, type FdWatcher } from './vrrp-socket.js';
 
 // <linux/in6.h>
@@ -27,21 +27,8 @@ const IPV6_MULTICAST_LOOP = 19;
 const IPV6_ADD_MEMBERSHIP = 20;
 const IPV6_RECVPKTINFO = 49;
 const IPV6_RECVHOPLIMIT = 51;
-const SIZEOF_SOCKADDR_IN6 = 28;
 /** struct msghdr on LP64. */
 const SIZEOF_MSGHDR = 56;
-
-/** struct sockaddr_in6 { family; port; flowinfo; in6_addr; scope_id }. */
-export function sockaddrIn6(address: string, scopeId = 0, port = 0): Buffer {
-  const a = parseIPv6(address);
-  if (!a) throw new TypeError(`sockaddrIn6: not an IPv6 address: ${address}`);
-  const sa = Buffer.alloc(SIZEOF_SOCKADDR_IN6);
-  sa.writeUInt16LE(AF_INET6, 0);
-  sa.writeUInt16BE(port, 2);
-  sa.set(a, 8);
-  sa.writeUInt32LE(scopeId, 24);
-  return sa;
-}
 
 /** An advert as received: its payload and the IPv6 fields the checks need. */
 export interface ReceivedV6 {

@@ -14,7 +14,7 @@ import { realClock } from '../lib/clock.js';
 // realClock is performance.timeOrigin + performance.now(): the same epoch-based milliseconds in
 // every thread, so a time the daemon's thread stamped means the same here.
 import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
-import { errnoName, libc, MSG_DONTWAIT, sockaddrIn } from '../adapters/libc.js';
+import { errnoName, libc, MSG_DONTWAIT, sockaddrOf } from '../adapters/libc.js';
 import { realtimeThread } from '../adapters/realtime.js';
 import type { AdvertWorkerData, AdvertWorkerMessage } from '../ports/workers.js';
 
@@ -29,7 +29,8 @@ const schedule = new AdvertSchedule<number>({
   clock: realClock,
   send: (fd, payload, dst) => {
     let sa = addrs.get(dst);
-    if (!sa) addrs.set(dst, (sa = sockaddrIn(dst)));
+    // ff02::12 needs no scope: the socket is bound to its device and multicasts on it.
+    if (!sa) addrs.set(dst, (sa = sockaddrOf(dst)));
     const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
     if (c.sendto(fd, buf, buf.length, MSG_DONTWAIT, sa, sa.length) !== buf.length) {
       lastError = errnoName();
