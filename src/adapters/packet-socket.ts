@@ -1,8 +1,9 @@
 /**
- * Link-layer frames out of one interface (AF_PACKET), for gratuitous ARP on takeover.
+ * Link-layer frames out of one interface (AF_PACKET), for gratuitous ARP and unsolicited
+ * neighbour advertisements on takeover.
  */
 import { FwlbError } from '../lib/errors.js';
-import { AF_PACKET, ETH_P_ARP, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, errnoName, libc, sockaddrLl } from './libc.js';
+import { AF_PACKET, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, errnoName, libc, sockaddrLl } from './libc.js';
 
 export class PacketSocket {
   private closed = false;
@@ -15,10 +16,11 @@ export class PacketSocket {
     return new PacketSocket(fd, ifindex, ifname);
   }
 
-  /** Sends a whole Ethernet frame (header included) to the broadcast address. */
+  /** Sends a whole Ethernet frame (header included: its destination and type are the frame's). */
   send(frame: Buffer): void {
     if (this.closed) return;
-    const sa = sockaddrLl(this.ifindex, ETH_P_ARP, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    if (frame.length < 14) throw new FwlbError('ERR_SEND', `frame on ${this.ifname}: ${frame.length} bytes, not an Ethernet frame`);
+    const sa = sockaddrLl(this.ifindex, frame.readUInt16BE(12), frame.subarray(0, 6));
     const n = libc().sendto(this.fd, frame, frame.length, MSG_DONTWAIT, sa, sa.length);
     if (n !== frame.length) throw new FwlbError('ERR_SEND', `frame on ${this.ifname}: ${errnoName()}`);
   }

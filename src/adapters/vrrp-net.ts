@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { gratuitousArp } from '../codec/arp/arp.js';
+import { unsolicitedNeighborAdvert } from '../codec/ndp/ndp.js';
 import type { Link } from '../codec/netlink/rtnetlink.js';
 
 import { FwlbError } from '../lib/errors.js';
@@ -115,9 +116,11 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
           if (!mac) return;
           for (const a of addresses) {
             try {
-              arp.send(gratuitousArp(mac, a));
+              // IPv6: an unsolicited neighbour advertisement from the address itself, as the
+              // kernel sends its own (Router set: hosts keep the VIP as their router; RFC 9568 6.4.2).
+              arp.send(a.includes(':') ? unsolicitedNeighborAdvert({ mac, source: a, target: a, router: true }) : gratuitousArp(mac, a));
             } catch (err) {
-              o.log.warn({ ifname, address: a, err: (err as Error).message }, 'gratuitous ARP not sent');
+              o.log.warn({ ifname, address: a, err: (err as Error).message }, a.includes(':') ? 'neighbour advertisement not sent' : 'gratuitous ARP not sent');
             }
           }
         },
