@@ -147,3 +147,16 @@ test('aggregatePrefixes: no element contains another, and every input is covered
     }),
   );
 });
+
+test('IPv6 VRRP: adverts from any link-local source with hop limit 255 are let in on the instance\'s interface (no config names the peers\' link-local addresses)', async () => {
+  const r = await parseConfig(BASE, 't.yaml');
+  assert.ok(r.ok);
+  const before = compileRuleset({ config: r.value.config, node: nodeView(r.value.config, 'a'), blocklist: r.value.blocklist });
+  assert.doesNotMatch(before, /VRRP \(IPv6\)/, 'none without an IPv6 instance');
+  // The config refuses IPv6 VRRP until the daemon runs it; the compiler is ready for it.
+  const g = r.value.config.vrrp!.groups.g!;
+  const config = { ...r.value.config, vrrp: { ...r.value.config.vrrp!, groups: { g: { ...g, instances: { ...g.instances, x6: { ...g.instances.x!, vrid: 2, addresses: ['2001:2::100/64'] } } } } } };
+  const input = block(compileRuleset({ config, node: nodeView(config, 'a'), blocklist: r.value.blocklist }), 'chain input');
+  assert.match(input, /iifname "eth0" ip6 saddr fe80::\/10 ip6 hoplimit 255 ip6 nexthdr vrrp accept comment "VRRP \(IPv6\) from link-local sources"/);
+  assert.match(input, /iifname "eth0" ip saddr \{ 198\.18\.0\.3, 198\.18\.0\.4 \} ip protocol vrrp accept/);
+});

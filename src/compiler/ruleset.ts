@@ -330,6 +330,13 @@ function vrrpRoles(c: Config): string[] {
   return c.vrrp ? [...new Set(Object.values(c.vrrp.groups).flatMap((g) => Object.values(g.instances).map((i) => i.interface)))].sort() : [];
 }
 
+/** The address families of the VRRP instances on an interface role. */
+function vrrpFamilies(c: Config, role: string): Set<4 | 6> {
+  const out = new Set<4 | 6>();
+  for (const g of Object.values(c.vrrp?.groups ?? {})) for (const i of Object.values(g.instances)) if (i.interface === role) for (const a of i.addresses) out.add(a.includes(':') ? 6 : 4);
+  return out;
+}
+
 /** The state sync's ports: its own, and its liveness BEATs' (the next one) unless they are off. */
 function syncPorts(sync: NonNullable<Config['state_sync']>): string {
   return sync.liveness === false ? String(sync.port) : `{ ${sync.port}, ${livenessPort(sync.port)} }`;
@@ -340,9 +347,10 @@ function clusterRules({ c, ifname, peerAddrs }: Ctx): string[] {
   const rules: string[] = [];
   for (const role of vrrpRoles(c)) {
     const v4 = peerAddrs(role, 4);
-    const v6 = peerAddrs(role, 6);
     if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} ip protocol vrrp accept comment "VRRP from peers"`);
-    if (v6.length) rules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} ip6 nexthdr vrrp accept comment "VRRP from peers"`);
+    // IPv6 adverts leave from the sender's link-local address (RFC 9568 5.1.2.1), which no
+    // config names: any link-local source, with the hop limit only a neighbour can send.
+    if (vrrpFamilies(c, role).has(6)) rules.push(`iifname ${q(ifname(role))} ip6 saddr fe80::/10 ip6 hoplimit 255 ip6 nexthdr vrrp accept comment "VRRP (IPv6) from link-local sources"`);
   }
   if (c.state_sync) {
     const role = c.state_sync.interface;
