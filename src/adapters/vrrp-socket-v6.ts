@@ -60,8 +60,14 @@ export class VrrpSocketV6 {
   private closed = false;
 
   private constructor(private readonly fd: number, private readonly o: VrrpSocketV6Options) {
-    this.iov.writeBigUInt64LE(BigInt(koffi.address(this.data) as bigint), 0);
+    const at = (b: Buffer) => BigInt(koffi.address(b) as bigint);
+    // The header's pointers are set once; each call only resets the two lengths it rewrites.
+    this.iov.writeBigUInt64LE(at(this.data), 0);
     this.iov.writeBigUInt64LE(BigInt(this.data.length), 8);
+    this.msg.writeBigUInt64LE(at(this.name), 0);
+    this.msg.writeBigUInt64LE(at(this.iov), 16);
+    this.msg.writeBigUInt64LE(1n, 24);
+    this.msg.writeBigUInt64LE(at(this.control), 32);
   }
 
   /** The socket's descriptor (the advert thread sends through a duplicate of it). */
@@ -94,12 +100,7 @@ export class VrrpSocketV6 {
   drain(): void {
     const fn = recvmsg();
     for (let i = 0; i < 256 && !this.closed; i++) {
-      this.msg.fill(0);
-      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.name) as bigint), 0);
       this.msg.writeUInt32LE(this.name.length, 8);
-      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.iov) as bigint), 16);
-      this.msg.writeBigUInt64LE(1n, 24);
-      this.msg.writeBigUInt64LE(BigInt(koffi.address(this.control) as bigint), 32);
       this.msg.writeBigUInt64LE(BigInt(this.control.length), 40);
       const n = fn(this.fd, this.msg, MSG_DONTWAIT);
       if (n <= 0) return;
