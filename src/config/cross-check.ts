@@ -62,14 +62,21 @@ function checkVrrp({ c, roles, issues, needRole }: Check): void {
     for (const [iname, inst] of Object.entries(group.instances)) {
       const at = ['vrrp', 'groups', g, 'instances', iname];
       needRole(inst.interface, [...at, 'interface']);
-      const key = `${inst.interface}/${inst.vrid}`;
-      const prior = vridOwner.get(key);
-      if (prior) issues.push({ path: [...at, 'vrid'], message: `VRID ${inst.vrid} is already used on interface "${inst.interface}" by ${prior}` });
-      else vridOwner.set(key, `vrrp.groups.${g}.instances.${iname}`);
       const fams = new Set(inst.addresses.map((a) => ipFamily(a.split('/')[0] ?? '')));
+      // IPv4 and IPv6 virtual routers are apart (RFC 9568 7.3: the VRID space is per family).
+      const family = fams.has(6) ? 'IPv6' : 'IPv4';
+      const key = `${inst.interface}/${family}/${inst.vrid}`;
+      const prior = vridOwner.get(key);
+      if (prior) issues.push({ path: [...at, 'vrid'], message: `VRID ${inst.vrid} is already used over ${family} on interface "${inst.interface}" by ${prior}` });
+      else vridOwner.set(key, `vrrp.groups.${g}.instances.${iname}`);
       if (fams.size > 1) issues.push({ path: [...at, 'addresses'], message: 'mixes IPv4 and IPv6 addresses; use one instance per family' });
       if (c.vrrp.version === 2 && fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'VRRP version 2 (RFC 3768) carries IPv4 addresses only' });
-      else if (fams.has(6)) issues.push({ path: [...at, 'addresses'], message: 'IPv6 VRRP is not supported by this version of fwlb yet (the codec is; the sockets are not)' });
+      else if (fams.has(6)) {
+        // RFC 9568 5.2.9: an IPv6 virtual router's first address is its link-local one.
+        const first = inst.addresses[0]?.split('/')[0] ?? '';
+        if (!/^fe[89ab]/i.test(first)) issues.push({ path: [...at, 'addresses', 0], message: `an IPv6 instance's first address must be its link-local virtual address (RFC 9568 5.2.9), e.g. "fe80::${inst.vrid.toString(16)}/64" before "${first}"` });
+        if (c.vrrp.unicast) issues.push({ path: ['vrrp', 'unicast'], message: `IPv6 VRRP runs on multicast (ff02::12) only; instance ${g}.${iname} is IPv6` });
+      }
       for (const [n, node] of Object.entries(c.nodes)) {
         if (roles.has(inst.interface) && !node.addresses[inst.interface]) {
           issues.push({ path: ['nodes', n, 'addresses'], message: `has no address on interface "${inst.interface}", which VRRP instance ${g}.${iname} runs on` });

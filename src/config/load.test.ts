@@ -74,7 +74,7 @@ const BAD: [string, string, RegExp][] = [
   ['bad listen', edit('198.18.0.100:80/tcp', '198.18.0.100/tcp'), /^c\.yaml:\d+:13: services\.web\.listen: "198\.18\.0\.100\/tcp" is not a listen address/],
   ['bad backend address', edit('198.18.1.11:80', '198.18.1.300:80'), /services\.web\.backends\.web1\.address: "198\.18\.1\.300:80" is not a backend address/],
   ['unknown interface role', edit('interface: outside, vrid', 'interface: outsyde, vrid'), /vrrp\.groups\.edge\.instances\.ext\.interface: unknown interface "outsyde" \(interfaces defines: outside, inside, sync\)/],
-  ['duplicate VRID on one interface', edit('ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }', 'ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }\n        ext2: { interface: outside, vrid: 51, addresses: [198.18.0.101/24] }'), /instances\.ext2\.vrid: VRID 51 is already used on interface "outside" by vrrp\.groups\.edge\.instances\.ext/],
+  ['duplicate VRID on one interface', edit('ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }', 'ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }\n        ext2: { interface: outside, vrid: 51, addresses: [198.18.0.101/24] }'), /instances\.ext2\.vrid: VRID 51 is already used over IPv4 on interface "outside" by vrrp\.groups\.edge\.instances\.ext/],
   ['overlapping services', edit('services:\n', 'services:\n  web2:\n    listen: 198.18.0.100:80/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.web: overlaps service "web2"|services\.web2: .*overlaps|overlaps service/],
   ['node without an address on a VRRP interface', edit('addresses: { outside: 198.18.0.3/24, inside: 198.18.1.3/24, sync: 198.18.2.2/24 }', 'addresses: { inside: 198.18.1.3/24, sync: 198.18.2.2/24 }'), /nodes\.fw2\.addresses: has no address on interface "outside", which VRRP instance edge\.ext runs on/],
   ['sharing without the state sync', edit('state_sync: { interface: sync }\n', 'sharing: { addresses: { inside: 198.18.1.1/24 } }\n'), /sharing: needs state_sync with its liveness on/],
@@ -92,7 +92,9 @@ const BAD: [string, string, RegExp][] = [
   ['bad node name', edit('  fw2:', '  FW2:'), /nodes\.FW2: .*lowercase|nodes: .*lowercase/],
   ['VRRP v2 at the v3 default interval', edit('vrrp:\n', 'vrrp:\n  version: 2\n  advert_interval: 100ms\n'), /vrrp\.advert_interval: advertisement interval 100 ms is not a whole number of seconds \(VRRPv2\)/],
   ['advert interval 0', edit('vrrp:\n', 'vrrp:\n  advert_interval: 0ms\n'), /vrrp\.advert_interval: advertisement interval 0 ms is outside 1\.\.4095 centiseconds/],
-  ['IPv6 VRRP (not on the wire yet)', edit('[198.18.0.100/24]', '["2001:db8::1/64"]'), /instances\.ext\.addresses: IPv6 VRRP is not supported by this version of fwlb yet/],
+  ['IPv6 VRRP without its link-local virtual address first', edit('[198.18.0.100/24]', '["2001:2::1/64"]'), /instances\.ext\.addresses\[0\]: an IPv6 instance's first address must be its link-local virtual address \(RFC 9568 5\.2\.9\), e\.g\. "fe80::33\/64" before "2001:2::1"/],
+  ['IPv6 VRRP over unicast', edit('vrrp:\n', 'vrrp:\n  unicast: true\n').replace('[198.18.0.100/24]', '[fe80::1/64, 2001:2::1/64]'), /vrrp\.unicast: IPv6 VRRP runs on multicast \(ff02::12\) only; instance edge\.ext is IPv6/],
+  ['IPv6 VRRP mixing families', edit('[198.18.0.100/24]', '[fe80::1/64, 198.18.0.100/24]'), /instances\.ext\.addresses: mixes IPv4 and IPv6 addresses; use one instance per family/],
   ['service names that collide in the kernel', edit('services:\n', 'services:\n  we_b:\n    listen: 198.18.0.100:81/tcp\n    backends: { a: { address: 198.18.1.20 } }\n  we-b:\n    listen: 198.18.0.100:82/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.we-b: the name is too close to service "we_b" \(both become svc_we_b in the kernel\)/],
   ['a comment nft cannot carry', edit('to: self }', `to: self, comment: "${'é'.repeat(70)}" }`), /firewall\.rules\[0\]\.allow\.comment: is longer than 120 bytes/],
   ['bad interface name', edit('outside: eth0', 'outside: this-name-is-far-too-long'), /interfaces\.outside: is not a valid interface name/],
@@ -104,6 +106,13 @@ for (const [name, text, expect] of BAD) {
     assert.ok(errs.some((e) => expect.test(e)), `no error matched ${expect}; got:\n${errs.join('\n')}`);
   });
 }
+
+test('dual stack: an IPv4 and an IPv6 instance, the same VRID on one interface (RFC 9568 7.3: apart per family), an IPv6 service', async () => {
+  const text = edit('        ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }\n', '        ext: { interface: outside, vrid: 51, addresses: [198.18.0.100/24] }\n        ext6: { interface: outside, vrid: 51, addresses: [fe80::1/64, 2001:2::100/64] }\n').replace('services:\n', 'services:\n  web6:\n    listen: "[2001:2::100]:80/tcp"\n    backends: { a: { address: "[2001:2:1::11]:80" } }\n');
+  const r = await parseConfig(text, 'c.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  assert.deepEqual(r.value.config.vrrp?.groups.edge?.instances.ext6?.addresses, ['fe80::1/64', '2001:2::100/64']);
+});
 
 test('every error is collected, not only the first', async () => {
   const text = edit('priority: 200', 'priority: 0').replace('198.18.0.100:80/tcp', 'nonsense').replace('vrid: 51', 'vrid: 0');

@@ -94,10 +94,12 @@ export function stepLiveness(s: PeerLiveness, e: LivenessEvent, nowMs: number): 
  */
 export type AdvertCheck = 'ok' | 'priority_mismatch' | 'release_unconfirmed' | 'unknown_vrid';
 
-export function checkAdvert(s: PeerLiveness, vrid: number, priority: number): AdvertCheck {
+export function checkAdvert(s: PeerLiveness, vrid: number, priority: number, family: 4 | 6 = 4): AdvertCheck {
   if (s.state !== 'up') return 'ok';
-  const now = s.instances.find((i) => i.vrid === vrid);
-  const before = s.previous.find((i) => i.vrid === vrid);
+  // IPv4 and IPv6 virtual routers are apart, also with the same VRID (IPv6 ones carry a source).
+  const match = (i: BeatInstance) => i.vrid === vrid && (i.source !== undefined) === (family === 6);
+  const now = s.instances.find(match);
+  const before = s.previous.find(match);
   if (!now && !before) return 'unknown_vrid';
   if (priority === 0) {
     if (s.leaving) return 'ok';

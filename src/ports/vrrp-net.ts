@@ -33,6 +33,7 @@ export interface VrrpLinkIO {
 
 /** What the service needs of the host (adapters/vrrp-net.ts over rtnetlink and raw sockets). */
 export interface VrrpNet {
+  /** IPv6 when `primaryAddress` (the source of our adverts) is: then the interface's link-local. */
   open(ifname: string, primaryAddress: string, onAdvert: (r: ReceivedAdvert) => void): VrrpLinkIO;
   /** Idempotent: an address already there is fine. */
   addAddress(ifname: string, cidr: string): Promise<void>;
@@ -41,6 +42,13 @@ export interface VrrpNet {
   /** Carrier and admin state; undefined when the interface does not exist. */
   linkUp(ifname: string): boolean | undefined;
   onLinkChange(cb: (ifname: string, up: boolean) => void): () => void;
+  /**
+   * The interface's IPv6 link-local address IPv6 adverts leave from (DAD passed), or
+   * undefined while it has none (no carrier yet, DAD running or failed).
+   */
+  linkLocal(ifname: string): string | undefined;
+  /** Called when an interface's link-local address (as `linkLocal` gives it) changes. */
+  onLinkLocal(cb: (ifname: string, address: string | undefined) => void): () => void;
   /** How the adverts' own clock keeps time (the advert thread's counters), when it runs. */
   advertTiming?(): (AdvertTiming & { realtime?: boolean }) | undefined;
 }

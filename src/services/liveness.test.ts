@@ -107,3 +107,18 @@ test('sharing: a peer that says it is stopping is no member from that BEAT on; o
   svc.announceLeaving();
   assert.deepEqual({ leaving: own.at(-1)!.leaving, ready: own.at(-1)!.ready === true }, { leaving: true, ready: false });
 });
+
+test('IPv6: the advert sources a peer\'s BEATs name are its own: adverts from them are judged as its (apart from its IPv4 instance of the same VRID), and its loss releases them', () => {
+  const { svc, emit, beat, gone } = setup();
+  assert.equal(svc.checkAdvert('fe80::a', 51, 254), 'ok', 'an address no BEAT named yet: plain RFC');
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 51, state: 'master', priority: 150, source: 'fe80::a' }]);
+  assert.equal(svc.checkAdvert('fe80::a', 51, 150), 'ok');
+  assert.equal(svc.checkAdvert('fe80::a', 51, 200), 'priority_mismatch', 'the IPv6 instance says 150; 200 is its IPv4 twin');
+  assert.equal(svc.checkAdvert('198.18.0.2', 51, 200), 'ok');
+  // The address moves to another peer (a re-cabled lab): it is that peer's from then on.
+  beat('fw3', [{ vrid: 51, state: 'backup', priority: 100, source: 'fe80::a' }]);
+  assert.equal(svc.checkAdvert('fe80::a', 51, 100), 'ok');
+  beat('fw1', [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 51, state: 'master', priority: 150, source: 'fe80::b' }]);
+  emit({ type: 'down', peer: 'fw1', why: 'silent', silentMs: 80 });
+  assert.deepEqual(gone[0]!.addresses.sort(), ['198.18.0.2', '198.18.2.1', 'fe80::b']);
+});

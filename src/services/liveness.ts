@@ -53,7 +53,8 @@ export interface LivenessStatus {
 
 interface PeerRuntime {
   peer: LivenessPeer;
-  addresses: ReadonlySet<string>;
+  /** Its addresses from the config, and the IPv6 advert sources its BEATs name. */
+  addresses: Set<string>;
   /** What the worker told us of the peer (its detection runs there). */
   mirror: PeerLiveness;
   /** VRRP instances released because this peer was gone. */
@@ -123,6 +124,7 @@ export class LivenessService {
         const first = p.mirror.beats === 0;
         if (e.leaving !== p.mirror.leaving && p.mirror.state === 'up') this.deps.onPeer?.(p.peer.name, e.leaving ? 'leaving' : 'up');
         p.mirror = { ...p.mirror, state: 'up', lastBeatAtMs: now, detectMs: e.detectMs, previous: p.mirror.instances, instances: e.instances, leaving: e.leaving, beats: p.mirror.beats + 1 };
+        this.learnSources(p, e.instances);
         this.deps.vrrp.recheckHeld?.(p.addresses, e.detectMs);
         // A peer that says it is stopping carries nothing from now on: its buckets are
         // taken at once (it keeps them a moment longer, so that none falls between).
@@ -162,6 +164,20 @@ export class LivenessService {
     }
   }
 
+  /**
+   * The link-local addresses the peer's IPv6 adverts leave from, as its BEATs say (the config
+   * names none): an IPv6 advert from one of them is judged, and released on its loss, as the
+   * peer's. An address another peer claimed before is that peer's no longer.
+   */
+  private learnSources(p: PeerRuntime, instances: readonly BeatInstance[]): void {
+    for (const i of instances) {
+      if (i.source === undefined || i.source === '::' || this.byAddress.get(i.source) === p) continue;
+      this.byAddress.get(i.source)?.addresses.delete(i.source);
+      p.addresses.add(i.source);
+      this.byAddress.set(i.source, p);
+    }
+  }
+
   /** Is there a live peer other than `gone` that reports a higher priority for this VRID? */
   private outranked(gone: PeerRuntime, vrid: number, priority: number): boolean {
     for (const p of this.peers.values()) {
@@ -175,7 +191,7 @@ export class LivenessService {
   /** What the peer at `address` says about this VRID, against an advert in its name ('ok' when it is no fwlb peer). */
   checkAdvert(address: string, vrid: number, priority: number): AdvertCheck {
     const p = this.byAddress.get(address);
-    return p ? checkAdvert(p.mirror, vrid, priority) : 'ok';
+    return p ? checkAdvert(p.mirror, vrid, priority, address.includes(':') ? 6 : 4) : 'ok';
   }
 
   /** A BEAT of this peer came in this run: whether it is live and ready is known. */

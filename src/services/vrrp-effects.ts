@@ -5,7 +5,7 @@
  * graceful stop held back by the handover), gratuitous ARPs after the addresses are in place,
  * repeated and refreshed while master, timers, counters, drops and log lines.
  */
-import { VRRP_MCAST_GROUP_V4 } from '../codec/vrrp/constants.js';
+import { VRRP_MCAST_GROUP_V4, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
 import type { VrrpDropReason } from '../codec/vrrp/drop.js';
 import { encodeAdvert } from '../codec/vrrp/packet.js';
 import { initialHandover, stepHandover, type HandoverEvent, type HandoverState, type HeldRelease } from '../fsm/vrrp/handover.js';
@@ -107,9 +107,9 @@ export class VrrpEffects {
     const fx = e.effect;
     switch (fx.type) {
       case 'send_advert': {
-        const link = h.links.get(m.ifname);
+        const link = h.links.get(m.link);
         if (!link) return;
-        const dsts = m.unicast.length ? m.unicast : [VRRP_MCAST_GROUP_V4];
+        const dsts = m.unicast.length ? m.unicast : [m.family === 6 ? VRRP_MCAST_GROUP_V6 : VRRP_MCAST_GROUP_V4];
         const st = g.state.members[m.name];
         // A master's advert goes on by its own clock, renewed by each of ours; anything else
         // (priority 0, the advert of a machine no longer master) goes once, the clock stopped.
@@ -133,7 +133,7 @@ export class VrrpEffects {
         return;
       case 'remove_vips': {
         const release = { ifname: m.ifname, addresses: fx.addresses };
-        if (this.handover) this.handoverStep({ type: 'hold', key: `${m.ifname}/${g.state.members[m.name]!.config.vrid}`, release });
+        if (this.handover) this.handoverStep({ type: 'hold', key: `${m.link}/${g.state.members[m.name]!.config.vrid}`, release });
         else this.releaseVips(release);
         return;
       }
@@ -142,14 +142,14 @@ export class VrrpEffects {
         // After the addresses are in place: a GARP for an address we do not hold yet would mislead.
         this.addressOp(async () => {
           if (g.state.members[m.name]?.state !== 'master') return; // left master while the addresses were being added
-          h.links.get(m.ifname)?.garp(addrs);
+          h.links.get(m.link)?.garp(addrs);
           for (let i = 1; i < g.garp.repeat; i++) {
             const key = `${m.name}/garp/${i}`;
             // Only while still master: a repeat that went out after the instance left master
             // (fault, a higher priority back) pointed the hosts at a node that no longer holds
             // the addresses.
             g.timers.after(key, i * g.garp.intervalMs, () => {
-              if (h.running() && g.state.members[m.name]?.state === 'master') h.links.get(m.ifname)?.garp(addrs);
+              if (h.running() && g.state.members[m.name]?.state === 'master') h.links.get(m.link)?.garp(addrs);
             });
           }
           this.garpRefresh(g, m, addrs);
@@ -204,7 +204,7 @@ export class VrrpEffects {
     if (g.garp.refreshMs <= 0) return;
     g.timers.after(`${m.name}/garp-refresh`, g.garp.refreshMs, () => {
       if (!this.h.running() || g.state.members[m.name]?.state !== 'master') return;
-      this.h.links.get(m.ifname)?.garp(addrs);
+      this.h.links.get(m.link)?.garp(addrs);
       this.garpRefreshes++;
       this.garpRefresh(g, m, addrs);
     });

@@ -25,13 +25,20 @@ export interface VrrpPlan {
   readonly groups: GroupRuntime[];
   readonly byVrid: Map<string, { group: GroupRuntime; member: Member }>;
   readonly syncIfname: string | undefined;
-  /** Sockets this plan opened: links the running service lacks, or whose address changed. */
+  /** Sockets this plan opened, by link key: links the running service lacks, or whose address changed. */
   readonly opened: Map<string, { io: VrrpLinkIO; primary: string }>;
 }
 
 export interface Member {
   name: string;
   ifname: string;
+  family: 4 | 6;
+  /** Its socket's key in the links (linkKey): one socket per interface and family. */
+  link: string;
+  /**
+   * The source of its adverts: the node's address on the interface (IPv4), or the
+   * interface's link-local address (IPv6; '' while it has none: the member is in fault).
+   */
   primary: string;
   /** Unicast peers' addresses on this interface, or empty for multicast. */
   unicast: string[];
@@ -53,8 +60,17 @@ export interface GroupRuntime {
   transitions: number;
 }
 
-/** The groups of a config, built; nothing opened, nothing running. */
-export function buildGroups(c: Config, view: NodeView, clock: Clock): VrrpPlan {
+/** The key of an interface's VRRP socket for one family. */
+export const linkKey = (ifname: string, family: 4 | 6): string => (family === 6 ? `${ifname}/ipv6` : ifname);
+
+/** The fault source of an IPv6 member whose interface has no usable link-local address. */
+export const linkLocalFault = (ifname: string): string => `link-local:${ifname}`;
+
+/**
+ * The groups of a config, built; nothing opened, nothing running. `linkLocal` gives an
+ * interface's link-local address, the source of IPv6 adverts (RFC 9568 5.1.2.1).
+ */
+export function buildGroups(c: Config, view: NodeView, clock: Clock, linkLocal: (ifname: string) => string | undefined = () => undefined): VrrpPlan {
   const plan: VrrpPlan = { groups: [], byVrid: new Map(), syncIfname: c.state_sync ? view.interfaces[c.state_sync.interface] : undefined, opened: new Map() };
   const v = c.vrrp;
   if (!v) return plan;
@@ -63,9 +79,9 @@ export function buildGroups(c: Config, view: NodeView, clock: Clock): VrrpPlan {
     const configs: Record<string, VrrpInstanceConfig> = {};
     for (const [iname, inst] of Object.entries(g.instances)) {
       const ifname = view.interfaces[inst.interface] ?? inst.interface;
-      const primary = bare(view.addresses[inst.interface] ?? '');
       const family = ipFamily(bare(inst.addresses[0] ?? '')) as 4 | 6;
-      if (family !== 4) throw new FwlbError('ERR_VRRP_FAMILY', `vrrp.groups.${gname}.instances.${iname}: IPv6 VRRP is not supported by this build yet`);
+      if (family === 6 && v.unicast) throw new FwlbError('ERR_VRRP_FAMILY', `vrrp.groups.${gname}.instances.${iname}: IPv6 VRRP runs on multicast (ff02::12) only`);
+      const primary = family === 6 ? (linkLocal(ifname) ?? '') : bare(view.addresses[inst.interface] ?? '');
       const priority = inst.priority ?? view.priority;
       configs[iname] = {
         name: `${gname}.${iname}`,
@@ -82,7 +98,7 @@ export function buildGroups(c: Config, view: NodeView, clock: Clock): VrrpPlan {
         acceptMode: true,
       };
       const unicast = v.unicast ? view.peers.map((p) => p.addresses[inst.interface]).filter((a): a is string => !!a) : [];
-      members.set(iname, { name: iname, ifname, primary, unicast, configuredPriority: priority, outcome: { priority, faults: [] } });
+      members.set(iname, { name: iname, ifname, family, link: linkKey(ifname, family), primary, unicast, configuredPriority: priority, outcome: { priority, faults: [] } });
     }
     const rt: GroupRuntime = {
       name: gname,
@@ -98,7 +114,7 @@ export function buildGroups(c: Config, view: NodeView, clock: Clock): VrrpPlan {
     };
     for (const s of g.track.services) rt.track.set(`service:${s}`, { name: `service:${s}`, up: true, weight: g.track.weight });
     if (g.track.script) rt.track.set('script', { name: `script:${g.track.script}`, up: true, weight: g.track.weight });
-    for (const m of members.values()) plan.byVrid.set(`${m.ifname}/${configs[m.name]!.vrid}`, { group: rt, member: m });
+    for (const m of members.values()) plan.byVrid.set(`${m.link}/${configs[m.name]!.vrid}`, { group: rt, member: m });
     plan.groups.push(rt);
   }
   return plan;
@@ -119,13 +135,14 @@ export function masterHeard(groups: readonly GroupRuntime[], now: number): boole
   return false;
 }
 
-/** The groups' instances as a liveness BEAT reports them, in config order (every node has the same order). */
+/** The groups' instances as a liveness BEAT reports them, in config order (every node has the same order); IPv6 ones with their adverts' source. */
 export function beatInstances(groups: readonly GroupRuntime[], running: boolean): BeatInstance[] {
   const out: BeatInstance[] = [];
   for (const g of groups) {
-    for (const name of g.members.keys()) {
+    for (const [name, m] of g.members) {
       const st = g.state.members[name];
-      if (st) out.push({ vrid: st.config.vrid, state: running ? st.state : 'initialize', priority: running ? st.priority : 0 });
+      // An IPv6 instance says where its adverts come from: its peers know them as ours by it.
+      if (st) out.push({ vrid: st.config.vrid, state: running ? st.state : 'initialize', priority: running ? st.priority : 0, ...(m.family === 6 ? { source: m.primary || '::' } : {}) });
     }
   }
   return out;

@@ -16,6 +16,8 @@ import { VrrpService } from './vrrp.js';
 import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
 import type { ReceivedAdvert, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
 import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
+import { decodeAdvert } from '../codec/vrrp/packet.js';
+import { formatIPv6, parseIPv6 } from '../lib/ip-bytes.js';
 
 /** What the real host does with a datagram (adapters/vrrp-net.ts): the IPv4 and advert checks. */
 const asReceived = (d: Buffer): ReceivedAdvert => {
@@ -42,6 +44,14 @@ services:
     listen: 198.18.0.100:80/tcp
     backends: { web1: { address: 198.18.1.11 } }
 `;
+
+/** IPv6 on the test wire: source and destination (16 bytes each), then the VRRP payload (hop limit 255). */
+const datagram6 = (src: string, dst: string, payload: Buffer): Buffer => Buffer.concat([Buffer.from(parseIPv6(src)!), Buffer.from(parseIPv6(dst)!), payload]);
+const asReceived6 = (d: Buffer): ReceivedAdvert => {
+  const src = formatIPv6(d, 0);
+  const r = decodeAdvert(d.subarray(32), { src, dst: formatIPv6(d, 16), ttl: 255, family: 6 });
+  return r.ok ? { ok: true, value: r.value, src } : r;
+};
 
 /** A raw IPv4 datagram around a VRRP payload, as a raw socket delivers it. */
 function datagram(src: string, dst: string, payload: Buffer, ttl = 255): Buffer {
@@ -104,12 +114,15 @@ class FakeHost implements VrrpNet {
 
   /** Sockets opened, per interface. */
   readonly opens: string[] = [];
-  open(ifname: string, primary: string, onAdvert: (r: ReceivedAdvert) => void): VrrpLinkIO {
+  open(link: string, primary: string, onAdvert: (r: ReceivedAdvert) => void): VrrpLinkIO {
+    // IPv6 adverts cross a segment of their own beside the interface's IPv4 one.
+    const v6 = primary.includes(':');
+    const ifname = v6 ? `${link}/ipv6` : link;
     this.opens.push(ifname);
     const seg = this.wire.ports.get(ifname) ?? new Map();
     this.wire.ports.set(ifname, seg);
-    seg.set(this.name, (d: Buffer) => onAdvert(asReceived(d)));
-    const send = (payload: Uint8Array, dst: string) => this.wire.send(ifname, this.name, datagram(primary, dst, Buffer.from(payload)));
+    seg.set(this.name, (d: Buffer) => onAdvert(v6 ? asReceived6(d) : asReceived(d)));
+    const send = (payload: Uint8Array, dst: string) => this.wire.send(ifname, this.name, v6 ? datagram6(primary, dst, Buffer.from(payload)) : datagram(primary, dst, Buffer.from(payload)));
     this.senders.set(ifname, send);
     return {
       send,
@@ -142,6 +155,20 @@ class FakeHost implements VrrpNet {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
   }
+  readonly linkLocals = new Map<string, string>();
+  private readonly llListeners = new Set<(ifname: string, address: string | undefined) => void>();
+  linkLocal(ifname: string): string | undefined {
+    return this.linkLocals.get(ifname);
+  }
+  onLinkLocal(cb: (ifname: string, address: string | undefined) => void): () => void {
+    this.llListeners.add(cb);
+    return () => this.llListeners.delete(cb);
+  }
+  setLinkLocal(ifname: string, address: string | undefined): void {
+    if (address) this.linkLocals.set(ifname, address);
+    else this.linkLocals.delete(ifname);
+    for (const cb of this.llListeners) cb(ifname, address);
+  }
   setLink(ifname: string, up: boolean): void {
     this.links.set(ifname, up);
     for (const cb of this.listeners) cb(ifname, up);
@@ -151,7 +178,7 @@ class FakeHost implements VrrpNet {
   }
 }
 
-async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpoint?: (name: string) => boolean) {
+async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpoint?: (name: string) => boolean, linkLocals: Record<string, Record<string, string>> = {}) {
   const r = await parseConfig(text, 'c.yaml');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   const clock = new FakeClock(1_000_000.37);
@@ -159,6 +186,7 @@ async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpo
   const wire = new Wire(clock);
   const nodes = ['fw1', 'fw2'].map((name) => {
     const host = new FakeHost(wire, name);
+    for (const [ifname, a] of Object.entries(linkLocals[name] ?? {})) host.linkLocals.set(ifname, a);
     const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't', ...(failpoint ? { failpoint } : {}) });
     // The groups and sockets in place, nothing started (each test starts the nodes when it wants).
     svc['install'](svc.prepare(r.value.config, nodeView(r.value.config, name)));
@@ -466,4 +494,40 @@ test('reload, committed: the groups hand over and start again on the new config;
   const st = c.fw1.svc.status().groups[0]!;
   assert.deepEqual(st.instances.map((i) => [i.interface, i.vrid]).sort(), [['eth0', 51], ['eth2', 53]]);
   assert.ok(c.fw1.host.vips().includes('198.18.0.100/24'), `the outside VIP is held by fw1 again: ${c.fw1.host.vips().join(', ')}`);
+});
+
+const DUAL = CONFIG.replace('        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n', '        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n        ext6: { interface: outside, vrid: 51, addresses: [fe80::1/64, 2001:2::100/64] }\n');
+
+test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apart, an interface without a link-local waits in fault and joins when it comes', async () => {
+  const c = await cluster(DUAL, undefined, undefined, { fw1: { eth0: 'fe80::a' } });
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+  assert.equal(c.state(1), 'fault', 'fw2 has no link-local address on eth0: its IPv6 instance, and so its group, are in fault');
+  assert.deepEqual(c.fw1.host.vips(), ['198.18.0.100/24', '198.18.1.1/24', '2001:2::100/64', 'fe80::1/64']);
+  assert.ok(c.fw1.host.garps.includes('2001:2::100') && c.fw1.host.garps.includes('fe80::1'), 'neighbour advertisements for the IPv6 VIPs');
+  assert.ok(!c.fw2.host.opens.includes('eth0/ipv6'), 'no IPv6 socket without a link-local address');
+  // BEATs name each IPv6 instance's advert source ('::' while it has none): peers know its adverts by it.
+  assert.deepEqual(c.fw1.svc.beatInstances().map((i) => i.source), [undefined, undefined, 'fe80::a']);
+  assert.deepEqual(c.fw2.svc.beatInstances().map((i) => i.source), [undefined, undefined, '::']);
+
+  c.fw2.host.setLinkLocal('eth0', 'fe80::b');
+  await c.run(500);
+  assert.equal(c.state(1), 'backup', 'the address came: fw2 joins as backup');
+  const ext6 = c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!;
+  assert.equal(ext6.master?.address, 'fe80::a', "the master's IPv6 adverts come from its link-local address");
+  const ext = c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext')!;
+  assert.equal(ext.master?.address, '198.18.0.2', 'VRID 51 over IPv4 is another virtual router');
+
+  c.wire.mute.add('fw1');
+  await c.run(1000);
+  assert.equal(c.state(1), 'master');
+  assert.deepEqual(c.fw2.host.vips(), ['198.18.0.100/24', '198.18.1.1/24', '2001:2::100/64', 'fe80::1/64']);
+
+  // The link-local address goes (DAD again after a carrier loss): the IPv6 instance is in fault, the group with it.
+  c.fw2.host.setLinkLocal('eth0', undefined);
+  await c.run(100);
+  assert.equal(c.state(1), 'fault');
+  assert.deepEqual(c.fw2.host.vips(), []);
 });

@@ -21,8 +21,9 @@ import { stepGroup, VRRP_COUNTERS, type SyncGroupEvent, type VrrpCounter } from 
 import type { Clock } from '../lib/clock.js';
 import { FwlbError } from '../lib/errors.js';
 import type { Failpoint } from '../lib/failpoints.js';
-import type { ReceivedAdvert, ScriptRunner, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
-import { beatInstances, buildGroups, masterHeard, type GroupRuntime, type Member, type VrrpPlan } from './vrrp-groups.js';
+import type { ReceivedAdvert, ScriptRunner, VrrpNet } from '../ports/vrrp-net.js';
+import { beatInstances, buildGroups, linkLocalFault, masterHeard, type GroupRuntime, type Member, type VrrpPlan } from './vrrp-groups.js';
+import { VrrpLinks } from './vrrp-links.js';
 import { vrrpStatus, type VrrpStatus } from './vrrp-status.js';
 import { ForgedAdverts, releaseGonePeer, type AdvertChecker } from './vrrp-peers.js';
 import { VrrpEffects, withLen } from './vrrp-effects.js';
@@ -49,15 +50,14 @@ export { ADVERT_LEASE_INTERVALS } from './vrrp-effects.js';
 
 export class VrrpService {
   private groups: GroupRuntime[] = [];
-  private readonly links = new Map<string, VrrpLinkIO>();
-  /** The address each link was opened with. */
-  private readonly linkPrimary = new Map<string, string>();
-  /** `${ifname}/${vrid}` -> the instance that owns it. */
+  /** The sockets, one per interface and family (services/vrrp-links.ts). */
+  private readonly links: VrrpLinks;
+  /** `${link}/${vrid}` -> the instance that owns it. */
   private readonly byVrid = new Map<string, { group: GroupRuntime; member: Member }>();
   private readonly counters = new Map<VrrpCounter, number>(VRRP_COUNTERS.map((c) => [c, 0]));
   private drops: DropCounters = emptyDropCounters();
   private foreign = 0;
-  private unlisten: (() => void) | undefined;
+  private unlisten: (() => void)[] = [];
   private syncIfname: string | undefined;
   private maintenance = false;
   private demoted = false;
@@ -77,10 +77,11 @@ export class VrrpService {
   private readonly effects: VrrpEffects;
 
   constructor(readonly deps: VrrpDeps) {
+    this.links = new VrrpLinks({ net: deps.net, log: deps.log, onPacket: (link, r) => this.onPacket(link, r) });
     this.trackHost = { log: deps.log, clock: deps.clock, scripts: deps.scripts, running: () => this.running, generation: () => this.generation, feed: (g, e) => this.feed(g, e) };
     this.effects = new VrrpEffects({
       deps,
-      links: this.links,
+      links: this.links.io,
       running: () => this.running,
       feed: (g, event, at) => this.feed(g, event, at),
       drainLinks: () => this.drainLinks(),
@@ -102,16 +103,9 @@ export class VrrpService {
    * opened. Throws (ERR_VRRP_PREPARE, the reason) with whatever it opened closed again.
    */
   prepare(c: Config, view: NodeView): VrrpPlan {
-    const plan = buildGroups(c, view, this.deps.clock);
+    const plan = buildGroups(c, view, this.deps.clock, (ifname) => this.deps.net.linkLocal(ifname));
     try {
-      for (const g of plan.groups) {
-        for (const m of g.members.values()) {
-          if (plan.opened.has(m.ifname) || (this.links.has(m.ifname) && this.linkPrimary.get(m.ifname) === m.primary)) continue;
-          if (this.deps.net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
-          const ifname = m.ifname;
-          plan.opened.set(ifname, { io: this.deps.net.open(ifname, m.primary, (d) => this.onPacket(ifname, d)), primary: m.primary });
-        }
-      }
+      for (const g of plan.groups) this.links.open(g.members.values(), plan.opened);
       if (this.deps.failpoint?.('vrrp.prepare')) throw new FwlbError('ERR_FAILPOINT', 'failpoint vrrp.prepare (FWLB_FAILPOINTS)');
     } catch (e) {
       this.discard(plan);
@@ -131,7 +125,7 @@ export class VrrpService {
    * graceful stop does), the links both use stay open, then the new groups start.
    */
   async commit(plan: VrrpPlan): Promise<void> {
-    const used = new Set(plan.groups.flatMap((g) => [...g.members.values()].map((m) => m.ifname)));
+    const used = new Set(plan.groups.flatMap((g) => [...g.members.values()].map((m) => m.link)));
     const keep = new Set([...used].filter((i) => !plan.opened.has(i)));
     if (this.running) await this.shutdown(keep);
     if (this.deps.failpoint?.('vrrp.commit')) {
@@ -139,12 +133,7 @@ export class VrrpService {
       this.discard(plan);
       throw new FwlbError('ERR_FAILPOINT', 'failpoint vrrp.commit (FWLB_FAILPOINTS)');
     }
-    for (const [ifname, l] of this.links) {
-      if (keep.has(ifname)) continue;
-      l.close();
-      this.links.delete(ifname);
-      this.linkPrimary.delete(ifname);
-    }
+    this.links.closeExcept(keep);
     this.install(plan);
     await this.start();
   }
@@ -154,11 +143,7 @@ export class VrrpService {
     this.byVrid.clear();
     for (const [k, v] of plan.byVrid) this.byVrid.set(k, v);
     this.syncIfname = plan.syncIfname;
-    for (const [ifname, l] of plan.opened) {
-      this.links.get(ifname)?.close();
-      this.links.set(ifname, l.io);
-      this.linkPrimary.set(ifname, l.primary);
-    }
+    for (const [link, l] of plan.opened) this.links.set(link, l.io, l.primary);
     plan.opened.clear();
   }
 
@@ -172,26 +157,18 @@ export class VrrpService {
       }
     }
     try {
-      for (const g of this.groups) {
-        for (const m of g.members.values()) {
-          if (this.links.has(m.ifname)) continue;
-          if (net.linkUp(m.ifname) === undefined) throw new FwlbError('ERR_VRRP_LINK', `interface ${m.ifname} does not exist`);
-          this.links.set(m.ifname, net.open(m.ifname, m.primary, (d) => this.onPacket(m.ifname, d)));
-          this.linkPrimary.set(m.ifname, m.primary);
-        }
-      }
+      for (const g of this.groups) this.links.open(g.members.values());
     } catch (e) {
-      for (const l of this.links.values()) l.close();
-      this.links.clear();
-      this.linkPrimary.clear();
+      this.links.closeExcept();
       throw e;
     }
     this.running = true;
     this.generation++;
-    this.unlisten = net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up));
+    this.unlisten = [net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up)), net.onLinkLocal((ifname, a) => this.running && this.links.linkLocalChanged(this.groups, ifname, a, (g, e) => this.feed(g, e)))];
     for (const g of this.groups) {
-      // Interfaces already down start as faults.
+      // Interfaces already down, and IPv6 members without a link-local address yet, start as faults.
       for (const ifname of g.trackedInterfaces) if (net.linkUp(ifname) === false) this.feed(g, { type: 'member', member: memberOn(g, ifname), event: { type: 'fault', source: `interface:${ifname}` } });
+      for (const m of g.members.values()) if (!m.primary) this.feed(g, { type: 'member', member: m.name, event: { type: 'fault', source: linkLocalFault(m.ifname) } });
       this.feed(g, { type: 'all', event: { type: 'startup' } });
       scheduleScript(g, 0, this.trackHost);
     }
@@ -231,14 +208,9 @@ export class VrrpService {
     }
     this.effects.endHandover();
     await this.effects.settled();
-    this.unlisten?.();
+    for (const u of this.unlisten.splice(0)) u();
     // A reload's new configuration may go on with some links (commit): those stay open.
-    for (const [ifname, l] of this.links) {
-      if (keepLinks.has(ifname)) continue;
-      l.close();
-      this.links.delete(ifname);
-      this.linkPrimary.delete(ifname);
-    }
+    this.links.closeExcept(keepLinks);
     this.running = false;
   }
 
@@ -330,13 +302,7 @@ export class VrrpService {
 
   /** Reads every VRRP socket now (see arm_timer): adverts already received are not ignored. */
   private drainLinks(): void {
-    for (const l of this.links.values()) {
-      try {
-        l.drain();
-      } catch (err) {
-        this.deps.log.warn({ err: (err as Error).message }, 'VRRP socket read failed');
-      }
-    }
+    this.links.drain();
   }
 
   private onLinkChange(ifname: string, up: boolean): void {
@@ -352,12 +318,12 @@ export class VrrpService {
     }
   }
 
-  private onPacket(ifname: string, r: ReceivedAdvert): void {
+  private onPacket(link: string, r: ReceivedAdvert): void {
     if (!r.ok) {
       this.drop(r.reason);
       return;
     }
-    const owner = this.byVrid.get(`${ifname}/${r.value.vrid}`);
+    const owner = this.byVrid.get(`${link}/${r.value.vrid}`);
     if (!owner) {
       // Another virtual router on this link (another cluster, a router): not ours to judge.
       this.foreign++;
@@ -368,10 +334,10 @@ export class VrrpService {
       return;
     }
     // An advert in an fwlb peer's name is held to what the peer says itself in its BEATs.
-    if (!this.forged.judge(owner, ifname, r.value, r.src)) return;
+    if (!this.forged.judge(owner, owner.member.ifname, r.value, r.src)) return;
     if (this.effects.handingOver()) {
       // Stopping: a new master on this virtual router lets its VIPs go from here.
-      if (this.effects.handoverStep({ type: 'master_heard', key: `${ifname}/${r.value.vrid}`, priority: r.value.priority })) this.handoverDone?.();
+      if (this.effects.handoverStep({ type: 'master_heard', key: `${link}/${r.value.vrid}`, priority: r.value.priority })) this.handoverDone?.();
       return;
     }
     this.feed(owner.group, { type: 'member', member: owner.member.name, event: { type: 'advert_received', advert: r.value, from: r.src } });
@@ -410,7 +376,7 @@ export class VrrpService {
     // An instance that is no longer master stops advertising at once (before the effects:
     // its priority 0, if any, is the last advert of its run).
     for (const [n, m] of Object.entries(r.state.members)) {
-      if (before.members[n]?.state === 'master' && m.state !== 'master') this.links.get(g.members.get(n)?.ifname ?? '')?.stopAdvertising(m.config.vrid);
+      if (before.members[n]?.state === 'master' && m.state !== 'master') this.links.io.get(g.members.get(n)?.link ?? '')?.stopAdvertising(m.config.vrid);
     }
     for (const e of r.effects) this.effects.run(g, e);
   }

@@ -86,6 +86,9 @@ export const SYNC_BEAT_INSTANCE_LEN = 4;
 export const SYNC_BEAT_MAX_INSTANCES = 255;
 export const SYNC_BEAT_F_LEAVING = 0x01; // the sender is stopping: its priority-0 adverts are genuine
 export const SYNC_BEAT_F_READY = 0x02; // the sender holds the cluster's state (its bulk sync is done): it may carry a share
+/** A BEAT instance's flags (its fourth byte): an IPv6 instance, whose advert source (16 bytes, :: while it has none) follows the instance records, in their order. */
+export const SYNC_BEAT_I_IPV6 = 0x01;
+export const SYNC_BEAT_SOURCE_LEN = 16;
 
 /** HKDF "info" that derives the sync key from the cluster key (key separation). */
 export const SYNC_KEY_INFO = 'fwlb state sync v1';

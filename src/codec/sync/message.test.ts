@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
+import { formatIPv6, parseIPv6 } from '../../lib/ip-bytes.js';
 import {
   OFF_FLAGS,
   OFF_MAGIC,
@@ -162,6 +163,21 @@ test('fixture: a BEAT, byte for byte; malformed BEAT payloads are refused', () =
   assert.equal(p('00140400'), 'bad_payload', 'short');
   assert.throws(() => encode({ ...beat, multiplier: 0 } as SyncMessage, KEY), /multiplier/);
   assert.throws(() => encode({ ...beat, instances: [{ vrid: 51, state: 'gone' as never, priority: 1 }] } as SyncMessage, KEY), /state/);
+});
+
+test('fixture: a BEAT with an IPv6 instance carries its advert source after the instance records; malformed ones are refused', () => {
+  const beat: SyncMessage = { sender: 1, receiver: 0, epoch: 5, peerEpoch: 6, packet: 3, seq: 0, type: 'beat', intervalMs: 20, multiplier: 4, leaving: false, instances: [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 51, state: 'master', priority: 200, source: 'fe80::a' }] };
+  const ll = 'fe80' + '0'.repeat(24) + '000a';
+  const hex = '46575359' + '02060000' + '00010000' + '00000005' + '0000000000000003' + '00000000' + '00000006' + '00000000' + '0020ffff' + '0014' + '04' + '00' + '0002' + '0000' + '3302c800' + '3302c801' + ll;
+  assert.equal(encode(beat, KEY).toString('hex'), sign(Buffer.from(hex, 'hex')).toString('hex'));
+  assert.deepEqual(decode(encode(beat, KEY), KEY), { ok: true, value: beat });
+  const p = (h: string) => reasonOf(withPayload(beat, Buffer.from(h, 'hex')));
+  assert.equal(p('00140400' + '00010000' + '3302c801' + ll), 'ok');
+  assert.equal(p('00140400' + '00010000' + '3302c801' + '0'.repeat(32)), 'ok', ':: (no link-local address yet)');
+  assert.equal(p('00140400' + '00010000' + '3302c801' + ll.slice(0, 30)), 'bad_payload', 'source cut short');
+  assert.equal(p('00140400' + '00010000' + '3302c800' + ll), 'bad_payload', 'a source for no IPv6 instance');
+  assert.equal(p('00140400' + '00010000' + '3302c802'), 'bad_payload', 'unknown instance flag');
+  assert.throws(() => encode({ ...beat, instances: [{ vrid: 51, state: 'master', priority: 1, source: 'nope' }] } as SyncMessage, KEY), /source/);
 });
 
 test('the sync key is derived from the cluster key, 32 bytes, deterministic, not the key itself', () => {
@@ -384,7 +400,10 @@ const arbMessage: fc.Arbitrary<SyncMessage> = fc.oneof(
       fc.integer({ min: 1, max: 0xffff }),
       fc.integer({ min: 1, max: 255 }),
       fc.boolean(),
-      fc.array(fc.record({ vrid: fc.integer({ min: 1, max: 255 }), state: fc.constantFrom(...BEAT_STATES), priority: fc.integer({ min: 0, max: 255 }) }, { noNullPrototype: true }), { maxLength: 8 }),
+      fc.array(
+        fc.record({ vrid: fc.integer({ min: 1, max: 255 }), state: fc.constantFrom(...BEAT_STATES), priority: fc.integer({ min: 0, max: 255 }), source: fc.ipV6().map((a) => formatIPv6(parseIPv6(a)!)) }, { noNullPrototype: true, requiredKeys: ['vrid', 'state', 'priority'] }),
+        { maxLength: 8 },
+      ),
     )
     .map(([h, intervalMs, multiplier, leaving, instances]): SyncMessage => ({ ...h, type: 'beat', intervalMs, multiplier, leaving, instances })),
 );

@@ -63,8 +63,12 @@
  *   BULK_END (5)      | request id u32 (0: a push nobody asked for) | record count u32 |
  *   BEAT (6)          | interval ms u16 | multiplier u8 | flags u8 (LEAVING 0x01, READY 0x02) |
  *                     | instance count u16 | reserved u16 | (vrid u8, state u8, priority u8,
- *                     reserved u8) per VRRP instance of the sender, in config order |
+ *                     flags u8 (IPV6 0x01)) per VRRP instance of the sender, in config order |
+ *                     (advert source, 16 bytes) per IPv6 instance, in the same order |
  *                     liveness, unreliable; states: 0 initialize, 1 backup, 2 master, 3 fault.
+ *                     The source is the link-local address the instance's adverts leave from
+ *                     (:: while it has none): a receiver knows an IPv6 advert's sender by it.
+ *                     A BEAT without IPv6 instances is as before the flag existed.
  *
  * The HMAC key is derived from the cluster key (`deriveSyncKey`), never the raw key, so the
  * same secret can authenticate other things (config distribution) without cross-protocol use.
@@ -78,6 +82,7 @@
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { FwlbError } from '../../lib/errors.js';
+import { formatIPv6, parseIPv6 } from '../../lib/ip-bytes.js';
 import {
   OFF_ACK,
   OFF_WINDOW,
@@ -100,6 +105,8 @@ import {
   SYNC_BEAT_MAX_INSTANCES,
   SYNC_BEAT_F_LEAVING,
   SYNC_BEAT_F_READY,
+  SYNC_BEAT_I_IPV6,
+  SYNC_BEAT_SOURCE_LEN,
   SYNC_TYPE_BEAT,
   SYNC_BULK_REQUEST_LEN,
   SYNC_DEFAULT_MAX_MESSAGE,
@@ -196,6 +203,8 @@ export interface BeatInstance {
   /** BEAT_STATES: initialize, backup, master, fault. */
   state: BeatState;
   priority: number;
+  /** An IPv6 instance: the link-local address its adverts leave from ('::' while it has none). Absent: IPv4. */
+  source?: string;
 }
 export const BEAT_STATES = ['initialize', 'backup', 'master', 'fault'] as const;
 export type BeatState = (typeof BEAT_STATES)[number];
@@ -410,6 +419,7 @@ export function messageProblems(m: SyncMessage): string[] {
           if (!i || !Number.isInteger(i.vrid) || i.vrid < 1 || i.vrid > 255) p.push(`beat instance VRID ${i?.vrid} is outside 1..255`);
           else if (!BEAT_STATES.includes(i.state)) p.push(`beat instance state ${String(i.state)} is unknown`);
           else if (!Number.isInteger(i.priority) || i.priority < 0 || i.priority > 255) p.push(`beat instance priority ${i.priority} is outside 0..255`);
+          else if (i.source !== undefined && !parseIPv6(i.source)) p.push(`beat instance source ${String(i.source)} is not an IPv6 address`);
         }
       }
       break;
@@ -438,7 +448,7 @@ function payloadLength(m: SyncMessage): number {
     case 'bulk_end':
       return SYNC_BULK_END_LEN;
     case 'beat':
-      return SYNC_BEAT_FIXED_LEN + m.instances.length * SYNC_BEAT_INSTANCE_LEN;
+      return SYNC_BEAT_FIXED_LEN + m.instances.length * SYNC_BEAT_INSTANCE_LEN + m.instances.filter((i) => i.source !== undefined).length * SYNC_BEAT_SOURCE_LEN;
   }
 }
 
@@ -516,7 +526,13 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
         buf[at] = i.vrid;
         buf[at + 1] = BEAT_STATES.indexOf(i.state);
         buf[at + 2] = i.priority;
+        buf[at + 3] = i.source !== undefined ? SYNC_BEAT_I_IPV6 : 0;
         at += SYNC_BEAT_INSTANCE_LEN;
+      }
+      for (const i of m.instances) {
+        if (i.source === undefined) continue;
+        buf.set(parseIPv6(i.source)!, at);
+        at += SYNC_BEAT_SOURCE_LEN;
       }
       break;
   }
@@ -662,15 +678,24 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
       const bflags = dv.getUint8(at + 3);
       const count = dv.getUint16(at + 4);
       if (intervalMs === 0 || multiplier === 0 || (bflags & ~(SYNC_BEAT_F_LEAVING | SYNC_BEAT_F_READY)) !== 0 || count > SYNC_BEAT_MAX_INSTANCES) return fail('bad_payload');
-      if (len !== SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN) return fail('bad_payload');
+      if (len < SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN) return fail('bad_payload');
       const instances: BeatInstance[] = [];
+      let src = at + SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN;
       for (let i = 0; i < count; i++) {
         const o = at + SYNC_BEAT_FIXED_LEN + i * SYNC_BEAT_INSTANCE_LEN;
         const state = BEAT_STATES[dv.getUint8(o + 1)];
         const vrid = dv.getUint8(o);
-        if (state === undefined || vrid === 0) return fail('bad_payload');
-        instances.push({ vrid, state, priority: dv.getUint8(o + 2) });
+        const iflags = dv.getUint8(o + 3);
+        if (state === undefined || vrid === 0 || (iflags & ~SYNC_BEAT_I_IPV6) !== 0) return fail('bad_payload');
+        const inst: BeatInstance = { vrid, state, priority: dv.getUint8(o + 2) };
+        if (iflags & SYNC_BEAT_I_IPV6) {
+          if (src + SYNC_BEAT_SOURCE_LEN > at + len) return fail('bad_payload');
+          inst.source = formatIPv6(buf, src);
+          src += SYNC_BEAT_SOURCE_LEN;
+        }
+        instances.push(inst);
       }
+      if (src !== at + len) return fail('bad_payload');
       return { ok: true, value: { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, ...((bflags & SYNC_BEAT_F_READY) !== 0 ? { ready: true } : {}), instances } };
     }
   }
