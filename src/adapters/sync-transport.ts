@@ -9,10 +9,10 @@ import type { Logger } from 'pino';
 import type { SyncTransport } from '../ports/sync.js';
 import type { Poller } from './netlink/poller.js';
 import { readUdpDrops } from './udp-drops.js';
-import { UdpSocketV4 } from './udp-socket.js';
+import { UdpSocket } from './udp-socket.js';
 
-export function openSyncTransport(o: { poller: Poller; address: string; port: number; log: Logger; onDatagram: (buf: Buffer, from: string) => void }): SyncTransport {
-  const sock = UdpSocketV4.open({ poller: o.poller, address: o.address, port: o.port, onDatagram: o.onDatagram });
+export function openSyncTransport(o: { poller: Poller; address: string; ifname?: string; port: number; log: Logger; onDatagram: (buf: Buffer, from: string) => void }): SyncTransport {
+  const sock = UdpSocket.open({ poller: o.poller, address: o.address, ...(o.ifname ? { ifname: o.ifname } : {}), port: o.port, onDatagram: o.onDatagram });
   const base = readUdpDrops(o.port) ?? 0;
   let drops: number | undefined = 0;
   let loggedAt = -Infinity;

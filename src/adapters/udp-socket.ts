@@ -1,5 +1,6 @@
 /**
- * The state sync's UDP socket (IPv4), read with recvmmsg(2) through koffi: up to 64
+ * The state sync's UDP socket (IPv4 or IPv6, by its address; a link-local IPv6 address is
+ * scoped to the interface named), read with recvmmsg(2) through koffi: up to 64
  * datagrams per syscall into buffers allocated once, each handed to the reader as a view
  * (valid during the call only) with its source address. A flood at the sync port then costs
  * about a microsecond per datagram until the cheap checks drop it; Node's dgram socket made
@@ -10,8 +11,9 @@
  * out bursts; what the kernel still drops is counted by readUdpDrops (udp-drops.ts).
  */
 import koffi from 'koffi';
-import { AF_INET, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, errnoName, int32, lastErrno, libc } from './libc.js';
+import { AF_INET, AF_INET6, MSG_DONTWAIT, SIZEOF_SOCKADDR_IN6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, errnoName, int32, lastErrno, libc, sockaddrIn6 } from './libc.js';
 import { FwlbError } from '../lib/errors.js';
+import { formatIPv6 } from '../lib/ip-bytes.js';
 import type { Poller } from './netlink/poller.js';
 
 const SOCK_DGRAM = 2;
@@ -22,6 +24,17 @@ const EINTR = 4;
 const MMSGHDR = 64;
 const IOVEC = 16;
 const SOCKADDR_IN = 16;
+/** Each datagram's source: room for either family. */
+const NAME_SLOT = SIZEOF_SOCKADDR_IN6;
+
+let ifIndexFn: ((name: string) => number) | undefined;
+/** if_nametoindex(3): 0 when there is no such interface. */
+export function ifIndex(name: string): number {
+  ifIndexFn ??= koffi.load('libc.so.6').func('unsigned int if_nametoindex(const char *)') as (name: string) => number;
+  return ifIndexFn(name);
+}
+/** fe80::/10. */
+const isLinkLocal = (a: string) => /^fe[89ab]/i.test(a);
 
 interface RecvMmsg {
   recvmmsg(fd: number, vec: Buffer, vlen: number, flags: number, timeout: null): number;
@@ -38,6 +51,8 @@ export interface UdpSocketOptions {
   poller: Poller;
   address: string;
   port: number;
+  /** The interface a link-local IPv6 address (ours, and the peers' we send to) belongs to. */
+  ifname?: string;
   /** A view of each datagram (valid during the call) and its source address. */
   onDatagram: (view: Buffer, from: string) => void;
   /** Receive buffer (SO_RCVBUFFORCE, else capped by rmem_max). Default 8 MiB. */
@@ -51,7 +66,7 @@ export interface UdpSocketOptions {
   batchesPerWakeup?: number;
 }
 
-export class UdpSocketV4 {
+export class UdpSocket {
   private readonly vec: Buffer;
   private readonly data: Buffer;
   private readonly names: Buffer;
@@ -65,6 +80,9 @@ export class UdpSocketV4 {
   /** The last source seen, as text (a flood comes from few addresses: no string per datagram). */
   private lastFrom = -1;
   private lastFromText = '';
+  private readonly lastFrom6 = Buffer.alloc(16);
+  private readonly v6: boolean;
+  private readonly scopeId: number;
   readonly counters = { datagrams: 0, syscalls: 0, sendErrors: 0, readErrors: 0 };
 
   private constructor(
@@ -76,7 +94,9 @@ export class UdpSocketV4 {
     this.perWakeup = o.batchesPerWakeup ?? 8;
     this.vec = Buffer.alloc(this.batch * MMSGHDR);
     this.data = Buffer.alloc(this.batch * this.slot);
-    this.names = Buffer.alloc(this.batch * SOCKADDR_IN);
+    this.v6 = o.address.includes(':');
+    this.scopeId = this.v6 && isLinkLocal(o.address) && o.ifname ? ifIndex(o.ifname) : 0;
+    this.names = Buffer.alloc(this.batch * NAME_SLOT);
     const iov = Buffer.alloc(this.batch * IOVEC);
     // The structures point into buffers that live as long as the socket (kept by `this`).
     this.iov = iov;
@@ -87,17 +107,18 @@ export class UdpSocketV4 {
       iov.writeBigUInt64LE(dataAt + BigInt(i * this.slot), i * IOVEC);
       iov.writeBigUInt64LE(BigInt(this.slot), i * IOVEC + 8);
       const h = i * MMSGHDR;
-      this.vec.writeBigUInt64LE(namesAt + BigInt(i * SOCKADDR_IN), h); // msg_name
-      this.vec.writeUInt32LE(SOCKADDR_IN, h + 8); // msg_namelen
+      this.vec.writeBigUInt64LE(namesAt + BigInt(i * NAME_SLOT), h); // msg_name
+      this.vec.writeUInt32LE(NAME_SLOT, h + 8); // msg_namelen
       this.vec.writeBigUInt64LE(iovAt + BigInt(i * IOVEC), h + 16); // msg_iov
       this.vec.writeBigUInt64LE(1n, h + 24); // msg_iovlen
     }
   }
 
   /** Opens and binds the socket and starts reading; throws FwlbError (ERR_SOCKET) when the kernel refuses. */
-  static open(o: UdpSocketOptions): UdpSocketV4 {
+  static open(o: UdpSocketOptions): UdpSocket {
     const c = libc();
-    const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const v6 = o.address.includes(':');
+    const fd = c.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new FwlbError('ERR_SOCKET', `sync socket: ${errnoName()}`);
     const fail = (what: string): never => {
       const e = errnoName();
@@ -108,8 +129,11 @@ export class UdpSocketV4 {
     if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcv, 4) !== 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcv, 4);
     const snd = int32(o.sndbuf ?? 4 * 1024 * 1024);
     if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, snd, 4) !== 0) c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, snd, 4);
-    if (c.bind(fd, sockaddrIn(o.address, o.port), SOCKADDR_IN) !== 0) fail('bind');
-    const s = new UdpSocketV4(fd, o);
+    const scope = v6 && isLinkLocal(o.address) ? ifIndex(o.ifname ?? '') : 0;
+    if (v6 && isLinkLocal(o.address) && scope === 0) fail(`link-local address needs its interface (${o.ifname ?? 'none named'} not found)`);
+    const me = v6 ? sockaddrIn6(o.address, scope, o.port) : sockaddrIn(o.address, o.port);
+    if (c.bind(fd, me, me.length) !== 0) fail('bind');
+    const s = new UdpSocket(fd, o);
     s.unwatch = o.poller.add(fd, () => s.onReadable());
     return s;
   }
@@ -118,7 +142,7 @@ export class UdpSocketV4 {
   send(buf: Buffer, address: string, port: number): void {
     if (this.closed) return;
     const to = this.dest(address, port);
-    if (libc().sendto(this.fd, buf, buf.length, 0, to, SOCKADDR_IN) < 0) this.counters.sendErrors++;
+    if (libc().sendto(this.fd, buf, buf.length, 0, to, to.length) < 0) this.counters.sendErrors++;
   }
 
   private readonly dests = new Map<string, Buffer>();
@@ -126,7 +150,8 @@ export class UdpSocketV4 {
     const k = `${address}:${port}`;
     let d = this.dests.get(k);
     if (!d) {
-      d = sockaddrIn(address, port);
+      if (address.includes(':') !== this.v6) throw new FwlbError('ERR_SOCKET', `sync socket ${this.o.address}: cannot send to ${address} (another address family)`);
+      d = this.v6 ? sockaddrIn6(address, isLinkLocal(address) ? this.scopeId : 0, port) : sockaddrIn(address, port);
       if (this.dests.size > 64) this.dests.clear();
       this.dests.set(k, d);
     }
@@ -141,7 +166,7 @@ export class UdpSocketV4 {
   private onReadable(): void {
     const { recvmmsg } = recvmmsgFn();
     for (let round = 0; round < this.perWakeup && !this.closed; round++) {
-      for (let i = 0; i < this.batch; i++) this.vec.writeUInt32LE(SOCKADDR_IN, i * MMSGHDR + 8);
+      for (let i = 0; i < this.batch; i++) this.vec.writeUInt32LE(NAME_SLOT, i * MMSGHDR + 8);
       const n = recvmmsg(this.fd, this.vec, this.batch, MSG_DONTWAIT, null);
       this.counters.syscalls++;
       if (n < 0) {
@@ -151,11 +176,19 @@ export class UdpSocketV4 {
       }
       for (let i = 0; i < n && !this.closed; i++) {
         const len = this.vec.readUInt32LE(i * MMSGHDR + 56);
-        const na = i * SOCKADDR_IN;
-        const addr = this.names.readUInt32BE(na + 4);
-        if (addr !== this.lastFrom) {
-          this.lastFrom = addr;
-          this.lastFromText = `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`;
+        const na = i * NAME_SLOT;
+        if (this.v6) {
+          // The same source as the last one (a flood comes from few): no new string.
+          if (this.lastFromText === '' || this.names.compare(this.lastFrom6, 0, 16, na + 8, na + 24) !== 0) {
+            this.names.copy(this.lastFrom6, 0, na + 8, na + 24);
+            this.lastFromText = formatIPv6(this.lastFrom6, 0);
+          }
+        } else {
+          const addr = this.names.readUInt32BE(na + 4);
+          if (addr !== this.lastFrom) {
+            this.lastFrom = addr;
+            this.lastFromText = `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`;
+          }
         }
         this.counters.datagrams++;
         const start = i * this.slot;

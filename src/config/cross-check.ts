@@ -29,9 +29,17 @@ export function crossCheck(c: Config): ConfigIssue[] {
   };
   const k: Check = { c, roles, roleList, issues, needRole };
 
+  // A role's node addresses are of one family on every node: the sync and its BEATs talk between them.
+  const roleFamily = new Map<string, { family: number; node: string }>();
   for (const [name, node] of Object.entries(c.nodes)) {
     for (const role of Object.keys(node.addresses)) needRole(role, ['nodes', name, 'addresses', role]);
     for (const role of Object.keys(node.interfaces)) needRole(role, ['nodes', name, 'interfaces', role]);
+    for (const [role, a] of Object.entries(node.addresses)) {
+      const family = ipFamily(a.split('/')[0] ?? '');
+      const first = roleFamily.get(role);
+      if (!first) roleFamily.set(role, { family, node: name });
+      else if (first.family !== family) issues.push({ path: ['nodes', name, 'addresses', role], message: `is IPv${family} where node ${first.node}'s address on "${role}" is IPv${first.family}: the nodes talk over it in one family` });
+    }
   }
   checkVrrp(k);
   checkSharing(k);

@@ -94,6 +94,7 @@ const BAD: [string, string, RegExp][] = [
   ['advert interval 0', edit('vrrp:\n', 'vrrp:\n  advert_interval: 0ms\n'), /vrrp\.advert_interval: advertisement interval 0 ms is outside 1\.\.4095 centiseconds/],
   ['IPv6 VRRP without its link-local virtual address first', edit('[198.18.0.100/24]', '["2001:2::1/64"]'), /instances\.ext\.addresses\[0\]: an IPv6 instance's first address must be its link-local virtual address \(RFC 9568 5\.2\.9\), e\.g\. "fe80::33\/64" before "2001:2::1"/],
   ['IPv6 VRRP over unicast', edit('vrrp:\n', 'vrrp:\n  unicast: true\n').replace('[198.18.0.100/24]', '[fe80::1/64, 2001:2::1/64]'), /vrrp\.unicast: IPv6 VRRP runs on multicast \(ff02::12\) only; instance edge\.ext is IPv6/],
+  ['node addresses of two families on one role', edit('sync: 198.18.2.2/24 }', 'sync: "2001:2:2::2/64" }'), /nodes\.fw2\.addresses\.sync: is IPv6 where node fw1's address on "sync" is IPv4: the nodes talk over it in one family/],
   ['IPv6 VRRP mixing families', edit('[198.18.0.100/24]', '[fe80::1/64, 198.18.0.100/24]'), /instances\.ext\.addresses: mixes IPv4 and IPv6 addresses; use one instance per family/],
   ['service names that collide in the kernel', edit('services:\n', 'services:\n  we_b:\n    listen: 198.18.0.100:81/tcp\n    backends: { a: { address: 198.18.1.20 } }\n  we-b:\n    listen: 198.18.0.100:82/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.we-b: the name is too close to service "we_b" \(both become svc_we_b in the kernel\)/],
   ['a comment nft cannot carry', edit('to: self }', `to: self, comment: "${'é'.repeat(70)}" }`), /firewall\.rules\[0\]\.allow\.comment: is longer than 120 bytes/],
@@ -112,6 +113,11 @@ test('dual stack: an IPv4 and an IPv6 instance, the same VRID on one interface (
   const r = await parseConfig(text, 'c.yaml');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   assert.deepEqual(r.value.config.vrrp?.groups.edge?.instances.ext6?.addresses, ['fe80::1/64', '2001:2::100/64']);
+  // The state sync over IPv6: global or link-local node addresses on the sync role.
+  for (const [a, b] of [['2001:2:2::1/64', '2001:2:2::2/64'], ['fe80::2:1/64', 'fe80::2:2/64']]) {
+    const v6sync = await parseConfig(text.replace('sync: 198.18.2.1/24', `sync: "${a}"`).replace('sync: 198.18.2.2/24', `sync: "${b}"`), 'c.yaml');
+    assert.ok(v6sync.ok, v6sync.ok ? '' : v6sync.error.message);
+  }
 });
 
 test('every error is collected, not only the first', async () => {

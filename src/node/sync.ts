@@ -87,7 +87,7 @@ export async function createStateSync(
     epoch: randomInt(1, 2 ** 32 - 1),
     peers,
     ct: deps.ct,
-    transport: (onDatagram) => openSyncTransport({ poller: deps.poller, address: selfAddress, port: ss.port, log: deps.log, onDatagram }),
+    transport: (onDatagram) => openSyncTransport({ poller: deps.poller, address: selfAddress, ifname: view.interfaces[ss.interface] ?? ss.interface, port: ss.port, log: deps.log, onDatagram }),
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
     // Active-standby: the master owns every entry (active-active will decide per flow).
     owns: deps.owns ?? (() => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster()),
@@ -124,6 +124,7 @@ export async function createLiveness(
   const channel = new LivenessWorker({
     selfId: names.indexOf(node),
     links: roles.map((r) => bareAddress(view.addresses[r]!)),
+    linkIfnames: roles.map((r) => view.interfaces[r] ?? r),
     port: livenessPort(ss.port),
     key: deriveSyncKey(await readSyncKey(c, configFile)),
     intervalMs: l.interval,

@@ -29,6 +29,8 @@ export interface LivenessWorkerData {
   selfId: number;
   /** Our address on each link the BEATs cross (the sync link first). */
   links: string[];
+  /** The interface of each link (index as in `links`): where a link-local address belongs. */
+  linkIfnames?: string[];
   port: number;
   key: Uint8Array;
   intervalMs: number;

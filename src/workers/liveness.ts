@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
 import { Poller } from '../adapters/netlink/poller.js';
 import { realtimeThread } from '../adapters/realtime.js';
-import { UdpSocketV4 } from '../adapters/udp-socket.js';
+import { UdpSocket } from '../adapters/udp-socket.js';
 import { realClock } from '../lib/clock.js';
 import { decode, encode, peekHeader } from '../codec/sync/message.js';
 import { check, initialReplayState, type ReplayState } from '../fsm/sync/replay.js';
@@ -62,7 +62,7 @@ const onDatagram = (view: Uint8Array, from: string): void => {
     p.lastRound = r.value.seq;
     core.onBeat(p.name, r.value);
 };
-const socks = d.links.map((address) => UdpSocketV4.open({ poller, address, port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
+const socks = d.links.map((address, i) => UdpSocket.open({ poller, address, ...(d.linkIfnames?.[i] ? { ifname: d.linkIfnames[i] } : {}), port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
 let round = 0;
 let roundPeer: string | undefined;
 
