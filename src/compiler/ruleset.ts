@@ -470,7 +470,9 @@ function filterChains({ c, ifname }: Ctx, cluster: string[], counterRules: strin
         'type filter hook input priority filter; policy drop;',
         'iif "lo" accept',
         ...stateful,
-        'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } ip6 hoplimit 255 accept comment "neighbour discovery"',
+        'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept comment "neighbour discovery"',
+        // MLD (RFC 2710, 3810): from link-local sources with hop limit 1; conntrack tracks none of it.
+        'icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 ip6 hoplimit 1 accept comment "multicast listener discovery"',
         ...(c.firewall.ping ? ['icmp type echo-request limit rate 100/second accept', 'icmpv6 type echo-request limit rate 100/second accept'] : []),
         ...cluster,
         ...userInput,

@@ -38,15 +38,15 @@ function peer(s: Socket): string {
 function listen(server: HttpServer | TcpServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host }, () => {
+    server.listen({ port, host, ...(host === '::' ? { ipv6Only: true } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });
   });
 }
 
-/** Starts all four services; resolves once they all listen. Returns a closer. */
-export async function startBackend(o: BackendOptions, log: Log): Promise<() => void> {
+/** The four services on one address (`::`: IPv6 only, beside the IPv4 ones). */
+async function serve(o: BackendOptions, host: string, log: Log): Promise<() => void> {
   const http = createHttpServer({ keepAlive: true }, (req, res) => {
     const body = req.url === '/healthz' ? 'ok' : `${o.name} ${peer(req.socket)}\n`;
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
@@ -64,19 +64,19 @@ export async function startBackend(o: BackendOptions, log: Log): Promise<() => v
     s.on('error', () => s.destroy());
     s.end(`${o.name} ${peer(s)}\n`);
   });
-  const udp = createSocket('udp4');
+  const udp = host === '::' ? createSocket({ type: 'udp6', ipv6Only: true }) : createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
     udp.send(Buffer.concat([Buffer.from(`${o.name} `), msg]), rinfo.port, rinfo.address);
   });
   for (const s of [http, echo, whoami]) s.on('error', (e) => log('error', { error: e.message }));
 
   await Promise.all([
-    listen(http, o.httpPort, o.bind),
-    listen(echo, o.echoPort, o.bind),
-    listen(whoami, o.whoamiPort, o.bind),
+    listen(http, o.httpPort, host),
+    listen(echo, o.echoPort, host),
+    listen(whoami, o.whoamiPort, host),
     new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
-      udp.bind(o.udpPort, o.bind, () => {
+      udp.bind(o.udpPort, host, () => {
         udp.off('error', reject);
         udp.on('error', (e) => log('error', { error: e.message }));
         resolve();
@@ -88,6 +88,23 @@ export async function startBackend(o: BackendOptions, log: Log): Promise<() => v
     for (const s of [http, echo, whoami]) s.close();
     udp.close();
   };
+}
+
+/**
+ * Starts all four services; resolves once they all listen. Returns a closer. Bound to every
+ * address (the default), they answer over IPv6 too (the dual-stack lab), on sockets of their
+ * own so that IPv4 peers keep their plain addresses.
+ */
+export async function startBackend(o: BackendOptions, log: Log): Promise<() => void> {
+  const closers = [await serve(o, o.bind, log)];
+  if (o.bind === '0.0.0.0') {
+    try {
+      closers.push(await serve(o, '::', log));
+    } catch (e) {
+      log('no_ipv6', { error: (e as Error).message });
+    }
+  }
+  return () => closers.forEach((c) => c());
 }
 
 function main(): void {

@@ -73,5 +73,9 @@ export function hostLines(h: HostSpec, spec?: LabSpec): string[] {
 /** The host's static routes, idempotent (`replace`): re-applied after a link comes back. */
 export function routeLines(h: HostSpec): string[] {
   const first = h.ifaces[0];
-  return h.gateway !== null && first ? [`route replace default via ${h.gateway} dev ${first.name}`] : [];
+  if (!first) return [];
+  return [
+    ...(h.gateway !== null ? [`route replace default via ${h.gateway} dev ${first.name}`] : []),
+    ...(h.gateway6 ? [`route replace default via ${h.gateway6} dev ${first.name}`] : []),
+  ];
 }

@@ -67,8 +67,8 @@ test('interface names fit IFNAMSIZ (15 characters) at the limits', () => {
 
 test('vipsOn pins both VIPs on that node only', () => {
   const s = describeLab({ vipsOn: 'fw2' });
-  assert.deepEqual(bootAddresses(addrOf(s, 'fw2', 'eth0')), ['198.18.0.3/24', '198.18.0.100/24']);
-  assert.deepEqual(bootAddresses(addrOf(s, 'fw2', 'eth1')), ['198.18.1.3/24', '198.18.1.1/24']);
+  assert.deepEqual(bootAddresses(addrOf(s, 'fw2', 'eth0')), ['198.18.0.3/24', '198.18.0.100/24', '2001:2::3/64']);
+  assert.deepEqual(bootAddresses(addrOf(s, 'fw2', 'eth1')), ['198.18.1.3/24', '198.18.1.1/24', '2001:2:1::3/64']);
   assert.deepEqual(addrOf(s, 'fw2', 'eth2').vips, []);
   assert.deepEqual(addrOf(s, 'fw1', 'eth0').vips, []);
 });
@@ -114,12 +114,13 @@ test('build plan: bridges without snooping, veth peers created in the hosts, rou
   const fw1 = p.hostBatches.find((b) => b.ns === 'p-fw1');
   assert.deepEqual(fw1?.lines, [
     'link set lo up',
-    'address add 198.18.0.2/24 dev eth0', 'address add 198.18.0.100/24 dev eth0', 'link set eth0 up',
-    'address add 198.18.1.2/24 dev eth1', 'address add 198.18.1.1/24 dev eth1', 'link set eth1 up',
-    'address add 198.18.2.1/24 dev eth2', 'link set eth2 up',
+    'address add 198.18.0.2/24 dev eth0', 'address add 198.18.0.100/24 dev eth0', 'address add 2001:2::2/64 dev eth0', 'link set eth0 up',
+    'address add 198.18.1.2/24 dev eth1', 'address add 198.18.1.1/24 dev eth1', 'address add 2001:2:1::2/64 dev eth1', 'link set eth1 up',
+    'address add 198.18.2.1/24 dev eth2', 'address add 2001:2:2::1/64 dev eth2', 'link set eth2 up',
   ]);
-  assert.deepEqual(p.hostBatches.find((b) => b.ns === 'p-web2')?.lines.slice(-2), [
-    'link set eth0 up', 'route replace default via 198.18.1.1 dev eth0',
+  // Dual stack: IPv6 through the link-local virtual address of the inside IPv6 instance.
+  assert.deepEqual(p.hostBatches.find((b) => b.ns === 'p-web2')?.lines.slice(-3), [
+    'link set eth0 up', 'route replace default via 198.18.1.1 dev eth0', 'route replace default via fe80::1 dev eth0',
   ]);
   for (const s of p.sysctls) assert.equal(s.values['net.ipv6.conf.default.accept_dad'], '0');
   assert.equal(p.sysctls.find((s) => s.ns === 'p-fw1')?.values['net.ipv4.ip_forward'], '1');

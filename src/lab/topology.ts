@@ -8,7 +8,10 @@
  *                                              fwN eth2 ── bridge "sync" 198.18.2.0/24
  *  webN ns   ── bridge "in"  198.18.1.0/24 ── fwN eth1    VIP 198.18.1.1 (servers' gateway)
  * ```
- * All addresses are in 198.18.0.0/15 (RFC 2544's benchmarking range).
+ * All addresses are in 198.18.0.0/15 (RFC 2544's benchmarking range). Every lab is dual
+ * stack: each bridge has an IPv6 subnet in 2001:2::/48 (RFC 5180's benchmarking range) with
+ * the same host numbers, and clients and servers route IPv6 through the link-local virtual
+ * address fe80::1 (an IPv6 VRRP instance's first address; examples/dual-stack.yaml).
  */
 import { FwlbError } from '../lib/errors.js';
 
@@ -38,6 +41,14 @@ export const LAB_SUBNETS: Readonly<Record<BridgeName, string>> = {
   sync: '198.18.2.0/24',
 };
 const PREFIX_LEN = 24;
+/** The IPv6 side of the lab: the same host numbers, written in IPv6 (`2001:2::10` for .10). */
+export const LAB_VIPS6 = { outside: '2001:2::100', inside: '2001:2:1::1', gateway: 'fe80::1' } as const;
+export const LAB_SUBNETS6: Readonly<Record<BridgeName, string>> = {
+  out: '2001:2::/64',
+  in: '2001:2:1::/64',
+  sync: '2001:2:2::/64',
+};
+const PREFIX_LEN6 = 64;
 
 /**
  * Bounds that keep the address plan free of overlaps: fw outside .2-.9 below clients
@@ -81,6 +92,8 @@ export interface IfaceSpec {
   prefixLen: number;
   /** Extra addresses pinned on this interface by `vipsOn`. */
   vips: string[];
+  /** The host's IPv6 address there (prefix length 64), without prefix length. */
+  address6: string;
   /**
    * A direct link (a crossover cable) instead of a switch port: the sync link of a
    * two-firewall lab, as pfsync and conntrackd setups recommend. Either end going down is
@@ -98,6 +111,8 @@ export interface HostSpec {
   ifaces: IfaceSpec[];
   /** Default gateway, for clients and webs. */
   gateway: string | null;
+  /** IPv6 default gateway (link-local, on the first interface), for clients and webs. */
+  gateway6?: string | null;
   /** Whether the host runs the lab's backend server (clients and webs do). */
   runsServer: boolean;
   /** Sysctls set in this namespace (besides the IPv6 DAD ones every namespace gets). */
@@ -154,7 +169,8 @@ function checkCount(what: keyof LabCounts, n: number): number {
 
 function iface(name: string, bridge: BridgeName, port: string, hostByte: number, vips: string[] = [], direct = false): IfaceSpec {
   const subnet = LAB_SUBNETS[bridge].split('.').slice(0, 3).join('.');
-  return { name, bridge, port, address: `${subnet}.${hostByte}`, prefixLen: PREFIX_LEN, vips, direct };
+  const subnet6 = LAB_SUBNETS6[bridge].replace('::/64', '');
+  return { name, bridge, port, address: `${subnet}.${hostByte}`, prefixLen: PREFIX_LEN, vips, address6: `${subnet6}::${hostByte}`, direct };
 }
 
 /** Builds the full description of a lab from options; throws FwlbError on bad options. */
@@ -196,21 +212,21 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
       ],
       gateway: null,
       runsServer: false,
-      sysctls: { 'net.ipv4.ip_forward': '1' },
+      sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1' },
     });
   }
   for (let i = 1; i <= counts.clients; i++) {
     const name = `client${i}`;
     hosts.push({
       name, role: 'client', ns: ns(name), ifaces: [iface('eth0', 'out', name, 9 + i)],
-      gateway: LAB_VIPS.outside, runsServer: true, sysctls: {},
+      gateway: LAB_VIPS.outside, gateway6: LAB_VIPS6.gateway, runsServer: true, sysctls: {},
     });
   }
   for (let i = 1; i <= counts.backends; i++) {
     const name = `web${i}`;
     hosts.push({
       name, role: 'web', ns: ns(name), ifaces: [iface('eth0', 'in', name, 10 + i)],
-      gateway: LAB_VIPS.inside, runsServer: true, sysctls: {},
+      gateway: LAB_VIPS.inside, gateway6: LAB_VIPS6.gateway, runsServer: true, sysctls: {},
     });
   }
   return {
@@ -245,7 +261,7 @@ export function findIface(host: HostSpec, name: string): IfaceSpec {
 
 /** Every address a host has when it boots: its base addresses plus pinned VIPs, as CIDRs. */
 export function bootAddresses(iface: IfaceSpec): string[] {
-  return [iface.address, ...iface.vips].map((a) => `${a}/${iface.prefixLen}`);
+  return [...[iface.address, ...iface.vips].map((a) => `${a}/${iface.prefixLen}`), ...(iface.address6 ? [`${iface.address6}/${PREFIX_LEN6}`] : [])];
 }
 
 /** All namespaces of the lab, switch first. */
