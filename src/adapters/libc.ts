@@ -32,6 +32,14 @@ export const IP_MULTICAST_TTL = 33;
 export const IP_MULTICAST_LOOP = 34;
 export const IP_ADD_MEMBERSHIP = 35;
 export const IP_DROP_MEMBERSHIP = 36;
+// <linux/in6.h>: IPv6 socket options (level IPPROTO_IPV6, codec/cmsg.ts)
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_MULTICAST_IF = 17;
+export const IPV6_MULTICAST_HOPS = 18;
+export const IPV6_MULTICAST_LOOP = 19;
+export const IPV6_ADD_MEMBERSHIP = 20;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_RECVHOPLIMIT = 51;
 export const MSG_DONTWAIT = 0x40;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_ALL = 0x0003;

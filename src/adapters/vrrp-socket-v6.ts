@@ -16,17 +16,9 @@ import { FwlbError } from '../lib/errors.js';
 import { formatIPv6, parseIPv6 } from '../lib/ip-bytes.js';
 import { ipv6ArrivalInfo, parseControlMessages, IPPROTO_IPV6 } from '../codec/cmsg.js';
 import { VRRP_IP_TTL, VRRP_MCAST_GROUP_V6 } from '../codec/vrrp/constants.js';
-import { AF_INET6, MSG_DONTWAIT, SIZEOF_SOCKADDR_IN6, errnoName, int32, libc, sockaddrIn6 } from './libc.js';
+import { AF_INET6, IPV6_ADD_MEMBERSHIP, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF, IPV6_MULTICAST_LOOP, IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO, IPV6_UNICAST_HOPS, MSG_DONTWAIT, SIZEOF_SOCKADDR_IN6, errnoName, int32, libc, sockaddrIn6 } from './libc.js';
 import { openVrrpSocket, type FdWatcher } from './vrrp-socket.js';
 
-// <linux/in6.h>
-const IPV6_UNICAST_HOPS = 16;
-const IPV6_MULTICAST_IF = 17;
-const IPV6_MULTICAST_HOPS = 18;
-const IPV6_MULTICAST_LOOP = 19;
-const IPV6_ADD_MEMBERSHIP = 20;
-const IPV6_RECVPKTINFO = 49;
-const IPV6_RECVHOPLIMIT = 51;
 /** struct msghdr on LP64. */
 const SIZEOF_MSGHDR = 56;
 
