@@ -29,8 +29,8 @@ const isUp = (l: Link) => l.up && l.lowerUp;
 const usableLinkLocal = (a: Addr) => a.family === 6 && a.scope === RT_SCOPE_LINK && (a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) === 0;
 
 /**
- * Each interface's IPv6 link-local addresses (by ifindex) from the dump and the events; the
- * one VRRP uses is the first the kernel listed that is usable, kept while it stays so.
+ * Each interface's IPv6 link-local addresses (by ifindex) from the dump and the events, in
+ * the order first seen; which one VRRP uses is the service's choice (never a VIP).
  */
 class LinkLocals {
   private readonly byIndex = new Map<number, Map<string, boolean>>();
@@ -47,9 +47,14 @@ class LinkLocals {
     this.byIndex.delete(index);
   }
 
-  of(index: number): string | undefined {
-    for (const [address, usable] of this.byIndex.get(index) ?? []) if (usable) return address;
-    return undefined;
+  /** The usable ones, as one string for comparing (`list` splits it). */
+  key(index: number): string {
+    return [...(this.byIndex.get(index) ?? [])].filter(([, usable]) => usable).map(([a]) => a).join(' ');
+  }
+
+  list(index: number): string[] {
+    const k = this.key(index);
+    return k ? k.split(' ') : [];
   }
 }
 
@@ -58,7 +63,7 @@ class HostLinks {
   readonly links = new Map<string, Link>();
   readonly linkLocals = new LinkLocals();
   readonly upListeners = new Set<(ifname: string, up: boolean) => void>();
-  readonly llListeners = new Set<(ifname: string, address: string | undefined) => void>();
+  readonly llListeners = new Set<(ifname: string) => void>();
 
   learn(l: Link): void {
     const before = this.links.get(l.name);
@@ -72,22 +77,20 @@ class HostLinks {
   }
 
   learnAddr(a: Addr): void {
-    const before = this.linkLocals.of(a.index);
+    const before = this.linkLocals.key(a.index);
     this.linkLocals.learn(a);
-    const after = this.linkLocals.of(a.index);
     const name = [...this.links.values()].find((l) => l.index === a.index)?.name;
-    if (before !== after && name) for (const cb of this.llListeners) cb(name, after);
+    if (before !== this.linkLocals.key(a.index) && name) for (const cb of this.llListeners) cb(name);
   }
 
   /** After lost events: every link and address as dumped, what changed reported. */
   resync(links: readonly Link[], addrs: readonly Addr[]): void {
     links.forEach((l) => this.learn(l));
     for (const l of this.links.values()) {
-      const before = this.linkLocals.of(l.index);
+      const before = this.linkLocals.key(l.index);
       this.linkLocals.forget(l.index);
       for (const a of addrs) if (a.index === l.index) this.linkLocals.learn(a);
-      const after = this.linkLocals.of(l.index);
-      if (before !== after) for (const cb of this.llListeners) cb(l.name, after);
+      if (before !== this.linkLocals.key(l.index)) for (const cb of this.llListeners) cb(l.name);
     }
   }
 
@@ -129,9 +132,9 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
       host.upListeners.add(cb);
       return () => host.upListeners.delete(cb);
     },
-    linkLocal: (ifname) => {
+    linkLocals: (ifname) => {
       const l = host.links.get(ifname);
-      return l ? host.linkLocals.of(l.index) : undefined;
+      return l ? host.linkLocals.list(l.index) : [];
     },
     onLinkLocal: (cb) => {
       host.llListeners.add(cb);

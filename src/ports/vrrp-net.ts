@@ -43,12 +43,13 @@ export interface VrrpNet {
   linkUp(ifname: string): boolean | undefined;
   onLinkChange(cb: (ifname: string, up: boolean) => void): () => void;
   /**
-   * The interface's IPv6 link-local address IPv6 adverts leave from (DAD passed), or
-   * undefined while it has none (no carrier yet, DAD running or failed).
+   * The interface's IPv6 link-local addresses that IPv6 adverts may leave from (DAD passed),
+   * in the order first seen; none while it has none (no carrier yet, DAD running or failed).
+   * Link-local VIPs are among them: the service never picks one.
    */
-  linkLocal(ifname: string): string | undefined;
-  /** Called when an interface's link-local address (as `linkLocal` gives it) changes. */
-  onLinkLocal(cb: (ifname: string, address: string | undefined) => void): () => void;
+  linkLocals(ifname: string): string[];
+  /** Called when an interface's usable link-local addresses change. */
+  onLinkLocal(cb: (ifname: string) => void): () => void;
   /** How the adverts' own clock keeps time (the advert thread's counters), when it runs. */
   advertTiming?(): (AdvertTiming & { realtime?: boolean }) | undefined;
 }

@@ -67,10 +67,29 @@ export const linkKey = (ifname: string, family: 4 | 6): string => (family === 6 
 export const linkLocalFault = (ifname: string): string => `link-local:${ifname}`;
 
 /**
- * The groups of a config, built; nothing opened, nothing running. `linkLocal` gives an
- * interface's link-local address, the source of IPv6 adverts (RFC 9568 5.1.2.1).
+ * The source of an IPv6 member's adverts among its interface's usable link-local addresses:
+ * the one it has while it stays usable, else the first that is no VIP of ours on that
+ * interface (keepalived once took a VIP after a reload, and its peers, seeing two sources,
+ * split the brain); '' when there is none.
  */
-export function buildGroups(c: Config, view: NodeView, clock: Clock, linkLocal: (ifname: string) => string | undefined = () => undefined): VrrpPlan {
+export function pickLinkLocal(candidates: readonly string[], vips: ReadonlySet<string>, current: string): string {
+  if (current && candidates.includes(current)) return current;
+  return candidates.find((a) => !vips.has(a)) ?? '';
+}
+
+/** Every VIP (bare) the instances of `groups` put on `ifname`. */
+export function vipsOn(groups: readonly GroupRuntime[], ifname: string): Set<string> {
+  const out = new Set<string>();
+  for (const g of groups) for (const m of g.members.values()) if (m.ifname === ifname) for (const a of g.state.members[m.name]!.config.addresses) out.add(bare(a));
+  return out;
+}
+
+/**
+ * The groups of a config, built; nothing opened, nothing running. `linkLocals` gives an
+ * interface's usable link-local addresses, among which IPv6 adverts' source is picked
+ * (RFC 9568 5.1.2.1; pickLinkLocal).
+ */
+export function buildGroups(c: Config, view: NodeView, clock: Clock, linkLocals: (ifname: string) => readonly string[] = () => []): VrrpPlan {
   const plan: VrrpPlan = { groups: [], byVrid: new Map(), syncIfname: c.state_sync ? view.interfaces[c.state_sync.interface] : undefined, opened: new Map() };
   const v = c.vrrp;
   if (!v) return plan;
@@ -81,7 +100,8 @@ export function buildGroups(c: Config, view: NodeView, clock: Clock, linkLocal: 
       const ifname = view.interfaces[inst.interface] ?? inst.interface;
       const family = ipFamily(bare(inst.addresses[0] ?? '')) as 4 | 6;
       if (family === 6 && v.unicast) throw new FwlbError('ERR_VRRP_FAMILY', `vrrp.groups.${gname}.instances.${iname}: IPv6 VRRP runs on multicast (ff02::12) only`);
-      const primary = family === 6 ? (linkLocal(ifname) ?? '') : bare(view.addresses[inst.interface] ?? '');
+      const vips = new Set(Object.values(v.groups).flatMap((gr) => Object.values(gr.instances)).filter((i) => (view.interfaces[i.interface] ?? i.interface) === ifname).flatMap((i) => i.addresses.map(bare)));
+      const primary = family === 6 ? pickLinkLocal(linkLocals(ifname), vips, '') : bare(view.addresses[inst.interface] ?? '');
       const priority = inst.priority ?? view.priority;
       configs[iname] = {
         name: `${gname}.${iname}`,

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { FwlbError } from '../lib/errors.js';
 import type { ReceivedAdvert, VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
-import { linkLocalFault, type GroupRuntime, type Member } from './vrrp-groups.js';
+import { linkLocalFault, pickLinkLocal, vipsOn, type GroupRuntime, type Member } from './vrrp-groups.js';
 import type { SyncGroupEvent } from '../fsm/vrrp/index.js';
 
 export class VrrpLinks {
@@ -65,15 +65,19 @@ export class VrrpLinks {
   }
 
   /**
-   * An interface's link-local address came, changed or went (`address` undefined): its IPv6
-   * members leave fault with the new address as their adverts' source (the socket reopened
-   * on it), or enter fault until one comes. Never a VIP: the kernel's own link-local only.
+   * An interface's usable link-local addresses changed: each IPv6 member there keeps its
+   * source while it stays usable, else takes another (never a VIP: pickLinkLocal) and its
+   * socket is reopened on it, leaving fault; with none it enters fault until one comes.
    */
-  linkLocalChanged(groups: readonly GroupRuntime[], ifname: string, address: string | undefined, feed: (g: GroupRuntime, e: SyncGroupEvent) => void): void {
+  linkLocalChanged(groups: readonly GroupRuntime[], ifname: string, candidates: readonly string[], feed: (g: GroupRuntime, e: SyncGroupEvent) => void): void {
     const source = linkLocalFault(ifname);
+    const vips = vipsOn(groups, ifname);
     for (const g of groups) {
       for (const m of g.members.values()) {
-        if (m.family !== 6 || m.ifname !== ifname || m.primary === (address ?? '')) continue;
+        if (m.family !== 6 || m.ifname !== ifname) continue;
+        const picked = pickLinkLocal(candidates, vips, m.primary);
+        if (picked === m.primary) continue;
+        const address = picked || undefined;
         if (m.primary) feed(g, { type: 'member', member: m.name, event: { type: 'fault', source } });
         m.primary = address ?? '';
         const st = g.state.members[m.name]!;

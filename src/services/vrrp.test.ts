@@ -155,19 +155,19 @@ class FakeHost implements VrrpNet {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
   }
-  readonly linkLocals = new Map<string, string>();
-  private readonly llListeners = new Set<(ifname: string, address: string | undefined) => void>();
-  linkLocal(ifname: string): string | undefined {
-    return this.linkLocals.get(ifname);
+  /** Each interface's usable link-local addresses, as the kernel lists them. */
+  readonly lls = new Map<string, string[]>();
+  private readonly llListeners = new Set<(ifname: string) => void>();
+  linkLocals(ifname: string): string[] {
+    return this.lls.get(ifname) ?? [];
   }
-  onLinkLocal(cb: (ifname: string, address: string | undefined) => void): () => void {
+  onLinkLocal(cb: (ifname: string) => void): () => void {
     this.llListeners.add(cb);
     return () => this.llListeners.delete(cb);
   }
-  setLinkLocal(ifname: string, address: string | undefined): void {
-    if (address) this.linkLocals.set(ifname, address);
-    else this.linkLocals.delete(ifname);
-    for (const cb of this.llListeners) cb(ifname, address);
+  setLinkLocals(ifname: string, addresses: string[]): void {
+    this.lls.set(ifname, addresses);
+    for (const cb of this.llListeners) cb(ifname);
   }
   setLink(ifname: string, up: boolean): void {
     this.links.set(ifname, up);
@@ -178,7 +178,7 @@ class FakeHost implements VrrpNet {
   }
 }
 
-async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpoint?: (name: string) => boolean, linkLocals: Record<string, Record<string, string>> = {}) {
+async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpoint?: (name: string) => boolean, linkLocals: Record<string, Record<string, string[]>> = {}) {
   const r = await parseConfig(text, 'c.yaml');
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   const clock = new FakeClock(1_000_000.37);
@@ -186,7 +186,7 @@ async function cluster(text = CONFIG, fireOffset?: (n: number) => number, failpo
   const wire = new Wire(clock);
   const nodes = ['fw1', 'fw2'].map((name) => {
     const host = new FakeHost(wire, name);
-    for (const [ifname, a] of Object.entries(linkLocals[name] ?? {})) host.linkLocals.set(ifname, a);
+    for (const [ifname, a] of Object.entries(linkLocals[name] ?? {})) host.lls.set(ifname, a);
     const svc = new VrrpService({ clock, log: pino({ level: 'silent' }), net: host, scripts: { check: async () => true }, node: name, cluster: 't', ...(failpoint ? { failpoint } : {}) });
     // The groups and sockets in place, nothing started (each test starts the nodes when it wants).
     svc['install'](svc.prepare(r.value.config, nodeView(r.value.config, name)));
@@ -499,7 +499,8 @@ test('reload, committed: the groups hand over and start again on the new config;
 const DUAL = CONFIG.replace('        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n', '        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n        ext6: { interface: outside, vrid: 51, addresses: [fe80::1/64, 2001:2::100/64] }\n');
 
 test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apart, an interface without a link-local waits in fault and joins when it comes', async () => {
-  const c = await cluster(DUAL, undefined, undefined, { fw1: { eth0: 'fe80::a' } });
+  // fw1's eth0 lists a VIP first (a stale fe80::1 of a killed run, or its own as master): never the source.
+  const c = await cluster(DUAL, undefined, undefined, { fw1: { eth0: ['fe80::1', 'fe80::a'] } });
   await c.fw1.svc.start();
   await c.fw2.svc.start();
   await c.run(1000);
@@ -512,7 +513,9 @@ test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apar
   assert.deepEqual(c.fw1.svc.beatInstances().map((i) => i.source), [undefined, undefined, 'fe80::a']);
   assert.deepEqual(c.fw2.svc.beatInstances().map((i) => i.source), [undefined, undefined, '::']);
 
-  c.fw2.host.setLinkLocal('eth0', 'fe80::b');
+  c.fw2.host.setLinkLocals('eth0', ['fe80::b']);
+  // The master's own VIP appearing among its link-locals changes nothing.
+  c.fw1.host.setLinkLocals('eth0', ['fe80::1', 'fe80::a']);
   await c.run(500);
   assert.equal(c.state(1), 'backup', 'the address came: fw2 joins as backup');
   const ext6 = c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!;
@@ -525,8 +528,8 @@ test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apar
   assert.equal(c.state(1), 'master');
   assert.deepEqual(c.fw2.host.vips(), ['198.18.0.100/24', '198.18.1.1/24', '2001:2::100/64', 'fe80::1/64']);
 
-  // The link-local address goes (DAD again after a carrier loss): the IPv6 instance is in fault, the group with it.
-  c.fw2.host.setLinkLocal('eth0', undefined);
+  // The link-local address goes (DAD again after a carrier loss), the VIP fe80::1 left: the IPv6 instance is in fault (never the VIP as its source), the group with it.
+  c.fw2.host.setLinkLocals('eth0', ['fe80::1']);
   await c.run(100);
   assert.equal(c.state(1), 'fault');
   assert.deepEqual(c.fw2.host.vips(), []);

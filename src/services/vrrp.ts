@@ -103,7 +103,7 @@ export class VrrpService {
    * opened. Throws (ERR_VRRP_PREPARE, the reason) with whatever it opened closed again.
    */
   prepare(c: Config, view: NodeView): VrrpPlan {
-    const plan = buildGroups(c, view, this.deps.clock, (ifname) => this.deps.net.linkLocal(ifname));
+    const plan = buildGroups(c, view, this.deps.clock, (ifname) => this.deps.net.linkLocals(ifname));
     try {
       for (const g of plan.groups) this.links.open(g.members.values(), plan.opened);
       if (this.deps.failpoint?.('vrrp.prepare')) throw new FwlbError('ERR_FAILPOINT', 'failpoint vrrp.prepare (FWLB_FAILPOINTS)');
@@ -164,7 +164,7 @@ export class VrrpService {
     }
     this.running = true;
     this.generation++;
-    this.unlisten = [net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up)), net.onLinkLocal((ifname, a) => this.running && this.links.linkLocalChanged(this.groups, ifname, a, (g, e) => this.feed(g, e)))];
+    this.unlisten = [net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up)), net.onLinkLocal((ifname) => this.running && this.links.linkLocalChanged(this.groups, ifname, net.linkLocals(ifname), (g, e) => this.feed(g, e)))];
     for (const g of this.groups) {
       // Interfaces already down, and IPv6 members without a link-local address yet, start as faults.
       for (const ifname of g.trackedInterfaces) if (net.linkUp(ifname) === false) this.feed(g, { type: 'member', member: memberOn(g, ifname), event: { type: 'fault', source: `interface:${ifname}` } });
