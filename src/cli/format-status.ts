@@ -25,8 +25,8 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
         const master = i.state === 'master' ? 'this node' : i.master ? `${i.master.address} (prio ${i.master.priority}, heard ${i.master.ageMs} ms ago)` : 'none heard';
         const timers = Object.entries(i.timers).map(([k, ms]) => `${k} in ${ms} ms`).join(', ') || 'no timer';
         lines.push(
-          `    ${i.name.padEnd(8)} ${i.interface.padEnd(8)} vrid ${String(i.vrid).padEnd(3)} v${i.version} ${i.state.padEnd(7)} prio ${i.priority}${i.priority !== i.configuredPriority ? ` (configured ${i.configuredPriority})` : ''}  master: ${master}`,
-          `             advert ${i.advertIntervalMs} ms, ${timers}${i.faults.length ? `, faults: ${i.faults.join(' ')}` : ''}${i.lastTransition ? `, last: ${i.lastTransition.from} -> ${i.lastTransition.to} ${Math.round(i.lastTransition.agoMs / 1000)} s ago (${i.lastTransition.why})` : ''}`,
+          `    ${i.name.padEnd(8)} ${i.interface.padEnd(8)} vrid ${String(i.vrid).padEnd(3)} v${i.version}${i.family === 6 ? ' IPv6' : ''} ${i.state.padEnd(7)} prio ${i.priority}${i.priority !== i.configuredPriority ? ` (configured ${i.configuredPriority})` : ''}  master: ${master}`,
+          `             advert ${i.advertIntervalMs} ms${i.family === 6 ? ` from ${i.source ?? 'no link-local address yet'}` : ''}, ${timers}${i.faults.length ? `, faults: ${i.faults.join(' ')}` : ''}${i.lastTransition ? `, last: ${i.lastTransition.from} -> ${i.lastTransition.to} ${Math.round(i.lastTransition.agoMs / 1000)} s ago (${i.lastTransition.why})` : ''}`,
         );
       }
     }

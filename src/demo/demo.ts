@@ -1,12 +1,13 @@
 /**
  * `fwlb demo`: the main job end to end on this machine. Builds a two-firewall lab, runs
- * `fwlb run` on both nodes with the shipped examples/lab.yaml, drives real traffic through
- * the cluster, forces failovers (graceful stop, link down, crash) under a client that opens
- * a connection every 5 ms, and prints a report of what held.
+ * `fwlb run` on both nodes with the shipped examples/dual-stack.yaml (examples/lab.yaml with
+ * an IPv6 virtual router beside each IPv4 one, and IPv6 services), drives real traffic
+ * through the cluster, forces failovers (graceful stop, link down, crash) under a client
+ * that opens a connection every 5 ms, and prints a report of what held.
  *
  * The state sync is on (a cluster key is made for the lab): through every failover, 50
- * long-lived TCP sessions run through the load-balanced VIP, and the report says how many
- * were kept and the longest any of them stalled.
+ * long-lived TCP sessions run through the load-balanced VIP and 20 through the IPv6 one,
+ * and the report says how many were kept and the longest any of them stalled.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -31,6 +32,7 @@ interface Check {
 }
 
 const VIP = '198.18.0.100';
+const VIP6 = '2001:2::100';
 
 export async function runDemo(o: DemoOptions): Promise<boolean> {
   const checks: Check[] = [];
@@ -45,7 +47,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     const l = lab;
     const cfg = `${l.stateDir}/cluster.yaml`;
     await writeFile(`${l.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-    await writeFile(cfg, (await readFile(`${REPO_ROOT}/examples/lab.yaml`, 'utf8')).replace('  name: lab\n', '  name: lab\n  key_file: cluster.key\n'));
+    await writeFile(cfg, (await readFile(`${REPO_ROOT}/examples/dual-stack.yaml`, 'utf8')).replace('  name: lab\n', '  name: lab\n  key_file: cluster.key\n'));
     const control = (fw: string) => `${l.stateDir}/${fw}.sock`;
     const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
     const groupState = (fw: string) => status(fw).then((s) => s.vrrp.groups[0]?.state).catch(() => undefined);
@@ -81,6 +83,18 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     }
     check(`40 HTTP requests to the VIP ${VIP}:80`, failed === 0 && Object.keys(spread).length === 2,
       `${Object.entries(spread).map(([k, v]) => `${k} ${v}`).join(', ')}${failed ? `, ${failed} failed` : ''} (round robin in a kernel map)`);
+    const spread6: Record<string, number> = {};
+    let failed6 = 0;
+    for (let i = 0; i < 10; i++) {
+      try {
+        const who = (await l.probe('client1', ['http', `http://[${VIP6}]/`])).split(' ')[0] ?? '?';
+        spread6[who] = (spread6[who] ?? 0) + 1;
+      } catch {
+        failed6++;
+      }
+    }
+    check(`10 HTTP requests to the IPv6 VIP [${VIP6}]:80`, failed6 === 0 && Object.keys(spread6).length === 2,
+      `${Object.entries(spread6).map(([k, v]) => `${k} ${v}`).join(', ')}${failed6 ? `, ${failed6} failed` : ''} (IPv6 DNAT to the servers' IPv6 addresses)`);
     const denied = (await l.probe('client1', ['connect', '198.18.1.11', '8'], 1000)).trim();
     check('a port no rule allows (web1:8 from outside)', denied === 'timeout', `${denied} (dropped: no RST, no ICMP error)`);
     const before = await dropCount(l);
@@ -114,17 +128,21 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       const log = `${l.stateDir}/prober-${++n}.log`;
       const slog = `${l.stateDir}/sessions-${n}.log`;
       const sessions = l.spawn('client1', [process.execPath, SESSIONS_JS, VIP, '7', '--count', '50', '--every', '50', '--seconds', '3'], { log: slog });
+      const slog6 = `${l.stateDir}/sessions6-${n}.log`;
+      const sessions6 = l.spawn('client1', [process.execPath, SESSIONS_JS, VIP6, '7', '--count', '20', '--every', '50', '--seconds', '3'], { log: slog6 });
       const prober = l.spawn('client1', [process.execPath, PROBER_JS, VIP, '80', '--every', '5', '--seconds', '2.5', '--mode', 'http', '--timeout', '400'], { log });
       await sleep(700);
       await fail();
       await prober.wait(15_000);
       await sessions.wait(20_000);
+      await sessions6.wait(20_000);
       const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[] };
       const kept = JSON.parse((await readFile(slog, 'utf8')).trim().split('\n').pop()!) as { kept: number; lost: number; worstStallMs: number | null };
+      const kept6 = JSON.parse((await readFile(slog6, 'utf8')).trim().split('\n').pop()!) as { kept: number; lost: number; worstStallMs: number | null };
       const g = probeGaps(probes);
       const took = (await groupState('fw2')) === 'master';
-      check(`failover: ${name}`, took && g.gap < 1000 && kept.lost === 0,
-        `fw2 took over; new connections: longest gap ${g.gap.toFixed(0)} ms, ${g.failed} of ${probes.length} failed; long sessions: ${kept.kept}/50 kept, worst stall ${kept.worstStallMs ?? '-'} ms`);
+      check(`failover: ${name}`, took && g.gap < 1000 && kept.lost === 0 && kept6.lost === 0,
+        `fw2 took over; new connections: longest gap ${g.gap.toFixed(0)} ms, ${g.failed} of ${probes.length} failed; long sessions: ${kept.kept}/50 kept, worst stall ${kept.worstStallMs ?? '-'} ms; over IPv6: ${kept6.kept}/20 kept, worst stall ${kept6.worstStallMs ?? '-'} ms`);
       await restore();
       const back = await within(async () => ((await master()) === 'fw1' && (await groupState('fw2')) === 'backup' ? true : undefined), 15_000);
       if (!back) check(`fw1 back as master after ${name}`, false, 'it did not come back');

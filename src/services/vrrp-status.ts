@@ -6,6 +6,10 @@ import type { GroupRuntime } from './vrrp-groups.js';
 export interface VrrpInstanceStatus {
   name: string;
   interface: string;
+  /** IPv4 or IPv6 (RFC 9568: apart, also with the same VRID). */
+  family: 4 | 6;
+  /** Where our adverts leave from: our address there (IPv4), the link-local one (IPv6; null while there is none). */
+  source: string | null;
   vrid: number;
   version: 2 | 3;
   state: string;
@@ -60,6 +64,8 @@ adverts: VrrpStatus['adverts'];
         return {
           name: mname,
           interface: m.ifname,
+          family: m.family,
+          source: m.primary || null,
           vrid: s.config.vrid,
           version: s.config.version,
           state: s.state,

@@ -509,6 +509,9 @@ test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apar
   assert.deepEqual(c.fw1.host.vips(), ['198.18.0.100/24', '198.18.1.1/24', '2001:2::100/64', 'fe80::1/64']);
   assert.ok(c.fw1.host.garps.includes('2001:2::100') && c.fw1.host.garps.includes('fe80::1'), 'neighbour advertisements for the IPv6 VIPs');
   assert.ok(!c.fw2.host.opens.includes('eth0/ipv6'), 'no IPv6 socket without a link-local address');
+  const pending = c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!;
+  assert.deepEqual([pending.family, pending.source, pending.faults], [6, null, ['link-local:eth0', 'sync_group']], 'status says what it waits for (and its group is in fault with it)');
+  assert.equal(c.fw1.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!.source, 'fe80::a');
   // BEATs name each IPv6 instance's advert source ('::' while it has none): peers know its adverts by it.
   assert.deepEqual(c.fw1.svc.beatInstances().map((i) => i.source), [undefined, undefined, 'fe80::a']);
   assert.deepEqual(c.fw2.svc.beatInstances().map((i) => i.source), [undefined, undefined, '::']);
