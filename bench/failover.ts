@@ -9,7 +9,12 @@
  * run; only the VRRP engine differs: fwlb at its defaults, keepalived 2.2.7 at 1 s (v2)
  * and 0.1 s (v3) adverts, both with a sync group of the two VIPs.
  *
- *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01,ka01bfd] [--soak-minutes 0] [--soak-entry-timeout 30] [--keep-logs DIR]
+ *   node dist/bench/failover.js [--modes switched,crash,link,graceful] [--systems fwlb,ka1,ka01,ka01bfd] [--family 4|6] [--soak-minutes 0] [--soak-entry-timeout 30] [--keep-logs DIR]
+ *
+ * --family 6: the same over IPv6 (issue 22): each system runs an IPv6 virtual router beside
+ * each IPv4 one in the same sync group (examples/dual-stack.yaml's layout; keepalived the
+ * same), and the client's connections go to the IPv6 VIP, through the IPv6 DNAT to the
+ * servers' IPv6 addresses; the backup counts as master once it holds the IPv6 VIPs.
  *
  * --soak-minutes N: afterwards, fwlb alone for N minutes with both CPUs saturated by busy
  * loops, counting failovers that should not happen. Prints figures; never asserts.
@@ -31,6 +36,7 @@ const { values } = parseArgs({
   options: {
     modes: { type: 'string', default: 'switched,crash,link,graceful' },
     systems: { type: 'string', default: 'fwlb,ka1,ka01' },
+    family: { type: 'string', default: '4' },
     'soak-minutes': { type: 'string', default: '0' },
     'soak-entry-timeout': { type: 'string', default: '30' },
     /** Copy the soak's daemon logs here before the lab goes. */
@@ -43,8 +49,24 @@ const { values } = parseArgs({
 const figures: Figure[] = [];
 const PROBE_EVERY_MS = 5;
 const PREFIX = values.prefix!;
-const VIP_OUT = '198.18.0.100';
-const VIP_IN = '198.18.1.1';
+const V6 = values.family === '6';
+if (!['4', '6'].includes(values.family!)) throw new Error('--family: 4 or 6');
+const VIP_OUT = V6 ? '2001:2::100' : '198.18.0.100';
+const VIP_IN = V6 ? '2001:2:1::1' : '198.18.1.1';
+/** The figures' ids: `failover6.*` over IPv6 (never compared with the IPv4 ones). */
+const ID = V6 ? 'failover6' : 'failover';
+
+/** The bench cluster, and over IPv6 its IPv6 virtual routers and service beside the IPv4 ones. */
+function clusterYaml(name: string): string {
+  const base = benchClusterYaml({ name });
+  if (!V6) return base;
+  return (
+    base.replace(
+      '        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n',
+      '        int: { interface: inside, vrid: 52, addresses: [198.18.1.1/24] }\n        ext6: { interface: outside, vrid: 51, addresses: [fe80::1/64, 2001:2::100/64] }\n        int6: { interface: inside, vrid: 52, addresses: [fe80::1/64, 2001:2:1::1/64] }\n',
+    ) + '  web6:\n    listen: "[2001:2::100]:80/tcp"\n    backends: { web1: { address: "[2001:2:1::11]:80" }, web2: { address: "[2001:2:1::12]:80" } }\n'
+  );
+}
 
 type System = 'fwlb' | 'ka1' | 'ka01' | 'ka01bfd';
 type Mode = 'switched' | 'crash' | 'link' | 'graceful';
@@ -70,7 +92,7 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
   const cfg = `${lab.stateDir}/cluster.yaml`;
   // fwlb as deployed: a cluster key, so the state sync and its liveness BEATs run.
   await writeFile(`${lab.stateDir}/cluster.key`, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  await writeFile(cfg, benchClusterYaml({ name: 'bench' }).replace('cluster: { name: bench }', sys === 'fwlb' ? 'cluster: { name: bench, key_file: cluster.key }' : 'cluster: { name: bench }'));
+  await writeFile(cfg, clusterYaml('bench').replace('cluster: { name: bench }', sys === 'fwlb' ? 'cluster: { name: bench, key_file: cluster.key }' : 'cluster: { name: bench }'));
   if (sys === 'fwlb') {
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     for (const fw of ['fw1', 'fw2']) {
@@ -106,7 +128,12 @@ async function startSystem(lab: Lab, sys: System): Promise<Running> {
         : fw === 'fw2'
           ? { neighbor: '198.18.2.1', source: '198.18.2.2', minRxMs: 10, minTxMs: 10, multiplier: 5, track: { weight: -99, reverse: true } }
           : { neighbor: '198.18.2.2', source: '198.18.2.1', minRxMs: 10, minTxMs: 10, multiplier: 5 };
-    kas.set(fw, await Keepalived.start(lab, fw, sandwichKeepalived(fw, { version: sys === 'ka1' ? 2 : 3, advertInt, ...(bfd ? { bfd } : {}) })));
+    const ka = sandwichKeepalived(fw, { version: sys === 'ka1' ? 2 : 3, advertInt, ...(bfd ? { bfd } : {}) });
+    if (V6) {
+      const priority = ka.instances[0]!.priority;
+      ka.instances.push({ name: 'EXT6', iface: 'eth0', vrid: 51, priority, advertInt, vips: ['fe80::1/64', '2001:2::100/64'] }, { name: 'INT6', iface: 'eth1', vrid: 52, priority, advertInt, vips: ['fe80::1/64', '2001:2:1::1/64'] });
+    }
+    kas.set(fw, await Keepalived.start(lab, fw, ka));
   }
   return { stop: (fw) => kas.get(fw)!.stop(), isMaster: (fw) => holds(lab, fw) };
 }
@@ -136,10 +163,10 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
     const g = probeGaps(probes);
     const took = await r.isMaster('fw2');
     const MODE: Record<Mode, string> = { switched: 'switched crash (processes killed, then silent, links up)', crash: 'crash (links down, then processes)', link: 'the master\'s outside link down', graceful: 'graceful stop' };
-    const base = { conditions: `a new HTTP connection to the VIP every ${PROBE_EVERY_MS} ms (DNAT), ${MODE[mode]}`, system: LABEL[sys], peer: sys !== 'fwlb' };
+    const base = { conditions: `a new HTTP connection to the ${V6 ? 'IPv6 ' : ''}VIP every ${PROBE_EVERY_MS} ms (DNAT), ${MODE[mode]}`, system: LABEL[sys], peer: sys !== 'fwlb' };
     figures.push(
-      { ...base, id: `failover.${mode}.gap`, figure: `longest gap between answered connections, ${mode}`, unit: 'ms', value: num(g.gap), resolution: PROBE_EVERY_MS },
-      { ...base, id: `failover.${mode}.failed`, figure: `failed connections, ${mode}`, unit: 'connections', value: g.failed },
+      { ...base, id: `${ID}.${mode}.gap`, figure: `longest gap between answered connections, ${mode}`, unit: 'ms', value: num(g.gap), resolution: PROBE_EVERY_MS },
+      { ...base, id: `${ID}.${mode}.failed`, figure: `failed connections, ${mode}`, unit: 'connections', value: g.failed },
     );
     return [LABEL[sys], mode, g.gap.toFixed(0), String(g.failed), String(g.total), took ? 'yes' : 'NO'];
   } finally {
@@ -231,7 +258,7 @@ async function main(): Promise<void> {
       rows.push(row);
     }
   }
-  console.log('\nFailover gap seen by a client opening a connection to the VIP every 5 ms (HTTP through DNAT)');
+  console.log(`\nFailover gap seen by a client opening a connection to the ${V6 ? 'IPv6 ' : ''}VIP every 5 ms (HTTP through DNAT)`);
   console.log(table(['system', 'failure', 'longest gap ms', 'failed probes', 'probes', 'backup took over'], rows));
   const minutes = Number(values['soak-minutes']);
   if (minutes > 0) await soak(minutes);

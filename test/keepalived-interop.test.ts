@@ -1,7 +1,8 @@
 /**
  * Interop with keepalived (Debian's 2.2.7, started by the test): fwlb on fw1 and keepalived
- * on fw2 in one virtual router, VRRPv3 and VRRPv2. The right master is elected and the
- * address fails over both ways.
+ * on fw2 in one virtual router, VRRPv3 and VRRPv2, and VRRPv3 over IPv6 (issue 22: adverts
+ * from each side's link-local address, the link-local virtual address first). The right
+ * master is elected and the addresses fail over both ways.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,19 +15,20 @@ import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
 const VIP = '198.18.0.100';
+const VIP6 = '2001:2::100';
 let lab: Lab;
 
 
-async function holders(): Promise<string[]> {
+async function holders(vip = VIP): Promise<string[]> {
   const out: string[] = [];
   for (const fw of ['fw1', 'fw2']) {
     const info = JSON.parse(await lab.exec(fw, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])) as { addr_info: { local: string }[] }[];
-    if (info.some((l) => l.addr_info.some((a) => a.local === VIP))) out.push(fw);
+    if (info.some((l) => l.addr_info.some((a) => a.local === vip))) out.push(fw);
   }
   return out;
 }
 
-const heldBy = (fw: string, timeoutMs: number) => waitFor(`the VIP on ${fw} alone`, async () => ((await holders()).join() === fw ? true : undefined), timeoutMs);
+const heldBy = (fw: string, timeoutMs: number, vip = VIP) => waitFor(`${vip} on ${fw} alone`, async () => ((await holders(vip)).join() === fw ? true : undefined), timeoutMs);
 
 function fwlbConfig(version: 2 | 3, priority: number): string {
   return `cluster: { name: interop }
@@ -45,9 +47,9 @@ vrrp:
 `;
 }
 
-async function startFwlb(version: 2 | 3, priority: number) {
-  const cfg = `${lab.stateDir}/v${version}-${priority}.yaml`;
-  await writeFile(cfg, fwlbConfig(version, priority));
+async function startFwlb(version: 2 | 3, priority: number, ipv6 = false) {
+  const cfg = `${lab.stateDir}/v${version}-${priority}${ipv6 ? '-ipv6' : ''}.yaml`;
+  await writeFile(cfg, ipv6 ? fwlbConfig(3, priority).replace(`addresses: [${VIP}/24]`, `addresses: [fe80::1/64, ${VIP6}/64]`) : fwlbConfig(version, priority));
   const control = `${lab.stateDir}/fw1.sock`;
   lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control, '--log-level', 'debug']);
   await waitFor('fwlb to run', async () => ((await controlCall(control, 'status')) as NodeStatus).vrrp.groups[0]?.state, 10_000);
@@ -104,3 +106,38 @@ for (const version of [3, 2] as const) {
     await lab.gracefulStop('fw1');
   });
 }
+
+test('VRRPv3 over IPv6: keepalived master -> fwlb (higher priority) preempts -> graceful stop hands back -> keepalived crash hands to fwlb; each side\'s adverts from its link-local address', async () => {
+  const mdi = 1900;
+  const ka = await Keepalived.start(lab, 'fw2', {
+    routerId: 'fw2',
+    version: 3,
+    instances: [{ name: 'EXT6', iface: 'eth0', vrid: 51, priority: 100, advertInt: 0.1, vips: ['fe80::1/64', `${VIP6}/64`] }],
+  });
+  await heldBy('fw2', mdi + 2000, VIP6);
+  const kaLinkLocal = (JSON.parse(await lab.exec('fw2', ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])) as { addr_info: { family: string; scope: string; local: string }[] }[])
+    .flatMap((l) => l.addr_info)
+    .find((a) => a.family === 'inet6' && a.scope === 'link' && a.local !== 'fe80::1')?.local;
+
+  let fwlb = await startFwlb(3, 200, true);
+  await heldBy('fw1', mdi, VIP6);
+  assert.equal((await fwlb.status()).state, 'master');
+  await sleep(500);
+  assert.deepEqual(await holders(VIP6), ['fw1'], 'keepalived stays backup under fwlb');
+
+  await lab.gracefulStop('fw1');
+  await heldBy('fw2', 2000, VIP6);
+
+  fwlb = await startFwlb(3, 50, true);
+  await sleep(600);
+  const st = await fwlb.status();
+  assert.equal(st.state, 'backup');
+  assert.equal(st.master?.address, kaLinkLocal, "keepalived's adverts come from its link-local address, and fwlb follows it");
+  assert.deepEqual(await holders(VIP6), ['fw2']);
+
+  await ka.crash();
+  for (const a of ['fe80::1/64', `${VIP6}/64`]) await lab.execRaw('fw2', ['ip', 'addr', 'del', a, 'dev', 'eth0']); // the crashed node's leftovers
+  await waitFor('fwlb master', async () => ((await fwlb.status()).state === 'master' ? true : undefined), mdi);
+  assert.deepEqual(await holders(VIP6), ['fw1']);
+  await lab.gracefulStop('fw1');
+});
