@@ -14,7 +14,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
@@ -149,5 +149,29 @@ test('dual stack: the IPv6 VIPs follow a link down and a graceful stop', async (
   await lab.gracefulStop('fw1');
   await waitFor('fw2 to hold the IPv6 VIP after the graceful stop', async () => ((await holdersOf(VIP6)).join() === 'fw2' ? true : undefined), 2000);
   assert.equal((await lab.probe('client1', ['echo', VIP6, '7', 'still'])).trim(), 'still');
+  await lab.gracefulStop('fw2');
+});
+
+test('the state sync and its BEATs over an IPv6 sync link: sessions synced over it survive a crash of the master, taken over on the BEATs', async () => {
+  const v6sync = `${lab.stateDir}/v6sync.yaml`;
+  const text = (await readFile(config, 'utf8')).replace('sync: 198.18.2.1/24', 'sync: "2001:2:2::1/64"').replace('sync: 198.18.2.2/24', 'sync: "2001:2:2::2/64"');
+  assert.ok(text.includes('2001:2:2::2/64'));
+  await writeFile(v6sync, text);
+  for (const fw of ['fw1', 'fw2']) lab.startDaemon(fw, ['run', '-c', v6sync, '--node', fw, '--control', control(fw), '--log-level', 'debug']);
+  await waitReady('fw1');
+  await waitReady('fw2');
+  await waitFor('fw1 master', async () => ((await groupState('fw1')) === 'master' ? true : undefined), 10_000);
+  const st = await status('fw2');
+  assert.equal(st.sync?.bulk.state, 'done', JSON.stringify(st.sync?.bulk));
+  assert.equal(st.liveness?.peers[0]?.state, 'up', 'BEATs heard over IPv6');
+  const log = `${lab.stateDir}/sessions-v6sync.log`;
+  const sessions = lab.spawn('client1', [process.execPath, SESSIONS_JS, VIP4, '7', '--count', '50', '--every', '50', '--seconds', '5', '--grace', '3000'], { log });
+  await sleep(1500);
+  await lab.crashSwitched('fw1');
+  await waitFor('fw2 master', async () => ((await groupState('fw2')) === 'master' ? true : undefined), 3000);
+  assert.ok(((await status('fw2')).liveness?.peers[0]?.released ?? 0) >= 1, 'taken over on the BEATs (over IPv6), not by Master_Down_Interval');
+  await sessions.wait(20_000);
+  const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { kept: number };
+  assert.equal(r.kept, 50, JSON.stringify(r));
   await lab.gracefulStop('fw2');
 });

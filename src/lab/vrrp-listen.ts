@@ -8,8 +8,8 @@
  * interval (given by the advert itself). Times are the machine's clock (timeOrigin + now).
  */
 import { parseArgs } from 'node:util';
-import { AF_INET, IPPROTO_IP, IP_ADD_MEMBERSHIP, MSG_DONTWAIT, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, errnoName, ipMreqn, libc } from '../adapters/libc.js';
-import { Poller } from '../adapters/netlink/poller.js';
+import { AF_INET, IPPROTO_IP, IP_ADD_MEMBERSHIP, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_BINDTODEVICE, errnoName, ipMreqn, libc } from '../adapters/libc.js';
+import { readFor } from './listen-socket.js';
 import { decodeIPv4Advert } from '../codec/vrrp/ipv4.js';
 
 const IPPROTO_VRRP = 112;
@@ -35,27 +35,22 @@ if (c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, dev.length) !== 0 || c.se
 const vrid = Number(values.vrid);
 const at: number[] = [];
 let nominal = 0;
-const buf = Buffer.alloc(4096);
-const poller = new Poller({ keepAlive: true });
-const remove = poller.add(fd, () => {
-  for (;;) {
-    const n = c.recvfrom(fd, buf, buf.length, MSG_DONTWAIT, null, null);
-    if (n <= 0) return;
+readFor(
+  fd,
+  Number(values.seconds),
+  (d) => {
     const t = performance.timeOrigin + performance.now();
-    const r = decodeIPv4Advert(buf.subarray(0, n));
-    if (!r.ok || r.ip.src !== values.src || r.value.vrid !== vrid) continue;
+    const r = decodeIPv4Advert(d);
+    if (!r.ok || r.ip.src !== values.src || r.value.vrid !== vrid) return;
     nominal = r.value.version === 3 ? r.value.maxAdvertIntervalMs : r.value.advertIntervalMs;
     at.push(t);
-  }
-});
-setTimeout(() => {
-  remove();
-  c.close(fd);
-  poller.close();
-  const gaps = at.slice(1).map((t, i) => t - (at[i] as number)).sort((x, y) => x - y);
-  const q = (p: number) => (gaps.length ? Math.round((gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))] as number) * 100) / 100 : null);
-  const late = (ms: number) => gaps.filter((g) => g > nominal + ms).length;
-  process.stdout.write(
-    JSON.stringify({ count: at.length, nominalMs: nominal, intervalMs: { min: q(0), p50: q(0.5), p99: q(0.99), max: q(1) }, lateOver: { '10ms': late(10), '50ms': late(50) }, at: at.map((t) => Math.round(t)) }) + '\n',
-  );
-}, Number(values.seconds) * 1000);
+  },
+  () => {
+    const gaps = at.slice(1).map((t, i) => t - (at[i] as number)).sort((x, y) => x - y);
+    const q = (p: number) => (gaps.length ? Math.round((gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))] as number) * 100) / 100 : null);
+    const late = (ms: number) => gaps.filter((g) => g > nominal + ms).length;
+    process.stdout.write(
+      JSON.stringify({ count: at.length, nominalMs: nominal, intervalMs: { min: q(0), p50: q(0.5), p99: q(0.99), max: q(1) }, lateOver: { '10ms': late(10), '50ms': late(50) }, at: at.map((t) => Math.round(t)) }) + '\n',
+    );
+  },
+);
