@@ -70,40 +70,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     const synced = await within(async () => ((await status('fw2')).sync?.bulk.state === 'done' ? true : undefined), 10_000);
     check('state sync', !!synced, 'fw2 has fw1\'s connection table (bulk sync) and follows every change');
 
-    // The firewall and the load balancer.
-    const spread: Record<string, number> = {};
-    let failed = 0;
-    for (let i = 0; i < 40; i++) {
-      try {
-        const who = (await l.probe('client1', ['http', `http://${VIP}/`])).split(' ')[0] ?? '?';
-        spread[who] = (spread[who] ?? 0) + 1;
-      } catch {
-        failed++;
-      }
-    }
-    check(`40 HTTP requests to the VIP ${VIP}:80`, failed === 0 && Object.keys(spread).length === 2,
-      `${Object.entries(spread).map(([k, v]) => `${k} ${v}`).join(', ')}${failed ? `, ${failed} failed` : ''} (round robin in a kernel map)`);
-    const spread6: Record<string, number> = {};
-    let failed6 = 0;
-    for (let i = 0; i < 10; i++) {
-      try {
-        const who = (await l.probe('client1', ['http', `http://[${VIP6}]/`])).split(' ')[0] ?? '?';
-        spread6[who] = (spread6[who] ?? 0) + 1;
-      } catch {
-        failed6++;
-      }
-    }
-    check(`10 HTTP requests to the IPv6 VIP [${VIP6}]:80`, failed6 === 0 && Object.keys(spread6).length === 2,
-      `${Object.entries(spread6).map(([k, v]) => `${k} ${v}`).join(', ')}${failed6 ? `, ${failed6} failed` : ''} (IPv6 DNAT to the servers' IPv6 addresses)`);
-    const denied = (await l.probe('client1', ['connect', '198.18.1.11', '8'], 1000)).trim();
-    check('a port no rule allows (web1:8 from outside)', denied === 'timeout', `${denied} (dropped: no RST, no ICMP error)`);
-    const before = await dropCount(l);
-    await l.exec('client1', [process.execPath, RAW_TCP_JS, '198.18.0.10', '198.18.1.11', '40404', '7', 'A']);
-    await sleep(100);
-    const after = await dropCount(l);
-    check('a stray TCP ACK to an allowed port', after === before + 1, `dropped by the "new TCP without SYN" rule (counter ${before} -> ${after})`);
-    const masq = await l.probe('web1', ['read', '198.18.0.10', '8']);
-    check('web1 going out is masqueraded', /198\.18\.0\.2:/.test(masq), `the outside host saw ${masq.trim().split(' ')[1] ?? '?'}`);
+    await trafficChecks(l, check);
 
     // A reload under a live session.
     const session = l.spawn('client1', [process.execPath, ECHO_SESSION_JS, VIP, '7', '--every', '50', '--seconds', '3'], { log: `${l.stateDir}/demo-session.log` });
@@ -157,6 +124,44 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     check('demo', false, (e as Error).message);
   }
   return endDemo(o, lab, checks);
+}
+
+/** The firewall and the load balancer, by real traffic: both VIPs balanced, a closed port, a stray ACK, masquerade. */
+async function trafficChecks(l: Lab, check: (name: string, ok: boolean, detail: string) => void): Promise<void> {
+  // The firewall and the load balancer.
+  const spread: Record<string, number> = {};
+  let failed = 0;
+  for (let i = 0; i < 40; i++) {
+    try {
+      const who = (await l.probe('client1', ['http', `http://${VIP}/`])).split(' ')[0] ?? '?';
+      spread[who] = (spread[who] ?? 0) + 1;
+    } catch {
+      failed++;
+    }
+  }
+  check(`40 HTTP requests to the VIP ${VIP}:80`, failed === 0 && Object.keys(spread).length === 2,
+    `${Object.entries(spread).map(([k, v]) => `${k} ${v}`).join(', ')}${failed ? `, ${failed} failed` : ''} (round robin in a kernel map)`);
+  const spread6: Record<string, number> = {};
+  let failed6 = 0;
+  for (let i = 0; i < 10; i++) {
+    try {
+      const who = (await l.probe('client1', ['http', `http://[${VIP6}]/`])).split(' ')[0] ?? '?';
+      spread6[who] = (spread6[who] ?? 0) + 1;
+    } catch {
+      failed6++;
+    }
+  }
+  check(`10 HTTP requests to the IPv6 VIP [${VIP6}]:80`, failed6 === 0 && Object.keys(spread6).length === 2,
+    `${Object.entries(spread6).map(([k, v]) => `${k} ${v}`).join(', ')}${failed6 ? `, ${failed6} failed` : ''} (IPv6 DNAT to the servers' IPv6 addresses)`);
+  const denied = (await l.probe('client1', ['connect', '198.18.1.11', '8'], 1000)).trim();
+  check('a port no rule allows (web1:8 from outside)', denied === 'timeout', `${denied} (dropped: no RST, no ICMP error)`);
+  const before = await dropCount(l);
+  await l.exec('client1', [process.execPath, RAW_TCP_JS, '198.18.0.10', '198.18.1.11', '40404', '7', 'A']);
+  await sleep(100);
+  const after = await dropCount(l);
+  check('a stray TCP ACK to an allowed port', after === before + 1, `dropped by the "new TCP without SYN" rule (counter ${before} -> ${after})`);
+  const masq = await l.probe('web1', ['read', '198.18.0.10', '8']);
+  check('web1 going out is masqueraded', /198\.18\.0\.2:/.test(masq), `the outside host saw ${masq.trim().split(' ')[1] ?? '?'}`);
 }
 
 /** The end of a demo: the lab removed (or kept, with how to remove it), the count of checks passed. */
