@@ -54,12 +54,15 @@ export async function linkDown(lab: Lab, node: string, iface: string, opts: { ca
   else await ipBatch(h.ns, [`link set ${i.name} down`]);
 }
 
-/** Both ends of the interface up again; the node's static routes restored (admin down drops them). */
+/**
+ * Both ends of the interface up again; the node's static routes restored (admin down drops
+ * them), and its IPv6 address (admin down drops IPv6 addresses, IPv4 ones stay).
+ */
 export async function linkUp(lab: Lab, node: string, iface: string): Promise<void> {
   const h = lab.host(node);
   const i = findIface(h, iface);
   if (!i.direct) await ipBatch(lab.spec.switchNs, [`link set ${i.port} up`]);
-  await ipBatch(h.ns, [`link set ${i.name} up`, ...routeLines(h)]);
+  await ipBatch(h.ns, [`link set ${i.name} up`, ...(i.address6 ? [`address replace ${i.address6}/64 dev ${i.name}`] : []), ...routeLines(h)]);
 }
 
 function daemonOf(lab: Lab, node: string) {
