@@ -14,7 +14,7 @@ import type { Clock } from '../lib/clock.js';
 import { bareAddress, ipFamily } from '../lib/ip.js';
 import type { Logger } from 'pino';
 import type { VrrpLinkIO, VrrpNet } from '../ports/vrrp-net.js';
-import type { GroupRuntime, Member } from './vrrp-groups.js';
+import { linkKey, type GroupRuntime, type Member } from './vrrp-groups.js';
 
 /**
  * A master's adverts go on by their own clock for this many advert intervals after the
@@ -46,7 +46,8 @@ export interface EffectHost {
 export class VrrpEffects {
   /** Gratuitous ARPs sent by the refresh while master (not those of a takeover). */
   garpRefreshes = 0;
-  private addressQueue: Promise<void> = Promise.resolve();
+  /** Address changes in order per link and family (vrrp-groups.ts linkKey), the links apart. */
+  private readonly addressQueues = new Map<string, Promise<void>>();
   /**
    * During a graceful stop: the VIP removals held back until the new master is heard on that
    * virtual router (or the deadline), so that the old master forwards on meanwhile and a
@@ -87,7 +88,7 @@ export class VrrpEffects {
 
   /** The address changes queued so far, done. */
   settled(): Promise<void> {
-    return this.addressQueue;
+    return Promise.all(this.addressQueues.values()).then(() => undefined);
   }
 
   run(g: GroupRuntime, e: SyncGroupEffect): void {
@@ -129,7 +130,7 @@ export class VrrpEffects {
         return;
       }
       case 'add_vips':
-        for (const a of fx.addresses) this.addressOp(() => net.addAddress(m.ifname, withLen(a)), `add ${a} on ${m.ifname}`);
+        for (const a of fx.addresses) this.addressOp(m.link, () => net.addAddress(m.ifname, withLen(a)), `add ${a} on ${m.ifname}`);
         return;
       case 'remove_vips': {
         const release = { ifname: m.ifname, addresses: fx.addresses };
@@ -140,7 +141,7 @@ export class VrrpEffects {
       case 'send_garp': {
         const addrs = fx.addresses.map(bare);
         // After the addresses are in place: a GARP for an address we do not hold yet would mislead.
-        this.addressOp(async () => {
+        this.addressOp(m.link, async () => {
           if (g.state.members[m.name]?.state !== 'master') return; // left master while the addresses were being added
           h.links.get(m.link)?.garp(addrs);
           for (let i = 1; i < g.garp.repeat; i++) {
@@ -211,11 +212,18 @@ export class VrrpEffects {
   }
 
   releaseVips(r: HeldRelease): void {
-    for (const a of r.addresses) this.addressOp(() => this.h.deps.net.delAddress(r.ifname, withLen(a)), `remove ${a} from ${r.ifname}`);
+    const lane = linkKey(r.ifname, r.addresses[0]?.includes(':') ? 6 : 4);
+    for (const a of r.addresses) this.addressOp(lane, () => this.h.deps.net.delAddress(r.ifname, withLen(a)), `remove ${a} from ${r.ifname}`);
   }
 
-  /** Address changes run one at a time, in order; a failure is logged, never thrown. */
-  private addressOp(op: () => Promise<void>, what: string): void {
-    this.addressQueue = this.addressQueue.then(op).catch((err: Error) => this.h.deps.log.error({ err: err.message, what }, 'address change failed'));
+  /**
+   * Address changes of one link and family (`lane`) run one at a time, in order (a GARP after
+   * the addresses it speaks for); the lanes run side by side, so that a takeover's IPv6
+   * neighbour advertisements do not wait for every IPv4 address of the group, nor one link's
+   * for another's. A failure is logged, never thrown.
+   */
+  private addressOp(lane: string, op: () => Promise<void>, what: string): void {
+    const q = (this.addressQueues.get(lane) ?? Promise.resolve()).then(op).catch((err: Error) => this.h.deps.log.error({ err: err.message, what }, 'address change failed'));
+    this.addressQueues.set(lane, q);
   }
 }
