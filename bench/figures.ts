@@ -48,6 +48,8 @@ const { values, positionals } = parseArgs({
 /** A benchmark as this command runs it. */
 interface Bench {
   name: string;
+  /** The benchmark's script (dist/bench/SCRIPT.js) when it is not `name` (one script at other settings). */
+  script?: string;
   /** Its lab prefix here (fig*: apart from the suite's and the other benchmarks' labs). */
   prefix: string;
   /** Which of the README's figures it produces. */
@@ -94,6 +96,15 @@ const BENCHES: Bench[] = [
     full: ['--systems', 'fwlb,ka01,ka01bfd', '--modes', 'switched,crash,link,graceful'],
     quick: ['--systems', 'fwlb,ka01,ka01bfd', '--modes', 'switched'],
     seconds: { full: 150, quick: 40 },
+  },
+  {
+    name: 'failover6',
+    script: 'failover',
+    prefix: 'figfo6',
+    feeds: 'README "Failover (VRRP)", IPv6: the same failures with an IPv6 virtual router beside each IPv4 one, the client on the IPv6 VIP',
+    full: ['--systems', 'fwlb,ka01', '--modes', 'switched,crash,link,graceful', '--family', '6'],
+    quick: ['--systems', 'fwlb,ka01', '--modes', 'switched', '--family', '6'],
+    seconds: { full: 110, quick: 30 },
   },
   {
     name: 'sharing',
@@ -233,8 +244,8 @@ let running: ChildProcess | undefined;
 /** Runs one benchmark once; its output appended to the log; its figures, or why there are none. */
 async function runBench(b: Bench, args: string[], log: NodeJS.WritableStream, tmp: string, round: number): Promise<{ figures: Figure[]; error?: string; seconds: number }> {
   const file = `${tmp}/${b.name}-${round}.json`;
-  const argv = [`${REPO_ROOT}/dist/bench/${b.name}.js`, ...args, '--prefix', b.prefix, '--figures', file];
-  log.write(`\n===== ${new Date().toISOString()} round ${round}: node dist/bench/${b.name}.js ${args.join(' ')} --prefix ${b.prefix}\n`);
+  const argv = [`${REPO_ROOT}/dist/bench/${b.script ?? b.name}.js`, ...args, '--prefix', b.prefix, '--figures', file];
+  log.write(`\n===== ${new Date().toISOString()} round ${round}: node dist/bench/${b.script ?? b.name}.js ${args.join(' ')} --prefix ${b.prefix}\n`);
   const t0 = performance.now();
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
@@ -302,7 +313,7 @@ function collect(bench: string, perRun: Figure[][]): Series[] {
 function markdownSection(b: Bench, commands: string[], series: Series[], errors: string[], seconds: number[]): string {
   const cmds = [...new Set(commands)];
   const lines = [
-    `## ${b.name} (bench/${b.name}.ts)`,
+    `## ${b.name} (bench/${b.script ?? b.name}.ts)`,
     '',
     `${b.feeds}.`,
     '',
@@ -375,7 +386,7 @@ async function figures(): Promise<void> {
       const res = results.get(b.name)!;
       res.figures.push(r.figures);
       res.seconds.push(r.seconds);
-      res.commands.push(`node dist/bench/${b.name}.js ${args.join(' ')} --prefix ${b.prefix}`);
+      res.commands.push(`node dist/bench/${b.script ?? b.name}.js ${args.join(' ')} --prefix ${b.prefix}`);
       if (r.error) res.errors.push(`round ${round}: ${r.error}`);
       process.stderr.write(`${r.error ?? `${r.figures.length} figures`} (${Math.round(r.seconds)} s)\n`);
     }
