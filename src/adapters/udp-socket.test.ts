@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Poller } from './netlink/poller.js';
-import { UdpSocket, ifIndex } from './udp-socket.js';
+import { UdpSocket } from './udp-socket.js';
+import { libc } from './libc.js';
 
 async function exchange(address: string, port: number, ifname?: string): Promise<{ from: string; text: string }[]> {
   const poller = new Poller();
@@ -35,7 +36,7 @@ test('a link-local address needs its interface', () => {
   const poller = new Poller();
   try {
     assert.throws(() => UdpSocket.open({ poller, address: 'fe80::1', port: 40_000, ifname: 'no-such-if0', onDatagram: () => undefined }), /link-local address needs its interface \(no-such-if0 not found\)/);
-    assert.equal(ifIndex('lo'), 1);
+    assert.equal(libc().if_nametoindex('lo'), 1);
   } finally {
     poller.close();
   }

@@ -27,12 +27,6 @@ const SOCKADDR_IN = 16;
 /** Each datagram's source: room for either family. */
 const NAME_SLOT = SIZEOF_SOCKADDR_IN6;
 
-let ifIndexFn: ((name: string) => number) | undefined;
-/** if_nametoindex(3): 0 when there is no such interface. */
-export function ifIndex(name: string): number {
-  ifIndexFn ??= koffi.load('libc.so.6').func('unsigned int if_nametoindex(const char *)') as (name: string) => number;
-  return ifIndexFn(name);
-}
 /** fe80::/10. */
 const isLinkLocal = (a: string) => /^fe[89ab]/i.test(a);
 
@@ -95,7 +89,7 @@ export class UdpSocket {
     this.vec = Buffer.alloc(this.batch * MMSGHDR);
     this.data = Buffer.alloc(this.batch * this.slot);
     this.v6 = o.address.includes(':');
-    this.scopeId = this.v6 && isLinkLocal(o.address) && o.ifname ? ifIndex(o.ifname) : 0;
+    this.scopeId = this.v6 && isLinkLocal(o.address) && o.ifname ? libc().if_nametoindex(o.ifname) : 0;
     this.names = Buffer.alloc(this.batch * NAME_SLOT);
     const iov = Buffer.alloc(this.batch * IOVEC);
     // The structures point into buffers that live as long as the socket (kept by `this`).
@@ -129,7 +123,7 @@ export class UdpSocket {
     if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcv, 4) !== 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcv, 4);
     const snd = int32(o.sndbuf ?? 4 * 1024 * 1024);
     if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, snd, 4) !== 0) c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, snd, 4);
-    const scope = v6 && isLinkLocal(o.address) ? ifIndex(o.ifname ?? '') : 0;
+    const scope = v6 && isLinkLocal(o.address) ? libc().if_nametoindex(o.ifname ?? '') : 0;
     if (v6 && isLinkLocal(o.address) && scope === 0) fail(`link-local address needs its interface (${o.ifname ?? 'none named'} not found)`);
     const me = v6 ? sockaddrIn6(o.address, scope, o.port) : sockaddrIn(o.address, o.port);
     if (c.bind(fd, me, me.length) !== 0) fail('bind');
