@@ -7,8 +7,8 @@
  * stretch of the machine spreads over all of them), a figure is the median of its runs and its
  * noise is their spread, never less than the method's own resolution.
  *
- *   node dist/bench/figures.js [--quick] [--runs 2] [--out bench/figures] [--only startup,status,...] [--soak-minutes 10]
- *   node dist/bench/figures.js --compare FILE_A FILE_B
+ *   node dist/bench/figures.js [--quick] [--runs 2] [--out bench/figures] [--only startup,status,...] [--soak-minutes 10] [--between A.md,B.md]
+ *   node dist/bench/figures.js --compare FILE_A FILE_B [--between A.md,B.md]
  *
  * --quick: each benchmark at its smallest durations and sizes, a smoke test of the whole chain
  * (its figures are not the README's). The soak (bench/failover.ts --soak-minutes) runs once, in
@@ -17,6 +17,14 @@
  *
  * --compare: per figure, both files' values, the difference and whether it is within the noise
  * both state (their values differ by no more than the sum of their noises).
+ *
+ * --between A.md,B.md: two earlier tables of one commit on this machine, some hours apart.
+ * The spread of two rounds back to back is the noise within a run; between runs the machine
+ * itself drifts (a shared VM: 21 of 213 figures of a second run on one commit fell outside
+ * the first's within-run noise). With --between, a figure's noise is also never less than
+ * the relative difference of its values in A and B times its value (for a figure measured
+ * in only one of them or in neither: the median of those relative differences for its unit).
+ * Stated in the table; with --compare it widens both files' noises the same way.
  *
  * Writes bench/figures/YYYY-MM-DD-<commit>.md (with -2, -3... when it exists) and beside it a
  * .log of everything the benchmarks printed. Prints figures; never asserts.
@@ -42,6 +50,7 @@ const { values, positionals } = parseArgs({
     only: { type: 'string' },
     'soak-minutes': { type: 'string', default: '10' },
     compare: { type: 'boolean', default: false },
+    between: { type: 'string' },
   },
 });
 
@@ -167,6 +176,8 @@ interface Data {
   runs: number;
   machine: string;
   series: Series[];
+  /** The between-run term's source (--between): the two tables and their commit. */
+  between?: { files: [string, string]; commit: string };
 }
 
 const DATA_OPEN = '<!-- figures-data';
@@ -345,6 +356,44 @@ const duration = (seconds: number) => (seconds >= 120 ? `${Math.round(seconds / 
 /** A path as the table names it: from the repository's root when inside it. */
 const shown = (path: string) => (relative(REPO_ROOT, path).startsWith('..') ? path : relative(REPO_ROOT, path));
 
+/** The between-run term (--between): per figure, and per unit for the figures the pair lacks. */
+interface Between {
+  files: [string, string];
+  commit: string;
+  rel: Map<string, number>;
+  typical: Map<string, number>;
+}
+
+const seriesKey = (s: Series) => `${s.id}\u0000${s.system}`;
+
+async function readBetween(arg: string | undefined): Promise<Between | undefined> {
+  if (!arg) return undefined;
+  const files = arg.split(',');
+  if (files.length !== 2) throw new Error('--between A.md,B.md: two tables of one commit');
+  const [a, b] = [await readData(files[0]!), await readData(files[1]!)];
+  if (a.commit !== b.commit) throw new Error(`--between: ${files[0]} is commit ${a.commit.slice(0, 12)}, ${files[1]} ${b.commit.slice(0, 12)}: the between-run spread needs two runs of one commit`);
+  const inB = new Map(b.series.map((s) => [seriesKey(s), s]));
+  const rel = new Map<string, number>();
+  const perUnit = new Map<string, number[]>();
+  for (const sa of a.series) {
+    const sb = inB.get(seriesKey(sa));
+    if (!sb || sa.value === null || sb.value === null) continue;
+    const top = Math.max(Math.abs(sa.value), Math.abs(sb.value));
+    const r = top === 0 ? 0 : Math.abs(sa.value - sb.value) / top;
+    rel.set(seriesKey(sa), r);
+    perUnit.set(sa.unit, [...(perUnit.get(sa.unit) ?? []), r]);
+  }
+  const typical = new Map([...perUnit].map(([u, xs]) => [u, median(xs)] as const));
+  return { files: [files[0]!, files[1]!], commit: a.commit, rel, typical };
+}
+
+/** A series' noise with the between-run term. */
+function withBetween(s: Series, bt: Between | undefined): number | null {
+  if (!bt || s.value === null) return s.noise;
+  const r = bt.rel.get(seriesKey(s)) ?? bt.typical.get(s.unit) ?? 0;
+  return Math.max(s.noise ?? 0, r * Math.abs(s.value));
+}
+
 async function figures(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: the benchmarks build network namespaces');
   const runs = Number(values.runs);
@@ -358,6 +407,7 @@ async function figures(): Promise<void> {
   const date = started.toISOString().slice(0, 10);
   const git = await gitState(outDir);
   const dist0 = await distDigest();
+  const bt = await readBetween(values.between);
   let base = `${outDir}/${date}-${git.short}`;
   for (let i = 2; existsSync(`${base}.md`); i++) base = `${outDir}/${date}-${git.short}-${i}`;
   const argsOf = (b: Bench, round: number) => [
@@ -408,11 +458,12 @@ async function figures(): Promise<void> {
   for (const b of benches) {
     const res = results.get(b.name)!;
     const s = collect(b.name, res.figures);
+    for (const x of s) x.noise = withBetween(x, bt);
     series.push(...s);
     sections.push(markdownSection(b, res.commands, s, res.errors, res.seconds));
   }
   const dirty = git.dirty.length > 0;
-  const cmd = `node dist/bench/figures.js${values.quick ? ' --quick' : ''} --runs ${runs}${only ? ` --only ${only.join(',')}` : ''}`;
+  const cmd = `node dist/bench/figures.js${values.quick ? ' --quick' : ''} --runs ${runs}${only ? ` --only ${only.join(',')}` : ''}${bt ? ` --between ${bt.files.join(',')}` : ''}`;
   const md = [
     `# fwlb figures, ${date}, commit ${git.short}${dirty ? ' (dirty tree)' : ''}${values.quick ? ', quick smoke run' : ''}`,
     '',
@@ -421,13 +472,13 @@ async function figures(): Promise<void> {
     `- Machine: ${mach}.`,
     `- Load average (1 min) ${load0[0]!.toFixed(2)} at the start, ${load1[0]!.toFixed(2)} at the end: whatever else ran on the machine shares its cores with the labs.`,
     `- Command: \`${cmd}\`, started ${started.toISOString()}, took ${duration(took)}. What the benchmarks printed: \`${shown(`${base}.log`)}\`.`,
-    `- Noise: ${runs === 1 ? 'every benchmark ran once' : `every benchmark ran ${runs} times, in rounds (all of them once, then again)`}. A figure is the median of its runs; ± is its noise: the spread of its runs (largest minus smallest), never less than the method's own resolution (the probe, poll or echo interval), nor than the benchmark's typical relative spread for figures of that unit (the median of spread / value over them: two runs can agree by chance)${runs === 1 ? '; with one run no spread is measured and ± is the resolution alone' : ''}. Two tables agree on a figure when their values differ by no more than the sum of their noises (\`node dist/bench/figures.js --compare A B\`).`,
+    `- Noise: ${runs === 1 ? 'every benchmark ran once' : `every benchmark ran ${runs} times, in rounds (all of them once, then again)`}. A figure is the median of its runs; ± is its noise: the spread of its runs (largest minus smallest), never less than the method's own resolution (the probe, poll or echo interval), nor than the benchmark's typical relative spread for figures of that unit (the median of spread / value over them: two runs can agree by chance)${runs === 1 ? '; with one run no spread is measured and ± is the resolution alone' : ''}${bt ? `; and, between runs, never less than the relative difference of the figure in two earlier runs of commit ${bt.commit.slice(0, 12)} on this machine (\`${bt.files.map((f) => shown(f)).join('`, `')}\`; for a figure they lack, the median of those for its unit) times its value` : ''}. Two tables agree on a figure when their values differ by no more than the sum of their noises (\`node dist/bench/figures.js --compare A B\`).`,
     '- "none": no value in that run: not measured (did not complete), or no sample (a latency percentile that fell on failed requests: see the failed count beside it; a worst stall with no session kept).',
     values.quick ? '- Quick: the smallest durations and sizes, a smoke test of the chain; these are not the README\'s conditions.' : '- The README\'s conditions (each section gives the command).',
     '',
     ...sections,
     DATA_OPEN,
-    JSON.stringify({ version: 1, date, commit: git.commit, dirty, dist: dist0, quick: values.quick!, runs, machine: mach, series } satisfies Data),
+    JSON.stringify({ version: 1, date, commit: git.commit, dirty, dist: dist0, quick: values.quick!, runs, machine: mach, series, ...(bt ? { between: { files: bt.files, commit: bt.commit } } : {}) } satisfies Data),
     DATA_CLOSE,
     '',
   ].join('\n');
@@ -449,6 +500,8 @@ async function readData(file: string): Promise<Data> {
 
 async function compare(fileA: string, fileB: string): Promise<void> {
   const [a, b] = [await readData(fileA), await readData(fileB)];
+  const bt = await readBetween(values.between);
+  if (bt) for (const s of [...a.series, ...b.series]) s.noise = withBetween(s, bt);
   const key = (s: Series) => `${s.id}\u0000${s.system}`;
   const inB = new Map(b.series.map((s) => [key(s), s]));
   const inA = new Map(a.series.map((s) => [key(s), s]));
@@ -480,7 +533,7 @@ async function compare(fileA: string, fileB: string): Promise<void> {
     tally.one++;
   }
   const head = (d: Data, f: string) => `${f}: ${d.date}, commit ${d.commit.slice(0, 12)}${d.dirty ? ' (dirty)' : ''}, ${d.runs} run(s)${d.quick ? ', quick' : ''}; ${d.machine}`;
-  console.log(`A = ${head(a, fileA)}\nB = ${head(b, fileB)}\n`);
+  console.log(`A = ${head(a, fileA)}\nB = ${head(b, fileB)}\n${bt ? `noise widened by the between-run spread of ${bt.files.join(' and ')} (commit ${bt.commit.slice(0, 12)})\n` : ''}`);
   console.log(table(['figure', 'system', 'A ± noise', 'B ± noise', 'B - A', 'noise A + B', ''], rows));
   console.log(`\n${tally.within} within the noise, ${tally.outside} outside it, ${tally.unmeasured} not measured in one of them, ${tally.one} in one file only`);
 }
