@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 need_root() { if [ "$(id -u)" != 0 ]; then echo "setup: run as root (apt-get, namespaces, nftables)" >&2; exit 1; fi; }
 
 # System packages: the data plane (nftables, conntrack), the lab (iproute2),
-# and the peers and load generators the benchmarks run beside fwlb.
-pkgs=(nftables conntrack iproute2 procps keepalived conntrackd wrk curl)
+# the peers and load generators the benchmarks run beside fwlb, and systemd-analyze
+# (package systemd) to check the unit, and Chromium for the status page's browser test.
+pkgs=(nftables conntrack iproute2 procps keepalived conntrackd wrk curl systemd chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,9 @@
  * master's unsolicited neighbour advertisements (from the VIP, Router and Override set,
  * Solicited clear) and the client's entry for the IPv6 VIP moves to it, marked as a
  * router's. The IPv6 VIPs move back and forth on a link down and a graceful stop, and after a
- * reload the adverts still leave from the link-local address.
+ * reload the adverts still leave from the link-local address. A packet-too-big about a
+ * tracked flow crosses the firewall to the flow's source though no rule allows ICMPv6 to it;
+ * one about no flow it knows does not.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { NA_LISTEN_JS, REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { NA_LISTEN_JS, REPO_ROOT, SESSIONS_JS, TOO_BIG_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
@@ -98,6 +100,31 @@ test('dual stack: the master holds both families; IPv6 adverts come from its lin
   assert.equal((await lab.probe('client1', ['echo', '2001:2:1::11', '7', 'hi'])).trim(), 'hi', 'the rule for the servers\' echo port lets IPv6 through, routed (no NAT)');
 });
 
+test('dual stack: a packet-too-big about a tracked IPv6 flow reaches its source through the firewall; one about no flow is dropped', async () => {
+  const CLIENT6 = '2001:2::10';
+  const SERVER6 = '2001:2:1::11';
+  const log = `${lab.stateDir}/ptb-session.log`;
+  const h = lab.spawn('client1', [process.execPath, SESSIONS_JS, SERVER6, '7', '--count', '1', '--every', '200', '--seconds', '4'], { log });
+  const sport = await waitFor("the session in fw1's table", async () => /sport=(\d+)/.exec(await lab.exec('fw1', ['conntrack', '-L', '-f', 'ipv6', '-p', 'tcp', '--orig-dst', SERVER6, '--dport', '7']))?.[1], 5000);
+  // What web1's kernel counted (its namespace's own counters).
+  const tooBigs = async () => Number(/Icmp6InPktTooBigs\s+(\d+)/.exec(await lab.exec('web1', ['cat', '/proc/net/snmp6']))?.[1]);
+  // From client1, as a router on the outside would: about a reply of web1's to client1 that
+  // did not fit. From the outside to the servers the rules allow TCP port 7 only.
+  const send = (port: string) => lab.exec('client1', [process.execPath, TOO_BIG_JS, '--to', SERVER6, '--src', SERVER6, '--dst', CLIENT6, '--sport', '7', '--dport', port, '--mtu', '1280']);
+  const n0 = await tooBigs();
+  assert.ok(Number.isInteger(n0), 'web1 counts the packet-too-big messages it gets');
+  await send(sport === '1' ? '2' : '1');
+  await sleep(500);
+  assert.equal(await tooBigs(), n0, 'a packet-too-big about no flow the firewall knows is dropped');
+  await send(sport);
+  const n1 = await waitFor('web1 to get the packet-too-big', async () => {
+    const n = await tooBigs();
+    return n > n0 ? n : undefined;
+  }, 3000);
+  assert.equal(n1, n0 + 1, 'the one about its session reached web1: related to the flow, though no rule lets ICMPv6 in from the outside');
+  await h.wait(20_000);
+});
+
 test('dual stack: after a reload the IPv6 adverts still leave from the link-local address, never a VIP', async () => {
   await lab.exec('fw1', [process.execPath, `${REPO_ROOT}/dist/src/cli/main.js`, 'reload', '--control', control('fw1')]);
   await sleep(500);
@@ -174,4 +201,33 @@ test('the state sync and its BEATs over an IPv6 sync link: sessions synced over 
   const r = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { kept: number };
   assert.equal(r.kept, 50, JSON.stringify(r));
   await lab.gracefulStop('fw2');
+});
+
+test('the state sync and its BEATs between link-local node addresses: a node started later syncs the table over them and hears the BEATs', async () => {
+  await lab.recover('fw1');
+  // Fixed link-local addresses on the sync link, as an operator would give them.
+  for (const [fw, a] of [['fw1', 'fe80::a:1'], ['fw2', 'fe80::a:2']] as const) await lab.exec(fw, ['ip', 'address', 'add', `${a}/64`, 'dev', 'eth2', 'nodad']);
+  const llsync = `${lab.stateDir}/llsync.yaml`;
+  const text = (await readFile(config, 'utf8')).replace('sync: 198.18.2.1/24', 'sync: "fe80::a:1/64"').replace('sync: 198.18.2.2/24', 'sync: "fe80::a:2/64"');
+  assert.ok(text.includes('fe80::a:2/64'));
+  await writeFile(llsync, text);
+  const run = (fw: string) => lab.startDaemon(fw, ['run', '-c', llsync, '--node', fw, '--control', control(fw), '--log-level', 'debug']);
+  run('fw1');
+  await waitReady('fw1');
+  await waitFor('fw1 master', async () => ((await groupState('fw1')) === 'master' ? true : undefined), 10_000);
+  const log = `${lab.stateDir}/sessions-llsync.log`;
+  const sessions = lab.spawn('client1', [process.execPath, SESSIONS_JS, VIP4, '7', '--count', '30', '--every', '100', '--seconds', '6'], { log });
+  await waitFor('the sessions in fw1\'s table', async () => ((await lab.exec('fw1', ['conntrack', '-C'])).trim() !== '0' ? true : undefined), 5000);
+  await sleep(1000);
+  run('fw2');
+  await waitReady('fw2');
+  const st = await status('fw2');
+  assert.equal(st.sync?.bulk.state, 'done', `bulk sync over link-local addresses: ${JSON.stringify(st.sync?.bulk)}`);
+  await waitFor('BEATs heard between link-local addresses', async () => ((await status('fw2')).liveness?.peers[0]?.state === 'up' ? true : undefined), 3000);
+  const held = await lab.exec('fw2', ['conntrack', '-L', '-p', 'tcp', '--orig-dst', VIP4, '--dport', '7']);
+  const n = held.split('\n').filter((l) => l.includes('ESTABLISHED')).length;
+  assert.ok(n >= 30, `fw2 holds ${n} of the 30 sessions, synced from fw1 over fe80::a:1 -> fe80::a:2`);
+  await sessions.wait(20_000);
+  await lab.gracefulStop('fw2');
+  await lab.gracefulStop('fw1');
 });

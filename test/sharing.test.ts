@@ -7,6 +7,11 @@
  *
  * Who carries what is read from the kernels: each node's owned-bucket set, each flow's bucket
  * in its conntrack mark, and each node's counter of the shared packets it forwarded.
+ *
+ * IPv6 beside IPv4 (issue 22): the example shares 2001:2::100 too (and the servers' gateway
+ * fe80::1), answered in neighbour discovery with the shared MAC; client1 runs IPv6 sessions
+ * and flows through every scenario, and the crash checks that they are split between the
+ * nodes by bucket like the IPv4 ones.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +29,10 @@ import { measureShares, sharesText } from '../src/lab/shares.js';
 const PREFIX = 'tsh';
 const FWS = ['fw1', 'fw2', 'fw3'] as const;
 const VIP = '198.18.0.100';
+const VIP6 = '2001:2::100';
+/** From client1, over IPv6, beside the IPv4 ones. */
+const TCP6 = 100;
+const UDP6 = 300;
 /**
  * Per client: 300 TCP sessions (600 in all) and 1,500 UDP flows (3,000), each sending every
  * second. A node's share of the packets is a share of the flows, and the flows fall into
@@ -75,8 +84,8 @@ after(async () => {
 const ownedSet = (fw: string) => ownedBuckets(lab, fw);
 
 /** The shared flows in a node's conntrack table: original source port -> mark. */
-async function flowMarks(fw: string): Promise<Map<string, number>> {
-  const out = await lab.exec(fw, ['conntrack', '-L', '--orig-dst', VIP]);
+async function flowMarks(fw: string, family: 4 | 6 = 4): Promise<Map<string, number>> {
+  const out = await lab.exec(fw, ['conntrack', '-L', '-f', family === 4 ? 'ipv4' : 'ipv6', '--orig-dst', family === 4 ? VIP : VIP6]);
   const flows = new Map<string, number>();
   for (const line of out.split('\n')) {
     const proto = /^(tcp|udp)/.exec(line)?.[1];
@@ -128,10 +137,19 @@ interface SessionsResult { sessions: number; connected: number; kept: number; lo
 
 /** Starts the sessions on both clients; returns a function that waits for them and checks none was lost. */
 function traffic(tag: string, seconds: number): () => Promise<SessionsResult[]> {
-  const runs = ['client1', 'client2'].flatMap((client) => [
-    { log: `${lab.stateDir}/${tag}-${client}-tcp.log`, h: lab.spawn(client, [process.execPath, SESSIONS_JS, VIP, '7', '--count', String(TCP_PER_CLIENT), '--every', String(EVERY_MS), '--seconds', String(seconds)], { log: `${lab.stateDir}/${tag}-${client}-tcp.log` }) },
-    { log: `${lab.stateDir}/${tag}-${client}-udp.log`, h: lab.spawn(client, [process.execPath, SESSIONS_JS, VIP, '7', '--udp', '--count', String(UDP_PER_CLIENT), '--every', String(EVERY_MS), '--seconds', String(seconds)], { log: `${lab.stateDir}/${tag}-${client}-udp.log` }) },
-  ]);
+  const plan = [
+    ...['client1', 'client2'].flatMap((client) => [
+      { client, vip: VIP, udp: false, count: TCP_PER_CLIENT },
+      { client, vip: VIP, udp: true, count: UDP_PER_CLIENT },
+    ]),
+    { client: 'client1', vip: VIP6, udp: false, count: TCP6 },
+    { client: 'client1', vip: VIP6, udp: true, count: UDP6 },
+  ];
+  const runs = plan.map((p) => {
+    const log = `${lab.stateDir}/${tag}-${p.client}-${p.udp ? 'udp' : 'tcp'}${p.vip === VIP6 ? '6' : ''}.log`;
+    const args = [process.execPath, SESSIONS_JS, p.vip, '7', ...(p.udp ? ['--udp'] : []), '--count', String(p.count), '--every', String(EVERY_MS), '--seconds', String(seconds)];
+    return { log, h: lab.spawn(p.client, args, { log }) };
+  });
   return async () => {
     const out: SessionsResult[] = [];
     for (const r of runs) {
@@ -175,6 +193,7 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful' | 'link', vi
   }
   for (const fw of ['fw2', 'fw3']) assert.ok((await flowMarks(fw)).size >= flows.size * 0.99, `${fw} does not hold the others' flows`);
   const before = carriers(flows, sets0);
+  if (failure === 'crash') await checkIPv6(sets0);
 
   if (failure === 'crash') await lab.crash(victim);
   else if (failure === 'kill') await lab.daemonKill(victim);
@@ -215,6 +234,25 @@ async function failAndRejoin(failure: 'crash' | 'kill' | 'graceful' | 'link', vi
 
   const results = await wait();
   console.log(`# ${failure} of ${victim}: buckets moved ${movedMs} ms after (as the test saw it), ${moved} flows moved; worst stall tcp/udp ${results.map((r) => r.worstStallMs).join(' / ')} ms; datagrams lost ${results.map((r) => r.datagramsLost ?? '-').join(' / ')}`);
+}
+
+/**
+ * IPv6 through the shared address: client1 learnt the shared MAC for it (the kernel's
+ * advertisement rewritten, its checksum updated: a client drops one with a bad checksum), and
+ * the IPv6 flows are held by every node and split between them by bucket.
+ */
+async function checkIPv6(sets: Map<string, Set<number>>): Promise<void> {
+  const macs = (await status('fw1')).sharing!.macs;
+  const nd = await lab.exec('client1', ['ip', '-6', 'neigh', 'show', VIP6]);
+  assert.equal(/lladdr (\S+)/.exec(nd)?.[1], macs.outside, `client1's neighbour entry for ${VIP6}: ${nd.trim() || 'none'}`);
+  const gw = await lab.exec('web1', ['ip', '-6', 'neigh', 'show', 'fe80::1']);
+  assert.equal(/lladdr (\S+)/.exec(gw)?.[1], macs.inside, `web1's neighbour entry for its gateway fe80::1: ${gw.trim() || 'none'}`);
+  const flows6 = await flowMarks('fw1', 6);
+  assert.ok(flows6.size >= TCP6 + UDP6, `fw1 holds ${flows6.size} IPv6 flows to ${VIP6} of ${TCP6 + UDP6}`);
+  for (const fw of ['fw2', 'fw3']) assert.ok((await flowMarks(fw, 6)).size >= flows6.size * 0.99, `${fw} does not hold the IPv6 flows`);
+  const by = new Map<string, number>();
+  for (const fw of carriers(flows6, sets).values()) by.set(fw, (by.get(fw) ?? 0) + 1);
+  assert.deepEqual([...by.keys()].sort(), [...FWS], `IPv6 flows by carrier: ${JSON.stringify(Object.fromEntries(by))}`);
 }
 
 test('three nodes share: a crashed node\'s buckets move to the survivors, nothing is lost, it takes them back', async () => {

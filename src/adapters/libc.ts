@@ -15,6 +15,7 @@ import { parseIPv6 } from '../lib/ip-bytes.js';
 
 
 // <bits/socket.h>, <linux/in.h>, <linux/if_packet.h>, <asm-generic/socket.h>
+export const AF_UNIX = 1; // sys/socket.h
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_PACKET = 17;

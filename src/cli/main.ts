@@ -1,9 +1,12 @@
 #!/usr/bin/env -S node --single-threaded-gc
 /** The `fwlb` command. */
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { controlCall, defaultControlPath } from '../control/client.js';
 import { registerLabCommand } from './lab-command.js';
+import { registerImportCommand } from './import-command.js';
 import { formatStatus } from './format-status.js';
 import { parseAddressPort } from '../control/backend-args.js';
 import type { NodeStatus, Readiness, StartingStatus } from '../services/node-daemon.js';
@@ -78,7 +81,7 @@ program
   .requiredOption('-c, --config <file>', 'cluster config (YAML)')
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
-  .option('--metrics <address:port>', 'serve Prometheus metrics over HTTP at /metrics')
+  .option('--metrics <[address:]port>', 'serve Prometheus metrics at /metrics and the live status page at / over HTTP (a bare port: on 127.0.0.1)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string }) => {
     // First of all: the daemon's collector on its own threads (adapters/reexec.ts); this
@@ -157,14 +160,37 @@ program
   });
 
 program
+  .command('keygen')
+  .description('make a cluster key (32 random bytes, in hex) for cluster.key_file: into FILE with mode 0600, never over an existing file; without -o, to stdout')
+  .option('-o, --out <file>', 'write the key into this file (refused if it exists)')
+  .action(async (o: { out?: string }) => {
+    const key = `${randomBytes(32).toString('hex')}\n`;
+    if (o.out === undefined) {
+      process.stdout.write(key);
+      return;
+    }
+    try {
+      // 'wx': created here or not at all, whatever races it; 0600 before a byte is written.
+      await writeFile(o.out, key, { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      fail(err.code === 'EEXIST'
+        ? `${o.out} exists: fwlb keygen never overwrites a key (nodes with the old one would no longer trust the others). Remove it first if you mean to replace the key on every node.`
+        : `cannot write ${o.out}: ${err.message}`);
+    }
+    process.stderr.write(`cluster key written to ${o.out} (mode 0600): copy it to every node (keep it secret) and name it in cluster.key_file\n`);
+  });
+
+program
   .command('demo')
   .description('the main job: a lab cluster, live traffic through it, and a report of what held (needs root)')
   .option('--prefix <prefix>', 'lab prefix', 'demo')
   .option('--keep', 'leave the lab up afterwards')
   .option('--active-active', 'three firewalls sharing the traffic by flow hash (examples/active-active.yaml), one crashed under live sessions')
-  .action(async (o: { prefix: string; keep?: boolean; activeActive?: boolean }) => {
+  .option('--report <file>', 'where the HTML report goes (default: fwlb-demo-PREFIX.html in the temporary directory)')
+  .action(async (o: { prefix: string; keep?: boolean; activeActive?: boolean; report?: string }) => {
     // Loaded on demand: `fwlb run` must not pay for the demo's modules at every start.
-    const opts = { prefix: o.prefix, keep: !!o.keep, out: (l: string) => process.stdout.write(l + '\n') };
+    const opts = { prefix: o.prefix, keep: !!o.keep, out: (l: string) => process.stdout.write(l + '\n'), ...(o.report ? { report: o.report } : {}) };
     const ok = o.activeActive ? await (await import('../demo/active-active.js')).runActiveActiveDemo(opts) : await (await import('../demo/demo.js')).runDemo(opts);
     process.exit(ok ? 0 : 1);
   });
@@ -238,5 +264,6 @@ controlOpts(program.command('metrics').description("print a running node's Prome
 });
 
 registerLabCommand(program);
+registerImportCommand(program);
 
 await program.parseAsync(process.argv);

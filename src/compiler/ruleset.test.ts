@@ -160,3 +160,22 @@ test('IPv6 VRRP: adverts from any link-local source with hop limit 255 are let i
   assert.match(input, /iifname "eth0" ip6 saddr fe80::\/10 ip6 hoplimit 255 ip6 nexthdr vrrp accept comment "VRRP \(IPv6\) from link-local sources"/);
   assert.match(input, /iifname "eth0" ip saddr \{ 198\.18\.0\.3, 198\.18\.0\.4 \} ip protocol vrrp accept/);
 });
+
+test('sharing in dual stack: new flows hashed per family into the same buckets; IPv6 masquerade to the first global shared IPv6 address, in the node\'s ports', async () => {
+  const text = (await readFile(`${repo}examples/active-active.yaml`, 'utf8')).replace(
+    '    - masquerade: { from: 198.18.1.0/24, out: outside }\n',
+    '    - masquerade: { from: 198.18.1.0/24, out: outside }\n    - masquerade: { from: 2001:2:1::/64, out: outside }\n',
+  );
+  const r = await parseConfig(text, 'aa.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  const out = compileRuleset({ config: r.value.config, node: nodeView(r.value.config, 'fw2'), blocklist: [] });
+  for (const [k, fam] of [['ip', 'ipv4'], ['ip6', 'ipv6']]) {
+    assert.match(out, new RegExp(`iifname "eth0" meta nfproto ${fam} meta l4proto \\{ tcp, udp \\} ct mark set jhash ${k} saddr \\. th sport mod 4096 seed 0x[0-9a-f]{8} offset 1`));
+    assert.match(out, new RegExp(`iifname != "eth0" meta nfproto ${fam} meta l4proto \\{ tcp, udp \\} ct mark set jhash ${k} daddr \\. th dport mod 4096`));
+  }
+  assert.doesNotMatch(out, /carry IPv4 only/);
+  const nat = block(out, 'chain nat_postrouting');
+  assert.match(nat, /oifname "eth0" ip saddr 198\.18\.1\.0\/24 meta l4proto \{ tcp, udp \} snat ip to 198\.18\.0\.100:\d+-\d+/);
+  assert.match(nat, /oifname "eth0" ip6 saddr 2001:2:1::\/64 meta l4proto \{ tcp, udp \} snat ip6 to \[2001:2::100\]:\d+-\d+/);
+  assert.match(nat, /oifname "eth0" ip6 saddr 2001:2:1::\/64 snat ip6 to 2001:2::100$/m);
+});

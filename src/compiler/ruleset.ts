@@ -255,14 +255,20 @@ function sharingBlocks(c: Config, node: NodeView, owned: readonly number[]): Blo
         `ether daddr ${set(macs)} meta mark & ${hex(ALIVE_MARK)} == 0 counter name ${SHARED_DEAD_COUNTER} drop comment "no live fwlb daemon holds table ${ALIVE_TABLE}: this node carries no share"`,
         `ether daddr ${set(macs)} meta mark set meta mark & ${hex(~ALIVE_MARK >>> 0)} comment "the gate's mark is ours alone"`,
         // The far endpoint: the source of what arrives from the outer side, the destination of
-        // the rest; TCP and UDP with their port, anything else by address alone.
-        `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} meta l4proto { tcp, udp } ct mark set jhash ip saddr . th sport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket: its outer endpoint, the source"`,
-        `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} meta l4proto != { tcp, udp } ct mark set jhash ip saddr mod ${sh.buckets} seed ${seed} offset 1`,
-        `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} meta l4proto { tcp, udp } ct mark set jhash ip daddr . th dport mod ${sh.buckets} seed ${seed} offset 1 comment "a new shared flow's bucket: its outer endpoint, the destination"`,
-        `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} meta l4proto != { tcp, udp } ct mark set jhash ip daddr mod ${sh.buckets} seed ${seed} offset 1`,
+        // the rest; TCP and UDP with their port, anything else by address alone; each family
+        // by its own addresses (the same buckets for both).
+        ...(['ip', 'ip6'] as const).flatMap((k) => {
+          const fam = `meta nfproto ${k === 'ip' ? 'ipv4' : 'ipv6'}`;
+          const hash = (what: string) => `ct mark set jhash ${what} mod ${sh.buckets} seed ${seed} offset 1`;
+          return [
+            `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} ${fam} meta l4proto { tcp, udp } ${hash(`${k} saddr . th sport`)} comment "a new shared flow's bucket: its outer endpoint, the source"`,
+            `ct state new ether daddr ${set(macs)} iifname ${q(outerIf)} ${fam} meta l4proto != { tcp, udp } ${hash(`${k} saddr`)}`,
+            `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} ${fam} meta l4proto { tcp, udp } ${hash(`${k} daddr . th dport`)} comment "a new shared flow's bucket: its outer endpoint, the destination"`,
+            `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} ${fam} meta l4proto != { tcp, udp } ${hash(`${k} daddr`)}`,
+          ];
+        }),
         `ct mark 1-${sh.buckets} ct mark != @shared_owned counter name ${SHARED_OTHERS_COUNTER} drop comment "another node's bucket"`,
         `ct mark 1-${sh.buckets} counter name ${SHARED_CARRIED_COUNTER} comment "a packet of this node's share"`,
-        `ether daddr ${set(macs)} meta nfproto != ipv4 counter drop comment "shared MACs carry IPv4 only"`,
       ],
     },
   ];
@@ -510,14 +516,18 @@ function natChains({ c, node, ifname }: Ctx, dispatch: Record<4 | 6, string[]>):
   for (const n of c.firewall.nat) {
     const from = aggregatePrefixes(n.from);
     // Sharing: masquerading out an interface with shared addresses translates to the first of
-    // them (not to this node's own address, which dies with it), within this node's ports.
-    const sharedOut = c.sharing?.addresses[n.out]?.[0];
-    const to = n.kind === 'snat' ? n.to : sharedOut !== undefined ? bare(sharedOut) : undefined;
-    const action = to === undefined ? `masquerade${ports ? ` to ${ports}` : ''}` : `snat ${ipFamily(to) === 4 ? 'ip' : 'ip6'} to ${bare(to)}${ports}`;
-    const plain = to === undefined ? 'masquerade' : `snat ${ipFamily(to) === 4 ? 'ip' : 'ip6'} to ${bare(to)}`;
+    // them of the family (not to this node's own address, which dies with it; never a
+    // link-local one), within this node's ports.
+    const sharedOut = (fam: 4 | 6) => c.sharing?.addresses[n.out]?.map(bare).find((a) => ipFamily(a) === fam && !/^fe[89ab]/i.test(a));
     for (const [k, list] of [['ip', from.v4], ['ip6', from.v6]] as const) {
       if (!list.length) continue;
+      const shared = sharedOut(k === 'ip' ? 4 : 6);
+      const to = n.kind === 'snat' ? n.to : shared;
       if (to !== undefined && (k === 'ip') !== (ipFamily(to) === 4)) continue;
+      // An IPv6 address before a port range is written in brackets.
+      const toPorts = to === undefined ? '' : ports && k === 'ip6' ? `[${bare(to)}]${ports}` : `${bare(to)}${ports}`;
+      const action = to === undefined ? `masquerade${ports ? ` to ${ports}` : ''}` : `snat ${k} to ${toPorts}`;
+      const plain = to === undefined ? 'masquerade' : `snat ${k} to ${bare(to)}`;
       if (ports) {
         // Ports exist for TCP and UDP only; the rest (ICMP) is translated as before.
         natPost.push(`oifname ${q(ifname(n.out))} ${k} saddr ${set(list)} meta l4proto { tcp, udp } ${action}`);

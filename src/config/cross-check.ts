@@ -109,13 +109,14 @@ function checkSharing({ c, roles, issues, needRole }: Check): void {
   if (!c.cluster.key_file) issues.push({ path: ['sharing'], message: 'needs cluster.key_file: the state sync and the BEATs that decide who carries which flows are authenticated with it' });
   if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
   if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
-  const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => a.split('/')[0]))));
+  // A link-local address is one per link: the same one on two links is two addresses.
+  const key = (role: string, a: string) => (/^fe[89ab]/i.test(a) ? `${role} ${a}` : a);
+  const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => key(i.interface, a.split('/')[0]!)))));
   const macs = new Map<string, string>();
   for (const [role, list] of Object.entries(c.sharing.addresses)) {
     needRole(role, ['sharing', 'addresses', role]);
     list.forEach((a, i) => {
-      if (ipFamily(a.split('/')[0] ?? '') !== 4) issues.push({ path: ['sharing', 'addresses', role, i], message: 'sharing carries IPv4 addresses only in this version' });
-      if (vrrpAddresses.has(a.split('/')[0])) issues.push({ path: ['sharing', 'addresses', role, i], message: `${a} is also a VRRP address: an address is shared or VRRP's, not both` });
+      if (vrrpAddresses.has(key(role, a.split('/')[0]!))) issues.push({ path: ['sharing', 'addresses', role, i], message: `${a} is also a VRRP address: an address is shared or VRRP's, not both` });
     });
     for (const [nn, node] of Object.entries(c.nodes)) {
       if (roles.has(role) && !node.addresses[role]) issues.push({ path: ['nodes', nn, 'addresses'], message: `has no address on interface "${role}", which carries shared addresses (its BEATs and ARP use it)` });

@@ -2,7 +2,7 @@
  * Config problems carry the key path and the line they were found at, so that
  * `fwlb check` can say "cluster.yaml:12:7: services.web.listen: ...".
  */
-import { isMap, isSeq, LineCounter, type Document, type Node, type Pair } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Document, type Node, type Pair } from 'yaml';
 import type { z } from 'zod';
 import { FwlbError } from '../lib/errors.js';
 
@@ -67,13 +67,34 @@ function keyOf(p: Pair): string {
   return k && typeof k === 'object' && 'value' in k ? String(k.value) : String(k);
 }
 
-/** Adds line and column to an issue from the document's node ranges. */
+/** The scalar at exactly this key path, as written (undefined when the path ends elsewhere). */
+function scalarAt(doc: Document, path: KeyPath): string | undefined {
+  let node: unknown = doc.contents;
+  for (const p of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it: Pair) => keyOf(it) === String(p));
+      if (!pair) return undefined;
+      node = pair.value;
+    } else if (isSeq(node) && typeof p === 'number') {
+      node = node.items[p];
+    } else return undefined;
+  }
+  return isScalar(node) && node.value !== null && typeof node.value !== 'object' ? String(node.value) : undefined;
+}
+
+/**
+ * Adds line and column to an issue from the document's node ranges, and the offending value
+ * where the issue is about one scalar and does not quote it already ("is not an IP address"
+ * says which).
+ */
 export function locate(doc: Document, lc: LineCounter, issue: ConfigIssue, key?: string): ConfigIssue {
+  const value = key === undefined ? scalarAt(doc, issue.path) : undefined;
+  const quoted = value !== undefined && value !== '' && !issue.message.includes(value) ? { ...issue, message: `${issue.message} (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)})` } : issue;
   const node = key !== undefined ? nodeAt(doc, issue.path.slice(0, -1), key) : nodeAt(doc, issue.path);
   const offset = node?.range?.[0];
-  if (offset === undefined) return issue;
+  if (offset === undefined) return quoted;
   const pos = lc.linePos(offset);
-  return { ...issue, line: pos.line, col: pos.col };
+  return { ...quoted, line: pos.line, col: pos.col };
 }
 
 /** Turns zod issues into config issues; a failed union reports its most plausible branch. */

@@ -89,6 +89,8 @@ const BAD: [string, string, RegExp][] = [
   ['rule target neither prefix nor role', edit('from: 198.18.0.0/24', 'from: internet'), /firewall\.rules\[0\]\.allow\.from: "internet" is neither a prefix, an interface/],
   ['health timeout not below interval', edit("      web1: { address: 198.18.1.11:80 }\n", "      web1: { address: 198.18.1.11:80 }\n    health: { tcp: {}, interval: 1s, timeout: 2s }\n"), /services\.web\.health\.timeout: \(2000 ms\) must be shorter than the interval/],
   ['VRRP v2 with IPv6', edit('vrrp:\n', 'vrrp:\n  version: 2\n').replace('[198.18.0.100/24]', '[2001:db8::1/64]'), /VRRP version 2 \(RFC 3768\) carries IPv4 addresses only/],
+  ['an invalid VIP: the message quotes it', edit('[198.18.0.100/24]', '[198.18.0.300/24]'), /instances\.ext\.addresses\[0\]: is not an IP address or address\/prefix-length \(got "198\.18\.0\.300\/24"\)/],
+  ['a priority out of range: the message quotes it', edit('priority: 200', 'priority: 300'), /nodes\.fw1\.priority: .*\(got "300"\)/],
   ['bad node name', edit('  fw2:', '  FW2:'), /nodes\.FW2: .*lowercase|nodes: .*lowercase/],
   ['VRRP v2 at the v3 default interval', edit('vrrp:\n', 'vrrp:\n  version: 2\n  advert_interval: 100ms\n'), /vrrp\.advert_interval: advertisement interval 100 ms is not a whole number of seconds \(VRRPv2\)/],
   ['advert interval 0', edit('vrrp:\n', 'vrrp:\n  advert_interval: 0ms\n'), /vrrp\.advert_interval: advertisement interval 0 ms is outside 1\.\.4095 centiseconds/],

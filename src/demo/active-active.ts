@@ -1,9 +1,10 @@
 /**
- * `fwlb demo --active-active`: three firewalls carry one shared address at once, each the
- * flows of its own buckets (examples/active-active.yaml). Long-lived TCP sessions and UDP
- * flows run through it while one node crashes (every link down, every process killed) and
- * comes back; the report shows the share each node carries (from its own counters), the
- * buckets moving, and the sessions kept.
+ * `fwlb demo --active-active`: three firewalls carry one shared address per family at once,
+ * each the flows of its own buckets (examples/active-active.yaml). Long-lived TCP sessions
+ * and UDP flows, over IPv4 and IPv6, run through it while one node crashes (every link down,
+ * every process killed) and comes back; the report shows the share each node carries (from
+ * its own counters), the buckets moving, the shared MAC the clients learnt for both
+ * addresses, and the sessions kept.
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,9 +18,13 @@ import { waitFor } from '../lib/wait.js';
 import { endDemo, type DemoOptions } from './demo.js';
 
 const VIP = '198.18.0.100';
+const VIP6 = '2001:2::100';
 const FWS = ['fw1', 'fw2', 'fw3'];
 const TCP = 200;
 const UDP = 1000;
+/** Over IPv6, from client1 only: fewer, beside the IPv4 ones. */
+const TCP6 = 100;
+const UDP6 = 300;
 
 export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
   const checks: { ok: boolean }[] = [];
@@ -55,11 +60,20 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     const up = await waitFor('', () => members(FWS), 30_000).catch(() => undefined);
     check('three nodes share the address', !!up, up ? `each owns a third of 4096 buckets: ${await owned(FWS)}` : 'they did not agree on the members');
 
-    const runs = ['client1', 'client2'].flatMap((c) => [
-      { log: `${l.stateDir}/aa-${c}-tcp.log`, args: ['--count', String(TCP)] },
-      { log: `${l.stateDir}/aa-${c}-udp.log`, args: ['--udp', '--count', String(UDP)] },
-    ].map((r) => ({ ...r, h: l.spawn(c, [process.execPath, SESSIONS_JS, VIP, '7', ...r.args, '--every', '500', '--seconds', '22'], { log: r.log }) })));
-    o.out(`traffic: ${2 * TCP} long TCP sessions and ${2 * UDP} UDP flows to ${VIP}:7 from two clients, a message every 500 ms each`);
+    const plan = [
+      ...['client1', 'client2'].flatMap((c) => [
+        { client: c, vip: VIP, udp: false, count: TCP },
+        { client: c, vip: VIP, udp: true, count: UDP },
+      ]),
+      { client: 'client1', vip: VIP6, udp: false, count: TCP6 },
+      { client: 'client1', vip: VIP6, udp: true, count: UDP6 },
+    ];
+    const runs = plan.map((p) => {
+      const log = `${l.stateDir}/aa-${p.client}-${p.udp ? 'udp' : 'tcp'}${p.vip === VIP6 ? '6' : ''}.log`;
+      const args = [process.execPath, SESSIONS_JS, p.vip, '7', ...(p.udp ? ['--udp'] : []), '--count', String(p.count), '--every', '500', '--seconds', '22'];
+      return { ...p, log, h: l.spawn(p.client, args, { log }) };
+    });
+    o.out(`traffic: ${2 * TCP} long TCP sessions and ${2 * UDP} UDP flows to ${VIP}:7 from two clients, ${TCP6} and ${UDP6} to [${VIP6}]:7 from client1, a message every 500 ms each`);
     await sleep(4000);
     const s3 = await carried(FWS, 2000);
     check('each node carries about a third (its own counter)', s3.worst <= 0.1, `${s3.text}; furthest ${(s3.worst * 100).toFixed(1)}% from an equal share`);
@@ -82,12 +96,20 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     const s3b = await carried(FWS, 2000);
     check('three shares again', s3b.worst <= 0.1, s3b.text);
 
+    // What the clients learnt: the shared MAC for both addresses (ARP, and neighbour discovery
+    // with its checksum updated, else the client would have dropped the advertisement).
+    const macs = (await status('fw1')).sharing!.macs;
+    const arp = await l.exec('client1', ['ip', '-4', 'neigh', 'show', VIP]);
+    const nd = await l.exec('client1', ['ip', '-6', 'neigh', 'show', VIP6]);
+    const learnt = (t: string) => /lladdr (\S+)/.exec(t)?.[1] ?? 'nothing';
+    check('client1 reaches both shared addresses at the shared MAC', learnt(arp) === macs.outside && learnt(nd) === macs.outside, `${VIP} at ${learnt(arp)}, ${VIP6} at ${learnt(nd)} (outside's shared MAC ${macs.outside})`);
+
     for (const r of runs) {
       await r.h.wait(60_000);
       const res = JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as { sessions: number; kept: number; lost: number; worstStallMs: number | null; datagramsLost?: number };
-      const udp = r.args.includes('--udp');
-      check(`${udp ? 'UDP flows' : 'TCP sessions'} from ${r.log.includes('client1') ? 'client1' : 'client2'}`, res.lost === 0,
-        `${res.kept}/${res.sessions} kept through the crash and the rejoin; longest wait ${res.worstStallMs ?? '-'} ms${udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
+      const v = r.vip === VIP6 ? 'IPv6 ' : '';
+      check(`${v}${r.udp ? 'UDP flows' : 'TCP sessions'} from ${r.client}`, res.lost === 0,
+        `${res.kept}/${res.sessions} kept through the crash and the rejoin; longest wait ${res.worstStallMs ?? '-'} ms${r.udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
     }
   } catch (e) {
     check('demo', false, (e as Error).message);

@@ -7,10 +7,14 @@
  *
  * The state sync is on (a cluster key is made for the lab): through every failover, 50
  * long-lived TCP sessions run through the load-balanced VIP and 20 through the IPv6 one,
- * and the report says how many were kept and the longest any of them stalled.
+ * and the report says how many were kept and the longest any of them stalled. The report
+ * is also written as one HTML file with a timeline per failover (demo/report.ts); its path
+ * is printed.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { renderDemoReport, type FailoverFigures } from './report.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labDown, labUp, type Lab } from '../lab/lab.js';
@@ -23,6 +27,8 @@ export interface DemoOptions {
   prefix: string;
   keep: boolean;
   out: (line: string) => void;
+  /** Where the HTML report goes (default: fwlb-demo-<prefix>.html in the system's temporary directory). */
+  report?: string;
 }
 
 interface Check {
@@ -41,6 +47,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
   };
   let lab: Lab | undefined;
+  const failovers: FailoverFigures[] = [];
   try {
     o.out(`building the lab "${o.prefix}": client1 -- [fw1, fw2] -- web1, web2; a sync cable between fw1 and fw2`);
     lab = await labUp({ prefix: o.prefix, topology: 'sandwich' });
@@ -99,15 +106,22 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       const sessions6 = l.spawn('client1', [process.execPath, SESSIONS_JS, VIP6, '7', '--count', '20', '--every', '50', '--seconds', '3'], { log: slog6 });
       const prober = l.spawn('client1', [process.execPath, PROBER_JS, VIP, '80', '--every', '5', '--seconds', '2.5', '--mode', 'http', '--timeout', '400'], { log });
       await sleep(700);
+      const failEpoch = performance.timeOrigin + performance.now();
       await fail();
       await prober.wait(15_000);
       await sessions.wait(20_000);
       await sessions6.wait(20_000);
-      const { probes } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[] };
+      const { probes, startedAt } = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { probes: ProbeRecord[]; startedAt: number };
       const kept = JSON.parse((await readFile(slog, 'utf8')).trim().split('\n').pop()!) as { kept: number; lost: number; worstStallMs: number | null };
       const kept6 = JSON.parse((await readFile(slog6, 'utf8')).trim().split('\n').pop()!) as { kept: number; lost: number; worstStallMs: number | null };
       const g = probeGaps(probes);
       const took = (await groupState('fw2')) === 'master';
+      // When fw2 said it was master: its own cluster event, on the prober's clock basis.
+      const event = (await status('fw2').catch(() => undefined))?.events.filter((e) => e.type === 'group_state' && e.to === 'master' && e.at >= failEpoch - 50).pop();
+      failovers.push({
+        name, probes, failAt: failEpoch - startedAt, takeoverAt: event ? event.at - startedAt : null, from: 'fw1', to: 'fw2', gapMs: g.gap, failed: g.failed,
+        sessions: [{ label: 'TCP sessions', kept: kept.kept, total: 50, worstStallMs: kept.worstStallMs }, { label: 'IPv6 TCP sessions', kept: kept6.kept, total: 20, worstStallMs: kept6.worstStallMs }],
+      });
       check(`failover: ${name}`, took && g.gap < 1000 && kept.lost === 0 && kept6.lost === 0,
         `fw2 took over; new connections: longest gap ${g.gap.toFixed(0)} ms, ${g.failed} of ${probes.length} failed; long sessions: ${kept.kept}/50 kept, worst stall ${kept.worstStallMs ?? '-'} ms; over IPv6: ${kept6.kept}/20 kept, worst stall ${kept6.worstStallMs ?? '-'} ms`);
       await restore();
@@ -122,6 +136,13 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     });
   } catch (e) {
     check('demo', false, (e as Error).message);
+  }
+  const report = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
+  try {
+    await writeFile(report, renderDemoReport({ title: 'fwlb demo: two firewalls, three failovers', date: new Date().toISOString(), checks, failovers }));
+    o.out(`report: ${report} (one HTML file: a timeline per failover)`);
+  } catch (e) {
+    o.out(`report: cannot write ${report}: ${(e as Error).message}`);
   }
   return endDemo(o, lab, checks);
 }

@@ -38,3 +38,4 @@ export const ARP_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/arp-listen.js`;
 /** VRRPv3 over IPv6 by hand: send or listen on a raw IPv6 socket (vrrp6-probe.ts). */
 export const VRRP6_PROBE_JS = `${REPO_ROOT}/dist/src/lab/vrrp6-probe.js`;
 export const NA_LISTEN_JS = `${REPO_ROOT}/dist/src/lab/na-listen.js`;
+export const TOO_BIG_JS = `${REPO_ROOT}/dist/src/lab/too-big.js`;

@@ -3,7 +3,9 @@
  * it starts one probe of the service, each on a new connection (or a new UDP socket), and
  * records when it started, who answered (first word of the answer, or of the HTTP body)
  * and how long it took. Prints one JSON line at the end:
- *   {"every": 5, "probes": [[startOffsetMs, who|null, ms], ...]}
+ *   {"every": 5, "startedAt": epochMs, "probes": [[startOffsetMs, who|null, ms], ...]}
+ * (`startedAt`: the wall clock at offset 0, in ms since the epoch, as performance.timeOrigin +
+ * performance.now() gives it: the daemons stamp their cluster events on the same basis.)
  *
  *   node prober.js HOST PORT [--every 5] [--seconds 10] [--mode http|read|udp] [--timeout 500]
  */
@@ -69,4 +71,4 @@ await new Promise<void>((resolve) => {
 });
 await Promise.all(pending);
 probes.sort((a, b) => a[0] - b[0]);
-process.stdout.write(JSON.stringify({ every, probes }) + '\n');
+process.stdout.write(JSON.stringify({ every, startedAt: Math.round(performance.timeOrigin + t0), probes }) + '\n');

@@ -27,7 +27,7 @@
  * conntrack entry, NAT included, survived) and its last datagrams were answered; datagrams
  * lost on the way are counted, as UDP may lose them, and the longest wait is its stall.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIPv6, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createSocket } from 'node:dgram';
 
@@ -194,7 +194,7 @@ function runUdp(): void {
   interface U { sock: ReturnType<typeof createSocket>; sent: number; sentAt: number[]; answered: Set<number>; backend?: string; lastEcho: number; maxGap: number; maxGapFrom: number; failed: boolean; why?: string; port?: number; lastAnswered: number }
   const flows: U[] = [];
   for (let i = 0; i < count; i++) {
-    const u: U = { sock: createSocket('udp4'), sent: 0, sentAt: [], answered: new Set(), lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, lastAnswered: -1 };
+    const u: U = { sock: createSocket(isIPv6(host) ? 'udp6' : 'udp4'), sent: 0, sentAt: [], answered: new Set(), lastEcho: 0, maxGap: 0, maxGapFrom: 0, failed: false, lastAnswered: -1 };
     u.sock.on('message', (m) => {
       const [name, n] = m.toString('utf8').trim().split(' ');
       const seq = Number(n);

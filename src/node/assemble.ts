@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import { createNft } from '../adapters/nft.js';
 import { Ctnetlink, createCtnetlinkConntrack } from '../adapters/netlink/ctnetlink.js';
 import { NftCounters } from '../adapters/netlink/nft-counters.js';
+import { NftBatch } from '../adapters/netlink/nft-batch.js';
 import { Poller } from '../adapters/netlink/poller.js';
 import { FlowCounter } from '../adapters/flows/counter.js';
 import { readHostState } from '../adapters/host.js';
@@ -42,6 +43,7 @@ import { ClusterEvents } from '../services/cluster-events.js';
 import { logEvents } from './log-events.js';
 import { eventCounts } from './event-counts.js';
 import { notifyHooks } from './notify.js';
+import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
 
@@ -67,15 +69,17 @@ async function openAdapters(log: Logger, syncOn: boolean) {
   const nftCounters = NftCounters.open(poller);
   const flowCounter = new FlowCounter();
   let owned: OwnedNft | undefined;
+  let batch: NftBatch | undefined;
   const close = () => {
     owned?.close();
+    batch?.close();
     flowCounter.close();
     nftCounters.close();
     ctnl.close();
     vrrpNet.close();
     poller.close();
   };
-  return { nft: createNft(), kernel: new SerialQueue(), poller, vrrpNet, ctnl, nftCounters, flowCounter, openOwned: () => (owned = OwnedNft.open()), close };
+  return { nft: createNft(), kernel: new SerialQueue(), poller, vrrpNet, ctnl, nftCounters, flowCounter, openOwned: () => (owned = OwnedNft.open()), nftBatch: () => (batch ??= NftBatch.open(poller)), close };
 }
 type Adapters = Awaited<ReturnType<typeof openAdapters>>;
 
@@ -112,6 +116,7 @@ function buildSharing(loaded: LoadedConfig, opts: NodeOptions, a: Adapters, log:
     joinMac: joinLinkMulticast,
     leaveMac: leaveLinkMulticast,
     apply: (script) => a.kernel.run(() => a.nft.apply(script)),
+    replaceTable: (spec) => a.kernel.run(() => a.nftBatch().replaceTable(spec)),
     openGate: (script) => {
       o.run(script);
       return { close: () => o.close() };
@@ -269,6 +274,7 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
   const a = await openAdapters(log, syncOn);
   const core = buildCore(opts, loaded, a, log, failpoint);
   const { events } = core;
+  const systemd = attachSystemd(events, log);
   const links = nodeLinks(opts, loaded, a, log);
   let sharing: ReturnType<typeof buildSharing>;
   try {
@@ -314,9 +320,10 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
   readinessPoll.unref();
   const release = () => {
     clearInterval(readinessPoll);
+    systemd?.close();
     a.close();
   };
-  return nodeRunner({ opts, loaded, log, a, core, daemon, sync, liveness, linksDown: links.down, shareCheck, release, setControl: (cs) => (control = cs) });
+  return nodeRunner({ opts, loaded, log, a, core, daemon, sync, liveness, linksDown: links.down, shareCheck, release, setControl: (cs) => (control = cs), systemd: systemd?.notify });
 }
 
 /** Start, run, reload and stop: the node's life, behind its control socket. */
@@ -333,6 +340,7 @@ function nodeRunner(o: {
   shareCheck: () => void;
   release: () => void;
   setControl: (c: ControlServer) => void;
+  systemd: SystemdNotify | undefined;
 }): AssembledNode {
   const { opts, log, daemon, liveness, release } = o;
   const { events } = o.core;
@@ -342,8 +350,10 @@ function nodeRunner(o: {
   const ops = new SerialQueue();
   const reload = () =>
     ops.run(async () => {
+      o.systemd?.reloadStart(opts.configFile);
       const r = await reloadFile(daemon, opts.configFile, log);
       events.feed(r.ok ? { type: 'config', ok: true, digest: daemon.configDigest(), changed: r.changed ?? false } : { type: 'config', ok: false, reason: r.error ?? 'failed' });
+      o.systemd?.reloadEnd(r.ok ? `reloaded, ruleset ${r.changed ? 'updated' : 'unchanged'}` : `reload refused, the running config stays: ${r.error ?? 'failed'}`, events.current());
       return r;
     });
   let phase: 'starting' | 'running' | 'stopping' = 'starting';

@@ -41,6 +41,7 @@ async function setup() {
     joinMac: (i, m) => void log.push(`join ${m} ${i}`),
     leaveMac: (i, m) => void log.push(`leave ${m} ${i}`),
     apply: async (s) => void log.push(s.includes('table arp fwlb_share') ? 'arp' : 'other'),
+    replaceTable: async (spec) => void log.push(`${spec.family} ${spec.name}: ${spec.rules.length} rules`),
     openGate: (s) => {
       assert.match(s, /flags owner/);
       log.push('gate');
@@ -52,10 +53,11 @@ async function setup() {
   return { c, view: nodeView(c, 'fw1'), host, service, kernel, log };
 }
 
-test('start: the owned set emptied, ARP, the gate, the MACs, then the addresses; buckets only once ready', async () => {
+test('start: the owned set emptied, ARP and neighbour discovery, the gate, the MACs, then the addresses; buckets only once ready', async () => {
   const { c, view, host, service, kernel, log } = await setup();
   await host.start(c, view);
-  assert.deepEqual(log, ['owned=0', 'arp', 'gate', 'join 01:00:5e:7f:fb:00 eth1', 'join 01:00:5e:7f:fb:01 eth0', 'add 198.18.0.100/24 eth0', 'add 198.18.1.1/24 eth1']);
+  // Two shared IPv6 addresses: two rules each (advertisements for it, solicitations from it).
+  assert.deepEqual(log, ['owned=0', 'arp', 'ip6 fwlb_share6: 4 rules', 'gate', 'join 01:00:5e:7f:fb:00 eth1', 'join 01:00:5e:7f:fb:01 eth0', 'add 198.18.0.100/24 eth0', 'add 2001:2::100/64 eth0', 'add 198.18.1.1/24 eth1', 'add fe80::1/64 eth1']);
   assert.equal(host.carries(), false);
   service.setReady(true);
   await service.settled();
@@ -66,7 +68,7 @@ test('start: the owned set emptied, ARP, the gate, the MACs, then the addresses;
   assert.equal(st.gate, true);
   assert.equal(st.packets.carried, 7);
   assert.equal(st.packets.at, 1_700_000_000_000);
-  assert.deepEqual(st.addresses, ['198.18.0.100/24', '198.18.1.1/24']);
+  assert.deepEqual(st.addresses, ['198.18.0.100/24', '2001:2::100/64', '198.18.1.1/24', 'fe80::1/64']);
 });
 
 test('stop: the buckets go first, then the addresses, the MACs and the gate; a second stop does nothing', async () => {
@@ -77,7 +79,7 @@ test('stop: the buckets go first, then the addresses, the MACs and the gate; a s
   log.length = 0;
   await host.stop();
   assert.equal(kernel.size, 0);
-  assert.deepEqual(log, ['owned+0-4096', 'del 198.18.0.100/24 eth0', 'del 198.18.1.1/24 eth1', 'leave 01:00:5e:7f:fb:00 eth1', 'leave 01:00:5e:7f:fb:01 eth0', 'gate closed']);
+  assert.deepEqual(log, ['owned+0-4096', 'del 198.18.0.100/24 eth0', 'del 2001:2::100/64 eth0', 'del 198.18.1.1/24 eth1', 'del fe80::1/64 eth1', 'leave 01:00:5e:7f:fb:00 eth1', 'leave 01:00:5e:7f:fb:01 eth0', 'gate closed']);
   log.length = 0;
   await host.stop();
   assert.deepEqual(log, []);

@@ -5,7 +5,8 @@
  * Start, in this order (the ruleset is already in: it drops every shared frame until the
  * gate exists, and every bucket until the node is ready):
  *  1. the owned set emptied (a restart may find the last run's set in the kernel);
- *  2. the ARP table: the shared addresses answer with the shared MACs;
+ *  2. the ARP table: the shared addresses answer with the shared MACs; for IPv6 ones, the
+ *     neighbour discovery table (compiler/sharing-nd.ts) does the same;
  *  3. the gate, a table owned by this process: its death closes the node (ruleset.ts);
  *  4. the shared MACs joined on their interfaces, so the NIC takes their frames;
  *  5. the shared addresses added (the kernel answers ARP for them, and they are local).
@@ -19,6 +20,8 @@ import type { Config } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import { compileAliveGate, sharedMacs, SHARED_CARRIED_COUNTER, SHARED_DEAD_COUNTER, SHARED_OTHERS_COUNTER } from '../compiler/ruleset.js';
 import { compileSharingArp } from '../compiler/sharing-arp.js';
+import { compileSharingNd } from '../compiler/sharing-nd.js';
+import type { NftTableSpec } from '../codec/netlink/nft-batch.js';
 import type { SharingService, SharingStatus } from './sharing.js';
 import type { Clock } from '../lib/clock.js';
 
@@ -32,6 +35,8 @@ export interface SharingHostDeps {
   leaveMac(ifname: string, mac: string): void;
   /** Applies a script to the kernel (the ARP table), in the kernel queue. */
   apply(script: string): Promise<void>;
+  /** Replaces a table the kernel gets over netlink (the IPv6 neighbour discovery rewrite), in the kernel queue. */
+  replaceTable(spec: NftTableSpec): Promise<void>;
   /** Creates the gate in a table this process owns; close() deletes it. */
   openGate(script: string): { close(): void };
   /** The script that sets the owned set to these marks (compiler/map-update.ts ownedSetScript). */
@@ -72,6 +77,8 @@ export class SharingHost {
     this.deps.service.resync();
     await this.deps.service.settled();
     await this.deps.apply(compileSharingArp(c, view));
+    const nd = compileSharingNd(c, view);
+    if (nd) await this.deps.replaceTable(nd);
     this.gate = this.deps.openGate(compileAliveGate(c));
     this.macs = sharedMacs(c);
     for (const [role, mac] of Object.entries(this.macs)) {

@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderDemoReport, timelineSvg, type FailoverFigures } from './report.js';
+
+const probes = Array.from({ length: 500 }, (_, i): [number, string | null, number] => [i * 5, i * 5 >= 700 && i * 5 < 760 ? null : i % 2 ? 'web1' : 'web2', 1.5]);
+const f: FailoverFigures = { name: 'crash of fw1 <all links>', probes, failAt: 700, takeoverAt: 765, from: 'fw1', to: 'fw2', gapMs: 65, failed: 12, sessions: [{ label: 'TCP sessions', kept: 50, total: 50, worstStallMs: 80 }] };
+
+test('a timeline: answered and failed requests per 50 ms, the failure and the takeover marked, who held the VIPs', () => {
+  const svg = timelineSvg(f);
+  assert.equal((svg.match(/class="failed"/g) ?? []).length, 2, 'the failed requests fall in two 50 ms bins (700-760 ms)');
+  assert.equal((svg.match(/class="ok"/g) ?? []).length, 49, 'every bin of the 2.5 s has answered requests but 700-750 ms, all failed');
+  assert.match(svg, /<line class="fail" x1="([\d.]+)"/);
+  assert.match(svg, /<line class="takeover"[^>]*><title>fw2 master at 765 ms<\/title>/);
+  assert.match(svg, /class="held-old"[^>]*\/><text[^>]*>fw1 holds the VIPs<\/text>/);
+  assert.match(svg, /class="held-new"[^>]*\/><text[^>]*>fw2 holds the VIPs<\/text>/);
+  const x = (cls: string) => Number(new RegExp(`<line class="${cls}" x1="([\\d.]+)"`).exec(svg)![1]);
+  assert.ok(x('takeover') > x('fail'), 'the takeover after the failure');
+});
+
+test('the report: self-contained (no script, nothing fetched), names escaped, the checks and one section per failover', () => {
+  const html = renderDemoReport({ title: 'fwlb demo', date: '2026-12-06', checks: [{ name: 'VRRP election', ok: true, detail: 'fw1 <master>' }, { name: 'x', ok: false, detail: 'y' }], failovers: [f, { ...f, name: 'graceful', takeoverAt: null }] });
+  assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
+  assert.equal((html.match(/<svg class="timeline"/g) ?? []).length, 2);
+  assert.match(html, /crash of fw1 &lt;all links&gt;/);
+  assert.match(html, /fw1 &lt;master&gt;/);
+  assert.match(html, /<b id="summary">1\/2 checks passed<\/b>/);
+  assert.match(html, /fw2 master 65 ms after the failure/);
+  assert.match(html, /fw2 was not seen taking over/);
+});
