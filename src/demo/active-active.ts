@@ -22,9 +22,13 @@ const VIP6 = '2001:2::100';
 const FWS = ['fw1', 'fw2', 'fw3'];
 const TCP = 200;
 const UDP = 1000;
-/** Over IPv6, from client1 only: fewer, beside the IPv4 ones. */
-const TCP6 = 100;
-const UDP6 = 300;
+/**
+ * Over IPv6, from client1 only: few, beside the IPv4 ones (they show IPv6 kept, not load:
+ * with 100 + 300 more, the 2-core CI machine lost thousands of datagrams as the flows started
+ * and the first share measured 13.5% off an equal third).
+ */
+const TCP6 = 40;
+const UDP6 = 100;
 
 export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
   const checks: { ok: boolean }[] = [];
