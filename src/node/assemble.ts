@@ -209,8 +209,8 @@ async function buildSync(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, l
     afterSync: hooks.afterSync,
     // The end of a bulk sync (a resync after a shared link came back): the buckets at once.
     bulkSettled: hooks.shareCheck,
-    // Sharing: every node speaks for the flows of its own buckets.
-    ...(sh ? { owns: (e: { mark?: number }) => sh.ownsMark(e.mark) } : {}),
+    // Sharing: every node speaks for the flows of its own buckets (and of those it just gave up).
+    ...(sh ? { owns: (e: { mark?: number }) => sh.speaksFor(e.mark), sharing: true } : {}),
     onTable: (complete, why) => events.feed({ type: 'table', complete, progress: why }),
   });
   const liveness = await createLiveness(c, opts.node, loaded.file, vrrp, log.child({ component: 'liveness' }), {

@@ -9,6 +9,10 @@
  *   carry buckets: taking its share then means taking every bucket for a moment, the ones the
  *   others carry included. It waits for a BEAT of every peer it syncs with (at most
  *   HEARD_WAIT_MS: a peer whose BEATs never come is left out).
+ * - A node that joins holds the table of the one peer it synced from, and a flow another peer
+ *   carries reaches it only from that peer: it waits for the entries of every live peer (each
+ *   pushes its own when their session begins; StateSyncService.peersPending) before it takes
+ *   a bucket, at most PEER_ENTRIES_WAIT_MS. A node that already carries never waits for them.
  * - Our kernel owns our buckets before our BEATs say so: the peers give them up when they hear
  *   it, and a bucket nobody owns meanwhile drops its packets (a TCP retransmission later: a
  *   stall of 200 ms or more for the flows in it).
@@ -20,6 +24,8 @@ import type { SharingService } from '../services/sharing.js';
 import type { StateSyncService } from '../services/state-sync.js';
 
 export const HEARD_WAIT_MS = 1000;
+/** Longest wait of a joining node for its peers' own entries (a push that never ends). */
+export const PEER_ENTRIES_WAIT_MS = 10_000;
 
 export interface ShareReadinessDeps {
   sharing: SharingService;
@@ -40,6 +46,8 @@ export class ShareReadiness {
   private shareReady = false;
   /** Until when a node that is ready waits for the first BEATs of the peers it syncs with. */
   private heardWaitUntil: number | undefined;
+  /** Until when a joining node waits for its peers' own entries (set when it starts waiting). */
+  private entriesWaitUntil: number | undefined;
 
   constructor(private readonly d: ShareReadinessDeps) {}
 
@@ -56,7 +64,7 @@ export class ShareReadiness {
       clock.after(HEARD_WAIT_MS + 1, () => this.check());
     }
     const waitingToHear = unheard.length > 0 && this.heardWaitUntil !== undefined && clock.now() < this.heardWaitUntil;
-    const ready = nodeReady && !waitingToHear;
+    const ready = nodeReady && !waitingToHear && !this.waitingForEntries(nodeReady, sync);
     this.shareReady = ready;
     sharing.setReady(ready);
     if (!ready) {
@@ -66,6 +74,25 @@ export class ShareReadiness {
     void sharing.settled().then(() => {
       if (this.shareReady) this.d.liveness()?.setReady(true);
     });
+  }
+
+  /** A joining node (not carrying yet) lacks some live peer's own entries; true while it waits for them. */
+  private waitingForEntries(nodeReady: boolean, sync: StateSyncService | undefined): boolean {
+    const { clock, log } = this.d;
+    const pending = nodeReady && !this.shareReady && sync ? sync.peersPending() : [];
+    if (pending.length === 0) {
+      this.entriesWaitUntil = undefined;
+      return false;
+    }
+    if (this.entriesWaitUntil === undefined) {
+      this.entriesWaitUntil = clock.now() + PEER_ENTRIES_WAIT_MS;
+      clock.after(PEER_ENTRIES_WAIT_MS + 1, () => this.check());
+      sync?.countPeerWait();
+      log.info({ event: 'sharing_wait_entries', peers: pending }, `sharing: waiting for the entries of ${pending.join(', ')} before taking buckets`);
+    }
+    if (clock.now() < this.entriesWaitUntil) return true;
+    log.warn({ event: 'sharing_wait_entries_over', peers: pending }, `sharing: the entries of ${pending.join(', ')} did not all come within ${PEER_ENTRIES_WAIT_MS} ms: taking the buckets without them`);
+    return false;
   }
 
   /** A shared link's carrier changed. */

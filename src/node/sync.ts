@@ -67,7 +67,7 @@ export async function createStateSync(
   c: Config,
   node: string,
   configFile: string,
-  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; bulkSettled?: () => void; owns?: (e: { mark?: number }) => boolean; onTable?: (complete: boolean, why: string) => void },
+  deps: { log: Logger; ct: Ctnetlink; vrrp: VrrpService; poller: Poller; afterSync: () => void; bulkSettled?: () => void; owns?: (e: { mark?: number }) => boolean; sharing?: boolean; onTable?: (complete: boolean, why: string) => void },
 ): Promise<StateSyncService> {
   const ss = c.state_sync!;
   const keyBytes = await readSyncKey(c, configFile);
@@ -92,6 +92,7 @@ export async function createStateSync(
     // Active-standby: the master owns every entry (active-active will decide per flow).
     owns: deps.owns ?? (() => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster()),
     ...(deps.bulkSettled ? { bulkSettled: deps.bulkSettled } : {}),
+    ...(deps.sharing ? { sharing: deps.sharing } : {}),
     demote: (on, why) => {
       deps.vrrp.setDemoted(on, why);
       if (!on) deps.afterSync();

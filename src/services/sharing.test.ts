@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { SharingService } from './sharing.js';
+import { RELEASE_GRACE_MS, SharingService } from './sharing.js';
 import { bucketOwners, ownedMarks } from '../fsm/sharing.js';
 
 /** Three services as three nodes would run them, each with a fake kernel set. */
@@ -92,4 +92,23 @@ test('a node that is not ready owns nothing; a failed kernel write is replaced w
   await s.settled();
   assert.deepEqual([...t.kernels.get('fw1')!].sort((a, b) => a - b), ownedMarks(bucketOwners(512, t.nodes, 7), 'fw1'));
   assert.deepEqual(s.status().members, ['fw1', 'fw2', 'fw3']);
+});
+
+test('regression (issue 20): a node still speaks for the buckets it gave up for RELEASE_GRACE_MS, then no more; a bucket it takes back is its own again', () => {
+  let now = 1000;
+  const svc = new SharingService({ log: pino({ level: 'silent' }), self: 'fw1', buckets: 64, seed: 3, apply: async () => undefined, now: () => now });
+  svc.setReady(true);
+  const all = Array.from({ length: 64 }, (_, b) => b + 1);
+  assert.ok(all.every((m) => svc.speaksFor(m) && svc.ownsMark(m)));
+  svc.peer('fw2', true);
+  const given = all.filter((m) => !svc.ownsMark(m));
+  assert.ok(given.length > 10 && given.length < 54, `fw2 took ${given.length} of 64`);
+  now += RELEASE_GRACE_MS - 1;
+  assert.ok(given.every((m) => svc.speaksFor(m)), 'the old owner replicates what the flows of a bucket it just gave up do');
+  now += 2;
+  assert.ok(given.every((m) => !svc.speaksFor(m)));
+  assert.equal(svc.speaksFor(undefined), false);
+  assert.equal(svc.speaksFor(0), false);
+  svc.peer('fw2', false);
+  assert.ok(all.every((m) => svc.speaksFor(m)));
 });

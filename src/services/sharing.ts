@@ -27,7 +27,17 @@ export interface SharingDeps {
    * one transaction (after a failure, or a ruleset apply that reset it).
    */
   apply(change: { add: number[]; remove: number[] } | { replace: number[] }): Promise<void>;
+  /** Milliseconds on a monotonic clock (the release grace); performance.now() by default. */
+  now?: () => number;
 }
+
+/**
+ * How long a node still speaks for (replicates the changes of) the flows of a bucket it gave
+ * up. The new owner's entry of a flow may be one a record made after the flow's frames had
+ * passed (its handshake completed under the old owner): only the old owner's records move it
+ * on, and without them it stays SYN_SENT and the flow's packets are INVALID there (issue 20).
+ */
+export const RELEASE_GRACE_MS = 2000;
 
 export interface SharingStatus {
   ready: boolean;
@@ -50,6 +60,8 @@ export class SharingService {
   private wanted: number[] = [];
   private ownedSet = new Set<number>();
   private owners: (string | undefined)[] = [];
+  /** Marks given up, and when (deps.now): we still speak for them for RELEASE_GRACE_MS. */
+  private readonly released = new Map<number, number>();
   private queue: Promise<void> = Promise.resolve();
   private moves = 0;
   private applyFailures = 0;
@@ -77,10 +89,24 @@ export class SharingService {
     return [...(this.ready ? [this.deps.self] : []), ...this.live].sort();
   }
 
-  /** Does this node carry the flow with this conntrack mark? (state sync's `owns`) */
+  /** Does this node carry the flow with this conntrack mark? */
   ownsMark(mark: number | undefined): boolean {
     const b = bucketOfMark(mark, this.deps.buckets);
     return b !== undefined && this.ownedSet.has(b + 1);
+  }
+
+  /** Does this node replicate the changes of the flow with this mark? Ours, or given up within RELEASE_GRACE_MS (state sync's `owns`). */
+  speaksFor(mark: number | undefined): boolean {
+    if (this.ownsMark(mark)) return true;
+    const at = mark === undefined ? undefined : this.released.get(mark);
+    if (at === undefined) return false;
+    if (this.now() - at < RELEASE_GRACE_MS) return true;
+    this.released.delete(mark!);
+    return false;
+  }
+
+  private now(): number {
+    return this.deps.now ? this.deps.now() : performance.now();
   }
 
   /** Every kernel update done (tests, stop). */
@@ -112,6 +138,9 @@ export class SharingService {
     const d = ownershipDelta(this.wanted, next);
     this.wanted = next;
     this.ownedSet = new Set(next);
+    const now = this.now();
+    for (const m of d.remove) this.released.set(m, now);
+    for (const m of d.add) this.released.delete(m);
     if (d.add.length || d.remove.length) {
       this.moves++;
       this.deps.log.info({ event: 'sharing_owners', why, members, owned: next.length, gained: d.add.length, lost: d.remove.length }, `sharing: ${why}: ${members.length} member(s), this node owns ${next.length} of ${this.deps.buckets} buckets (+${d.add.length} -${d.remove.length})`);

@@ -70,6 +70,7 @@ export class StateSyncService {
       onRoom: (room) => {
         for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
       },
+      ...(deps.sharing ? { sharing: deps.sharing } : {}),
     });
     this.pusher = new SyncPusher<Link>({
       clock: deps.clock,
@@ -140,16 +141,8 @@ export class StateSyncService {
 
   /** Why the table is not complete yet, for readiness. */
   syncProgress(): string {
-    const b = this.bulk;
-    const src = b.source === undefined ? undefined : [...this.links.values()].find((l) => l.peer.id === b.source)?.peer.name;
-    switch (b.state) {
-      case 'requesting':
-        return src ? `bulk sync: asked ${src} (attempt ${b.attempt})` : 'bulk sync: waiting for a peer to sync from';
-      case 'receiving':
-        return `bulk sync: ${b.received} entries received from ${src ?? '?'}`;
-      default:
-        return `bulk sync: ${bulkFsm.BULK_STATE_TEXT[b.state]}`;
-    }
+    const src = this.bulk.source === undefined ? undefined : [...this.links.values()].find((l) => l.peer.id === this.bulk.source)?.peer.name;
+    return bulkFsm.progressText(this.bulk, src);
   }
 
   /** Peers with a live session whose own table is complete (their HELLO says SYNCED). */
@@ -160,6 +153,22 @@ export class StateSyncService {
   /** A session with some peer existed in this run (a peer that goes quiet may be restarting). */
   everHadPeer(): boolean {
     return [...this.links.values()].some((l) => linkFsm.hasSession(l.state));
+  }
+
+  /**
+   * Sharing: live peers whose own entries may not all be in our kernel yet: no session with
+   * them, or their push since the session began not over (SyncPusher.theirsPending). A
+   * joining node takes no bucket before it has them (node/share-readiness.ts).
+   */
+  peersPending(): string[] {
+    if (!this.deps.sharing) return [];
+    const pending = (l: Link) => !linkFsm.hasSession(l.state) || this.pusher.theirsPending(l);
+    return [...this.links.values()].filter((l) => l.state.peerAlive && !l.state.peerLeaving && pending(l)).map((l) => l.peer.name);
+  }
+
+  /** Sharing: a joining node waited for peers' entries (status). */
+  countPeerWait(): void {
+    this.count('peer_pushes_waited');
   }
 
   /** Peers alive and not on their way out (a peer starting, or running). */
@@ -305,6 +314,7 @@ export class StateSyncService {
         case 'deliver': {
           this.writer.accept(fx.records);
           if (!fx.bulk) break;
+          this.pusher.theirRecords(l);
           const data: bulkFsm.BulkEvent = { type: 'data', peer: l.peer.id, records: fx.records.length };
           // Counted once written (the idle timeout measures the transfer's progress into our
           // kernel, not into our memory), in stream order with the BULK_ENDs: records that
@@ -317,7 +327,10 @@ export class StateSyncService {
           // After the transfer's writes: the table is complete once they are in the kernel.
           const end: bulkFsm.BulkEvent = { type: 'bulk_end', peer: l.peer.id, requestId: fx.requestId, count: fx.count };
           const upTo = this.writer.received;
-          this.bulkOrder = this.bulkOrder.then(() => this.writer.writtenUpTo(upTo)).then(() => this.feedBulk({ ...end, refused: this.writer.refusedSinceReport() }));
+          this.bulkOrder = this.bulkOrder.then(() => this.writer.writtenUpTo(upTo)).then(() => {
+            this.feedBulk({ ...end, refused: this.writer.refusedSinceReport() });
+            if (this.pusher.theirEnd(l)) this.deps.bulkSettled?.();
+          });
           break;
         }
         case 'bulk_request':
@@ -326,6 +339,7 @@ export class StateSyncService {
         case 'session':
           this.feedBulk({ type: 'peer_up', peer: l.peer.id });
           if (fx.restarted) this.feedBulk({ type: 'start', why: 'peer_restarted', peer: l.peer.id });
+          if (this.deps.sharing) this.pusher.sessionBegan(l);
           break;
         case 'peer_dead':
           this.feedBulk({ type: 'peer_gone', peer: l.peer.id });

@@ -1,6 +1,7 @@
 /**
  * Our table to a peer (a bulk push): asked for by a peer that joins, or of our own after an
- * overflow or lost events (then only what we own). The table streams from the kernel batch
+ * overflow or lost events, or (sharing) when a session with the peer begins (then only what
+ * we own); and, under sharing, whether the peer's own push to us is over. The table streams from the kernel batch
  * by batch, each paced by the link's send window (the dump waits in the kernel meanwhile);
  * one push per link at a time, a newer one superseding the one under way, and every push
  * ends with exactly one BULK_END that counts what it sent.
@@ -22,6 +23,8 @@ const RECORDS_PER_MESSAGE_LOW = 12;
 const MIN_ROOM = 8;
 /** Records handed to a link per turn of the event loop during a bulk push. */
 const BULK_CHUNK = 512;
+/** Sharing: a peer's push of its own entries with no record for this long counts as over. */
+const THEIRS_IDLE_MS = 5000;
 
 /** A link as a push sees it: its peer, and its machine's state (read, never stepped here). */
 export interface PushLink {
@@ -46,6 +49,40 @@ export interface SyncPusherDeps<L extends PushLink> {
 
 export class SyncPusher<L extends PushLink> {
   constructor(private readonly deps: SyncPusherDeps<L>) {}
+
+  /**
+   * Sharing (several nodes speak): the peer's push of its own entries to us since our
+   * session began, per peer: when a record of it last came, or done (its BULK_END written).
+   */
+  private readonly theirs = new Map<number, number | 'done'>();
+
+  /**
+   * Sharing: a session with the peer began. The peer asks one of us for a table, and what we
+   * sent before this session never reached it: we send it our own entries now (ending with a
+   * BULK_END), and wait for its own (theirsPending).
+   */
+  sessionBegan(l: L): void {
+    this.theirs.set(l.peer.id, this.deps.clock.now());
+    void this.push(l, 0);
+  }
+
+  /** Bulk records from the peer were delivered: its push goes on. */
+  theirRecords(l: L): void {
+    if (typeof this.theirs.get(l.peer.id) === 'number') this.theirs.set(l.peer.id, this.deps.clock.now());
+  }
+
+  /** A BULK_END of the peer is written: its push is over (true when that changes anything). */
+  theirEnd(l: L): boolean {
+    if (typeof this.theirs.get(l.peer.id) !== 'number') return false;
+    this.theirs.set(l.peer.id, 'done');
+    return true;
+  }
+
+  /** The peer's own entries may not all be in our kernel yet (its push not ended, and not idle for THEIRS_IDLE_MS). */
+  theirsPending(l: L): boolean {
+    const t = this.theirs.get(l.peer.id);
+    return t !== 'done' && this.deps.clock.now() - (t ?? this.deps.clock.now()) < THEIRS_IDLE_MS;
+  }
 
   /** The link stepped: a push waiting for room in its queue goes on if there is some now. */
   linkStepped(l: L): void {

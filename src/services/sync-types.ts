@@ -26,6 +26,8 @@ export const SYNC_SERVICE_COUNTERS = [
   'records_applied', // received records written into our kernel
   'updates_replaced', // a record the kernel would not apply in place: the entry was replaced
   'replace_conflicts', // a record whose replacement the kernel refused as existing: its flow has an entry, not ours
+  'records_stale_kept', // sharing: a record older than our entry (it would clear status bits): not written
+  'peer_pushes_waited', // sharing: times this node, joining, waited for a peer's own entries before taking buckets
   'apply_errors',
   'events_lost', // the kernel's event queue overflowed (a full push follows)
   'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
@@ -78,9 +80,15 @@ export interface StateSyncDeps {
    * Active-active will assign it per flow (the bucket of the original tuple's hash).
    */
   owns: (entry: ConntrackEntry) => boolean;
+  /**
+   * Sharing: every node speaks for the flows of its own buckets. A peer whose session starts
+   * gets our own entries at once (it asks only one of us for a table); records are written
+   * as SyncWriterDeps.sharing says; peersPending() tells a joining node whose entries it lacks.
+   */
+  sharing?: boolean;
   /** Hold VRRP back while the bulk sync is not complete. */
   demote: (on: boolean, why: string) => void;
-  /** A bulk sync under way ended (done, or gave up): readiness may have changed. */
+  /** A bulk sync under way ended (done, or gave up), or (sharing) a peer's own entries are in: readiness may have changed. */
   bulkSettled?: () => void;
   /** A peer is heard by other means than the sync link (as VRRP master): we are not alone. */
   peerAliveElsewhere?: () => boolean;

@@ -31,6 +31,8 @@ export interface SyncWriterDeps {
   drop: (reason: SyncDropReason) => void;
   /** The receive window changed (messages; undefined: wide open): tell the links. */
   onRoom: (room: number | undefined) => void;
+  /** Sharing: several nodes speak, each for the flows of its own buckets (see writeRecords). */
+  sharing?: boolean;
 }
 
 export class SyncWriter {
@@ -118,6 +120,19 @@ export class SyncWriter {
    * an entry comes again, since a segment's writes are done in passes (creates and deletes;
    * then updates in place of the entries that were there; then replacements of those the
    * kernel would not change in place).
+   *
+   * Sharing: records of one flow come from more than one node (two own a bucket for a moment
+   * whenever the members change, each learning of it at its own time; at a cold start every
+   * node owns every bucket until it hears the others; and a node that gives a bucket up still
+   * speaks for it a little while), and every node's conntrack sees the flow's frames itself. So
+   * a record can arrive after a newer one, or after our own entry moved on: the record made
+   * when the flow opened (SYN_SENT, no reply seen), delivered once the flow is established.
+   * Written, it set the entry back to SYN_SENT (the kernel refuses to clear SEEN_REPLY in
+   * place, so it was replaced whole) and every later packet of the flow was INVALID there:
+   * when that node carried the flow, it was lost (issue 20: 24 of 100 sessions at a cold
+   * start of three nodes, seed 21548). Under sharing, a record the kernel will not apply in
+   * place because it would clear status bits (EBUSY) is older than our entry: ours is kept
+   * (`records_stale_kept`), never replaced.
    */
   private writeRecords(records: readonly SyncRecord[]): void {
     let segment: { op: CtWriteOp; entry: RawCtEntry }[] = [];
@@ -169,7 +184,10 @@ export class SyncWriter {
         const r = r2[i];
         if (r === undefined) ok++;
         else if (r === 'ENOENT') again.push({ op: 'create', entry }); // gone meanwhile
-        else {
+        else if (r === 'EBUSY' && this.deps.sharing) {
+          ok++;
+          this.deps.count('records_stale_kept');
+        } else {
           // 3. The kernel would not change it in place (a status bit cleared): replace it.
           this.deps.count('updates_replaced');
           again.push({ op: 'delete', entry }, { op: 'create', entry });

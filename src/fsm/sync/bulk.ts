@@ -461,3 +461,15 @@ function withoutKey(rec: Readonly<Record<number, number>>, key: number): Record<
 function log(s: BulkState, fx: BulkEffect[], level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
   fx.push({ type: 'log', level, msg, fields: { component: 'sync-bulk', state: s.state, ...fields } });
 }
+
+/** Why the table is not complete yet, for readiness (`source`: the name of the peer asked). */
+export function progressText(b: BulkState, source: string | undefined): string {
+  switch (b.state) {
+    case 'requesting':
+      return source ? `bulk sync: asked ${source} (attempt ${b.attempt})` : 'bulk sync: waiting for a peer to sync from';
+    case 'receiving':
+      return `bulk sync: ${b.received} entries received from ${source ?? '?'}`;
+    default:
+      return `bulk sync: ${BULK_STATE_TEXT[b.state]}`;
+  }
+}
