@@ -14,6 +14,7 @@ import koffi from 'koffi';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, SIZEOF_SOCKADDR_IN6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, errnoName, int32, lastErrno, libc, sockaddrIn6 } from './libc.js';
 import { FwlbError } from '../lib/errors.js';
 import { formatIPv6 } from '../lib/ip-bytes.js';
+import { isLinkLocal } from '../lib/ip.js';
 import type { Poller } from './netlink/poller.js';
 
 const SOCK_DGRAM = 2;
@@ -28,7 +29,6 @@ const SOCKADDR_IN = 16;
 const NAME_SLOT = SIZEOF_SOCKADDR_IN6;
 
 /** fe80::/10. */
-const isLinkLocal = (a: string) => /^fe[89ab]/i.test(a);
 
 interface RecvMmsg {
   recvmmsg(fd: number, vec: Buffer, vlen: number, flags: number, timeout: null): number;

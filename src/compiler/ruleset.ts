@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import type { Config, RuleConfig, ServiceConfig } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import { sharingOuter } from '../config/sharing.js';
-import { bareAddress, ipFamily, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
+import { bareAddress, ipFamily, isLinkLocal, parsePrefix, prefixContains, prefixText, type Prefix } from '../lib/ip.js';
 import type { BackendSlot } from '../balancer/table.js';
 import { schedulerFor, type SchedBackend } from '../balancer/schedulers.js';
 import { serviceSeed } from '../balancer/hash.js';
@@ -518,7 +518,7 @@ function natChains({ c, node, ifname }: Ctx, dispatch: Record<4 | 6, string[]>):
     // Sharing: masquerading out an interface with shared addresses translates to the first of
     // them of the family (not to this node's own address, which dies with it; never a
     // link-local one), within this node's ports.
-    const sharedOut = (fam: 4 | 6) => c.sharing?.addresses[n.out]?.map(bare).find((a) => ipFamily(a) === fam && !/^fe[89ab]/i.test(a));
+    const sharedOut = (fam: 4 | 6) => c.sharing?.addresses[n.out]?.map(bare).find((a) => ipFamily(a) === fam && !isLinkLocal(a));
     for (const [k, list] of [['ip', from.v4], ['ip6', from.v6]] as const) {
       if (!list.length) continue;
       const shared = sharedOut(k === 'ip' ? 4 : 6);

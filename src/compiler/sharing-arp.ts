@@ -10,7 +10,7 @@
 import type { Config } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import { sharedMacs } from './ruleset.js';
-import { ipFamily } from '../lib/ip.js';
+import { sharedByFamily } from '../config/sharing.js';
 
 export const SHARING_ARP_TABLE = 'fwlb_share';
 
@@ -18,9 +18,8 @@ export function compileSharingArp(c: Config, node: NodeView): string {
   if (!c.sharing) return '';
   const macs = sharedMacs(c);
   const rules: string[] = [];
-  for (const role of Object.keys(c.sharing.addresses).sort()) {
-    const addrs = c.sharing.addresses[role]!.map((a) => a.split('/')[0]!).filter((a) => ipFamily(a) === 4).sort();
-    if (!addrs.length) continue; // IPv6 only: compiler/sharing-nd.ts
+  // IPv4 only (IPv6: compiler/sharing-nd.ts).
+  for (const [role, addrs] of Object.entries(sharedByFamily(c, 4)).sort(([a], [b]) => a.localeCompare(b))) {
     const ifname = node.interfaces[role] ?? role;
     const set = addrs.length === 1 ? addrs[0]! : `{ ${addrs.join(', ')} }`;
     rules.push(`\t\toifname "${ifname}" arp saddr ip ${set} arp saddr ether set ${macs[role]} comment "shared addresses answer with the shared MAC"`);

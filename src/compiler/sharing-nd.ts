@@ -18,7 +18,7 @@ import type { Config } from '../config/schema.js';
 import type { NodeView } from '../config/node.js';
 import type { NftExpr, NftTableSpec } from '../codec/netlink/nft-batch.js';
 import { ifnameBytes } from '../codec/netlink/nft-batch.js';
-import { ipFamily } from '../lib/ip.js';
+import { sharedByFamily } from '../config/sharing.js';
 import { parseIPv6, parseMac } from '../lib/ip-bytes.js';
 import { sharedMacs } from './ruleset.js';
 
@@ -33,14 +33,7 @@ const TLLA = Buffer.of(2, 1);
 const OPTIONS_AT = 24;
 
 /** The shared IPv6 addresses per interface role, without their prefix length, sorted. */
-export function sharedIPv6(c: Config): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [role, list] of Object.entries(c.sharing?.addresses ?? {})) {
-    const v6 = list.map((a) => a.split('/')[0]!).filter((a) => ipFamily(a) === 6).sort();
-    if (v6.length) out[role] = v6;
-  }
-  return out;
-}
+export const sharedIPv6 = (c: Config): Record<string, string[]> => sharedByFamily(c, 6);
 
 /** The table, or undefined when no shared address is IPv6. */
 export function compileSharingNd(c: Config, node: NodeView): NftTableSpec | undefined {

@@ -3,7 +3,7 @@
  * duplicate VRIDs on one interface, overlapping services, nodes without an address
  * where the cluster needs one. Pure: the config in, the problems out.
  */
-import { ipFamily, parsePrefix } from '../lib/ip.js';
+import { ipFamily, isLinkLocal, parsePrefix } from '../lib/ip.js';
 import { advertIntervalProblem } from '../codec/vrrp/packet.js';
 import type { Config } from './schema.js';
 import { sharingOuter } from './sharing.js';
@@ -82,7 +82,7 @@ function checkVrrp({ c, roles, issues, needRole }: Check): void {
       else if (fams.has(6)) {
         // RFC 9568 5.2.9: an IPv6 virtual router's first address is its link-local one.
         const first = inst.addresses[0]?.split('/')[0] ?? '';
-        if (!/^fe[89ab]/i.test(first)) issues.push({ path: [...at, 'addresses', 0], message: `an IPv6 instance's first address must be its link-local virtual address (RFC 9568 5.2.9), e.g. "fe80::${inst.vrid.toString(16)}/64" before "${first}"` });
+        if (!isLinkLocal(first)) issues.push({ path: [...at, 'addresses', 0], message: `an IPv6 instance's first address must be its link-local virtual address (RFC 9568 5.2.9), e.g. "fe80::${inst.vrid.toString(16)}/64" before "${first}"` });
         if (c.vrrp.unicast) issues.push({ path: ['vrrp', 'unicast'], message: `IPv6 VRRP runs on multicast (ff02::12) only; instance ${g}.${iname} is IPv6` });
       }
       for (const [n, node] of Object.entries(c.nodes)) {
@@ -110,7 +110,7 @@ function checkSharing({ c, roles, issues, needRole }: Check): void {
   if (n < 2 || n > 8) issues.push({ path: ['sharing'], message: `shares between 2 and 8 nodes; ${n} are configured` });
   if (c.sharing.buckets < 8 * n) issues.push({ path: ['sharing', 'buckets'], message: `${c.sharing.buckets} buckets are too few for ${n} nodes (at least 8 per node, for an even share)` });
   // A link-local address is one per link: the same one on two links is two addresses.
-  const key = (role: string, a: string) => (/^fe[89ab]/i.test(a) ? `${role} ${a}` : a);
+  const key = (role: string, a: string) => (isLinkLocal(a) ? `${role} ${a}` : a);
   const vrrpAddresses = new Set(Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).flatMap((i) => i.addresses.map((a) => key(i.interface, a.split('/')[0]!)))));
   const macs = new Map<string, string>();
   for (const [role, list] of Object.entries(c.sharing.addresses)) {

@@ -1,5 +1,16 @@
 /** What the rest of fwlb derives from the `sharing:` section (issue 14). */
 import type { Config } from './schema.js';
+import { ipFamily } from '../lib/ip.js';
+
+/** The shared addresses of one family per interface role, without their prefix length, sorted (roles without any left out). */
+export function sharedByFamily(c: Config, family: 4 | 6): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [role, list] of Object.entries(c.sharing?.addresses ?? {})) {
+    const addrs = list.map((a) => a.split('/')[0]!).filter((a) => ipFamily(a) === family).sort();
+    if (addrs.length) out[role] = addrs;
+  }
+  return out;
+}
 
 /**
  * The role whose far endpoint keys the flow hash (config `sharing.outer`, or derived; see the

@@ -34,6 +34,11 @@ export function ipFamily(a: string): 4 | 6 | 0 {
   return isIPv4(a) ? 4 : isIPv6(a) ? 6 : 0;
 }
 
+/** An IPv6 link-local address (fe80::/10), with or without a prefix length. */
+export function isLinkLocal(a: string): boolean {
+  return /^fe[89ab]/i.test(a);
+}
+
 /** Parses "a.b.c.d", "a.b.c.d/n" or the IPv6 equivalents; undefined if not valid. */
 export function parsePrefix(s: string): Prefix | undefined {
   const [addr = '', lenText, extra] = s.split('/');

@@ -26,7 +26,7 @@
  * else left out and noted (then `fwlb check` names what is missing).
  */
 import { stringify } from 'yaml';
-import { ipFamily } from '../../lib/ip.js';
+import { ipFamily, isLinkLocal } from '../../lib/ip.js';
 import { named, value, type KaStatement } from './keepalived-syntax.js';
 
 export interface ImportSource {
@@ -249,7 +249,7 @@ function groupSection(ctx: Ctx, first: ImportSource, mine: readonly Instance[], 
       if (extra.length) ctx.note(s, first.file, `VIP ${s.words[0]} ${extra.join(' ')}`, 'only the address and prefix length are carried');
       return s.words[0]!;
     });
-    if (ipFamily(vips[0]?.split('/')[0] ?? '') === 6 && !/^fe[89ab]/i.test(vips[0]!)) ctx.note(inst.stmt, first.file, `vrrp_instance ${m}`, 'an IPv6 instance\'s first address must be its link-local virtual address in fwlb (RFC 9568 5.2.9): add one first, e.g. fe80::1/64');
+    if (ipFamily(vips[0]?.split('/')[0] ?? '') === 6 && !isLinkLocal(vips[0]!)) ctx.note(inst.stmt, first.file, `vrrp_instance ${m}`, 'an IPv6 instance\'s first address must be its link-local virtual address in fwlb (RFC 9568 5.2.9): add one first, e.g. fe80::1/64');
     insts[m] = { interface: role, vrid: Number(value(b, 'virtual_router_id') ?? 0), addresses: vips };
     for (const s of named(b, 'track_interface')) for (const t of s.block ?? []) track.add(ctx.role(t.words[0]!));
     for (const s of named(b, 'track_script')) {
