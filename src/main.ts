@@ -9,6 +9,7 @@
 import { setPriority } from 'node:os';
 import { createLogger } from './lib/logger.js';
 import { loadConfigFile } from './config/load.js';
+import { CONFIG_NEXT_STEP, withNextStep } from './lib/next-step.js';
 import { parseFailpoints, type Failpoint } from './lib/failpoints.js';
 import { assembleNode, type AssembledNode, type NodeOptions } from './node/assemble.js';
 
@@ -49,13 +50,13 @@ export async function runNode(opts: RunOptions): Promise<number> {
   const loaded = await loadConfigFile(opts.configFile);
   if (!loaded.ok) {
     log.error({ event: 'config_invalid', issues: loaded.error.issues }, loaded.error.message);
-    process.stderr.write(loaded.error.message + '\n');
+    process.stderr.write(withNextStep(loaded.error.message, CONFIG_NEXT_STEP));
     return 1;
   }
   const built = await assembleNode(opts, loaded.value, log, failpoint);
   if ('error' in built) {
     log.error({ event: built.event, err: built.error }, built.error);
-    process.stderr.write(built.error + '\n');
+    process.stderr.write(withNextStep(built.error, 'fix what it names (`fwlb check -c FILE -n NODE` checks the file against this host) and start again'));
     return 1;
   }
   node = built;

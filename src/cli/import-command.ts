@@ -55,7 +55,7 @@ export function registerImportCommand(program: Command): void {
         for (const n of r.notes) process.stderr.write(`not carried: ${n}\n`);
         process.stderr.write(`${o.out ? `wrote ${o.out}` : 'done'}: ${r.notes.length} thing(s) not carried over; next: fwlb check -c ${o.out ?? 'FILE'}\n`);
       } catch (e) {
-        process.stderr.write(`fwlb import: ${(e as Error).message}\n`);
+        process.stderr.write(`fwlb import: ${(e as Error).message}\nnext: give keepalived.conf files first, then conntrackd.conf files, one per node in the same order (\`fwlb import --help\`)\n`);
         process.exitCode = 1;
       }
     });

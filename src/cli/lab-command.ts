@@ -31,7 +31,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
     try {
       await fn(...a);
     } catch (e) {
-      io.err(`fwlb lab: ${(e as Error).message}\n`);
+      io.err(`fwlb lab: ${(e as Error).message}\nnext: \`fwlb lab status --prefix P\` shows what stands; \`fwlb lab down --prefix P\` removes a lab; the lab needs root\n`);
       process.exitCode = 1;
     }
   };

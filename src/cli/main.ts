@@ -11,6 +11,7 @@ import { formatStatus } from './format-status.js';
 import { parseAddressPort } from '../control/backend-args.js';
 import type { NodeStatus, Readiness, StartingStatus } from '../services/node-daemon.js';
 import { parseDuration } from '../lib/duration.js';
+import { CONFIG_NEXT_STEP, controlNextStep, HOST_NEXT_STEP, NODE_NEXT_STEP, RELOAD_NEXT_STEP, withNextStep } from '../lib/next-step.js';
 
 // A reader that goes away (`fwlb lab status | head`) is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -20,11 +21,16 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 
 const program = new Command();
 program.name('fwlb').description('A redundant, load-balancing, stateful firewall cluster for Linux').version('0.1.0');
+// A mistyped command or option: say so, and how to see the usage (inherited by the commands).
+program.showHelpAfterError('next: add --help to the command for its usage');
 
-const fail = (msg: string): never => {
-  process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
+/** An error, what to do next, and exit status 1. */
+const fail = (msg: string, next: string): never => {
+  process.stderr.write(withNextStep(msg, next));
   process.exit(1);
 };
+/** An error from a running node's control socket. */
+const failControl = (e: unknown): never => fail((e as Error).message, controlNextStep((e as { code?: string }).code));
 
 program
   .command('check')
@@ -43,17 +49,17 @@ program
       import('../adapters/host.js'),
     ]);
     const r = await loadConfigFile(o.config);
-    if (!r.ok) return fail(r.error.message);
+    if (!r.ok) return fail(r.error.message, CONFIG_NEXT_STEP);
     if (o.node) {
       let view;
       try {
         view = nodeView(r.value.config, o.node);
       } catch (e) {
-        return fail((e as Error).message);
+        return fail((e as Error).message, NODE_NEXT_STEP);
       }
       if (o.host) {
         const issues = hostCheck(r.value.config, view, await readHostState(routedAddresses(r.value.config))).map(r.value.locate);
-        if (issues.length) return fail(`${o.config}: ${issues.length} error(s) on this host as node ${o.node}\n` + issues.map((i) => '  ' + formatIssue(i, o.config)).join('\n'));
+        if (issues.length) return fail(`${o.config}: ${issues.length} error(s) on this host as node ${o.node}\n` + issues.map((i) => '  ' + formatIssue(i, o.config)).join('\n'), HOST_NEXT_STEP);
       }
     }
     process.stdout.write(`${o.config}: ok${o.node ? ` (node ${o.node}${o.host ? ', checked against this host' : ''})` : ''}\n`);
@@ -67,11 +73,11 @@ program
   .action(async (o: { config: string; node: string }) => {
     const [{ loadConfigFile }, { nodeView }, { compileRuleset }] = await Promise.all([import('../config/load.js'), import('../config/node.js'), import('../compiler/ruleset.js')]);
     const r = await loadConfigFile(o.config);
-    if (!r.ok) return fail(r.error.message);
+    if (!r.ok) return fail(r.error.message, CONFIG_NEXT_STEP);
     try {
       process.stdout.write(compileRuleset({ config: r.value.config, node: nodeView(r.value.config, o.node), blocklist: r.value.blocklist }));
     } catch (e) {
-      fail((e as Error).message);
+      fail((e as Error).message, NODE_NEXT_STEP);
     }
   });
 
@@ -105,7 +111,7 @@ program
     const path = o.control ?? defaultControlPath(o.node);
     if (o.waitReady) {
       const timeoutMs = parseDuration(o.timeout);
-      if (timeoutMs === undefined) return fail(`--timeout: "${o.timeout}" is not a duration (e.g. 30s, 500ms)`);
+      if (timeoutMs === undefined) return fail(`--timeout: "${o.timeout}" is not a duration`, 'give one such as 30s, 500ms or 2m');
       const r = await waitReady(path, timeoutMs);
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else process.stdout.write(r.ready ? `ready (${r.startToReadyMs ?? '?'} ms after start)\n` : `not ready after ${o.timeout}: ${r.reason}\n`);
@@ -116,7 +122,7 @@ program
       const st = (await controlCall(path, 'status')) as NodeStatus;
       process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
     } catch (e) {
-      if ((e as { code?: string }).code !== 'ERR_STARTING') return fail((e as Error).message);
+      if ((e as { code?: string }).code !== 'ERR_STARTING') return failControl(e);
       // Still starting: where it stands, and exit 1 (no full status yet).
       const ready = (await controlCall(path, 'ready').catch(() => null)) as Readiness | null;
       const st: StartingStatus = { node: o.node, starting: true, ready: ready ?? { ready: false, reason: (e as Error).message, startToReadyMs: null, steps: {} } };
@@ -152,10 +158,10 @@ program
   .action(async (o: { node: string; control?: string }) => {
     try {
       const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'reload', undefined, 30_000)) as { ok: boolean; changed?: boolean; error?: string };
-      if (!r.ok) fail(`reload failed, the node keeps its running config:\n${r.error}`);
+      if (!r.ok) fail(`reload failed, the node keeps its running config:\n${r.error}`, RELOAD_NEXT_STEP);
       process.stdout.write(r.changed ? 'reloaded: ruleset updated\n' : 'reloaded: ruleset unchanged\n');
     } catch (e) {
-      fail((e as Error).message);
+      failControl(e);
     }
   });
 
@@ -174,9 +180,8 @@ program
       await writeFile(o.out, key, { mode: 0o600, flag: 'wx' });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      fail(err.code === 'EEXIST'
-        ? `${o.out} exists: fwlb keygen never overwrites a key (nodes with the old one would no longer trust the others). Remove it first if you mean to replace the key on every node.`
-        : `cannot write ${o.out}: ${err.message}`);
+      if (err.code === 'EEXIST') fail(`${o.out} exists: fwlb keygen never overwrites a key (nodes with the old one would no longer trust the others)`, 'keep it, or remove it first if you mean to replace the key on every node');
+      fail(`cannot write ${o.out}: ${err.message}`, 'choose a file in a directory you can write (-o FILE), or print the key to stdout (no -o)');
     }
     process.stderr.write(`cluster key written to ${o.out} (mode 0600): copy it to every node (keep it secret) and name it in cluster.key_file\n`);
   });
@@ -203,7 +208,7 @@ const sendBackend = async (o: { node: string; control?: string }, args: Record<s
     const r = await controlCall(o.control ?? defaultControlPath(o.node), 'backend', args, 30_000);
     process.stdout.write(JSON.stringify(r) + '\n');
   } catch (e) {
-    fail((e as Error).message);
+    failControl(e);
   }
 };
 for (const [op, what] of [
@@ -222,7 +227,7 @@ controlOpts(backend.command('weight <service> <backend> <weight>').description('
 controlOpts(backend.command('add <service> <backend> <address>').description('add a backend: ADDRESS[:PORT]').option('-w, --weight <n>', 'weight', '1')).action(
   (service: string, name: string, address: string, o: { node: string; control?: string; weight: string }) => {
     const a = parseAddressPort(address);
-    if (!a) return fail(`"${address}" is not ADDRESS[:PORT]`);
+    if (!a) return fail(`"${address}" is not ADDRESS[:PORT]`, 'give the backend\'s address as 198.18.1.11:80 or [2001:2::11]:80 (without a port: the service\'s)');
     return sendBackend(o, { op: 'add', service, backend: name, ...a, weight: Number(o.weight) });
   },
 );
@@ -232,12 +237,12 @@ controlOpts(
     .command('maintenance <on|off>')
     .description('demote this node by hand (on: it hands every VIP over and stays backup) or let it back into the election (off)'),
 ).action(async (mode: string, o: { node: string; control?: string }) => {
-  if (mode !== 'on' && mode !== 'off') return fail('maintenance takes "on" or "off"');
+  if (mode !== 'on' && mode !== 'off') return fail(`maintenance takes "on" or "off" (got "${mode}")`, '`fwlb maintenance on` to hand every VIP over, `fwlb maintenance off` to let the node back');
   try {
     await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on' });
     process.stdout.write(`maintenance ${mode}\n`);
   } catch (e) {
-    fail((e as Error).message);
+    failControl(e);
   }
 });
 
@@ -251,7 +256,7 @@ controlOpts(
     await controlCall(o.control ?? defaultControlPath(o.node), 'stop', { force: !!o.force });
     process.stdout.write(`stopping${o.force ? ' (forced)' : ''}\n`);
   } catch (e) {
-    fail((e as Error).message);
+    failControl(e);
   }
 });
 
@@ -259,7 +264,7 @@ controlOpts(program.command('metrics').description("print a running node's Prome
   try {
     process.stdout.write((await controlCall(o.control ?? defaultControlPath(o.node), 'metrics')) as string);
   } catch (e) {
-    fail((e as Error).message);
+    failControl(e);
   }
 });
 

@@ -32,7 +32,7 @@ export function controlCall(path: string, cmd: string, args?: Record<string, unk
     });
     s.on('error', (e) => {
       clearTimeout(timer);
-      reject(new FwlbError('ERR_CONTROL_CONNECT', `cannot reach the node at ${path}: ${e.message} (is \`fwlb run\` running? use --control PATH)`, { cause: e }));
+      reject(new FwlbError('ERR_CONTROL_CONNECT', `cannot reach the node at ${path}: ${e.message}`, { cause: e }));
     });
   });
 }

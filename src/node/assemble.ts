@@ -46,6 +46,7 @@ import { notifyHooks } from './notify.js';
 import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
+import { withNextStep } from '../lib/next-step.js';
 
 export interface NodeOptions {
   configFile: string;
@@ -433,7 +434,7 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
     await control.listen();
   } catch (e) {
     log.error({ event: 'control_failed', err: (e as Error).message }, 'cannot open the control socket');
-    process.stderr.write(`cannot open the control socket ${opts.controlPath}: ${(e as Error).message}\n`);
+    process.stderr.write(withNextStep(`cannot open the control socket ${opts.controlPath}: ${(e as Error).message}`, 'is another node running with this socket? stop it, or give this one its own with --control PATH (its directory must exist and be writable)'));
     release();
     return { ok: false };
   }
@@ -446,7 +447,7 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
     liveness?.start();
   } catch (e) {
     log.error({ event: 'start_failed', err: (e as Error).message }, 'cannot start');
-    process.stderr.write((e as Error).message + '\n');
+    process.stderr.write(withNextStep((e as Error).message, 'fix what it names and start again; the log above says which step failed (root, or CAP_NET_ADMIN and CAP_NET_RAW, are needed)'));
     await daemon.stop({ force: true }).catch(() => undefined);
     await control.close();
     release();
