@@ -1,7 +1,8 @@
 /**
  * The README's main command: `fwlb demo` runs end to end and every check passes (root); its
  * HTML report, opened in headless Chromium, shows a timeline per failover (with
- * UPDATE_SCREENSHOTS=1 its picture replaces docs/demo-report.png, the README's).
+ * UPDATE_SCREENSHOTS=1 its picture replaces docs/demo-report.png, the README's); so does the
+ * active-active demo's, with the buckets per node over time (docs/demo-aa-report.png).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,11 +46,37 @@ test('fwlb demo passes every check and leaves nothing behind; its report shows a
   }
 });
 
-test('fwlb demo --active-active passes every check and leaves nothing behind', async () => {
-  const r = await runRaw(process.execPath, [CLI_MAIN_JS, 'demo', '--active-active', '--prefix', 'tdaa']);
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /(\d+)\/\1 checks passed/);
-  assert.match(r.stdout, /each node carries about a third/);
-  assert.doesNotMatch(r.stdout, /^FAIL/m);
-  assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith('tdaa-')), []);
+test('fwlb demo --active-active passes every check and leaves nothing behind; its report draws the buckets per node over the crash and the rejoin', async () => {
+  const dir = await mkdtemp(`${tmpdir()}/fwlb-demo-aa-test-`);
+  try {
+    const report = `${dir}/report.html`;
+    const r = await runRaw(process.execPath, [CLI_MAIN_JS, 'demo', '--active-active', '--prefix', 'tdaa', '--report', report]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /(\d+)\/\1 checks passed/);
+    assert.match(r.stdout, /each node carries about a third/);
+    assert.doesNotMatch(r.stdout, /^FAIL/m);
+    assert.ok(r.stdout.includes(`report: ${report}`), 'the report\'s path is printed');
+    assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith('tdaa-')), []);
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      await page.route('**', (route) => (route.request().url().startsWith('file://') ? route.continue() : route.abort()));
+      await page.goto(`file://${report}`);
+      assert.equal(await page.locator('svg.buckets').count(), 1);
+      assert.match((await page.locator('#summary').textContent()) ?? '', /^(\d+)\/\1 checks passed$/);
+      const marks = await page.locator('svg.buckets text.band-label').allTextContents();
+      assert.deepEqual(marks, ['fw3 crashes', 'fw3 started', 'three members']);
+      // Each node drawn; fw3's bars stop at the crash and come back after it rejoined.
+      const titles = await page.locator('svg.buckets rect title').allTextContents();
+      for (const fw of ['fw1', 'fw2', 'fw3']) assert.ok(titles.some((t) => t.startsWith(`${fw}: `)), `${fw} is drawn`);
+      const fw1Max = Math.max(...titles.filter((t) => t.startsWith('fw1: ')).map((t) => Number(/: (\d+) buckets/.exec(t)![1])));
+      assert.ok(fw1Max > 1800, `fw1 took part of fw3's buckets while it was down (at most ${fw1Max})`);
+      await page.screenshot({ path: `${dir}/demo-aa-report.png`, fullPage: true });
+      if (process.env.UPDATE_SCREENSHOTS === '1') await copyFile(`${dir}/demo-aa-report.png`, `${REPO_ROOT}/docs/demo-aa-report.png`);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -51,6 +51,10 @@ test('the status page in Chromium: the backup\'s page shows its state, and the m
     assert.match((await page.locator('[data-instance="ext"] .master').textContent()) ?? '', /^198\.18\.0\.2 \(prio 200\)$/, "the master of VRID 51, as fw2 hears it");
     assert.ok((await page.locator('[data-service="web"] [data-backend]').count()) === 2, 'the web service with its two backends');
     assert.equal(await page.locator('[data-peer="fw1"] td').nth(1).textContent(), 'up');
+    assert.ok(Number(await page.locator('[data-peer="fw1"] td').nth(3).textContent()) > 0, "fw1's BEATs counted");
+    assert.match((await page.locator('[data-peer="fw1"] td').nth(4).textContent()) ?? '', /^\d+(\.\d)? (ms|s) ago$/, 'when fw1 was last heard');
+    assert.equal(await page.locator('[data-sync-peer="fw1"] td').nth(1).textContent(), 'up', 'the sync link to fw1');
+    assert.equal(await page.locator('[data-sync-peer="fw1"] td').nth(2).textContent(), 'complete', "fw1's table complete, as its HELLO says");
 
     // The master crashes; the page follows without a reload.
     const loads = { n: 0 };

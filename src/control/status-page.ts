@@ -96,22 +96,30 @@ function render(st) {
 
   const peers = Object.entries((st.role && st.role.peers) || {});
   const live = (st.liveness && st.liveness.peers) || [];
-  $('peers').replaceChildren(...table(['peer', 'state', 'BEATs'], peers.map(([p, s]) => {
-    const l = live.find((x) => x.name === p || x.node === p);
-    return el('tr', { 'data-peer': p }, el('td', null, p), el('td', { class: stateClass(s) }, s), el('td', { class: 'mute' }, l ? (l.state || '') + (l.lastHeardMs !== undefined ? ', heard ' + ago(l.lastHeardMs) + ' ago' : '') : '-'));
+  // The liveness peers (services/liveness.ts LivenessStatus): BEATs, last heard, downs.
+  $('peers').replaceChildren(...table(['peer', 'state', 'ready', 'BEATs', 'last heard', 'downs'], peers.map(([p, s]) => {
+    const l = live.find((x) => x.peer === p);
+    return el('tr', { 'data-peer': p }, el('td', null, p), el('td', { class: stateClass(s) }, s),
+      el('td', null, l ? (l.ready ? 'yes' : 'no') : '-'), el('td', null, l ? l.beats : '-'),
+      el('td', { class: 'mute' }, l && l.lastBeatAgoMs !== null ? ago(l.lastBeatAgoMs) + ' ago' : '-'), el('td', null, l ? l.downs : '-'));
   })).childNodes);
 
   const sh = st.sharing;
   $('sharing-box').hidden = !sh;
   if (sh) $('sharing').replaceChildren(
     el('p', null, el('span', { class: sh.ready ? 'ok' : 'bad' }, sh.ready ? 'carrying' : 'not carrying'), ' ', sh.owned + ' of ' + sh.buckets + ' buckets; members ' + (sh.members || []).join(', ')),
+    table(['member', 'buckets'], Object.entries(sh.shares || {}).sort().map(([m, n]) => el('tr', { 'data-member': m }, el('td', null, m), el('td', null, n + ' (' + (100 * n / sh.buckets).toFixed(1) + '%)')))),
     el('p', { class: 'mute' }, 'packets carried ' + sh.packets.carried + ', others\\' dropped ' + sh.packets.others + (sh.linksDown && sh.linksDown.length ? '; links down: ' + sh.linksDown.join(', ') : '')));
 
   const sy = st.sync;
   $('sync').replaceChildren(...(sy ? [
     el('p', null, 'bulk sync ', el('span', { class: stateClass(sy.bulk.state) }, sy.bulk.state), ' ', el('span', { class: 'mute' }, sy.bulk.text)),
     el('p', null, 'sent ' + sy.sent + ', applied ' + sy.applied + ', apply errors ' + sy.applyErrors + ', socket drops ' + (sy.socketDrops === null ? '?' : sy.socketDrops)),
-    table(['peer', 'link'], (sy.peers || []).map((p) => el('tr', null, el('td', null, p.peer || p.name || '?'), el('td', { class: 'mute mono' }, Object.entries(p).filter(([k]) => k !== 'peer' && k !== 'name').map(([k, v]) => k + ' ' + (typeof v === 'object' ? JSON.stringify(v) : v)).join(', '))))),
+    // One row per sync link (fsm/sync/link.ts linkStatus): session, lag, queue, resync.
+    table(['peer', 'session', 'table', 'lag', 'queued', 'in flight', 'resync'], (sy.peers || []).map((p) => el('tr', { 'data-sync-peer': p.peer },
+      el('td', null, p.peer), el('td', { class: p.session && p.alive ? 'ok' : 'bad' }, p.session ? (p.alive ? 'up' : 'silent') : 'none'),
+      el('td', { class: p.peerSynced ? 'ok' : 'warn' }, p.peerLeaving ? 'leaving' : p.peerSynced ? 'complete' : 'incomplete'),
+      el('td', null, p.lagMs + ' ms'), el('td', null, p.queuedRecords + ' records'), el('td', null, p.inFlight), el('td', { class: p.resync === 'none' ? 'mute' : 'warn' }, p.resync)))),
   ] : [el('p', { class: 'mute' }, 'off')]));
 
   const svcs = st.services || [];

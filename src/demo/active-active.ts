@@ -4,9 +4,11 @@
  * and UDP flows, over IPv4 and IPv6, run through it while one node crashes (every link down,
  * every process killed) and comes back; the report shows the share each node carries (from
  * its own counters), the buckets moving, the shared MAC the clients learnt for both
- * addresses, and the sessions kept.
+ * addresses, and the sessions kept. The HTML report (demo/report.ts) draws the buckets each
+ * node owned, sampled every SAMPLE_MS through the crash and the rejoin.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labUp, type Lab } from '../lab/lab.js';
@@ -16,6 +18,7 @@ import { measureShares } from '../lab/shares.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
 import { endDemo, type DemoOptions } from './demo.js';
+import { renderDemoReport, type BucketTimeline } from './report.js';
 
 const VIP = '198.18.0.100';
 const VIP6 = '2001:2::100';
@@ -29,14 +32,19 @@ const UDP = 1000;
  */
 const TCP6 = 40;
 const UDP6 = 100;
+/** How often the report samples each node's owned buckets. */
+const SAMPLE_MS = 200;
 
 export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
-  const checks: { ok: boolean }[] = [];
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const timeline: BucketTimeline = { name: 'buckets per node: fw3 crashes, reboots and rejoins', nodes: FWS, buckets: 4096, samples: [], marks: [] };
   const check = (name: string, ok: boolean, detail: string) => {
-    checks.push({ ok });
+    checks.push({ name, ok, detail });
     o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
   };
   let lab: Lab | undefined;
+  /** The report's sampler runs while this is set (cleared on the way out, whatever happened). */
+  let sampling = false;
   try {
     o.out(`building the lab "${o.prefix}": client1, client2 -- [fw1, fw2, fw3] -- web1, web2, web3; a sync switch between the firewalls`);
     lab = await labUp({ prefix: o.prefix, topology: 'active-active' });
@@ -82,11 +90,25 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     const s3 = await carried(FWS, 2000);
     check('each node carries about a third (its own counter)', s3.worst <= 0.1, `${s3.text}; furthest ${(s3.worst * 100).toFixed(1)}% from an equal share`);
 
-    const before = await status('fw1');
-    await l.crash('fw3');
+    // The buckets each node owns, from its status, until the three share again.
     const t0 = performance.now();
+    const since = () => Math.round(performance.now() - t0);
+    sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const owned = Object.fromEntries(await Promise.all(FWS.map(async (fw) => [fw, (await status(fw).catch(() => undefined))?.sharing?.owned ?? null] as const)));
+        (timeline.samples as BucketTimeline['samples'][number][]).push({ t: since(), owned });
+        await sleep(SAMPLE_MS);
+      }
+    })();
+    const mark = (label: string) => (timeline.marks as { t: number; label: string }[]).push({ t: since(), label });
+    await sleep(1000);
+    const before = await status('fw1');
+    mark('fw3 crashes');
+    await l.crash('fw3');
+    const tCrash = performance.now();
     const moved = await waitFor('', () => members(['fw1', 'fw2']), 5000, 10).catch(() => undefined);
-    const ms = Math.round(performance.now() - t0);
+    const ms = Math.round(performance.now() - tCrash);
     check('fw3 crashes: its buckets move to fw1 and fw2', !!moved, `${moved ? `seen by both within ${ms} ms (status polled)` : 'not moved'}; owned now ${await owned(['fw1', 'fw2'])} (fw1 owned ${before.sharing!.owned})`);
     await sleep(1500);
     const s2 = await carried(['fw1', 'fw2'], 2000);
@@ -94,11 +116,15 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
 
     await l.recover('fw3');
     start('fw3');
+    mark('fw3 started');
     const back = await waitFor('', () => members(FWS), 30_000).catch(() => undefined);
+    if (back) mark('three members');
     check('fw3 reboots, syncs, and takes its share back', !!back, back ? `owned ${await owned(FWS)}` : 'it did not rejoin');
     await sleep(1000);
     const s3b = await carried(FWS, 2000);
     check('three shares again', s3b.worst <= 0.1, s3b.text);
+    sampling = false;
+    await sampler;
 
     // What the clients learnt: the shared MAC for both addresses (ARP, and neighbour discovery
     // with its checksum updated, else the client would have dropped the advertisement).
@@ -117,6 +143,14 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     }
   } catch (e) {
     check('demo', false, (e as Error).message);
+  }
+  sampling = false;
+  const report = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
+  try {
+    await writeFile(report, renderDemoReport({ title: 'fwlb demo: three firewalls share the traffic, one crashes', date: new Date().toISOString(), checks, failovers: [], buckets: [timeline] }));
+    o.out(`report: ${report} (one HTML file: the buckets per node over time)`);
+  } catch (e) {
+    o.out(`report: cannot write ${report}: ${(e as Error).message}`);
   }
   return endDemo(o, lab, checks);
 }

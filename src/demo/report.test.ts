@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderDemoReport, timelineSvg, type FailoverFigures } from './report.js';
+import { bucketsSvg, renderDemoReport, timelineSvg, type BucketTimeline, type FailoverFigures } from './report.js';
 
 const probes = Array.from({ length: 500 }, (_, i): [number, string | null, number] => [i * 5, i * 5 >= 700 && i * 5 < 760 ? null : i % 2 ? 'web1' : 'web2', 1.5]);
 const f: FailoverFigures = { name: 'crash of fw1 <all links>', probes, failAt: 700, takeoverAt: 765, from: 'fw1', to: 'fw2', gapMs: 65, failed: 12, sessions: [{ label: 'TCP sessions', kept: 50, total: 50, worstStallMs: 80 }] };
@@ -26,4 +26,22 @@ test('the report: self-contained (no script, nothing fetched), names escaped, th
   assert.match(html, /<b id="summary">1\/2 checks passed<\/b>/);
   assert.match(html, /fw2 master 65 ms after the failure/);
   assert.match(html, /fw2 was not seen taking over/);
+});
+
+test('active-active: the buckets each node owned over a crash and a rejoin, stacked per sample, the marks named', () => {
+  const third = { fw1: 1387, fw2: 1349, fw3: 1360 };
+  const samples = Array.from({ length: 60 }, (_, i) => {
+    const t = i * 100;
+    const owned = t < 1000 || t >= 4000 ? third : t < 1200 ? { fw1: 1387, fw2: 1349, fw3: null } : { fw1: 2102, fw2: 1994, fw3: null };
+    return { t, owned };
+  });
+  const b: BucketTimeline = { name: 'buckets <per node>', nodes: ['fw1', 'fw2', 'fw3'], buckets: 4096, samples, marks: [{ t: 1000, label: 'fw3 crashes' }, { t: 3000, label: 'fw3 restarted' }] };
+  const svg = bucketsSvg(b);
+  assert.equal((svg.match(/<title>fw3: /g) ?? []).length, 10 + 20, 'fw3 drawn only where its status answered with buckets');
+  assert.equal((svg.match(/<title>fw1: 2102 buckets/g) ?? []).length, 28, 'fw1 holds its share and fw3\'s part from 1.2 s to 4 s');
+  assert.match(svg, /<text class="band-label"[^>]*>fw3 crashes<\/text>/);
+  const html = renderDemoReport({ title: 'aa', date: 'd', checks: [], failovers: [], buckets: [b] });
+  assert.match(html, /<section class="buckets-over-time" data-buckets="buckets &lt;per node&gt;">/);
+  assert.match(html, /every 100 ms/);
+  assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
 });

@@ -22,11 +22,23 @@ export interface FailoverFigures {
   sessions: { label: string; kept: number; total: number; worstStallMs: number | null }[];
 }
 
+/** Active-active: the buckets each node's status said it owned, sampled over a failure and a rejoin. */
+export interface BucketTimeline {
+  name: string;
+  nodes: readonly string[];
+  buckets: number;
+  /** ms from the first sample; per node its owned buckets, null when it did not answer. */
+  samples: readonly { t: number; owned: Readonly<Record<string, number | null>> }[];
+  /** What happened when (ms from the first sample): the failure, the restart, the members again. */
+  marks: readonly { t: number; label: string }[];
+}
+
 export interface DemoReport {
   title: string;
   date: string;
   checks: readonly { name: string; ok: boolean; detail: string }[];
   failovers: readonly FailoverFigures[];
+  buckets?: readonly BucketTimeline[];
 }
 
 const BIN_MS = 50;
@@ -68,6 +80,41 @@ export function timelineSvg(f: FailoverFigures): string {
   return `<svg class="timeline" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(f.name)}: new connections per ${BIN_MS} ms">${parts.join('')}</svg>`;
 }
 
+const NODE_COLOURS = ['#0969da', '#bf8700', '#8250df', '#1a7f37', '#cf222e', '#57606a'];
+
+/** The buckets per node over time as an SVG: one stacked bar per sample, the marks as lines. */
+export function bucketsSvg(b: BucketTimeline): string {
+  const end = Math.max(1, ...b.samples.map((x) => x.t), ...b.marks.map((m) => m.t));
+  const iw = W - PAD.l - PAD.r;
+  const ih = H - PAD.t - PAD.b;
+  const x = (ms: number) => PAD.l + (ms / end) * iw;
+  const y = (n: number) => PAD.t + ih - (n / b.buckets) * ih;
+  const parts: string[] = [];
+  b.samples.forEach((smp, i) => {
+    const next = b.samples[i + 1]?.t ?? smp.t + (smp.t - (b.samples[i - 1]?.t ?? smp.t - 100));
+    const w = Math.max(0.5, x(next) - x(smp.t));
+    let acc = 0;
+    b.nodes.forEach((n, k) => {
+      const v = smp.owned[n] ?? 0;
+      if (v > 0) parts.push(`<rect fill="${NODE_COLOURS[k % NODE_COLOURS.length]}" x="${x(smp.t).toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${w.toFixed(1)}" height="${(y(acc) - y(acc + v)).toFixed(1)}"><title>${esc(n)}: ${v} buckets at ${(smp.t / 1000).toFixed(2)} s</title></rect>`);
+      acc += v;
+    });
+  });
+  for (const m of b.marks) parts.push(`<line class="fail" x1="${x(m.t).toFixed(1)}" x2="${x(m.t).toFixed(1)}" y1="${PAD.t - 10}" y2="${PAD.t + ih}"/><text class="band-label" x="${(x(m.t) + 3).toFixed(1)}" y="${PAD.t - 2}">${esc(m.label)}</text>`);
+  parts.push(`<line class="axis" x1="${PAD.l}" x2="${PAD.l + iw}" y1="${PAD.t + ih}" y2="${PAD.t + ih}"/>`);
+  const step = end > 20_000 ? 5000 : end > 6000 ? 2000 : 500;
+  for (let t = 0; t <= end; t += step) parts.push(`<text class="tick" x="${x(t).toFixed(1)}" y="${H - 12}" text-anchor="middle">${t / 1000} s</text>`);
+  parts.push(`<text class="tick" x="${PAD.l - 6}" y="${PAD.t + 4}" text-anchor="end">${b.buckets}</text><text class="tick" x="${PAD.l - 6}" y="${PAD.t + ih}" text-anchor="end">0</text>`);
+  return `<svg class="buckets" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(b.name)}: buckets owned per node">${parts.join('')}</svg>`;
+}
+
+function bucketSection(b: BucketTimeline): string {
+  const legend = b.nodes.map((n, k) => `<span class="k" style="background:${NODE_COLOURS[k % NODE_COLOURS.length]}"></span>${esc(n)}`).join(' ');
+  return `<section class="buckets-over-time" data-buckets="${esc(b.name)}"><h2>${esc(b.name)}</h2>
+${bucketsSvg(b)}
+<p class="legend">${legend} (buckets owned, as each node's status said, every ${b.samples.length > 1 ? Math.round((b.samples[b.samples.length - 1]!.t - b.samples[0]!.t) / (b.samples.length - 1)) : 0} ms) <span class="k fail"></span> what happened</p></section>`;
+}
+
 export function renderDemoReport(r: DemoReport): string {
   const passed = r.checks.filter((c) => c.ok).length;
   const failovers = r.failovers
@@ -98,6 +145,7 @@ svg .held-old { fill: #ddf4ff; } svg .held-none { fill: #ffebe9; } svg .held-new
 <h1>${esc(r.title)}</h1>
 <p>${esc(r.date)}: <b id="summary">${passed}/${r.checks.length} checks passed</b></p>
 ${failovers}
+${(r.buckets ?? []).map(bucketSection).join('\n')}
 <h2>Checks</h2>
 <table id="checks">${checks}</table>
 </body></html>
