@@ -6,13 +6,15 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { controlCall } from '../src/control/client.js';
 import { Keepalived } from '../src/lab/keepalived.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
+import { runRaw } from '../src/lib/exec.js';
+import { CLI_MAIN_JS, REPO_ROOT } from '../src/lab/paths.js';
 
 const VIP = '198.18.0.100';
 const VIP6 = '2001:2::100';
@@ -140,4 +142,61 @@ test('VRRPv3 over IPv6: keepalived master -> fwlb (higher priority) preempts -> 
   await waitFor('fwlb master', async () => ((await fwlb.status()).state === 'master' ? true : undefined), mdi);
   assert.deepEqual(await holders(VIP6), ['fw1']);
   await lab.gracefulStop('fw1');
+});
+
+test('fwlb import of the peer reference (keepalived + conntrackd, two nodes): fwlb check accepts the file, and in the lab it elects the master keepalived elects, with the same VIPs', async () => {
+  // The peer reference's four files (test/fixtures: copies of ../shared/peer-reference),
+  // moved onto this lab's names: ext0/int0/sync0 -> eth0/eth1/eth2, and its subnets
+  // 198.18.1/2/3.0/24 -> the lab's 198.18.0/1/2.0/24. Nothing else is changed.
+  const toLab = (t: string) =>
+    t.replaceAll('198.18.1.', '198.18.0.').replaceAll('198.18.2.', '198.18.1.').replaceAll('198.18.3.', '198.18.2.').replaceAll('ext0', 'eth0').replaceAll('int0', 'eth1').replaceAll('sync0', 'eth2');
+  const dir = `${lab.stateDir}/import`;
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  for (const f of ['fw1.keepalived.conf', 'fw2.keepalived.conf', 'fw1.conntrackd.conf', 'fw2.conntrackd.conf']) {
+    await writeFile(`${dir}/${f}`, toLab(await readFile(`${REPO_ROOT}/test/fixtures/keepalived/peer-reference/${f}`, 'utf8')));
+    files.push(`${dir}/${f}`);
+  }
+  const cfg = `${dir}/cluster.yaml`;
+  const own = ['pb-fw1:eth0=198.18.0.2/24', 'pb-fw1:eth1=198.18.1.2/24', 'pb-fw2:eth0=198.18.0.3/24', 'pb-fw2:eth1=198.18.1.3/24'].flatMap((a) => ['-a', a]);
+  const imp = await runRaw(process.execPath, [CLI_MAIN_JS, 'import', ...files, ...own, '-o', cfg]);
+  assert.equal(imp.status, 0, imp.stderr);
+  assert.equal((await runRaw(process.execPath, [CLI_MAIN_JS, 'keygen', '-o', `${dir}/cluster.key`])).status, 0);
+  const node = { fw1: 'pb-fw1', fw2: 'pb-fw2' } as const;
+  for (const fw of ['fw1', 'fw2'] as const) {
+    const r = await lab.execRaw(fw, [process.execPath, CLI_MAIN_JS, 'check', '-c', cfg, '-n', node[fw]]);
+    assert.equal(r.status, 0, `fwlb check -n ${node[fw]} on ${fw}: ${r.stdout}${r.stderr}`);
+  }
+  const VIPS = ['198.18.0.1/24', '198.18.1.1/24'];
+  const held = async () => {
+    const out: Record<string, string[]> = {};
+    for (const fw of ['fw1', 'fw2']) {
+      const info = JSON.parse(await lab.exec(fw, ['ip', '-j', '-4', 'addr', 'show'])) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
+      out[fw] = info.flatMap((i) => i.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).filter((a) => VIPS.includes(a)).sort();
+    }
+    return out;
+  };
+  const settled = async () => {
+    const h = await held();
+    return Object.values(h).flat().length === VIPS.length && Object.values(h).filter((v) => v.length > 0).length === 1 ? h : undefined;
+  };
+
+  const ka = await Promise.all((['fw1', 'fw2'] as const).map(async (fw) => Keepalived.startText(lab, fw, await readFile(`${dir}/${fw}.keepalived.conf`, 'utf8'))));
+  const byKeepalived = await waitFor('keepalived to elect a master holding both VIPs', settled, 15_000);
+  for (const k of ka) await k.stop();
+  await waitFor('keepalived\'s VIPs gone', async () => (Object.values(await held()).flat().length === 0 ? true : undefined), 10_000);
+
+  const control = (fw: string) => `${lab.stateDir}/import-${fw}.sock`;
+  for (const fw of ['fw1', 'fw2'] as const) lab.startDaemon(fw, ['run', '-c', cfg, '--node', node[fw], '--control', control(fw)]);
+  try {
+    const master = async () => {
+      const st = (await controlCall(control('fw1'), 'status').catch(() => undefined)) as NodeStatus | undefined;
+      return st?.vrrp.groups[0]?.state === 'master' ? settled() : undefined;
+    };
+    const byFwlb = await waitFor('fwlb to elect a master holding both VIPs', master, 20_000);
+    assert.deepEqual(byFwlb, byKeepalived, 'the same master with the same VIPs');
+    assert.deepEqual(byFwlb.fw1, VIPS, 'pb-fw1 (priority 150) is master, as with keepalived');
+  } finally {
+    for (const fw of ['fw1', 'fw2']) await lab.gracefulStop(fw).catch(() => undefined);
+  }
 });

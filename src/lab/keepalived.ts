@@ -87,19 +87,24 @@ export class Keepalived {
   ) {}
 
   /** Starts keepalived (VRRP only, in the foreground) on a lab node with this config. */
-  static async start(lab: Lab, node: string, o: KeepalivedOptions): Promise<Keepalived> {
+  static start(lab: Lab, node: string, o: KeepalivedOptions): Promise<Keepalived> {
+    return Keepalived.startText(lab, node, keepalivedConfig(o), !!o.bfd);
+  }
+
+  /** The same with a keepalived.conf of its own (`bfd`: it has a bfd_instance). */
+  static async startText(lab: Lab, node: string, text: string, bfd = false): Promise<Keepalived> {
     const dir = lab.stateDir;
     const conf = `${dir}/${node}.keepalived.conf`;
     const pid = `${dir}/${node}.keepalived.pid`;
     const vrrpPid = `${dir}/${node}.keepalived-vrrp.pid`;
-    writeFileSync(conf, keepalivedConfig(o));
+    writeFileSync(conf, text);
     // A crashed run leaves its pidfiles, and keepalived would refuse to start.
     for (const f of [pid, vrrpPid]) rmSync(f, { force: true });
     // With BFD, its child process too (--vrrp would run VRRP alone); keepalived starts only
     // the subsystems its config has.
     const bfdPid = `${dir}/${node}.keepalived-bfd.pid`;
     rmSync(bfdPid, { force: true });
-    const only = o.bfd ? ['-b', bfdPid] : ['--vrrp'];
+    const only = bfd ? ['-b', bfdPid] : ['--vrrp'];
     const parent = lab.spawn(node, ['keepalived', ...only, '--dont-fork', '--log-console', '--log-detail', '-f', conf, '-p', pid, '-r', vrrpPid], {
       log: `${dir}/${node}.keepalived.log`,
     });
