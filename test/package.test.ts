@@ -42,6 +42,24 @@ test('the .deb: built from the tree, unpacked anywhere, its fwlb runs, checks th
     const unit = `${root}/lib/systemd/system/fwlb.service`;
     const sa = run('systemd-analyze', ['verify', unit]);
     assert.equal(sa.status, 0, sa.stderr);
+    // apt takes it: its dependencies resolve on this Debian (simulated), and, where no fwlb is
+    // installed already, it installs for real (no maintainer scripts), runs from the PATH, and
+    // is purged again.
+    const sim = run('apt-get', ['install', '-s', deb]);
+    assert.equal(sim.status, 0, sim.stdout + sim.stderr);
+    assert.match(sim.stdout, /^Inst fwlb /m);
+    if (!existsSync('/usr/bin/fwlb') && run('dpkg', ['-s', 'fwlb']).status !== 0) {
+      try {
+        const inst = run('apt-get', ['install', '-y', '--no-install-recommends', deb]);
+        assert.equal(inst.status, 0, inst.stdout + inst.stderr);
+        assert.equal(run('/usr/bin/fwlb', ['--version']).stdout.trim(), '0.1.0');
+        assert.equal(run('/usr/bin/fwlb', ['check', '-c', '/etc/fwlb/cluster.yaml.example']).status, 0);
+        assert.ok(existsSync('/lib/systemd/system/fwlb.service'));
+      } finally {
+        run('apt-get', ['purge', '-y', 'fwlb']);
+      }
+      assert.ok(!existsSync('/usr/bin/fwlb') && !existsSync('/etc/fwlb/cluster.yaml.example'), 'purged');
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

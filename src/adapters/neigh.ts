@@ -1,5 +1,6 @@
 /**
- * The neighbour probe interval of an interface (net.ipv4.neigh.IFNAME.retrans_time_ms), in
+ * The neighbour probe interval of an interface (net.ipv4.neigh.IFNAME.retrans_time_ms, and
+ * net.ipv6.neigh.IFNAME.retrans_time_ms for neighbour discovery: the same trap over IPv6), in
  * this network namespace. A packet forwarded in the moment a link loses its carrier leaves
  * its neighbour entry INCOMPLETE with its probe lost; the kernel probes again only after
  * retrans_time (1 s by default), and every packet to that neighbour waits in its queue
@@ -9,15 +10,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 
-/** Sets it to `ms` where it is longer; a failure is logged, never fatal. */
+/** Sets it to `ms` where it is longer, for both families; a failure is logged, never fatal. */
 export function setNeighRetrans(ifname: string, ms: number, log: Logger): void {
-  const path = `/proc/sys/net/ipv4/neigh/${ifname}/retrans_time_ms`;
-  try {
-    const was = readFileSync(path, 'utf8').trim();
-    if (Number(was) <= ms) return;
-    writeFileSync(path, String(ms));
-    log.info({ event: 'neigh_retrans', ifname, ms, was: Number(was) }, `ARP probes on ${ifname} repeated after ${ms} ms (was ${was} ms), so a neighbour left unresolved by a carrier loss is resolved at once when it is back`);
-  } catch (e) {
-    log.warn({ event: 'neigh_retrans_failed', ifname, err: (e as Error).message }, `cannot set ${path}: a neighbour left unresolved by a carrier loss may stall its flows for up to the kernel's probe interval`);
+  for (const [family, what] of [['ipv4', 'ARP probes'], ['ipv6', 'Neighbour solicitations']] as const) {
+    const path = `/proc/sys/net/${family}/neigh/${ifname}/retrans_time_ms`;
+    try {
+      const was = readFileSync(path, 'utf8').trim();
+      if (Number(was) <= ms) continue;
+      writeFileSync(path, String(ms));
+      log.info({ event: 'neigh_retrans', ifname, family, ms, was: Number(was) }, `${what} on ${ifname} repeated after ${ms} ms (was ${was} ms), so a neighbour left unresolved by a carrier loss is resolved at once when it is back`);
+    } catch (e) {
+      // No IPv6 on the interface (disabled): nothing to set there.
+      if (family === 'ipv6' && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      log.warn({ event: 'neigh_retrans_failed', ifname, family, err: (e as Error).message }, `cannot set ${path}: a neighbour left unresolved by a carrier loss may stall its flows for up to the kernel's probe interval`);
+    }
   }
 }

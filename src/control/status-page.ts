@@ -24,7 +24,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   header { display: flex; gap: 1.5em; align-items: baseline; padding: 0.8em 1.2em; background: #fff; border-bottom: 1px solid var(--line); flex-wrap: wrap; }
   header h1 { font-size: 1.25em; margin: 0; }
   main { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; padding: 1em 1.2em; }
-  section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 0.6em 0.9em; }
+  section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 0.6em 0.9em; overflow-x: auto; }
   section h2 { font-size: 1em; margin: 0.2em 0 0.5em; }
   table { border-collapse: collapse; width: 100%; }
   th, td { text-align: left; padding: 0.2em 0.5em 0.2em 0; border-bottom: 1px solid #eaeef2; vertical-align: top; }
@@ -119,7 +119,7 @@ function render(st) {
     table(['peer', 'session', 'table', 'lag', 'queued', 'in flight', 'resync'], (sy.peers || []).map((p) => el('tr', { 'data-sync-peer': p.peer },
       el('td', null, p.peer), el('td', { class: p.session && p.alive ? 'ok' : 'bad' }, p.session ? (p.alive ? 'up' : 'silent') : 'none'),
       el('td', { class: p.peerSynced ? 'ok' : 'warn' }, p.peerLeaving ? 'leaving' : p.peerSynced ? 'complete' : 'incomplete'),
-      el('td', null, p.lagMs + ' ms'), el('td', null, p.queuedRecords + ' records'), el('td', null, p.inFlight), el('td', { class: p.resync === 'none' ? 'mute' : 'warn' }, p.resync)))),
+      el('td', null, Math.round(p.lagMs) + ' ms'), el('td', null, p.queuedRecords + ' records'), el('td', null, p.inFlight), el('td', { class: p.resync === 'none' ? 'mute' : 'warn' }, p.resync)))),
   ] : [el('p', { class: 'mute' }, 'off')]));
 
   const svcs = st.services || [];
