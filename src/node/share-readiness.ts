@@ -91,7 +91,9 @@ export class ShareReadiness {
       log.info({ event: 'sharing_wait_entries', peers: pending }, `sharing: waiting for the entries of ${pending.join(', ')} before taking buckets`);
     }
     if (clock.now() < this.entriesWaitUntil) return true;
-    log.warn({ event: 'sharing_wait_entries_over', peers: pending }, `sharing: the entries of ${pending.join(', ')} did not all come within ${PEER_ENTRIES_WAIT_MS} ms: taking the buckets without them`);
+    // Said once per wait (-Infinity: over and said; the node may be held back by something else).
+    if (this.entriesWaitUntil !== -Infinity) log.warn({ event: 'sharing_wait_entries_over', peers: pending }, `sharing: the entries of ${pending.join(', ')} did not all come within ${PEER_ENTRIES_WAIT_MS} ms: taking the buckets without them`);
+    this.entriesWaitUntil = -Infinity;
     return false;
   }
 
