@@ -12,7 +12,7 @@ import { IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_LINK, type Addr, type Link }
 
 import { FwlbError } from '../lib/errors.js';
 import type { Poller } from './netlink/poller.js';
-import { RtNetlink } from './netlink/rtnetlink.js';
+import { RtNetlink, type RtEvent } from './netlink/rtnetlink.js';
 import { PacketSocket } from './packet-socket.js';
 import { VrrpSocketV4 } from './vrrp-socket.js';
 import { Advertiser } from './vrrp/advertiser.js';
@@ -107,9 +107,17 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
   const advertiser = new Advertiser();
   advertiser.start();
   const host = new HostLinks();
+  // Events are heard from before the dumps are asked for and held until they are read: a
+  // change while the dumps run (DAD passing on a link that just came up) is not lost.
+  let held: RtEvent[] | undefined = [];
+  rtnl.onEvent((e) => (held ? held.push(e) : onEvent(e)));
   for (const l of await rtnl.links()) host.links.set(l.name, l);
   for (const a of await rtnl.addresses(6)) host.linkLocals.learn(a);
-  rtnl.onEvent((e) => {
+  const early = held;
+  held = undefined;
+  // In the kernel's order after the snapshot: each link's and address's last event is its newest state.
+  early.forEach(onEvent);
+  function onEvent(e: RtEvent): void {
     if (e.kind === 'link') host.learn(e);
     else if (e.kind === 'addr') host.learnAddr(e);
     else if (e.kind === 'lost') {
@@ -120,7 +128,7 @@ export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise
         (err: Error) => o.log.error({ err: err.message }, 'cannot re-read links'),
       );
     }
-  });
+  }
 
   return {
     counters: () => rtnl.counters(),

@@ -537,3 +537,25 @@ test('IPv6 VRRP: adverts from the link-local address, the same VRID as IPv4 apar
   assert.equal(c.state(1), 'fault');
   assert.deepEqual(c.fw2.host.vips(), []);
 });
+
+test('IPv6 VRRP: a link-local address that comes between the prepare and the start (DAD done while VIPs are cleared) is taken at the start, not waited for in fault', async () => {
+  // Seen in the lab: a node started as its links came up read no usable link-local address in
+  // its prepare; DAD passed while the start cleared stale VIPs, before it listened; nothing
+  // came after, and its IPv6 instance (so its whole group) stayed in fault.
+  const c = await cluster(DUAL, undefined, undefined, { fw1: { eth0: ['fe80::a'] } });
+  c.fw2.host.setLinkLocals('eth0', ['fe80::b']);
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  assert.equal(c.state(0), 'master');
+  assert.equal(c.state(1), 'backup', `fw2 joined with the address it has: ${JSON.stringify(c.fw2.svc.status().groups[0]!.instances.map((i) => i.faults))}`);
+  assert.equal(c.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!.source, 'fe80::b');
+  // And the other way: an address that went before the start is not used.
+  const d = await cluster(DUAL, undefined, undefined, { fw1: { eth0: ['fe80::a'] }, fw2: { eth0: ['fe80::b'] } });
+  d.fw2.host.setLinkLocals('eth0', []);
+  await d.fw1.svc.start();
+  await d.fw2.svc.start();
+  await d.run(1000);
+  assert.equal(d.state(1), 'fault', 'no link-local address at the start: in fault, waiting for one');
+  assert.equal(d.fw2.svc.status().groups[0]!.instances.find((i) => i.name === 'ext6')!.source, null);
+});

@@ -172,6 +172,10 @@ export class VrrpService {
       this.feed(g, { type: 'all', event: { type: 'startup' } });
       scheduleScript(g, 0, this.trackHost);
     }
+    // Link-local addresses that came or went since the prepare read them (DAD passing while
+    // the stale VIPs were cleared above, before we listened): taken now, not waited for.
+    const feed = (g: GroupRuntime, e: SyncGroupEvent) => this.feed(g, e);
+    for (const ifname of new Set(this.groups.flatMap((g) => [...g.members.values()].filter((m) => m.family === 6).map((m) => m.ifname)))) this.links.linkLocalChanged(this.groups, ifname, net.linkLocals(ifname), feed);
     this.demotionApplied = false;
     this.applyDemotion();
     if (this.preemptHeld) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: true } });
