@@ -6,13 +6,21 @@ function readyLine(r: Readiness): string {
   return `ready    NO: ${r.reason}`;
 }
 
+/** The cluster version of the config and where the peers stand (issue 24). */
+function configVersionText(d: NodeStatus['config']['distribution']): string {
+  if (!d) return '';
+  const peers = Object.entries(d.peers).map(([n, p]) => `${n} ${p.state === 'same' ? 'same' : `${p.state.toUpperCase()} (version ${p.version ?? '?'})`}`);
+  const confirm = d.confirm ? `, NOT CONFIRMED: rolls back in ${Math.round(d.confirm.inMs / 1000)} s` : '';
+  return `, version ${d.version} (${d.hash.slice(0, 12)})${d.localChanges ? ' CHANGED BY HAND since pushed' : ''}${confirm}${peers.length ? `; peers: ${peers.join(', ')}` : ''}`;
+}
+
 /** `fwlb status` for people. */
 export function formatStatus(s: NodeStatus | StartingStatus): string {
   if ('starting' in s) return [`node ${s.node} is starting`, readyLine(s.ready), ''].join('\n');
   const lines = [
     `node ${s.node} of cluster ${s.cluster} (pid ${s.pid}, up since ${s.startedAt})`,
     readyLine(s.ready),
-    `config   ${s.config.file} (${s.config.digest.slice(0, 12)})`,
+    `config   ${s.config.file} (${s.config.digest.slice(0, 12)})${configVersionText(s.config.distribution)}`,
     `ruleset  ${s.ruleset.digest.slice(0, 12)} applied ${s.ruleset.appliedAt} in ${s.ruleset.applyMs} ms, ${s.ruleset.bytes} bytes, ${s.ruleset.blockedPrefixes} blocked prefixes`,
     `reloads  ${s.reloads.ok} ok, ${s.reloads.failed} failed${s.reloads.lastError ? ` (last error: ${s.reloads.lastError.split('\n')[0]})` : ''}`,
   ];

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { controlCall, defaultControlPath } from '../control/client.js';
 import { registerLabCommand } from './lab-command.js';
@@ -88,14 +89,16 @@ program
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
   .option('--metrics <[address:]port>', 'serve Prometheus metrics at /metrics and the live status page at / over HTTP (a bare port: on 127.0.0.1)')
+  .option('--state-dir <dir>', "where the node keeps its config versions (default: /var/lib/fwlb/<node>; with --control, NODE-state beside the control socket)")
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-  .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string }) => {
+  .action(async (o: { config: string; node: string; control?: string; logLevel: string; metrics?: string; stateDir?: string }) => {
     // First of all: the daemon's collector on its own threads (adapters/reexec.ts); this
     // replaces the process when the flag is missing and returns only when it cannot.
     const { ensureNodeFlags } = await import('../adapters/reexec.js');
     const concurrentGc = ensureNodeFlags();
     const { runNode } = await import('../main.js');
-    const code = await runNode({ concurrentGc, configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, ...(o.metrics ? { metrics: o.metrics } : {}) });
+    const stateDir = o.stateDir ?? (o.control ? join(dirname(resolve(o.control)), `${o.node}-state`) : `/var/lib/fwlb/${o.node}`);
+    const code = await runNode({ concurrentGc, configFile: o.config, node: o.node, controlPath: o.control ?? defaultControlPath(o.node), logLevel: o.logLevel, stateDir, ...(o.metrics ? { metrics: o.metrics } : {}) });
     process.exit(code);
   });
 
@@ -155,11 +158,14 @@ program
   .description('ask a running node to reload its config (as SIGHUP does) and report the outcome')
   .option('-n, --node <name>', 'node name (default: the hostname)', hostname())
   .option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)')
-  .action(async (o: { node: string; control?: string }) => {
+  .option('--confirm <duration>', 'roll back to the config before unless `fwlb config confirm` comes within this time (e.g. 2m)')
+  .action(async (o: { node: string; control?: string; confirm?: string }) => {
+    const confirmMs = o.confirm === undefined ? undefined : confirmDuration(o.confirm);
     try {
-      const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'reload', undefined, 30_000)) as { ok: boolean; changed?: boolean; error?: string };
+      const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'reload', confirmMs === undefined ? undefined : { confirmMs }, 30_000)) as { ok: boolean; changed?: boolean; error?: string };
       if (!r.ok) fail(`reload failed, the node keeps its running config:\n${r.error}`, RELOAD_NEXT_STEP);
       process.stdout.write(r.changed ? 'reloaded: ruleset updated\n' : 'reloaded: ruleset unchanged\n');
+      if (confirmMs !== undefined) process.stdout.write(`not confirmed yet: \`fwlb config confirm\` within ${o.confirm}, or the config before comes back\n`);
     } catch (e) {
       failControl(e);
     }
@@ -200,9 +206,59 @@ program
     process.exit(ok ? 0 : 1);
   });
 
-const backend = program.command('backend').description("change a running node's backends: no restart, established flows untouched (but by disable/remove)");
 const controlOpts = (c: Command) =>
   c.option('-n, --node <name>', 'node name (default: the hostname)', hostname()).option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)');
+
+/** A commit-confirm time: a duration from 1 s to a day, or exit with what to give. */
+function confirmDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 1000 || ms > 24 * 3600_000) return fail(`--confirm: "${text}" is not a duration from 1s to 24h`, 'give one such as 90s or 2m');
+  return ms;
+}
+
+interface NodeOutcomeView {
+  outcome: string;
+  reason?: string;
+  message?: string;
+  changed?: boolean;
+}
+/** One line per node: what the push or the confirm did there; exit status 1 when one refused it. */
+function printOutcomes(nodes: Record<string, NodeOutcomeView>): void {
+  for (const [name, r] of Object.entries(nodes)) {
+    const what = r.outcome === 'applied' ? `applied${r.changed === false ? ' (ruleset unchanged)' : ''}` : r.outcome === 'refused' ? `refused (${r.reason}): ${r.message}` : r.outcome === 'unreachable' ? `unreachable, pending: ${r.message}` : r.outcome;
+    process.stdout.write(`  ${name}: ${what}\n`);
+    if (r.outcome === 'refused') process.exitCode = 1;
+  }
+}
+
+const config = program.command('config').description('one config for the whole cluster: push it to every node, confirm it');
+controlOpts(
+  config
+    .command('push <file>')
+    .description("check FILE for every node, give it the next version, sign it and apply it on this node and every peer (over the sync link); a peer that is down gets it when it is back")
+    .option('--confirm <duration>', 'roll it back on every node unless `fwlb config confirm` comes within this time (e.g. 2m)'),
+).action(async (file: string, o: { node: string; control?: string; confirm?: string }) => {
+  const confirmMs = o.confirm === undefined ? undefined : confirmDuration(o.confirm);
+  try {
+    const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'config_push', { file: resolve(file), ...(confirmMs === undefined ? {} : { confirmMs }) }, 60_000)) as { version: number; hash: string; nodes: Record<string, NodeOutcomeView> };
+    process.stdout.write(`config version ${r.version} (${r.hash.slice(0, 12)})${confirmMs === undefined ? '' : `, to be confirmed within ${o.confirm}`}:\n`);
+    printOutcomes(r.nodes);
+    if (confirmMs !== undefined) process.stdout.write(`next: \`fwlb config confirm\` within ${o.confirm}, or every node goes back to the config before\n`);
+  } catch (e) {
+    failControl(e);
+  }
+});
+controlOpts(config.command('confirm').description('confirm the version pushed (or reloaded) with --confirm, on this node and every peer')).action(async (o: { node: string; control?: string }) => {
+  try {
+    const r = (await controlCall(o.control ?? defaultControlPath(o.node), 'config_confirm', undefined, 30_000)) as { version: number; nodes: Record<string, NodeOutcomeView> };
+    process.stdout.write(`config version ${r.version}:\n`);
+    printOutcomes(r.nodes);
+  } catch (e) {
+    failControl(e);
+  }
+});
+
+const backend = program.command('backend').description("change a running node's backends: no restart, established flows untouched (but by disable/remove)");
 const sendBackend = async (o: { node: string; control?: string }, args: Record<string, unknown>) => {
   try {
     const r = await controlCall(o.control ?? defaultControlPath(o.node), 'backend', args, 30_000);

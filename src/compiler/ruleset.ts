@@ -366,6 +366,10 @@ function clusterRules({ c, ifname, peerAddrs }: Ctx): string[] {
     const ports = syncPorts(c.state_sync);
     if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} udp dport ${ports} accept comment "state sync from peers"`);
     if (v6.length) rules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} udp dport ${ports} accept comment "state sync from peers"`);
+    // Config distribution (services/config-dist.ts): TCP on the sync port, both ways, untracked.
+    const p = c.state_sync.port;
+    if (v4.length) rules.push(`iifname ${q(ifname(role))} ip saddr ${set(v4)} tcp dport ${p} accept comment "config from peers"`, `iifname ${q(ifname(role))} ip saddr ${set(v4)} tcp sport ${p} accept comment "config: the peers' answers"`);
+    if (v6.length) rules.push(`iifname ${q(ifname(role))} ip6 saddr ${set(v6)} tcp dport ${p} accept comment "config from peers"`, `iifname ${q(ifname(role))} ip6 saddr ${set(v6)} tcp sport ${p} accept comment "config: the peers' answers"`);
   }
   // Sharing: the BEATs also cross every link with shared addresses (a node is live while it
   // is heard on any of them: services/sharing.ts, the partition rule).
@@ -442,6 +446,10 @@ function rawChains({ c, ifname, peerAddrs }: Ctx, blocked: { v4: string[]; v6: s
     const sif = q(ifname(c.state_sync.interface));
     notrack.pre.push(`iifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
     notrack.out.push(`oifname ${sif} udp dport ${ports} notrack comment "state sync: no conntrack entry"`);
+    for (const dir of ['dport', 'sport']) {
+      notrack.pre.push(`iifname ${sif} tcp ${dir} ${c.state_sync.port} notrack comment "config distribution: no conntrack entry"`);
+      notrack.out.push(`oifname ${sif} tcp ${dir} ${c.state_sync.port} notrack comment "config distribution: no conntrack entry"`);
+    }
     for (const role of beatRoles(c)) {
       const v4 = peerAddrs(role, 4);
       if (!v4.length) continue;

@@ -23,6 +23,18 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
   const reloads = counter('fwlb_reloads_total', 'Config reloads by outcome', ['result']);
   reloads.inc({ result: 'ok' }, s.reloads.ok);
   reloads.inc({ result: 'failed' }, s.reloads.failed);
+  const cd = s.config.distribution;
+  if (cd) {
+    gauge('fwlb_config_version', 'The cluster config version this node runs (0: none pushed yet)').set(cd.version);
+    gauge('fwlb_config_local_changes', 'The running config is not its version as pushed (changed and reloaded by hand)').set(cd.localChanges ? 1 : 0);
+    const inStep = gauge('fwlb_config_peer_in_step', 'The peer runs the same config version and files as this node (1), or not (0: behind, ahead, other files, unknown)', ['peer']);
+    for (const [peer, p] of Object.entries(cd.peers)) inStep.set({ peer }, p.state === 'same' ? 1 : 0);
+    gauge('fwlb_config_confirm_pending', 'A commit-confirm waits for its confirm').set(cd.confirm ? 1 : 0);
+    const refused = counter('fwlb_config_refused_total', 'Configs from peers (or pushed here) refused, by reason; frames refused by the link (bad signature, strangers) under link_*', ['reason']);
+    for (const [reason, n] of Object.entries(cd.counters.refused)) refused.inc({ reason }, n ?? 0);
+    for (const [reason, n] of Object.entries(cd.link?.refused ?? {})) refused.inc({ reason: `link_${reason}` }, n);
+    counter('fwlb_config_rollbacks_total', 'Versions rolled back for a missed confirm').inc(cd.counters.rollbacks);
+  }
 
   const up = gauge('fwlb_backend_up', 'Backend takes new flows (enabled, healthy, weight > 0)', ['service', 'backend']);
   const healthy = gauge('fwlb_backend_healthy', 'Health check verdict (1 up, 0 down; unchecked backends count as up)', ['service', 'backend']);

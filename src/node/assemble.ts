@@ -22,7 +22,7 @@ import { joinLinkMulticast, leaveLinkMulticast } from '../adapters/link-multicas
 import { setNeighRetrans } from '../adapters/neigh.js';
 import { TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { ownedSetScript } from '../compiler/map-update.js';
-import type { LoadedConfig } from '../config/load.js';
+import type { LoadedConfig, LoadResult } from '../config/load.js';
 import { nodeView } from '../config/node.js';
 import { defaultSeed } from '../fsm/sharing.js';
 import { realClock } from '../lib/clock.js';
@@ -46,6 +46,8 @@ import { notifyHooks } from './notify.js';
 import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
+import { buildConfigDist, readConfigFiles, type ConfigDistParts } from './config-dist.js';
+import { FwlbError } from '../lib/errors.js';
 import { withNextStep } from '../lib/next-step.js';
 
 export interface NodeOptions {
@@ -54,6 +56,8 @@ export interface NodeOptions {
   controlPath: string;
   /** "ADDRESS:PORT" to serve /metrics over HTTP. */
   metrics?: string;
+  /** Where the node keeps what outlives it: config versions (default /var/lib/fwlb/NODE). */
+  stateDir?: string;
 }
 
 /** Neighbour probe interval on a shared link or a VRRP instance's link (adapters/neigh.ts). */
@@ -349,14 +353,8 @@ function nodeRunner(o: {
   let started = false;
   // Reloads, runtime commands, the start and the stop run one at a time, in order.
   const ops = new SerialQueue();
-  const reload = () =>
-    ops.run(async () => {
-      o.systemd?.reloadStart(opts.configFile);
-      const r = await reloadFile(daemon, opts.configFile, log);
-      events.feed(r.ok ? { type: 'config', ok: true, digest: daemon.configDigest(), changed: r.changed ?? false } : { type: 'config', ok: false, reason: r.error ?? 'failed' });
-      o.systemd?.reloadEnd(r.ok ? `reloaded, ruleset ${r.changed ? 'updated' : 'unchanged'}` : `reload refused, the running config stays: ${r.error ?? 'failed'}`, events.current());
-      return r;
-    });
+  const cfg = configOps(o, ops);
+  const reload = cfg.reload;
   let phase: 'starting' | 'running' | 'stopping' = 'starting';
   let stopAsked: string | undefined;
   let stopped: (code: number) => void = () => undefined;
@@ -376,6 +374,7 @@ function nodeRunner(o: {
       .run(() => daemon.stop({ force }))
       .finally(() => liveness?.stop())
       .catch((e: Error) => log.error({ err: e.message }, 'graceful stop incomplete'))
+      .then(() => cfg.close())
       .then(() => control.close())
       .then(() => metricsServer?.close())
       .then(() => {
@@ -391,6 +390,7 @@ function nodeRunner(o: {
     ops,
     started: () => started,
     reload,
+    config: cfg.handlers,
     stop: (force) => {
       if (phase === 'starting') return false;
       if (phase === 'stopping' && force) daemon.skipStopWait();
@@ -405,6 +405,7 @@ function nodeRunner(o: {
     async run() {
       const r = await startNode(o, control, ops, () => (started = true));
       if (!r.ok) return 1;
+      await cfg.start();
       metricsServer = r.metrics;
       phase = 'running';
       if (stopAsked) stop(stopAsked, false);
@@ -456,4 +457,85 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
   const metrics = opts.metrics ? serveMetrics(opts.metrics, () => daemon.status(), log) : undefined;
   log.info({ event: 'started', config: opts.configFile, control: opts.controlPath, metrics: opts.metrics }, 'fwlb node running');
   return { ok: true, ...(metrics ? { metrics } : {}) };
+}
+
+/** The config distribution of a running node, wired to its queue, its liveness and its events. */
+async function startConfigDist(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue, reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>): Promise<ConfigDistParts> {
+  const { opts, loaded, log, liveness, daemon } = o;
+  const parts = await buildConfigDist({
+    loaded,
+    node: opts.node,
+    configFile: opts.configFile,
+    stateDir: opts.stateDir ?? `/var/lib/fwlb/${opts.node}`,
+    log: log.child({ component: 'config' }),
+    peerDown: (peer) => liveness?.status()?.peers.find((p) => p.peer === peer)?.state === 'down',
+    serial: (f) => ops.run(f),
+    reload,
+  });
+  o.core.events.subscribe((e) => e.type === 'peer_up' && parts.service.peerUp());
+  daemon.setConfigStatus(() => ({ ...parts.service.status(), ...(parts.linkCounters() ? { link: parts.linkCounters()! } : {}) }));
+  return parts;
+}
+
+/**
+ * Reloads and the config distribution (issue 24): `fwlb reload` (with --confirm), a pushed
+ * config's reload, both told to systemd and the cluster events; the distribution started once
+ * the node runs, its control handlers, its stop.
+ */
+function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
+  const { opts, log, daemon } = o;
+  const { events } = o.core;
+  let parts: ConfigDistParts | undefined;
+  const notified = async <R extends { ok: boolean; changed?: boolean; error?: string }>(f: () => Promise<R>): Promise<R> => {
+    o.systemd?.reloadStart(opts.configFile);
+    const r = await f();
+    events.feed(r.ok ? { type: 'config', ok: true, digest: daemon.configDigest(), changed: r.changed ?? false } : { type: 'config', ok: false, reason: r.error ?? 'failed' });
+    o.systemd?.reloadEnd(r.ok ? `reloaded, ruleset ${r.changed ? 'updated' : 'unchanged'}` : `reload refused, the running config stays: ${r.error ?? 'failed'}`, events.current());
+    return r;
+  };
+  const reload = (confirmMs?: number) =>
+    ops.run(async () => {
+      const before = parts?.service.files();
+      const r = await notified(() => reloadFile(daemon, opts.configFile, log));
+      if (r.ok && parts) {
+        const now = await readConfigFiles(opts.configFile);
+        if (now.ok) parts.service.reloaded(now.files);
+        if (confirmMs !== undefined && before) parts.service.armLocalConfirm(confirmMs, before);
+      }
+      return r;
+    });
+  /** A pushed config's contents, reloaded as `fwlb reload` does (inside the node's queue). */
+  const reloadPushed = async (next: LoadResult): Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }> => {
+    const r = await notified(async () => {
+      const t0 = performance.now();
+      const x = await daemon.reload(next);
+      daemon.noteReloadTime(Math.round(performance.now() - t0));
+      return x.ok ? { ok: true as const, changed: x.changed } : { ok: false as const, error: x.error.message };
+    });
+    return r.ok ? r : { ok: false, error: new Error(r.error) };
+  };
+  const running = () => {
+    if (!parts) throw new FwlbError('ERR_STARTING', 'the node is still starting');
+    return parts.service;
+  };
+  return {
+    reload,
+    handlers: {
+      push: async (file: string, confirmMs?: number) => {
+        const svc = running();
+        const r = await readConfigFiles(file);
+        if (!r.ok) throw new FwlbError('ERR_CONFIG_PUSH', r.error);
+        return svc.push(r.files, confirmMs);
+      },
+      confirm: () => running().confirmAll(),
+    },
+    start: async () => {
+      try {
+        parts = await startConfigDist(o, ops, reloadPushed);
+      } catch (e) {
+        log.error({ event: 'config_dist_failed', err: (e as Error).message }, `config distribution not started: ${(e as Error).message}`);
+      }
+    },
+    close: () => parts?.close(),
+  };
 }

@@ -33,7 +33,10 @@ export function controlServer(o: {
   daemon: NodeDaemon;
   ops: SerialQueue;
   started: () => boolean;
-  reload: () => Promise<unknown>;
+  /** `fwlb reload`, with `--confirm`: rolled back unless confirmed within confirmMs. */
+  reload: (confirmMs?: number) => Promise<unknown>;
+  /** `fwlb config push FILE` and `fwlb config confirm` (issue 24), where the node has a config distribution. */
+  config?: { push: (file: string, confirmMs?: number) => Promise<unknown>; confirm: () => Promise<unknown> };
   /** false: the node is still starting. */
   stop: (force: boolean) => boolean;
   log: Logger;
@@ -53,7 +56,18 @@ export function controlServer(o: {
         if (!o.started()) throw new FwlbError('ERR_STARTING', `node ${o.node} is ${daemon.readiness().reason}`);
         return renderMetrics(await daemon.status());
       },
-      reload: () => o.reload(),
+      reload: (args) => o.reload(confirmArg(args)),
+      // Not queued behind the node's operations here: the push queues its own applies (a
+      // peer's push may reach this node while it waits for that peer's answer).
+      config_push: (args) => {
+        if (typeof args.file !== 'string' || !args.file.startsWith('/')) throw new FwlbError('ERR_BAD_REQUEST', 'file must be an absolute path');
+        if (!o.config) throw new FwlbError('ERR_CONFIG_PUSH', 'this node has no config distribution');
+        return o.config.push(args.file, confirmArg(args));
+      },
+      config_confirm: () => {
+        if (!o.config) throw new FwlbError('ERR_CONFIG_PUSH', 'this node has no config distribution');
+        return o.config.confirm();
+      },
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
         const on = args.on;
@@ -72,4 +86,12 @@ export function controlServer(o: {
     },
     o.log,
   );
+}
+
+/** A request's confirmMs: absent, or whole milliseconds from a second to a day. */
+function confirmArg(args: Record<string, unknown>): number | undefined {
+  const v = args.confirmMs;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1000 || v > 24 * 3600_000) throw new FwlbError('ERR_BAD_REQUEST', 'confirmMs must be whole milliseconds from 1000 (1 s) to 86400000 (a day)');
+  return v;
 }

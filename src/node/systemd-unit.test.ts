@@ -40,5 +40,6 @@ test('the unit: Type=notify from the main process, the watchdog, only the capabi
   assert.deepEqual((s.CapabilityBoundingSet ?? '').split(' ').sort(), ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SYS_NICE']);
   assert.equal(s.NoNewPrivileges, 'yes');
   assert.equal(s.ProtectSystem, 'strict');
-  assert.equal(s.ReadWritePaths, '/run/fwlb', 'the control socket\'s directory, and nothing else, writable');
+  assert.equal(s.ReadWritePaths, '/run/fwlb /etc/fwlb', "the control socket's directory and the config's (a pushed config is written in place), nothing else");
+  assert.equal(s.StateDirectory, 'fwlb', 'the config versions kept under /var/lib/fwlb');
 });

@@ -21,6 +21,7 @@ import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
 import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
 import { commitAll, prepareAll } from './whole-apply.js';
 import type { NodeConfig, Subsystem } from '../ports/subsystem.js';
+import type { ConfigDistStatus } from './config-dist.js';
 
 import type { LivenessStatus } from './liveness.js';
 import type { SharingHostStatus } from './sharing-host.js';
@@ -109,7 +110,8 @@ export interface NodeStatus {
   cluster: string;
   pid: number;
   startedAt: string;
-  config: { file: string; digest: string; loadedAt: string };
+  /** The running config; `distribution` (issue 24): its cluster version and hash, the peers' and the pushes. */
+  config: { file: string; digest: string; loadedAt: string; version: number | null; hash: string | null; distribution: ConfigDistStatus | null };
   ruleset: RulesetStatus;
   reloads: { ok: number; failed: number; lastError: string | null; lastMs: number | null };
   services: ServiceStatus[];
@@ -193,6 +195,12 @@ export class NodeDaemon {
   private current: Current | undefined;
   private readonly startedAt: number;
   private reloads = { ok: 0, failed: 0, lastError: null as string | null, lastMs: null as number | null };
+  /** The config distribution's view (services/config-dist.ts), once it runs. */
+  private configStatus: (() => ConfigDistStatus) | undefined;
+
+  setConfigStatus(f: () => ConfigDistStatus): void {
+    this.configStatus = f;
+  }
   /** What the node is doing while not running yet, or 'stopping'. */
   private step = 'loading the config';
   private stopping = false;
@@ -402,7 +410,7 @@ export class NodeDaemon {
       cluster: c.cluster.name,
       pid: process.pid,
       startedAt: iso(this.startedAt),
-      config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt) },
+      config: { file: r.loaded.file, digest: r.loaded.digest, loadedAt: iso(r.loadedAt), ...configVersion(this.configStatus?.()) },
       ruleset: rules,
       reloads: { ...this.reloads },
       services: await this.deps.balancer.status(counters),
@@ -417,4 +425,9 @@ export class NodeDaemon {
       ...(this.deps.cluster?.() ?? { role: null, events: [] }),
     };
   }
+}
+
+/** The config's cluster version and hash for status (null without the distribution). */
+function configVersion(d: ConfigDistStatus | undefined): { version: number | null; hash: string | null; distribution: ConfigDistStatus | null } {
+  return d ? { version: d.version, hash: d.hash, distribution: d } : { version: null, hash: null, distribution: null };
 }

@@ -1,0 +1,155 @@
+/**
+ * The node's config distribution (services/config-dist.ts), built from the config: its key
+ * (derived from the cluster key), the TCP link on the sync addresses, the store in the
+ * node's state directory, and what checking and applying a bundle means on this node: every
+ * node's part compiled, then a reload as `fwlb reload` does (whole or nothing), then the files
+ * written in place (atomically), so that a restart runs what the cluster runs.
+ */
+import type { Logger } from 'pino';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { safeFileName, type BundleFile } from '../codec/config/bundle.js';
+import { deriveConfigKey } from '../codec/config/frame.js';
+import { compileRuleset } from '../compiler/ruleset.js';
+import { parseConfig, type LoadedConfig, type LoadResult } from '../config/load.js';
+import { nodeView } from '../config/node.js';
+import { realClock } from '../lib/clock.js';
+import { FwlbError } from '../lib/errors.js';
+import { bareAddress } from '../lib/ip.js';
+import { listenConfigLink, requestConfigLink, scopedHost, type ConfigLinkListener } from '../adapters/config-link.js';
+import { ConfigStore, writeAtomic } from '../adapters/config-store.js';
+import { ConfigDistService } from '../services/config-dist.js';
+import { readSyncKey } from './sync.js';
+
+/**
+ * The name the config itself has in a bundle, whatever its file is called on each node (the
+ * hash of the same config is the same on every node).
+ */
+export const MAIN_FILE = '@config';
+
+/** The files a config is made of: itself (as MAIN_FILE), then its block lists (by the names it gives them). */
+export async function readConfigFiles(file: string): Promise<{ ok: true; files: BundleFile[]; loaded: LoadedConfig } | { ok: false; error: string }> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (e) {
+    return { ok: false, error: `cannot read ${file}: ${(e as Error).message}` };
+  }
+  const parsed = await parseConfig(text.toString('utf8'), file);
+  if (!parsed.ok) return { ok: false, error: parsed.error.message };
+  const files: BundleFile[] = [{ name: MAIN_FILE, body: text }];
+  for (const f of parsed.value.config.firewall.block_files) {
+    if (!safeFileName(f) || f === MAIN_FILE) return { ok: false, error: `firewall.block_files: "${f}": only files beside the config or below it (a relative path without "..") can be pushed` };
+    try {
+      files.push({ name: f, body: await readFile(resolve(dirname(resolve(file)), f)) });
+    } catch (e) {
+      return { ok: false, error: `firewall.block_files: cannot read ${f}: ${(e as Error).message}` };
+    }
+  }
+  return { ok: true, files, loaded: parsed.value };
+}
+
+/** A bundle's files as a config of this node's file (its block lists read from the bundle, not the disk). */
+export function parseFiles(files: readonly BundleFile[], configFile: string): Promise<LoadResult> {
+  const dir = dirname(resolve(configFile));
+  const byPath = new Map(files.slice(1).map((f) => [resolve(dir, f.name), f.body.toString('utf8')]));
+  return parseConfig(files[0]!.body.toString('utf8'), configFile, async (p) => {
+    const t = byPath.get(resolve(p));
+    if (t === undefined) throw new Error('not in the pushed files');
+    return t;
+  });
+}
+
+/** Why the files are no config for some node of the cluster (each node's ruleset compiled), or undefined. */
+export async function checkFiles(files: readonly BundleFile[], configFile: string): Promise<string | undefined> {
+  const r = await parseFiles(files, configFile);
+  if (!r.ok) return r.error.message;
+  for (const name of Object.keys(r.value.config.nodes)) {
+    try {
+      compileRuleset({ config: r.value.config, node: nodeView(r.value.config, name), blocklist: r.value.blocklist });
+    } catch (e) {
+      return `node ${name}: ${(e as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+export interface ConfigDistParts {
+  service: ConfigDistService;
+  /** The TCP link's own refusals (frames not ours, bad HMACs, strangers). */
+  linkCounters: () => ReturnType<ConfigLinkListener['counters']> | undefined;
+  close: () => Promise<void>;
+}
+
+export async function buildConfigDist(o: {
+  loaded: LoadedConfig;
+  node: string;
+  configFile: string;
+  stateDir: string;
+  log: Logger;
+  peerDown: (peer: string) => boolean;
+  serial: <T>(f: () => Promise<T>) => Promise<T>;
+  /** A reload with these config contents (the node daemon's, as `fwlb reload` does it). */
+  reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>;
+}): Promise<ConfigDistParts> {
+  const c = o.loaded.config;
+  const view = nodeView(c, o.node);
+  const ss = c.state_sync;
+  const on = !!(ss && c.cluster.key_file);
+  const role = ss?.interface ?? '';
+  const ifname = view.interfaces[role] ?? role;
+  const hostOf = (a: string) => scopedHost(bareAddress(a), ifname);
+  const peers = on ? view.peers.filter((p) => p.addresses[role]).map((p) => ({ name: p.name, host: hostOf(p.addresses[role]!) })) : [];
+  const key = on ? deriveConfigKey(await readSyncKey(c, o.configFile)) : Buffer.alloc(32);
+  const store = new ConfigStore(o.stateDir);
+  const service = new ConfigDistService({
+    clock: realClock,
+    wallNow: Date.now,
+    log: o.log,
+    self: o.node,
+    cluster: c.cluster.name,
+    peers: peers.map((p) => p.name),
+    send: (peer, type, payload, timeoutMs) => {
+      const p = peers.find((x) => x.name === peer);
+      if (!p) return Promise.reject(new FwlbError('ERR_CONFIG_PUSH', `${peer} has no sync address`));
+      return requestConfigLink({ host: p.host, port: ss!.port, key, type, payload, timeoutMs, localAddress: hostOf(view.addresses[role]!) });
+    },
+    peerDown: o.peerDown,
+    store,
+    check: (files) => checkFiles(files, o.configFile),
+    apply: async (files) => {
+      const next = await parseFiles(files, o.configFile);
+      if (!next.ok) return { ok: false, error: next.error.message };
+      const r = await o.reload(next);
+      if (!r.ok) return { ok: false, error: r.error.message };
+      // In place once it runs: the block lists first, the config last (each atomically).
+      const dir = dirname(resolve(o.configFile));
+      for (const f of files.slice(1)) await writeAtomic(resolve(dir, f.name), f.body);
+      await writeAtomic(resolve(o.configFile), files[0]!.body);
+      return { ok: true, changed: r.changed };
+    },
+    serial: o.serial,
+  });
+  const stored = await store.load();
+  const running = await readConfigFiles(o.configFile);
+  service.start(stored, running.ok ? running.files : [{ name: MAIN_FILE, body: Buffer.alloc(0) }]);
+  let listener: ConfigLinkListener | undefined;
+  if (on) {
+    listener = await listenConfigLink({
+      host: hostOf(view.addresses[role]!),
+      port: ss!.port,
+      key,
+      peers: peers.map((p) => p.host),
+      handle: (f, from) => service.handle(f, peers.find((p) => bareAddress(p.host.replace(/%.*$/, '')) === from)?.name ?? from),
+      onRefused: (reason, from) => o.log.warn({ event: 'config_link_refused', reason, from }, `config link: a connection from ${from} refused (${reason})`),
+    });
+  }
+  return {
+    service,
+    linkCounters: () => listener?.counters(),
+    close: async () => {
+      service.stop();
+      await listener?.close();
+    },
+  };
+}
