@@ -151,3 +151,21 @@ test('a push with --confirm and no confirm is rolled back on every node; 200 ses
   const s = JSON.parse((await readFile(log, 'utf8')).trim().split('\n').pop()!) as { kept: number; lost: number; worstStallMs: number };
   assert.equal(s.kept, 200, JSON.stringify({ ...s, stalls: undefined }));
 });
+
+test('a drain made with --cluster holds on every node and survives a restart of each', async () => {
+  const admin = async (fw: string) => (await status(fw)).services.find((s) => s.name === 'web')?.backends.find((b) => b.name === 'web1')?.admin;
+  const r = await fwlb(['backend', 'drain', 'web', 'web1', '--cluster', '--control', control('fw1')]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /"fw2":\{"outcome":"applied"/);
+  assert.deepEqual([await admin('fw1'), await admin('fw2')], ['drain', 'drain']);
+  for (const fw of ['fw2', 'fw1']) {
+    await lab.gracefulStop(fw);
+    start(fw);
+    await waitReady(fw);
+    assert.equal(await admin(fw), 'drain', `${fw} came back with web1 drained (its state file)`);
+  }
+  const other = await admin('fw2');
+  assert.equal(other, 'drain');
+  const st = (await status('fw1')).config.distribution;
+  assert.equal(st?.runtime?.version, 1, 'the cluster runtime version');
+});

@@ -209,6 +209,9 @@ program
 const controlOpts = (c: Command) =>
   c.option('-n, --node <name>', 'node name (default: the hostname)', hostname()).option('--control <path>', 'control socket (default: /run/fwlb/<node>.sock)');
 
+/** `--cluster`: a runtime change run on every node of the cluster, and kept by each. */
+const clusterOpt = (c: Command) => c.option('--cluster', 'on every node of the cluster (each keeps it across restarts; a node that is down gets it when it is back)');
+
 /** A commit-confirm time: a duration from 1 s to a day, or exit with what to give. */
 function confirmDuration(text: string): number {
   const ms = parseDuration(text);
@@ -259,9 +262,9 @@ controlOpts(config.command('confirm').description('confirm the version pushed (o
 });
 
 const backend = program.command('backend').description("change a running node's backends: no restart, established flows untouched (but by disable/remove)");
-const sendBackend = async (o: { node: string; control?: string }, args: Record<string, unknown>) => {
+const sendBackend = async (o: { node: string; control?: string; cluster?: boolean }, args: Record<string, unknown>) => {
   try {
-    const r = await controlCall(o.control ?? defaultControlPath(o.node), 'backend', args, 30_000);
+    const r = await controlCall(o.control ?? defaultControlPath(o.node), 'backend', { ...args, ...(o.cluster ? { cluster: true } : {}) }, 30_000);
     process.stdout.write(JSON.stringify(r) + '\n');
   } catch (e) {
     failControl(e);
@@ -273,29 +276,32 @@ for (const [op, what] of [
   ['enable', 'takes new flows again'],
   ['remove', 'out of the service (as disable); a runtime-added backend is gone for good'],
 ] as const) {
-  controlOpts(backend.command(`${op} <service> <backend>`).description(what)).action((service: string, name: string, o: { node: string; control?: string }) =>
+  clusterOpt(controlOpts(backend.command(`${op} <service> <backend>`).description(what))).action((service: string, name: string, o: { node: string; control?: string; cluster?: boolean }) =>
     sendBackend(o, { op, service, backend: name }),
   );
 }
-controlOpts(backend.command('weight <service> <backend> <weight>').description('set the weight (0-1000)')).action(
-  (service: string, name: string, weight: string, o: { node: string; control?: string }) => sendBackend(o, { op: 'weight', service, backend: name, weight: Number(weight) }),
+clusterOpt(controlOpts(backend.command('weight <service> <backend> <weight>').description('set the weight (0-1000)'))).action(
+  (service: string, name: string, weight: string, o: { node: string; control?: string; cluster?: boolean }) => sendBackend(o, { op: 'weight', service, backend: name, weight: Number(weight) }),
 );
-controlOpts(backend.command('add <service> <backend> <address>').description('add a backend: ADDRESS[:PORT]').option('-w, --weight <n>', 'weight', '1')).action(
-  (service: string, name: string, address: string, o: { node: string; control?: string; weight: string }) => {
+clusterOpt(controlOpts(backend.command('add <service> <backend> <address>').description('add a backend: ADDRESS[:PORT]').option('-w, --weight <n>', 'weight', '1'))).action(
+  (service: string, name: string, address: string, o: { node: string; control?: string; weight: string; cluster?: boolean }) => {
     const a = parseAddressPort(address);
     if (!a) return fail(`"${address}" is not ADDRESS[:PORT]`, 'give the backend\'s address as 198.18.1.11:80 or [2001:2::11]:80 (without a port: the service\'s)');
     return sendBackend(o, { op: 'add', service, backend: name, ...a, weight: Number(o.weight) });
   },
 );
 
-controlOpts(
-  program
-    .command('maintenance <on|off>')
-    .description('demote this node by hand (on: it hands every VIP over and stays backup) or let it back into the election (off)'),
-).action(async (mode: string, o: { node: string; control?: string }) => {
+clusterOpt(
+  controlOpts(
+    program
+      .command('maintenance <on|off>')
+      .description('demote this node by hand (on: it hands every VIP over and stays backup) or let it back into the election (off); kept across restarts'),
+  ),
+).action(async (mode: string, o: { node: string; control?: string; cluster?: boolean }) => {
   if (mode !== 'on' && mode !== 'off') return fail(`maintenance takes "on" or "off" (got "${mode}")`, '`fwlb maintenance on` to hand every VIP over, `fwlb maintenance off` to let the node back');
   try {
-    await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on' });
+    const r = await controlCall(o.control ?? defaultControlPath(o.node), 'maintenance', { on: mode === 'on', ...(o.cluster ? { cluster: true } : {}) }, 30_000);
+    if (o.cluster) printOutcomes((r as { nodes: Record<string, NodeOutcomeView> }).nodes);
     process.stdout.write(`maintenance ${mode}\n`);
   } catch (e) {
     failControl(e);

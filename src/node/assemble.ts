@@ -47,6 +47,7 @@ import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
 import { buildConfigDist, readConfigFiles, type ConfigDistParts } from './config-dist.js';
+import type { RuntimeCommand } from '../fsm/runtime-log.js';
 import { FwlbError } from '../lib/errors.js';
 import { withNextStep } from '../lib/next-step.js';
 
@@ -391,6 +392,7 @@ function nodeRunner(o: {
     started: () => started,
     reload,
     config: cfg.handlers,
+    runtime: cfg.runtime,
     stop: (force) => {
       if (phase === 'starting') return false;
       if (phase === 'stopping' && force) daemon.skipStopWait();
@@ -462,6 +464,7 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
 /** The config distribution of a running node, wired to its queue, its liveness and its events. */
 async function startConfigDist(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue, reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>): Promise<ConfigDistParts> {
   const { opts, loaded, log, liveness, daemon } = o;
+  const runCommand = (c: RuntimeCommand) => ops.run(async () => (c.op === 'maintenance' ? daemon.maintenance(c.on) : daemon.backend(c)));
   const parts = await buildConfigDist({
     loaded,
     node: opts.node,
@@ -471,9 +474,10 @@ async function startConfigDist(o: Parameters<typeof nodeRunner>[0], ops: SerialQ
     peerDown: (peer) => liveness?.status()?.peers.find((p) => p.peer === peer)?.state === 'down',
     serial: (f) => ops.run(f),
     reload,
+    runCommand,
   });
   o.core.events.subscribe((e) => e.type === 'peer_up' && parts.service.peerUp());
-  daemon.setConfigStatus(() => ({ ...parts.service.status(), ...(parts.linkCounters() ? { link: parts.linkCounters()! } : {}) }));
+  daemon.setConfigStatus(() => ({ ...parts.service.status(), ...(parts.linkCounters() ? { link: parts.linkCounters()! } : {}), runtime: parts.runtime.status() }));
   return parts;
 }
 
@@ -498,6 +502,7 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
       const before = parts?.service.files();
       const r = await notified(() => reloadFile(daemon, opts.configFile, log));
       if (r.ok && parts) {
+        await parts.runtime.prune((svc, b) => o.core.balancer.holdsRuntime(svc, b));
         const now = await readConfigFiles(opts.configFile);
         if (now.ok) parts.service.reloaded(now.files);
         if (confirmMs !== undefined && before) parts.service.armLocalConfirm(confirmMs, before);
@@ -512,6 +517,7 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
       daemon.noteReloadTime(Math.round(performance.now() - t0));
       return x.ok ? { ok: true as const, changed: x.changed } : { ok: false as const, error: x.error.message };
     });
+    if (r.ok) await parts?.runtime.prune((svc, b) => o.core.balancer.holdsRuntime(svc, b));
     return r.ok ? r : { ok: false, error: new Error(r.error) };
   };
   const running = () => {
@@ -529,6 +535,7 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
       },
       confirm: () => running().confirmAll(),
     },
+    runtime: () => (parts ? { local: (c: RuntimeCommand) => parts!.runtime.recordLocal(c), cluster: (c: RuntimeCommand) => parts!.runtime.clusterChange(c) } : undefined),
     start: async () => {
       try {
         parts = await startConfigDist(o, ops, reloadPushed);

@@ -3,13 +3,16 @@
  * (derived from the cluster key), the TCP link on the sync addresses, the store in the
  * node's state directory, and what checking and applying a bundle means on this node: every
  * node's part compiled, then a reload as `fwlb reload` does (whole or nothing), then the files
- * written in place (atomically), so that a restart runs what the cluster runs.
+ * written in place (atomically), so that a restart runs what the cluster runs. The runtime
+ * changes (services/runtime-state.ts) ride on the same link, and are restored at the start.
  */
 import type { Logger } from 'pino';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { safeFileName, type BundleFile } from '../codec/config/bundle.js';
-import { deriveConfigKey } from '../codec/config/frame.js';
+import { deriveConfigKey, type FrameType } from '../codec/config/frame.js';
+import type { RuntimeCommand } from '../fsm/runtime-log.js';
+import { RuntimeState } from '../services/runtime-state.js';
 import { compileRuleset } from '../compiler/ruleset.js';
 import { parseConfig, type LoadedConfig, type LoadResult } from '../config/load.js';
 import { nodeView } from '../config/node.js';
@@ -76,6 +79,7 @@ export async function checkFiles(files: readonly BundleFile[], configFile: strin
 
 export interface ConfigDistParts {
   service: ConfigDistService;
+  runtime: RuntimeState;
   /** The TCP link's own refusals (frames not ours, bad HMACs, strangers). */
   linkCounters: () => ReturnType<ConfigLinkListener['counters']> | undefined;
   close: () => Promise<void>;
@@ -91,6 +95,8 @@ export async function buildConfigDist(o: {
   serial: <T>(f: () => Promise<T>) => Promise<T>;
   /** A reload with these config contents (the node daemon's, as `fwlb reload` does it). */
   reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>;
+  /** Runs one runtime change on this node (a backend command, maintenance), in the node's queue. */
+  runCommand: (c: RuntimeCommand) => Promise<unknown>;
 }): Promise<ConfigDistParts> {
   const c = o.loaded.config;
   const view = nodeView(c, o.node);
@@ -102,6 +108,20 @@ export async function buildConfigDist(o: {
   const peers = on ? view.peers.filter((p) => p.addresses[role]).map((p) => ({ name: p.name, host: hostOf(p.addresses[role]!) })) : [];
   const key = on ? deriveConfigKey(await readSyncKey(c, o.configFile)) : Buffer.alloc(32);
   const store = new ConfigStore(o.stateDir);
+  const send = (peer: string, type: FrameType, payload: Buffer, timeoutMs: number) => {
+    const p = peers.find((x) => x.name === peer);
+    if (!p) return Promise.reject(new FwlbError('ERR_CONFIG_PUSH', `${peer} has no sync address`));
+    return requestConfigLink({ host: p.host, port: ss!.port, key, type, payload, timeoutMs, localAddress: hostOf(view.addresses[role]!) });
+  };
+  const runtime = new RuntimeState({
+    log: o.log,
+    cluster: c.cluster.name,
+    peers: peers.map((p) => p.name),
+    send,
+    peerDown: o.peerDown,
+    save: (doc) => store.saveRuntime(doc),
+    run: o.runCommand,
+  });
   const service = new ConfigDistService({
     clock: realClock,
     wallNow: Date.now,
@@ -109,11 +129,8 @@ export async function buildConfigDist(o: {
     self: o.node,
     cluster: c.cluster.name,
     peers: peers.map((p) => p.name),
-    send: (peer, type, payload, timeoutMs) => {
-      const p = peers.find((x) => x.name === peer);
-      if (!p) return Promise.reject(new FwlbError('ERR_CONFIG_PUSH', `${peer} has no sync address`));
-      return requestConfigLink({ host: p.host, port: ss!.port, key, type, payload, timeoutMs, localAddress: hostOf(view.addresses[role]!) });
-    },
+    send,
+    extension: runtime,
     peerDown: o.peerDown,
     store,
     check: (files) => checkFiles(files, o.configFile),
@@ -133,6 +150,9 @@ export async function buildConfigDist(o: {
   const stored = await store.load();
   const running = await readConfigFiles(o.configFile);
   service.start(stored, running.ok ? running.files : [{ name: MAIN_FILE, body: Buffer.alloc(0) }]);
+  const problems: string[] = [];
+  await runtime.restore(await store.loadRuntime(problems));
+  for (const p of problems) o.log.error({ event: 'runtime_store_damaged', problem: p }, `runtime state: ${p}: left out`);
   let listener: ConfigLinkListener | undefined;
   if (on) {
     listener = await listenConfigLink({
@@ -146,6 +166,7 @@ export async function buildConfigDist(o: {
   }
   return {
     service,
+    runtime,
     linkCounters: () => listener?.counters(),
     close: async () => {
       service.stop();

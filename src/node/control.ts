@@ -13,6 +13,7 @@ import { ControlServer } from '../control/server.js';
 import { FwlbError } from '../lib/errors.js';
 import type { SerialQueue } from '../lib/serial-queue.js';
 import type { NodeDaemon } from '../services/node-daemon.js';
+import type { RuntimeCommand } from '../fsm/runtime-log.js';
 
 /** Reloads the config file (a bad one keeps the running config); its time is noted and logged. */
 export async function reloadFile(daemon: NodeDaemon, file: string, log: Logger): Promise<{ ok: boolean; changed?: boolean; error?: string }> {
@@ -37,11 +38,28 @@ export function controlServer(o: {
   reload: (confirmMs?: number) => Promise<unknown>;
   /** `fwlb config push FILE` and `fwlb config confirm` (issue 24), where the node has a config distribution. */
   config?: { push: (file: string, confirmMs?: number) => Promise<unknown>; confirm: () => Promise<unknown> };
+  /**
+   * Runtime changes that last (kept in the state file) and, with `cluster`, run on every node
+   * (services/runtime-state.ts); absent while the node starts.
+   */
+  runtime?: () => { local(c: RuntimeCommand): Promise<unknown>; cluster(c: RuntimeCommand): Promise<unknown> } | undefined;
   /** false: the node is still starting. */
   stop: (force: boolean) => boolean;
   log: Logger;
 }): ControlServer {
   const { daemon, ops } = o;
+  /** A change kept in the state file once it ran; with `cluster: true`, run on every node. */
+  const runtimeChange = async (args: Record<string, unknown>, c: RuntimeCommand, here: () => Promise<unknown>) => {
+    if (args.cluster !== undefined && typeof args.cluster !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'cluster must be true or false');
+    const rt = o.runtime?.();
+    if (args.cluster === true) {
+      if (!rt) throw new FwlbError('ERR_STARTING', 'the node is still starting');
+      return rt.cluster(c);
+    }
+    const r = await here();
+    await rt?.local(c);
+    return r;
+  };
   return new ControlServer(
     o.controlPath,
     {
@@ -71,12 +89,12 @@ export function controlServer(o: {
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
         const on = args.on;
-        return ops.run(() => daemon.maintenance(on));
+        return runtimeChange(args, { op: 'maintenance', on }, () => ops.run(() => daemon.maintenance(on)));
       },
       backend: (args) => {
         const c = decodeBackendCommand(args);
         if (!c.ok) throw new FwlbError('ERR_BAD_REQUEST', c.reason);
-        return ops.run(() => daemon.backend(c.value));
+        return runtimeChange(args, c.value, () => ops.run(() => daemon.backend(c.value)));
       },
       stop: (args) => {
         if (args.force !== undefined && typeof args.force !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'force must be true or false');

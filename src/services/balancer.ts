@@ -223,6 +223,11 @@ export class Balancer {
   }
 
   /** A runtime command from the control socket. */
+  /** A runtime change holds for this backend (a reload that changed its config entry dropped it). */
+  holdsRuntime(service: string, backend: string): boolean {
+    return this.overrides.has(`${service}/${backend}`);
+  }
+
   async command(c: BackendCommand): Promise<{ service: string; backend: string; admin: AdminState; weight: number; flowsDeleted?: number }> {
     const s = this.services.get(c.service);
     if (!s) throw new FwlbError('ERR_NO_SERVICE', `no service "${c.service}" (services: ${[...this.services.keys()].join(', ') || 'none'})`);

@@ -53,6 +53,8 @@ export interface ConfigDistDeps {
   apply: (files: readonly BundleFile[]) => Promise<{ ok: true; changed: boolean } | { ok: false; error: string }>;
   /** Runs `f` after whatever operation is under way (the node's reloads and runtime changes). */
   serial: <T>(f: () => Promise<T>) => Promise<T>;
+  /** What rides on the same link and rounds (services/runtime-state.ts): its frames, its part of an answer, the peers' parts. */
+  extension?: { handle(f: Frame, from: string): Promise<Buffer>; describe(): Record<string, unknown>; peerSeen(peer: string, reply: Record<string, unknown>): void };
 }
 
 interface PeerView {
@@ -76,6 +78,8 @@ export interface ConfigDistStatus {
   counters: { pushes: number; applied: number; rollbacks: number; refused: Partial<Record<ConfigRefusal, number>> };
   /** The TCP link's own refusals: frames not ours, bad signatures (unsigned or tampered), strangers (node/config-dist.ts). */
   link?: { connections: number; refused: Record<string, number> };
+  /** Runtime changes kept (services/runtime-state.ts): the cluster's version, changes kept here and the cluster's. */
+  runtime?: { version: number; local: number; shared: number };
 }
 
 const json = (o: unknown) => Buffer.from(JSON.stringify(o), 'utf8');
@@ -168,7 +172,8 @@ export class ConfigDistService {
 
   /** Answers a peer's request (the config link's handler). */
   async handle(f: Frame, from: string): Promise<Buffer> {
-    if (f.type === FrameType.QUERY) return json(this.describe());
+    if (f.type === FrameType.QUERY) return json({ ...this.describe(), ...this.d.extension?.describe() });
+    if (f.type === FrameType.RUNTIME && this.d.extension) return this.d.extension.handle(f, from);
     if (f.type === FrameType.CONFIRM) {
       const m = parseJson(f.payload);
       if (typeof m?.version !== 'number') return json({ outcome: 'refused', reason: 'bad_frame', message: 'a confirm without a version' });
@@ -323,6 +328,7 @@ export class ConfigDistService {
     try {
       const r = parseJson(await this.d.send(peer, FrameType.QUERY, json({ cluster: this.d.cluster }), QUERY_TIMEOUT_MS));
       if (typeof r?.version !== 'number' || typeof r.hash !== 'string') return this.notePeer(peer, { state: 'unknown', error: 'an answer without a version' });
+      this.d.extension?.peerSeen(peer, r);
       const seen = { version: r.version, hash: r.hash, confirmed: r.confirmed === true };
       return this.notePeer(peer, { ...seen, state: comparePeer({ version: this.version, hash: this.running().hash }, seen) });
     } catch (e) {

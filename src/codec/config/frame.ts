@@ -21,8 +21,8 @@
  * |        HMAC-SHA256 over bytes 0 .. 28+len-1 (32 bytes)        |
  * +---------------+---------------+---------------+---------------+
  *
- * Types: PUSH 1 (payload: a bundle, codec/config/bundle.ts), CONFIRM 2, QUERY 3, REPLY 4
- * (payloads: JSON objects, checked by their reader). The key is derived from the cluster key
+ * Types: PUSH 1 (payload: a bundle, codec/config/bundle.ts), CONFIRM 2, QUERY 3, REPLY 4,
+ * RUNTIME 5 (runtime changes made with --cluster; payloads: JSON objects, checked by their reader). The key is derived from the cluster key
  * for this purpose alone (`deriveConfigKey`), never the state sync's.
  *
  * `FrameReader` takes a TCP stream's chunks and gives whole frames; it refuses, with one of a
@@ -41,7 +41,7 @@ export const FRAME_MAX_PAYLOAD = 16 * 1024 * 1024;
 /** HKDF "info" that derives the config distribution key from the cluster key (key separation). */
 export const CONFIG_KEY_INFO = 'fwlb config distribution v1';
 
-export const FrameType = { PUSH: 1, CONFIRM: 2, QUERY: 3, REPLY: 4 } as const;
+export const FrameType = { PUSH: 1, CONFIRM: 2, QUERY: 3, REPLY: 4, RUNTIME: 5 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 const TYPES = new Set<number>(Object.values(FrameType));
 
