@@ -39,7 +39,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <h1>fwlb <span id="node" class="mono">…</span></h1>
   <span>cluster <b id="cluster">…</b></span>
   <span id="ready">…</span>
-  <span class="mute">config <span id="digest" class="mono">…</span>, reloads <span id="reloads">…</span></span>
+  <span class="mute">config <span id="digest" class="mono">…</span><span id="cfgver"></span>, reloads <span id="reloads">…</span></span>
   <span class="mute" id="updated">connecting…</span>
 </header>
 <main>
@@ -81,6 +81,13 @@ function render(st) {
   $('ready').replaceChildren(el('span', { class: r.ready ? 'ok' : 'bad', 'data-ready': String(r.ready) }, r.ready ? 'ready' : 'not ready: ' + r.reason));
   $('digest').textContent = (st.config && st.config.digest || '').slice(0, 12);
   $('reloads').textContent = st.reloads ? st.reloads.ok + ' ok, ' + st.reloads.failed + ' failed' : '-';
+  // The cluster version of the config; a peer on another one, or a confirm waiting, flagged.
+  const d = st.config && st.config.distribution;
+  $('cfgver').replaceChildren(...(d ? [
+    el('span', null, ', version ' + d.version + (d.localChanges ? ' (changed by hand)' : '')),
+    ...Object.entries(d.peers || {}).filter(([, p]) => p.state !== 'same').map(([n, p]) => el('span', { class: 'bad', 'data-config-peer': n }, ' ' + n + ': ' + p.state + ' (version ' + (p.version === null ? '?' : p.version) + ')')),
+    ...(d.confirm ? [el('span', { class: 'bad' }, ' not confirmed: rolls back in ' + Math.round(d.confirm.inMs / 1000) + ' s')] : []),
+  ] : []));
 
   const groups = (st.vrrp && st.vrrp.groups) || [];
   const held = (st.role && st.role.groups) || {};
