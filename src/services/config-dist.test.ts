@@ -205,3 +205,14 @@ test('a restart keeps the version and the confirm it waits for: its time still r
   await c.run(61_000);
   assert.equal(c.text('fw2'), 'version zero', 'rolled back at the original time');
 });
+
+test('a file changed by hand and reloaded on one node: it says so, and its peers see other files (differs)', async () => {
+  const c = cluster();
+  await c.svc('fw1').push(files('pushed'));
+  c.svc('fw2').reloaded(files('edited on fw2'));
+  await c.run(RECONCILE_MS * 11);
+  assert.equal(c.st('fw2').localChanges, true);
+  assert.equal(c.st('fw2').version, 1);
+  assert.equal(c.st('fw1').peers.fw2!.state, 'differs');
+  assert.equal(c.st('fw1').peers.fw3!.state, 'same');
+});

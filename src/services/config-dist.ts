@@ -186,7 +186,8 @@ export class ConfigDistService {
   }
 
   private describe() {
-    return { node: this.d.self, cluster: this.d.cluster, version: this.version, hash: this.running().hash, confirmed: !this.confirm };
+    // The files that run (a file changed by hand and reloaded shows as other files to the peers).
+    return { node: this.d.self, cluster: this.d.cluster, version: this.version, hash: this.runningHash, confirmed: !this.confirm };
   }
 
   private refused(reason: ConfigRefusal, message: string, from: string): NodeOutcome {
@@ -330,7 +331,7 @@ export class ConfigDistService {
       if (typeof r?.version !== 'number' || typeof r.hash !== 'string') return this.notePeer(peer, { state: 'unknown', error: 'an answer without a version' });
       this.d.extension?.peerSeen(peer, r);
       const seen = { version: r.version, hash: r.hash, confirmed: r.confirmed === true };
-      return this.notePeer(peer, { ...seen, state: comparePeer({ version: this.version, hash: this.running().hash }, seen) });
+      return this.notePeer(peer, { ...seen, state: comparePeer({ version: this.version, hash: this.runningHash }, seen) });
     } catch (e) {
       return this.notePeer(peer, { state: 'unknown', error: (e as Error).message });
     }
