@@ -102,6 +102,7 @@ function buildSharing(loaded: LoadedConfig, opts: NodeOptions, a: Adapters, log:
     self: opts.node,
     buckets: c.sharing.buckets,
     seed: c.sharing.seed ?? defaultSeed(c.cluster.name),
+    now: () => realClock.now(),
     apply: (change) =>
       a.kernel.run(async () => {
         o.run(ownedSetScript(change));

@@ -21,6 +21,7 @@ async function setup() {
     self: 'fw1',
     buckets: c.sharing!.buckets,
     seed: 1,
+    now: () => realClock.now(),
     apply: async (ch) => {
       log.push('replace' in ch ? `owned=${ch.replace.length}` : `owned+${ch.add.length}-${ch.remove.length}`);
       if ('replace' in ch) {

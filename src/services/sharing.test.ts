@@ -17,6 +17,7 @@ function trio(opts: { failFirst?: boolean } = {}) {
         self: n,
         buckets: 512,
         seed: 7,
+        now: () => performance.now(),
         apply: async (c) => {
           if (fail) {
             fail = false;

@@ -27,8 +27,8 @@ export interface SharingDeps {
    * one transaction (after a failure, or a ruleset apply that reset it).
    */
   apply(change: { add: number[]; remove: number[] } | { replace: number[] }): Promise<void>;
-  /** Milliseconds on a monotonic clock (the release grace); performance.now() by default. */
-  now?: () => number;
+  /** Milliseconds on a monotonic clock (the release grace): the node's clock. */
+  now: () => number;
 }
 
 /**
@@ -106,7 +106,7 @@ export class SharingService {
   }
 
   private now(): number {
-    return this.deps.now ? this.deps.now() : performance.now();
+    return this.deps.now();
   }
 
   /** Every kernel update done (tests, stop). */
