@@ -147,6 +147,14 @@ const BENCHES: Bench[] = [
     quick: ['--seconds', '20', '--seed', '4242'],
     seconds: { full: 480, quick: 120 },
   },
+  {
+    name: 'config-push',
+    prefix: 'figcp',
+    feeds: 'README "One config, every node": a push to every node applied (2 and 3 nodes, 500 services), the direct path beside, the rollback after a missed confirm',
+    full: ['--nodes', '2,3', '--services', '500', '--pushes', '5', '--confirm', '3s'],
+    quick: ['--nodes', '2', '--services', '20', '--pushes', '2', '--confirm', '1s'],
+    seconds: { full: 150, quick: 40 },
+  },
 ];
 
 /** What a figures file holds for --compare (in an HTML comment at its end). */
