@@ -77,6 +77,9 @@ export async function checkFiles(files: readonly BundleFile[], configFile: strin
   return undefined;
 }
 
+/** How often a config link that could not listen (its address not there yet) tries again. */
+const LISTEN_RETRY_MS = 2000;
+
 export interface ConfigDistParts {
   service: ConfigDistService;
   runtime: RuntimeState;
@@ -154,21 +157,36 @@ export async function buildConfigDist(o: {
   await runtime.restore(await store.loadRuntime(problems));
   for (const p of problems) o.log.error({ event: 'runtime_store_damaged', problem: p }, `runtime state: ${p}: left out`);
   let listener: ConfigLinkListener | undefined;
-  if (on) {
-    listener = await listenConfigLink({
-      host: hostOf(view.addresses[role]!),
-      port: ss!.port,
-      key,
-      peers: peers.map((p) => p.host),
-      handle: (f, from) => service.handle(f, peers.find((p) => bareAddress(p.host.replace(/%.*$/, '')) === from)?.name ?? from),
-      onRefused: (reason, from) => o.log.warn({ event: 'config_link_refused', reason, from }, `config link: a connection from ${from} refused (${reason})`),
-    });
-  }
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+  // The sync address may not be usable yet (an IPv6 address in DAD, a link still coming up):
+  // the listener is tried again every LISTEN_RETRY_MS until it opens; said once.
+  const listen = async (first: boolean): Promise<void> => {
+    try {
+      const l = await listenConfigLink({
+        host: hostOf(view.addresses[role]!),
+        port: ss!.port,
+        key,
+        peers: peers.map((p) => p.host),
+        handle: (f, from) => service.handle(f, peers.find((p) => bareAddress(p.host.replace(/%.*$/, '')) === from)?.name ?? from),
+        onRefused: (reason, from) => o.log.warn({ event: 'config_link_refused', reason, from }, `config link: a connection from ${from} refused (${reason})`),
+      });
+      if (closed) return void (await l.close());
+      listener = l;
+      if (!first) o.log.info({ event: 'config_link_listening' }, 'config link listening');
+    } catch (e) {
+      if (first) o.log.warn({ event: 'config_link_failed', err: (e as Error).message }, `config link not listening yet (${(e as Error).message}): trying again every ${LISTEN_RETRY_MS} ms`);
+      if (!closed) retry = setTimeout(() => void listen(false), LISTEN_RETRY_MS);
+    }
+  };
+  if (on) await listen(true);
   return {
     service,
     runtime,
     linkCounters: () => listener?.counters(),
     close: async () => {
+      closed = true;
+      clearTimeout(retry);
       service.stop();
       await listener?.close();
     },
