@@ -25,6 +25,8 @@ export function controlNextStep(code: string | undefined): string {
     case 'ERR_BAD_WEIGHT':
     case 'ERR_BAD_REQUEST':
       return 'correct the value the error names (`fwlb backend --help` shows each operation\'s arguments)';
+    case 'ERR_CONFIG_PUSH':
+      return 'fix what it names (a config refused here is sent to no node; `fwlb check -c FILE` checks it first); with no state sync, copy the file to each node and `fwlb reload` there';
     default:
       return 'see `fwlb status` and the node\'s log';
   }

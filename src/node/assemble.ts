@@ -523,6 +523,7 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
   };
   const running = () => {
     if (!parts) throw new FwlbError('ERR_STARTING', 'the node is still starting');
+    if (!parts.on) throw new FwlbError('ERR_CONFIG_PUSH', 'this cluster has no state sync with a cluster key (state_sync and cluster.key_file): a config pushed or confirmed travels over the sync link, signed with that key');
     return parts.service;
   };
   return {

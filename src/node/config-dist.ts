@@ -81,6 +81,8 @@ export async function checkFiles(files: readonly BundleFile[], configFile: strin
 const LISTEN_RETRY_MS = 2000;
 
 export interface ConfigDistParts {
+  /** The config has a state sync and a cluster key: configs and runtime changes travel (else they stay here). */
+  on: boolean;
   service: ConfigDistService;
   runtime: RuntimeState;
   /** The TCP link's own refusals (frames not ours, bad HMACs, strangers). */
@@ -181,6 +183,7 @@ export async function buildConfigDist(o: {
   };
   if (on) await listen(true);
   return {
+    on,
     service,
     runtime,
     linkCounters: () => listener?.counters(),
