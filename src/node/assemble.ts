@@ -537,7 +537,17 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
       },
       confirm: () => running().confirmAll(),
     },
-    runtime: () => (parts ? { local: (c: RuntimeCommand) => parts!.runtime.recordLocal(c), cluster: (c: RuntimeCommand) => parts!.runtime.clusterChange(c) } : undefined),
+    runtime: () => {
+      const p = parts;
+      if (!p) return undefined;
+      return {
+        local: (c: RuntimeCommand) => p.runtime.recordLocal(c),
+        cluster: async (c: RuntimeCommand) => {
+          if (!p.on) throw new FwlbError('ERR_CONFIG_PUSH', '--cluster: this cluster has no state sync with a cluster key (state_sync and cluster.key_file): a runtime change travels over the sync link, signed with that key');
+          return p.runtime.clusterChange(c);
+        },
+      };
+    },
     start: async () => {
       try {
         parts = await startConfigDist(o, ops, reloadPushed);
