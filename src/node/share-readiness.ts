@@ -19,6 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
+import { BoundedWait } from '../lib/bounded-wait.js';
 import type { LivenessService } from '../services/liveness.js';
 import type { SharingService } from '../services/sharing.js';
 import type { StateSyncService } from '../services/state-sync.js';
@@ -44,26 +45,25 @@ export class ShareReadiness {
   private resyncAsked = false;
   /** The readiness last given to sharing. */
   private shareReady = false;
-  /** Until when a node that is ready waits for the first BEATs of the peers it syncs with. */
-  private heardWaitUntil: number | undefined;
-  /** Until when a joining node waits for its peers' own entries (set when it starts waiting). */
-  private entriesWaitUntil: number | undefined;
+  /** A node that is ready waits for the first BEATs of the peers it syncs with (once). */
+  private readonly heardWait: BoundedWait;
+  /** A joining node waits for its peers' own entries (anew whenever some are pending again). */
+  private readonly entriesWait: BoundedWait;
 
-  constructor(private readonly d: ShareReadinessDeps) {}
+  constructor(private readonly d: ShareReadinessDeps) {
+    this.heardWait = new BoundedWait(d.clock, HEARD_WAIT_MS, () => this.check());
+    this.entriesWait = new BoundedWait(d.clock, PEER_ENTRIES_WAIT_MS, () => this.check());
+  }
 
   /** Looks again (after a sync, a BEAT heard, a link change, each second). */
   check(): void {
-    const { sharing, clock } = this.d;
+    const { sharing } = this.d;
     const sync = this.d.sync();
     const liveness = this.d.liveness();
     if (this.resyncAsked && !sync?.bulkInProgress()) this.resyncAsked = false;
     const unheard = liveness && sync ? sync.livePeers().filter((p) => !liveness.heard(p)) : [];
     const nodeReady = this.d.nodeReady() && this.d.linksDown().length === 0 && !this.resyncAsked;
-    if (nodeReady && unheard.length > 0 && this.heardWaitUntil === undefined) {
-      this.heardWaitUntil = clock.now() + HEARD_WAIT_MS;
-      clock.after(HEARD_WAIT_MS + 1, () => this.check());
-    }
-    const waitingToHear = unheard.length > 0 && this.heardWaitUntil !== undefined && clock.now() < this.heardWaitUntil;
+    const waitingToHear = this.heardWait.holds(nodeReady && unheard.length > 0);
     const ready = nodeReady && !waitingToHear && !this.waitingForEntries(nodeReady, sync);
     this.shareReady = ready;
     sharing.setReady(ready);
@@ -78,23 +78,20 @@ export class ShareReadiness {
 
   /** A joining node (not carrying yet) lacks some live peer's own entries; true while it waits for them. */
   private waitingForEntries(nodeReady: boolean, sync: StateSyncService | undefined): boolean {
-    const { clock, log } = this.d;
+    const { log } = this.d;
     const pending = nodeReady && !this.shareReady && sync ? sync.peersPending() : [];
     if (pending.length === 0) {
-      this.entriesWaitUntil = undefined;
+      this.entriesWait.reset();
       return false;
     }
-    if (this.entriesWaitUntil === undefined) {
-      this.entriesWaitUntil = clock.now() + PEER_ENTRIES_WAIT_MS;
-      clock.after(PEER_ENTRIES_WAIT_MS + 1, () => this.check());
-      sync?.countPeerWait();
-      log.info({ event: 'sharing_wait_entries', peers: pending }, `sharing: waiting for the entries of ${pending.join(', ')} before taking buckets`);
-    }
-    if (clock.now() < this.entriesWaitUntil) return true;
-    // Said once per wait (-Infinity: over and said; the node may be held back by something else).
-    if (this.entriesWaitUntil !== -Infinity) log.warn({ event: 'sharing_wait_entries_over', peers: pending }, `sharing: the entries of ${pending.join(', ')} did not all come within ${PEER_ENTRIES_WAIT_MS} ms: taking the buckets without them`);
-    this.entriesWaitUntil = -Infinity;
-    return false;
+    return this.entriesWait.holds(true, {
+      onBegin: () => {
+        sync?.countPeerWait();
+        log.info({ event: 'sharing_wait_entries', peers: pending }, `sharing: waiting for the entries of ${pending.join(', ')} before taking buckets`);
+      },
+      // Said once per wait (the node may be held back by something else meanwhile).
+      onOver: () => log.warn({ event: 'sharing_wait_entries_over', peers: pending }, `sharing: the entries of ${pending.join(', ')} did not all come within ${PEER_ENTRIES_WAIT_MS} ms: taking the buckets without them`),
+    });
   }
 
   /** A shared link's carrier changed. */
