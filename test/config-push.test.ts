@@ -5,7 +5,9 @@
  * files are the pushed one); a node down during a push catches up when it is back; frames
  * that are not signed with the cluster's key, a replay of the running version and an older
  * version are refused and counted; a push with --confirm and no confirm is rolled back on
- * both nodes, while 200 TCP sessions through the VIP live through both changes.
+ * both nodes, while 200 TCP sessions through the VIP live through both changes; a drain made
+ * with --cluster holds on both and survives a restart of each; a config of a few MiB (its
+ * block list) is pushed whole.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -168,4 +170,22 @@ test('a drain made with --cluster holds on every node and survives a restart of 
   assert.equal(other, 'drain');
   const st = (await status('fw1')).config.distribution;
   assert.equal(st?.runtime?.version, 1, 'the cluster runtime version');
+});
+
+test('a config of a few MiB (a block list of 100,000 IPv6 prefixes beside it) is pushed whole: both nodes block them', async () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 100_000; i++) lines.push(`2001:2:ff:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/80 # entry ${i}`);
+  const list = lines.join('\n') + '\n';
+  assert.ok(list.length > 3 * 1024 * 1024, `${list.length} bytes`);
+  await writeFile(`${lab.stateDir}/blocks.txt`, list);
+  const next = `${lab.stateDir}/big.yaml`;
+  await writeFile(next, base.replace('firewall:\n', 'firewall:\n  block_files: [blocks.txt]\n'));
+  // The list travels with the push: each node reads it from the pushed bytes, then writes it beside its file.
+  const r = await fwlb(['config', 'push', next, '--control', control('fw1')]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /fw2: applied/);
+  for (const fw of ['fw1', 'fw2']) {
+    const st = await status(fw);
+    assert.equal(st.ruleset.blockedPrefixes, 100_000, `${fw} blocks every prefix of the list`);
+  }
 });
