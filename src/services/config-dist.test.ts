@@ -216,3 +216,26 @@ test('a file changed by hand and reloaded on one node: it says so, and its peers
   assert.equal(c.st('fw1').peers.fw2!.state, 'differs');
   assert.equal(c.st('fw1').peers.fw3!.state, 'same');
 });
+
+test('fwlb reload --confirm, on one node: the files before come back at the deadline unless confirmed; the peers are not involved', async () => {
+  const c = cluster();
+  const n1 = c.nodes.get('fw1')!;
+  // A reload by hand of an edited file: what ran before is kept for the rollback.
+  const before = c.svc('fw1').files();
+  n1.runs = files('edited by hand');
+  c.svc('fw1').reloaded(n1.runs);
+  c.svc('fw1').armLocalConfirm(5000, before);
+  assert.ok(c.st('fw1').confirm);
+  await c.run(5100);
+  assert.equal(c.text('fw1'), 'version zero', 'rolled back');
+  assert.equal(c.st('fw1').counters.rollbacks, 1);
+  // Again, confirmed this time: it stays; the confirm is this node's alone.
+  n1.runs = files('edited again');
+  c.svc('fw1').reloaded(n1.runs);
+  c.svc('fw1').armLocalConfirm(5000, files('version zero'));
+  const conf = await c.svc('fw1').confirmAll();
+  assert.deepEqual(outcomes(conf), { fw1: 'confirmed' });
+  await c.run(6000);
+  assert.equal(c.text('fw1'), 'edited again');
+  assert.equal(c.text('fw2'), 'version zero');
+});
