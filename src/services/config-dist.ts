@@ -102,6 +102,7 @@ export class ConfigDistService {
   private readonly counters = { pushes: 0, applied: 0, rollbacks: 0, refused: {} as Partial<Record<ConfigRefusal, number>> };
   private loop: Timer | undefined;
   private round = 0;
+  private reconciling: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly d: ConfigDistDeps) {
@@ -139,6 +140,15 @@ export class ConfigDistService {
   /** A reload of the file by hand went through: what runs now. */
   reloaded(running: BundleFile[]): void {
     this.setRunning(running);
+    this.restate();
+  }
+
+  /** Our version or files changed: each peer's place against them, from what it last said (asked again if not in step). */
+  private restate(): void {
+    for (const [name, p] of this.peers) {
+      if (p.version === undefined || p.hash === undefined) continue;
+      this.peers.set(name, { ...p, state: comparePeer({ version: this.version, hash: this.runningHash }, { version: p.version, hash: p.hash }) });
+    }
   }
 
   /**
@@ -209,6 +219,7 @@ export class ConfigDistService {
     this.previous = before;
     this.current = b;
     this.setRunning(b.files);
+    this.restate();
     this.confirm?.timer.cancel();
     this.confirm = undefined;
     const pending = b.meta.confirmMs !== undefined ? { version: b.meta.version, deadline: this.d.wallNow() + b.meta.confirmMs } : undefined;
@@ -347,8 +358,14 @@ export class ConfigDistService {
     return next;
   }
 
+  /** One round at a time: a round asked for while one runs is that round. */
+  private reconcile(): Promise<void> {
+    this.reconciling ??= this.oneRound().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
   /** One round: peers not in step asked (all of them every SAME_EVERY rounds); one behind gets our version. */
-  private async reconcile(): Promise<void> {
+  private async oneRound(): Promise<void> {
     const all = this.round++ % SAME_EVERY === 0;
     await Promise.all(
       this.d.peers.map(async (p) => {
