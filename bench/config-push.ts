@@ -14,6 +14,8 @@
  *
  *   node dist/bench/config-push.js [--nodes 2,3] [--services 500] [--pushes 5] [--confirm 3s]
  *
+ * (--services 0: the lab cluster's own file, examples/lab.yaml, three services.)
+ *
  * Prints figures; never asserts.
  */
 import { execFile } from 'node:child_process';
@@ -51,8 +53,11 @@ const fwlb = (args: string[]) => promisify(execFile)(process.execPath, [CLI_MAIN
 
 /** The lab cluster with `nodes` firewalls and `n` maglev services of 10 backends. */
 function clusterText(base: string, nodes: number, n: number): string {
-  let text = base.replace(/\nservices:\n[\s\S]*$/, '\n');
+  // 0 services: the lab cluster's own services, as examples/lab.yaml has them.
+  let text = n === 0 ? base : base.replace(/\nservices:\n[\s\S]*$/, '\n');
+  if (n === 0 && nodes !== 3) return text;
   if (nodes === 3) text = text.replace('\ninterfaces:', '\n  fw3:\n    priority: 50\n    addresses: { outside: 198.18.0.4/24, inside: 198.18.1.4/24, sync: 198.18.2.3/24 }\ninterfaces:');
+  if (n === 0) return text;
   const lines = [text, 'services:'];
   for (let i = 0; i < n; i++) {
     lines.push(`  s${i}:`, `    listen: 198.18.0.100:${10000 + i}/tcp`, '    scheduler: maglev', '    backends:');
@@ -130,7 +135,8 @@ async function main(): Promise<void> {
   } finally {
     await labDown(values.prefix!);
   }
-  const conditions = (r: Run) => `${r.nodes} nodes (trio lab, sync link on one bridge), ${SERVICES} maglev services x 10 backends (${(r.bytes / 1024).toFixed(0)} KiB), ${PUSHES} pushes, one rule added or removed each`;
+  const what = SERVICES === 0 ? 'the lab cluster (examples/lab.yaml)' : `${SERVICES} maglev services x 10 backends`;
+  const conditions = (r: Run) => `${r.nodes} nodes (trio lab, sync link on one bridge), ${what} (${(r.bytes / 1024).toFixed(0)} KiB), ${PUSHES} pushes, one rule added or removed each`;
   console.log(
     table(
       ['nodes', 'push: command returned p50 / max ms', 'push: every node on it p50 / max ms', 'direct (copy + reload each) p50 / max ms', `rollback past a ${CONFIRM_MS} ms confirm ms`],
@@ -138,11 +144,11 @@ async function main(): Promise<void> {
     ),
   );
   const figures: Figure[] = runs.flatMap((r) => [
-    { id: `config.push${r.nodes}.cli.p50`, figure: `config push, ${r.nodes} nodes: the command returned (every node answered), p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.cli, 50)) },
-    { id: `config.push${r.nodes}.applied.p50`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.applied, 50)), resolution: POLL_MS },
-    { id: `config.push${r.nodes}.applied.max`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, max`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(Math.max(...r.applied)), resolution: POLL_MS },
-    { id: `config.push${r.nodes}.direct.p50`, figure: `config push, ${r.nodes} nodes: the direct path (the file copied, fwlb reload on each node in turn), p50`, conditions: conditions(r), unit: 'ms', system: 'copy + fwlb reload per node', peer: true, value: num(pct(r.direct, 50)) },
-    { id: `config.push${r.nodes}.rollback`, figure: `config push --confirm, ${r.nodes} nodes, no confirm: every node back, past the confirm time`, conditions: `${conditions(r)}; confirm time ${CONFIRM_MS} ms`, unit: 'ms', system: 'fwlb config push', peer: false, value: num(r.rollback), resolution: POLL_MS },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.cli.p50`, figure: `config push, ${r.nodes} nodes: the command returned (every node answered), p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.cli, 50)) },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.p50`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.applied, 50)), resolution: POLL_MS },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.max`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, max`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(Math.max(...r.applied)), resolution: POLL_MS },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.direct.p50`, figure: `config push, ${r.nodes} nodes: the direct path (the file copied, fwlb reload on each node in turn), p50`, conditions: conditions(r), unit: 'ms', system: 'copy + fwlb reload per node', peer: true, value: num(pct(r.direct, 50)) },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.rollback`, figure: `config push --confirm, ${r.nodes} nodes, no confirm: every node back, past the confirm time`, conditions: `${conditions(r)}; confirm time ${CONFIRM_MS} ms`, unit: 'ms', system: 'fwlb config push', peer: false, value: num(r.rollback), resolution: POLL_MS },
   ]);
   await writeFigures(values.figures, 'config-push', figures);
 }

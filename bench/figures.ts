@@ -155,6 +155,15 @@ const BENCHES: Bench[] = [
     quick: ['--nodes', '2', '--services', '20', '--pushes', '2', '--confirm', '1s'],
     seconds: { full: 150, quick: 40 },
   },
+  {
+    name: 'config-push-lab',
+    script: 'config-push',
+    prefix: 'figcpl',
+    feeds: 'README "One config, every node": the same for the lab cluster file itself',
+    full: ['--nodes', '2,3', '--services', '0', '--pushes', '5', '--confirm', '3s'],
+    quick: ['--nodes', '2', '--services', '0', '--pushes', '2', '--confirm', '1s'],
+    seconds: { full: 40, quick: 25 },
+  },
 ];
 
 /** What a figures file holds for --compare (in an HTML comment at its end). */
