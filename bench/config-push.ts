@@ -6,7 +6,9 @@
  *
  *  - push: `fwlb config push FILE` from the last node, alternating two configs (one rule
  *    added, then removed). Two ends: the command returned (it waits for every node's answer),
- *    and every node's status showing the version (each polled every 5 ms).
+ *    and the last node's log line saying it applied the version (config_version_applied,
+ *    its own time; the logs are read, not the status: a status polled every few ms while
+ *    500 services reload would load the very nodes being timed).
  *  - the direct path beside it, as an operator's script does it without fwlb's push: the
  *    file copied to each node's path and `fwlb reload` on each node, one after the other.
  *  - rollback: a push with `--confirm C` and no confirm; from the command's return to every
@@ -19,7 +21,7 @@
  * Prints figures; never asserts.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { parseArgs, promisify } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
@@ -28,7 +30,7 @@ import { CLI_MAIN_JS, REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus, Readiness } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 import { parseDuration } from '../src/lib/duration.js';
-import { num, table, writeFigures, type Figure } from './util.js';
+import { manyServices, num, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
   options: {
@@ -44,7 +46,7 @@ const NODES = values.nodes!.split(',').map(Number);
 const SERVICES = Number(values.services);
 const PUSHES = Number(values.pushes);
 const CONFIRM_MS = parseDuration(values.confirm!) ?? 3000;
-const POLL_MS = 5;
+const POLL_MS = 20;
 const RULE = '    - allow: { proto: tcp, port: 8081, from: outside, to: 198.18.1.0/24, comment: pushed rule }\n';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
@@ -54,16 +56,8 @@ const fwlb = (args: string[]) => promisify(execFile)(process.execPath, [CLI_MAIN
 /** The lab cluster with `nodes` firewalls and `n` maglev services of 10 backends. */
 function clusterText(base: string, nodes: number, n: number): string {
   // 0 services: the lab cluster's own services, as examples/lab.yaml has them.
-  let text = n === 0 ? base : base.replace(/\nservices:\n[\s\S]*$/, '\n');
-  if (n === 0 && nodes !== 3) return text;
-  if (nodes === 3) text = text.replace('\ninterfaces:', '\n  fw3:\n    priority: 50\n    addresses: { outside: 198.18.0.4/24, inside: 198.18.1.4/24, sync: 198.18.2.3/24 }\ninterfaces:');
-  if (n === 0) return text;
-  const lines = [text, 'services:'];
-  for (let i = 0; i < n; i++) {
-    lines.push(`  s${i}:`, `    listen: 198.18.0.100:${10000 + i}/tcp`, '    scheduler: maglev', '    backends:');
-    for (let b = 0; b < 10; b++) lines.push(`      b${b}: { address: 198.18.1.${11 + b}:${8000 + i} }`);
-  }
-  return lines.join('\n') + '\n';
+  const text = nodes !== 3 ? base : base.replace('\ninterfaces:', '\n  fw3:\n    priority: 50\n    addresses: { outside: 198.18.0.4/24, inside: 198.18.1.4/24, sync: 198.18.2.3/24 }\ninterfaces:');
+  return n === 0 ? text : manyServices(text, n);
 }
 
 async function versionOf(lab: Lab, fw: string): Promise<number | undefined> {
@@ -71,10 +65,31 @@ async function versionOf(lab: Lab, fw: string): Promise<number | undefined> {
   return st?.config.version ?? undefined;
 }
 
-/** Milliseconds from `t0` until every node runs `version` (each polled every POLL_MS). */
-async function allOn(lab: Lab, fws: string[], version: number, t0: number): Promise<number> {
-  await Promise.all(fws.map((fw) => waitFor(`${fw} on version ${version}`, async () => ((await versionOf(lab, fw)) === version ? true : undefined), 30_000, POLL_MS)));
-  return performance.now() - t0;
+const daemonLog = (lab: Lab, fw: string) => `${lab.stateDir}/${fw}.daemon.log`;
+
+/**
+ * When `fw` logged `version` applied (its daemon's own time, ms since the epoch), reading its
+ * log from `from` bytes on; undefined while it has not. The log, not the status: a status
+ * polled every few ms while 500 services reload would load the nodes being measured.
+ */
+async function appliedAt(lab: Lab, fw: string, version: number, from: number): Promise<number | undefined> {
+  const text = (await readFile(daemonLog(lab, fw)).catch(() => Buffer.alloc(0))).subarray(from).toString('utf8');
+  for (const line of text.split('\n')) {
+    if (!line.includes('"config_version_applied"')) continue;
+    try {
+      const j = JSON.parse(line) as { event?: string; version?: number; time?: string };
+      if (j.event === 'config_version_applied' && j.version === version && j.time) return Date.parse(j.time);
+    } catch {
+      // A line being written: read again at the next poll.
+    }
+  }
+  return undefined;
+}
+
+/** Milliseconds from `t0` (wall clock) until every node has logged `version` applied. */
+async function allOn(lab: Lab, fws: string[], version: number, t0: number, from: Record<string, number>): Promise<number> {
+  const at = await Promise.all(fws.map((fw) => waitFor(`${fw} on version ${version}`, () => appliedAt(lab, fw, version, from[fw]!), 30_000, POLL_MS)));
+  return Math.max(...at) - t0;
 }
 
 interface Run {
@@ -96,18 +111,22 @@ async function measure(lab: Lab, nodes: number): Promise<Run> {
     // A fresh node: no version kept from a run before.
     await rm(`${lab.stateDir}/${fw}-state`, { recursive: true, force: true });
     await copyFile(cfg, `${lab.stateDir}/${fw}.yaml`);
-    lab.startDaemon(fw, ['run', '-c', `${lab.stateDir}/${fw}.yaml`, '--node', fw, '--control', control(lab, fw), '--log-level', 'warn']);
+    lab.startDaemon(fw, ['run', '-c', `${lab.stateDir}/${fw}.yaml`, '--node', fw, '--control', control(lab, fw), '--log-level', 'info']);
   }
   for (const fw of fws) await waitFor(`${fw} ready`, async () => ((await controlCall(control(lab, fw), 'ready', undefined, 2000).catch(() => undefined)) as Readiness | undefined)?.ready || undefined, 60_000);
   const from = fws.at(-1)!;
   const run: Run = { nodes, cli: [], applied: [], direct: [], rollback: null, bytes: Buffer.byteLength(variants[0]!) };
   let version = (await versionOf(lab, from)) ?? 0;
+  // Each node's log from here on (a node's log is appended to across runs).
+  const logFrom: Record<string, number> = {};
+  for (const fw of fws) logFrom[fw] = (await stat(daemonLog(lab, fw))).size;
   for (let i = 0; i < PUSHES; i++) {
     const t0 = performance.now();
+    const wall0 = Date.now();
     await fwlb(['config', 'push', `${lab.stateDir}/variant${i % 2}.yaml`, '--control', control(lab, from)]);
     run.cli.push(performance.now() - t0);
     version++;
-    run.applied.push(await allOn(lab, fws, version, t0));
+    run.applied.push(await allOn(lab, fws, version, wall0, logFrom));
   }
   // The direct path: copy, then `fwlb reload` on each node in turn.
   for (let i = 0; i < PUSHES; i++) {
@@ -120,9 +139,9 @@ async function measure(lab: Lab, nodes: number): Promise<Run> {
   }
   // A push with --confirm and no confirm: the rollback's time past the confirm time.
   await fwlb(['config', 'push', `${lab.stateDir}/variant${PUSHES % 2}.yaml`, '--confirm', `${CONFIRM_MS}ms`, '--control', control(lab, from)]);
+  const wall0 = Date.now();
   version++;
-  const t0 = performance.now();
-  run.rollback = (await allOn(lab, fws, version + 1, t0)) - CONFIRM_MS;
+  run.rollback = (await allOn(lab, fws, version + 1, wall0, logFrom)) - CONFIRM_MS;
   for (const fw of fws) await lab.gracefulStop(fw).catch(() => undefined);
   return run;
 }
@@ -145,10 +164,10 @@ async function main(): Promise<void> {
   );
   const figures: Figure[] = runs.flatMap((r) => [
     { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.cli.p50`, figure: `config push, ${r.nodes} nodes: the command returned (every node answered), p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.cli, 50)) },
-    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.p50`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.applied, 50)), resolution: POLL_MS },
-    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.max`, figure: `config push, ${r.nodes} nodes: every node's status on the new version, max`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(Math.max(...r.applied)), resolution: POLL_MS },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.p50`, figure: `config push, ${r.nodes} nodes: every node logged the new version applied, p50`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(pct(r.applied, 50)), resolution: 1 },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.applied.max`, figure: `config push, ${r.nodes} nodes: every node logged the new version applied, max`, conditions: conditions(r), unit: 'ms', system: 'fwlb config push', peer: false, value: num(Math.max(...r.applied)), resolution: 1 },
     { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.direct.p50`, figure: `config push, ${r.nodes} nodes: the direct path (the file copied, fwlb reload on each node in turn), p50`, conditions: conditions(r), unit: 'ms', system: 'copy + fwlb reload per node', peer: true, value: num(pct(r.direct, 50)) },
-    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.rollback`, figure: `config push --confirm, ${r.nodes} nodes, no confirm: every node back, past the confirm time`, conditions: `${conditions(r)}; confirm time ${CONFIRM_MS} ms`, unit: 'ms', system: 'fwlb config push', peer: false, value: num(r.rollback), resolution: POLL_MS },
+    { id: `config.push${r.nodes}${SERVICES === 0 ? '.lab' : ''}.rollback`, figure: `config push --confirm, ${r.nodes} nodes, no confirm: every node back, past the confirm time`, conditions: `${conditions(r)}; confirm time ${CONFIRM_MS} ms`, unit: 'ms', system: 'fwlb config push', peer: false, value: num(r.rollback), resolution: 1 },
   ]);
   await writeFigures(values.figures, 'config-push', figures);
 }

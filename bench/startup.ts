@@ -44,7 +44,7 @@ import { createNft } from '../src/adapters/nft.js';
 import { run, runRaw } from '../src/lib/exec.js';
 import { peerSystem } from '../src/lab/churn-systems.js';
 import { applyRuleset, compiledRuleset, keepalivedSettled, logMark, peerConntrackd } from './peer.js';
-import { num, peerVersions, table, writeFigures, type Figure } from './util.js';
+import { manyServices, num, peerVersions, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,16 +63,6 @@ const FWLB_POLL_MS = 5;
 const PEER_POLL_MS = 2;
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
-
-/** The lab cluster with `n` maglev services of 10 backends each on the outside VIP. */
-function manyServices(base: string, n: number, tableSize?: number): string {
-  const lines = [base.replace(/\nservices:\n[\s\S]*$/, '\n'), 'services:'];
-  for (let i = 0; i < n; i++) {
-    lines.push(`  s${i}:`, `    listen: 198.18.0.100:${10000 + i}/tcp`, '    scheduler: maglev', ...(tableSize ? [`    table_size: ${tableSize}`] : []), '    backends:');
-    for (let b = 0; b < 10; b++) lines.push(`      b${b}: { address: 198.18.1.${11 + b}:${8000 + i} }`);
-  }
-  return lines.join('\n') + '\n';
-}
 
 const control = (lab: Lab, fw: string) => `${lab.stateDir}/${fw}.sock`;
 type Boot = 'warm' | 'cold';

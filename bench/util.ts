@@ -53,6 +53,16 @@ ${o.health ? '    health: { http: { path: /healthz }, interval: 1s, timeout: 500
  * every benchmark with `--figures FILE` and builds its dated table from these records, so
  * that nothing is copied from a terminal by hand.
  */
+/** The lab cluster's file with its services replaced by `n` maglev services of 10 backends each on the outside VIP. */
+export function manyServices(base: string, n: number, tableSize?: number): string {
+  const lines = [base.replace(/\nservices:\n[\s\S]*$/, '\n'), 'services:'];
+  for (let i = 0; i < n; i++) {
+    lines.push(`  s${i}:`, `    listen: 198.18.0.100:${10000 + i}/tcp`, '    scheduler: maglev', ...(tableSize ? [`    table_size: ${tableSize}`] : []), '    backends:');
+    for (let b = 0; b < 10; b++) lines.push(`      b${b}: { address: 198.18.1.${11 + b}:${8000 + i} }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 export interface Figure {
   /** Stable across runs and commits (`figures.js --compare` matches on it): `failover.switched.gap`. */
   id: string;

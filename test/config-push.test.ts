@@ -170,6 +170,9 @@ test('a drain made with --cluster holds on every node and survives a restart of 
   assert.equal(other, 'drain');
   const st = (await status('fw1')).config.distribution;
   assert.equal(st?.runtime?.version, 1, 'the cluster runtime version');
+  const m = (await fwlb(['metrics', '--control', control('fw2')])).out;
+  assert.match(m, /fwlb_runtime_version\{[^}]*\} 1\n/);
+  assert.match(m, /fwlb_runtime_changes\{[^}]*scope="cluster"[^}]*\} 1\n/, 'the drain, kept as a cluster change');
 });
 
 test('a config of a few MiB (a block list of 100,000 IPv6 prefixes beside it) is pushed whole: both nodes block them', async () => {

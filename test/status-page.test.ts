@@ -14,7 +14,9 @@ import { chromium } from 'playwright-core';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { writeSyncedCluster } from '../src/lab/cluster-file.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT } from '../src/lab/paths.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI_MAIN_JS, REPO_ROOT } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
@@ -55,6 +57,16 @@ test('the status page in Chromium: the backup\'s page shows its state, and the m
     assert.match((await page.locator('[data-peer="fw1"] td').nth(4).textContent()) ?? '', /^\d+(\.\d)? (ms|s) ago$/, 'when fw1 was last heard');
     assert.equal(await page.locator('[data-sync-peer="fw1"] td').nth(1).textContent(), 'up', 'the sync link to fw1');
     assert.equal(await page.locator('[data-sync-peer="fw1"] td').nth(2).textContent(), 'complete', "fw1's table complete, as its HELLO says");
+
+    // A push that waits for its confirm is flagged in the header, and the flag goes with the confirm.
+    const cfgver = () => page.locator('#cfgver').textContent();
+    assert.equal(await cfgver(), ', version 0');
+    const fwlb = (args: string[]) => promisify(execFile)(process.execPath, [CLI_MAIN_JS, ...args, '--control', control('fw2')], { timeout: 60_000 });
+    await fwlb(['config', 'push', config, '--confirm', '60s']);
+    await page.waitForFunction(() => /not confirmed: rolls back in \d+ s/.test(document.getElementById('cfgver')?.textContent ?? ''), undefined, { timeout: 5000 });
+    assert.match((await cfgver()) ?? '', /^, version 1 not confirmed/);
+    await fwlb(['config', 'confirm']);
+    await page.waitForFunction(() => document.getElementById('cfgver')?.textContent === ', version 1', undefined, { timeout: 5000 });
 
     // The master crashes; the page follows without a reload.
     const loads = { n: 0 };

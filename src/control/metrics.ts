@@ -34,6 +34,12 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     for (const [reason, n] of Object.entries(cd.counters.refused)) refused.inc({ reason }, n ?? 0);
     for (const [reason, n] of Object.entries(cd.link?.refused ?? {})) refused.inc({ reason: `link_${reason}` }, n);
     counter('fwlb_config_rollbacks_total', 'Versions rolled back for a missed confirm').inc(cd.counters.rollbacks);
+    if (cd.runtime) {
+      gauge('fwlb_runtime_version', "The cluster's runtime-change version this node holds (backend and maintenance changes made with --cluster)").set(cd.runtime.version);
+      const kept = gauge('fwlb_runtime_changes', 'Runtime changes kept in the state file and replayed at start, by scope (local: this node only; cluster: made with --cluster)', ['scope']);
+      kept.set({ scope: 'local' }, cd.runtime.local);
+      kept.set({ scope: 'cluster' }, cd.runtime.shared);
+    }
   }
 
   const up = gauge('fwlb_backend_up', 'Backend takes new flows (enabled, healthy, weight > 0)', ['service', 'backend']);

@@ -12,6 +12,7 @@
  * on which the version was confirmed refuses to go back.
  */
 import type { BundleMeta } from '../codec/config/bundle.js';
+import type { ConfigRefusal } from '../codec/config/messages.js';
 
 /** What a node runs, as far as versions go. */
 export interface RunningVersion {
@@ -24,8 +25,7 @@ export interface RunningVersion {
   confirmed: boolean;
 }
 
-export const CONFIG_REFUSALS = ['bad_frame', 'bad_bundle', 'other_cluster', 'older', 'replayed', 'conflict', 'confirmed', 'invalid', 'apply_failed'] as const;
-export type ConfigRefusal = (typeof CONFIG_REFUSALS)[number];
+export { CONFIG_REFUSALS, type ConfigRefusal } from '../codec/config/messages.js';
 
 export type PushVerdict = { apply: true } | { apply: false; reason: ConfigRefusal; message: string };
 

@@ -23,6 +23,7 @@ import { setNeighRetrans } from '../adapters/neigh.js';
 import { TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { ownedSetScript } from '../compiler/map-update.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
+import type { BundleFile } from '../codec/config/bundle.js';
 import { nodeView } from '../config/node.js';
 import { defaultSeed } from '../fsm/sharing.js';
 import { realClock } from '../lib/clock.js';
@@ -501,11 +502,17 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
   const reload = (confirmMs?: number) =>
     ops.run(async () => {
       const before = parts?.service.files();
-      const r = await notified(() => reloadFile(daemon, opts.configFile, log));
+      // The file read and parsed once: its bytes are what the distribution hashes.
+      let files: BundleFile[] | undefined;
+      const load = async (file: string): Promise<LoadResult> => {
+        const r = await readConfigFiles(file, false);
+        files = r.ok ? r.files : undefined;
+        return r.ok ? { ok: true, value: r.loaded } : r;
+      };
+      const r = await notified(() => reloadFile(daemon, opts.configFile, log, load));
       if (r.ok && parts) {
         await parts.runtime.prune((svc, b) => o.core.balancer.holdsRuntime(svc, b));
-        const now = await readConfigFiles(opts.configFile);
-        if (now.ok) parts.service.reloaded(now.files);
+        if (files) parts.service.reloaded(files);
         if (confirmMs !== undefined && before) parts.service.armLocalConfirm(confirmMs, before);
       }
       return r;
@@ -532,7 +539,7 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
       push: async (file: string, confirmMs?: number) => {
         const svc = running();
         const r = await readConfigFiles(file);
-        if (!r.ok) throw new FwlbError('ERR_CONFIG_PUSH', r.error);
+        if (!r.ok) throw new FwlbError('ERR_CONFIG_PUSH', r.error.message);
         return svc.push(r.files, confirmMs);
       },
       confirm: () => running().confirmAll(),

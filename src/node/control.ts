@@ -16,11 +16,11 @@ import type { NodeDaemon } from '../services/node-daemon.js';
 import type { RuntimeCommand } from '../fsm/runtime-log.js';
 
 /** Reloads the config file (a bad one keeps the running config); its time is noted and logged. */
-export async function reloadFile(daemon: NodeDaemon, file: string, log: Logger): Promise<{ ok: boolean; changed?: boolean; error?: string }> {
+export async function reloadFile(daemon: NodeDaemon, file: string, log: Logger, load: (file: string) => Promise<LoadResult> = loadConfigFile): Promise<{ ok: boolean; changed?: boolean; error?: string }> {
   const t0 = performance.now();
   // The loader reports every problem as a config error; should it throw anyway, that is a
   // failed reload like any other (counted, logged), never an unhandled rejection.
-  const next = await loadConfigFile(file).catch((e: Error): LoadResult => ({ ok: false, error: new ConfigError(file, [{ path: [], message: `cannot load the config: ${e.message}` }]) }));
+  const next = await load(file).catch((e: Error): LoadResult => ({ ok: false, error: new ConfigError(file, [{ path: [], message: `cannot load the config: ${e.message}` }]) }));
   const r = await daemon.reload(next);
   const tookMs = Math.round(performance.now() - t0);
   daemon.noteReloadTime(tookMs);
@@ -36,8 +36,8 @@ export function controlServer(o: {
   started: () => boolean;
   /** `fwlb reload`, with `--confirm`: rolled back unless confirmed within confirmMs. */
   reload: (confirmMs?: number) => Promise<unknown>;
-  /** `fwlb config push FILE` and `fwlb config confirm` (issue 24), where the node has a config distribution. */
-  config?: { push: (file: string, confirmMs?: number) => Promise<unknown>; confirm: () => Promise<unknown> };
+  /** `fwlb config push FILE` and `fwlb config confirm` (issue 24); they refuse, saying why, where the cluster has no distribution. */
+  config: { push: (file: string, confirmMs?: number) => Promise<unknown>; confirm: () => Promise<unknown> };
   /**
    * Runtime changes that last (kept in the state file) and, with `cluster`, run on every node
    * (services/runtime-state.ts); absent while the node starts.
@@ -79,13 +79,9 @@ export function controlServer(o: {
       // peer's push may reach this node while it waits for that peer's answer).
       config_push: (args) => {
         if (typeof args.file !== 'string' || !args.file.startsWith('/')) throw new FwlbError('ERR_BAD_REQUEST', 'file must be an absolute path');
-        if (!o.config) throw new FwlbError('ERR_CONFIG_PUSH', 'this node has no config distribution');
         return o.config.push(args.file, confirmArg(args));
       },
-      config_confirm: () => {
-        if (!o.config) throw new FwlbError('ERR_CONFIG_PUSH', 'this node has no config distribution');
-        return o.config.confirm();
-      },
+      config_confirm: () => o.config.confirm(),
       maintenance: (args) => {
         if (typeof args.on !== 'boolean') throw new FwlbError('ERR_BAD_REQUEST', 'on must be true or false');
         const on = args.on;

@@ -21,6 +21,7 @@ interface Node {
   svc: ConfigDistService;
   runs: BundleFile[];
   applies: number;
+  scopes: string[];
   stored: { current?: Bundle; previous?: Bundle; confirm?: PendingConfirm };
 }
 
@@ -30,7 +31,7 @@ function cluster(initial = 'version zero') {
   const nodes = new Map<string, Node>();
   for (const name of NAMES) {
     let chain: Promise<unknown> = Promise.resolve();
-    const n: Node = { name, runs: files(initial), applies: 0, stored: {}, svc: undefined as unknown as ConfigDistService };
+    const n: Node = { name, runs: files(initial), applies: 0, scopes: [], stored: {}, svc: undefined as unknown as ConfigDistService };
     n.svc = new ConfigDistService({
       clock,
       wallNow: () => clock.now(),
@@ -50,7 +51,10 @@ function cluster(initial = 'version zero') {
         saveVersions: async (current, previous) => void Object.assign(n.stored, { current, previous }),
         saveConfirm: async (c) => void (n.stored.confirm = c),
       },
-      check: async (f) => (f[0]!.body.toString().includes('INVALID') ? 'line 1: not a config' : undefined),
+      check: async (f, scope) => {
+        n.scopes.push(scope);
+        return f[0]!.body.toString().includes('INVALID') ? 'line 1: not a config' : undefined;
+      },
       apply: async (f) => {
         if (f[0]!.body.toString().includes('FAILS')) return { ok: false, error: 'the kernel refused it' };
         n.runs = [...f];
@@ -86,6 +90,8 @@ test('a push from any node is applied on every node, numbered past what each kno
   assert.deepEqual(NAMES.map((n) => c.st(n).peers), NAMES.map((n) => Object.fromEntries(NAMES.filter((p) => p !== n).map((p) => [p, { version: 0, hash: filesHash(files('version zero')), state: 'same', error: null }]))), 'at start: version 0 everywhere, the same files');
   const r = await c.svc('fw2').push(files('one'));
   assert.deepEqual([r.version, outcomes(r)], [1, { fw2: 'applied', fw1: 'applied', fw3: 'applied' }]);
+  // Every node's part is checked where the push is made; a peer checks its own (its reload does).
+  assert.deepEqual(NAMES.map((n) => c.nodes.get(n)!.scopes), [['self'], ['cluster'], ['self']]);
   for (const n of NAMES) assert.deepEqual([c.text(n), c.st(n).version, c.st(n).hash], ['one', 1, filesHash(files('one'))], n);
   const r2 = await c.svc('fw3').push(files('two'));
   assert.equal(r2.version, 2);
@@ -188,6 +194,23 @@ test("a node that missed the confirm (away when it came) keeps the version: a pe
   c.down.clear();
   await c.run(50_000);
   assert.deepEqual([c.text('fw3'), c.st('fw3').confirm, c.st('fw3').counters.rollbacks], ['kept', null, 0]);
+});
+
+test('a node cut off through the whole confirm window rolls back alone; back in touch, a peer that has the version confirmed brings it back (not "ahead" with the old files)', async () => {
+  const c = cluster();
+  await c.svc('fw1').push(files('kept'), 10_000);
+  c.down.add('fw3');
+  assert.deepEqual(outcomes(await c.svc('fw1').confirmAll()), { fw1: 'confirmed', fw2: 'confirmed', fw3: 'unreachable' });
+  await c.run(15_000);
+  assert.deepEqual([c.text('fw3'), c.st('fw3').version, c.st('fw3').counters.rollbacks], ['version zero', 2, 1], 'fw3 asked nobody and rolled back');
+  c.down.clear();
+  await c.run(2 * RECONCILE_MS + 500);
+  for (const n of NAMES) assert.deepEqual([c.text(n), c.st(n).version, c.st(n).confirm], ['kept', 1, null], n);
+  assert.deepEqual(Object.values(c.st('fw3').peers).map((p) => p.state), ['same', 'same']);
+  assert.equal(c.st('fw1').counters.refused.confirmed ?? 0, 0, 'its rollback was never sent');
+  // Stays so: the next rounds move nothing.
+  await c.run(10 * RECONCILE_MS);
+  for (const n of NAMES) assert.deepEqual([c.text(n), c.st(n).version], ['kept', 1], n);
 });
 
 test('a restart keeps the version and the confirm it waits for: its time still runs', async () => {

@@ -6,9 +6,10 @@
  * codec/config; the TCP link and the files are adapters; applying a bundle (whole or nothing,
  * as a reload) is the node's (node/config-dist.ts).
  *
- * A push: its files are checked for every node, numbered past every version this node knows
- * of, applied here first (refused here: sent nowhere), then sent to every peer the liveness
- * does not know to be down, in parallel; each answers applied or refused (why), and one that
+ * A push: its files are checked here for every node (refused: sent nowhere), numbered past
+ * every version this node knows of, then applied here and sent to every peer the liveness
+ * does not know to be down, all at once (a peer checks only its own part: its reload does,
+ * whole or nothing); each node answers applied or refused (why), and one that
  * cannot be reached is pending: every few seconds this node asks each peer which version it
  * runs and sends the newer one to a peer behind. So a peer that was down catches up when it
  * returns, and none blocks the others.
@@ -16,6 +17,7 @@
 import type { Logger } from 'pino';
 import { decodeBundle, encodeBundle, filesHash, type Bundle, type BundleFile, type BundleMeta } from '../codec/config/bundle.js';
 import { FrameType, type Frame } from '../codec/config/frame.js';
+import { decodeMessage, decodeOutcome, encodeMessage, type NodeOutcome } from '../codec/config/messages.js';
 import { comparePeer, judgePush, nextVersion, rollbackMeta, type ConfigRefusal, type PeerVersionState, type RunningVersion } from '../fsm/config-version.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import { FwlbError } from '../lib/errors.js';
@@ -28,11 +30,7 @@ const SAME_EVERY = 10;
 const QUERY_TIMEOUT_MS = 1500;
 const PUSH_TIMEOUT_MS = 15_000;
 
-export type NodeOutcome =
-  | { outcome: 'applied'; changed: boolean }
-  | { outcome: 'confirmed' | 'not_pending' }
-  | { outcome: 'refused'; reason: ConfigRefusal; message: string }
-  | { outcome: 'unreachable'; message: string };
+export type { NodeOutcome };
 
 export interface ConfigDistDeps {
   clock: Clock;
@@ -47,8 +45,12 @@ export interface ConfigDistDeps {
   /** The liveness has the peer down (not asked then: a push never waits for it). */
   peerDown: (peer: string) => boolean;
   store: VersionStore;
-  /** Why these files are no config for some node of the cluster, or undefined. */
-  check: (files: readonly BundleFile[]) => Promise<string | undefined>;
+  /**
+   * Why these files are no config, or undefined: for every node of the cluster (`cluster`, a
+   * push made here) or for this node (`self`: a peer's push, a rollback, a catch-up; the
+   * origin checked the others).
+   */
+  check: (files: readonly BundleFile[], scope: 'cluster' | 'self') => Promise<string | undefined>;
   /** Applies the files as a reload does (whole or nothing) and writes them in place. */
   apply: (files: readonly BundleFile[]) => Promise<{ ok: true; changed: boolean } | { ok: false; error: string }>;
   /** Runs `f` after whatever operation is under way (the node's reloads and runtime changes). */
@@ -82,15 +84,7 @@ export interface ConfigDistStatus {
   runtime?: { version: number; local: number; shared: number };
 }
 
-const json = (o: unknown) => Buffer.from(JSON.stringify(o), 'utf8');
-function parseJson(b: Buffer): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(b.toString('utf8')) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const json = encodeMessage;
 
 export class ConfigDistService {
   private current: Bundle | undefined;
@@ -185,7 +179,7 @@ export class ConfigDistService {
     if (f.type === FrameType.QUERY) return json({ ...this.describe(), ...this.d.extension?.describe() });
     if (f.type === FrameType.RUNTIME && this.d.extension) return this.d.extension.handle(f, from);
     if (f.type === FrameType.CONFIRM) {
-      const m = parseJson(f.payload);
+      const m = decodeMessage(f.payload);
       if (typeof m?.version !== 'number') return json({ outcome: 'refused', reason: 'bad_frame', message: 'a confirm without a version' });
       return json(await this.confirmHere(m.version, `confirmed by ${from}`));
     }
@@ -207,11 +201,16 @@ export class ConfigDistService {
   }
 
   /** A bundle, ours or a peer's: judged, checked, applied, kept. */
-  private async take(b: Bundle, from: string): Promise<NodeOutcome> {
+  private async take(b: Bundle, from: string, checked = false): Promise<NodeOutcome> {
     const v = judgePush(this.running(), b.meta);
     if (!v.apply) return this.refused(v.reason, v.message, from);
-    const problem = await this.d.check(b.files);
+    const problem = checked ? undefined : await this.d.check(b.files, 'self');
     if (problem) return this.refused('invalid', problem, from);
+    return this.install(b, from);
+  }
+
+  /** A bundle applied and kept as the running version (its confirm, if it asks one, armed unless `confirmed`). */
+  private async install(b: Bundle, from: string, confirmed = false): Promise<NodeOutcome> {
     const before: Bundle = this.current?.meta.hash === this.runningHash ? this.current : this.localBundle();
     const r = await this.d.apply(b.files);
     if (!r.ok) return this.refused('apply_failed', r.error, from);
@@ -222,11 +221,11 @@ export class ConfigDistService {
     this.restate();
     this.confirm?.timer.cancel();
     this.confirm = undefined;
-    const pending = b.meta.confirmMs !== undefined ? { version: b.meta.version, deadline: this.d.wallNow() + b.meta.confirmMs } : undefined;
+    const pending = b.meta.confirmMs !== undefined && !confirmed ? { version: b.meta.version, deadline: this.d.wallNow() + b.meta.confirmMs } : undefined;
     if (pending) this.armConfirm(pending);
     await this.d.store.saveVersions(b, before).catch((e: Error) => this.d.log.error({ event: 'config_store_failed', err: e.message }, `config version ${b.meta.version} applied but not kept on disk: ${e.message}`));
     await this.d.store.saveConfirm(pending).catch(() => undefined);
-    const how = b.meta.rollbackOf ? `rollback of version ${b.meta.rollbackOf}` : b.meta.confirmMs ? `to be confirmed within ${b.meta.confirmMs / 1000} s` : 'pushed';
+    const how = confirmed ? 'confirmed on a peer' : b.meta.rollbackOf ? `rollback of version ${b.meta.rollbackOf}` : b.meta.confirmMs ? `to be confirmed within ${b.meta.confirmMs / 1000} s` : 'pushed';
     this.d.log.info({ event: 'config_version_applied', version: b.meta.version, hash: b.meta.hash.slice(0, 12), origin: b.meta.origin, from, changed: r.changed }, `config version ${b.meta.version} (${b.meta.hash.slice(0, 12)}, ${how} by ${b.meta.origin}) applied`);
     return { outcome: 'applied', changed: r.changed };
   }
@@ -237,11 +236,17 @@ export class ConfigDistService {
   }
 
   /**
-   * `fwlb config push`: the files checked, numbered, applied here, then sent to every peer.
-   * Resolves each node's outcome; throws (ERR_CONFIG_PUSH) when nothing was sent.
+   * `fwlb config push`: the files checked for every node, numbered, then applied here and sent
+   * to every peer at once (a peer's reload does not wait for ours). Resolves each node's
+   * outcome; throws (ERR_CONFIG_PUSH) when nothing was sent.
    */
   async push(files: BundleFile[], confirmMs?: number): Promise<{ version: number; hash: string; nodes: Record<string, NodeOutcome> }> {
     this.counters.pushes++;
+    const problem = await this.d.check(files, 'cluster');
+    if (problem) {
+      this.refused('invalid', problem, 'this node');
+      throw new FwlbError('ERR_CONFIG_PUSH', `refused on this node, sent to no peer: ${problem}`);
+    }
     await this.askAll();
     const hash = filesHash(files);
     const meta: BundleMeta = {
@@ -253,11 +258,17 @@ export class ConfigDistService {
       ...(confirmMs !== undefined ? { confirmMs, previousHash: this.runningHash } : {}),
     };
     const b: Bundle = { meta, files };
-    const here = await this.d.serial(() => this.take(b, 'this node'));
-    if (here.outcome !== 'applied') throw new FwlbError('ERR_CONFIG_PUSH', `refused on this node, sent to no peer: ${'message' in here ? here.message : here.outcome}`);
-    const nodes: Record<string, NodeOutcome> = { [this.d.self]: here };
-    await Promise.all(this.d.peers.map(async (p) => (nodes[p] = await this.sendBundle(p, b))));
-    return { version: meta.version, hash, nodes };
+    const v = judgePush(this.running(), meta);
+    if (!v.apply) {
+      this.refused(v.reason, v.message, 'this node');
+      throw new FwlbError('ERR_CONFIG_PUSH', `refused on this node, sent to no peer: ${v.message}`);
+    }
+    const nodes: Record<string, NodeOutcome> = {};
+    await Promise.all([
+      this.d.serial(() => this.take(b, 'this node', true)).then((o) => (nodes[this.d.self] = o)),
+      ...this.d.peers.map(async (p) => (nodes[p] = await this.sendBundle(p, b))),
+    ]);
+    return { version: meta.version, hash, nodes: { [this.d.self]: nodes[this.d.self]!, ...nodes } };
   }
 
   private async sendBundle(peer: string, b: Bundle): Promise<NodeOutcome> {
@@ -267,10 +278,10 @@ export class ConfigDistService {
       return { outcome: 'unreachable', message: `${peer} is down: it gets version ${b.meta.version} when it is back` };
     }
     try {
-      const o = parseJson(await this.d.send(peer, FrameType.PUSH, encodeBundle(b), PUSH_TIMEOUT_MS)) as NodeOutcome | undefined;
+      const o = decodeOutcome(await this.d.send(peer, FrameType.PUSH, encodeBundle(b), PUSH_TIMEOUT_MS));
       if (o?.outcome === 'applied') this.peers.set(peer, { version: b.meta.version, hash: b.meta.hash, state: 'same', askedAt: this.d.clock.now() });
       else this.notePeer(peer, { state: 'unknown', error: o?.outcome === 'refused' ? o.message : 'no outcome' });
-      return o && typeof o.outcome === 'string' ? o : { outcome: 'unreachable', message: `${peer} answered with no outcome` };
+      return o ?? { outcome: 'unreachable', message: `${peer} answered with no outcome` };
     } catch (e) {
       this.notePeer(peer, { state: 'unknown', error: (e as Error).message });
       return { outcome: 'unreachable', message: `${(e as Error).message}: it gets version ${b.meta.version} when it is back` };
@@ -287,7 +298,7 @@ export class ConfigDistService {
       this.d.peers.map(async (p) => {
         if (this.d.peerDown(p)) return void (nodes[p] = { outcome: 'unreachable', message: `${p} is down: it learns of the confirm from its peers` });
         try {
-          nodes[p] = (parseJson(await this.d.send(p, FrameType.CONFIRM, json({ version }), QUERY_TIMEOUT_MS)) as NodeOutcome | undefined) ?? { outcome: 'unreachable', message: 'no outcome' };
+          nodes[p] = decodeOutcome(await this.d.send(p, FrameType.CONFIRM, json({ version }), QUERY_TIMEOUT_MS)) ?? { outcome: 'unreachable', message: 'no outcome' };
         } catch (e) {
           nodes[p] = { outcome: 'unreachable', message: (e as Error).message };
         }
@@ -338,7 +349,7 @@ export class ConfigDistService {
 
   private async ask(peer: string): Promise<PeerView> {
     try {
-      const r = parseJson(await this.d.send(peer, FrameType.QUERY, json({ cluster: this.d.cluster }), QUERY_TIMEOUT_MS));
+      const r = decodeMessage(await this.d.send(peer, FrameType.QUERY, json({ cluster: this.d.cluster }), QUERY_TIMEOUT_MS));
       if (typeof r?.version !== 'number' || typeof r.hash !== 'string') return this.notePeer(peer, { state: 'unknown', error: 'an answer without a version' });
       this.d.extension?.peerSeen(peer, r);
       const seen = { version: r.version, hash: r.hash, confirmed: r.confirmed === true };
@@ -371,6 +382,9 @@ export class ConfigDistService {
       this.d.peers.map(async (p) => {
         if (this.d.peerDown(p) || (!all && this.peers.get(p)?.state === 'same')) return;
         const v = await this.ask(p);
+        if (v.state === 'behind' && this.current?.meta.rollbackOf !== undefined && v.version === this.current.meta.rollbackOf && v.confirmed) {
+          return void (await this.undoRollback(p, v));
+        }
         if (v.state === 'behind' && this.current) {
           const o = await this.sendBundle(p, this.current);
           this.d.log.info({ event: 'config_catch_up', peer: p, version: this.version, outcome: o.outcome }, `${p} was on version ${v.version}: sent version ${this.version} (${o.outcome}${'message' in o ? `: ${o.message}` : ''})`);
@@ -378,6 +392,28 @@ export class ConfigDistService {
         if (v.state === 'same' && v.confirmed && this.confirm?.version === this.version) await this.confirmHere(this.version, `${p} has it confirmed`);
       }),
     );
+  }
+
+  /**
+   * This node rolled back a version alone (cut off from its peers when the confirm came and
+   * when its time ran out) and `peer` has that version confirmed: the confirm wins, the
+   * rollback is undone (the version's files again, kept from before the rollback). Without
+   * this the node would stay "ahead" with the old files, its rollback refused by every peer.
+   */
+  private async undoRollback(peer: string, seen: PeerView): Promise<void> {
+    const rollback = this.current;
+    const back = this.previous;
+    if (!rollback || !back || back.meta.version !== seen.version || back.meta.hash !== seen.hash) {
+      this.d.log.error({ event: 'config_rollback_stranded', peer, version: seen.version }, `${peer} has version ${seen.version} confirmed, which this node rolled back, and its files are not here: push again`);
+      return;
+    }
+    await this.d.serial(async () => {
+      if (this.current !== rollback) return;
+      this.d.log.warn({ event: 'config_rollback_undone', peer, version: back.meta.version }, `${peer} has config version ${back.meta.version} confirmed (this node was cut off when the confirm came and rolled back alone): it comes back here`);
+      const problem = await this.d.check(back.files, 'self');
+      if (problem) return void this.refused('invalid', problem, peer);
+      await this.install(back, peer, true);
+    });
   }
 
   /** Looks again soon: a peer came up (the liveness says so). */

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { FrameType, type Frame } from '../codec/config/frame.js';
 import { appendCommand, ClusterLogSchema, pruneCommands, RuntimeCommandSchema, type ClusterLog, type RuntimeCommand, type RuntimeDoc } from '../fsm/runtime-log.js';
 import { nextVersion } from '../fsm/config-version.js';
-import type { NodeOutcome } from './config-dist.js';
+import { decodeMessage, decodeOutcome, encodeMessage, type NodeOutcome } from '../codec/config/messages.js';
 
 const SEND_TIMEOUT_MS = 10_000;
 
@@ -26,7 +26,7 @@ export interface RuntimeStateDeps {
   run: (c: RuntimeCommand) => Promise<unknown>;
 }
 
-const json = (o: unknown) => Buffer.from(JSON.stringify(o), 'utf8');
+const json = encodeMessage;
 
 export class RuntimeState {
   private local: RuntimeCommand[] = [];
@@ -82,9 +82,9 @@ export class RuntimeState {
   private async sendTo(peer: string, change?: RuntimeCommand): Promise<NodeOutcome> {
     if (this.d.peerDown(peer)) return { outcome: 'unreachable', message: `${peer} is down: it gets the change when it is back` };
     try {
-      const r = JSON.parse((await this.d.send(peer, FrameType.RUNTIME, json({ ...this.shared, ...(change ? { change } : {}) }), SEND_TIMEOUT_MS)).toString()) as NodeOutcome;
-      if (r.outcome === 'applied') this.peerVersions.set(peer, this.shared.version);
-      return r;
+      const r = decodeOutcome(await this.d.send(peer, FrameType.RUNTIME, json({ ...this.shared, ...(change ? { change } : {}) }), SEND_TIMEOUT_MS));
+      if (r?.outcome === 'applied') this.peerVersions.set(peer, this.shared.version);
+      return r ?? { outcome: 'unreachable', message: `${peer} answered with no outcome` };
     } catch (e) {
       return { outcome: 'unreachable', message: (e as Error).message };
     }
@@ -92,14 +92,9 @@ export class RuntimeState {
 
   /** A peer's RUNTIME frame: its change when it is the next version here, else its whole log replayed. */
   async handle(f: Frame, from: string): Promise<Buffer> {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(f.payload.toString('utf8'));
-    } catch {
-      raw = undefined;
-    }
-    const log = ClusterLogSchema.safeParse(raw && typeof raw === 'object' ? { version: (raw as ClusterLog).version, commands: (raw as ClusterLog).commands } : raw);
-    const change = RuntimeCommandSchema.safeParse((raw as { change?: unknown } | undefined)?.change);
+    const m = decodeMessage(f.payload);
+    const log = ClusterLogSchema.safeParse(m && { version: m.version, commands: m.commands });
+    const change = RuntimeCommandSchema.safeParse(m?.change);
     if (!log.success) return json({ outcome: 'refused', reason: 'bad_frame', message: 'not a runtime log' });
     if (log.data.version <= this.shared.version) return json({ outcome: 'refused', reason: log.data.version === this.shared.version ? 'replayed' : 'older', message: `runtime version ${log.data.version}, this node has ${this.shared.version}` });
     const todo = change.success && log.data.version === this.shared.version + 1 ? [change.data] : log.data.commands;
