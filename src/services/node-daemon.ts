@@ -19,7 +19,7 @@ import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 import type { ReadyVerdict } from '../fsm/cluster.js';
 import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
 import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
-import { commitAll, prepareAll } from './whole-apply.js';
+import { commitAll, prepareAll, type StepTimes } from './whole-apply.js';
 import type { NodeConfig, Subsystem } from '../ports/subsystem.js';
 import type { ConfigDistStatus } from './config-dist.js';
 
@@ -302,14 +302,15 @@ export class NodeDaemon {
     try {
       if (!next.ok) throw next.error;
       const cfg: NodeConfig = { loaded: next.value, view: nodeView(next.value.config, this.nodeName) };
-      const ready = await prepareAll(cfg, this.parts);
+      const times: StepTimes = { now: this.deps.now, ms: {} };
+      const ready = await prepareAll(cfg, this.parts, times);
       const changed = ready.find((r) => r.part === this.ruleset)!.prepared.changed;
       const running = this.current ? { loaded: this.current.loaded, view: this.current.view } : undefined;
-      await commitAll(ready, { always: this.ruleset, ...(running ? { running } : {}) });
+      await commitAll(ready, { always: this.ruleset, times, ...(running ? { running } : {}) });
       this.current = { loaded: cfg.loaded, loadedAt: this.deps.now(), view: cfg.view };
       this.reloads.ok++;
       this.reloads.lastError = null;
-      this.deps.log.info({ event: 'reload', changed, digest: next.value.digest.slice(0, 12) }, changed ? 'config reloaded' : 'config reloaded, ruleset unchanged');
+      this.deps.log.info({ event: 'reload', changed, digest: next.value.digest.slice(0, 12), stepsMs: times.ms }, changed ? 'config reloaded' : 'config reloaded, ruleset unchanged');
       return { ok: true, changed };
     } catch (e) {
       this.reloads.failed++;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { commitAll, prepareAll } from './whole-apply.js';
+import { commitAll, prepareAll, type StepTimes } from './whole-apply.js';
 import type { NodeConfig, Prepared, Subsystem } from '../ports/subsystem.js';
 
 /** A config as the fakes see it: only its name matters. */
@@ -43,6 +43,19 @@ test('a config every part takes is committed in order, unchanged parts skipped (
   assert.deepEqual([a.runs, b.runs, c.runs], ['new', 'new', 'new']);
   assert.deepEqual(b.log, ['prepare new']);
   assert.deepEqual(c.log, ['prepare new', 'commit new']);
+});
+
+test("each step's time is noted (prepare of every part, commit of those committed), a failing step's too", async () => {
+  let t = 0;
+  const times: StepTimes = { now: () => (t += 5), ms: {} };
+  const a = new FakePart('ruleset');
+  const b = new FakePart('sync');
+  b.runs = 'new';
+  await commitAll(await prepareAll(cfg('new'), [a, b], times), { always: a, times });
+  assert.deepEqual(times.ms, { 'ruleset.prepare': 5, 'sync.prepare': 5, 'ruleset.commit': 5 });
+  const c = new FakePart('vrrp', { prepare: 'new' });
+  await assert.rejects(prepareAll(cfg('new'), [c], times));
+  assert.equal(Object.entries(times.ms).find(([k]) => k === 'vrrp.prepare')?.[1], 5);
 });
 
 test('a part that cannot prepare refuses the config whole: nothing is committed, the plans made are discarded, the error names the part', async () => {

@@ -15,16 +15,32 @@ import type { NodeConfig, Prepared, Subsystem } from '../ports/subsystem.js';
 /** A part whose plan is ready to commit. */
 export type Ready = { part: Subsystem; prepared: Prepared<unknown> };
 
+/** Where each step's time goes (`ruleset.prepare`, `vrrp.commit`, ... in ms): the reload's log line says it. */
+export interface StepTimes {
+  now: () => number;
+  ms: Record<string, number>;
+}
+
+async function timed<T>(t: StepTimes | undefined, step: string, f: () => Promise<T>): Promise<T> {
+  if (!t) return f();
+  const t0 = t.now();
+  try {
+    return await f();
+  } finally {
+    t.ms[step] = Math.round(t.now() - t0);
+  }
+}
+
 /**
  * Every part prepared, in order; the first that cannot take the config refuses it whole
  * (the plans already made are discarded): its error names the part, except a config error,
  * which names the key and line already.
  */
-export async function prepareAll(cfg: NodeConfig, parts: readonly Subsystem[]): Promise<Ready[]> {
+export async function prepareAll(cfg: NodeConfig, parts: readonly Subsystem[], times?: StepTimes): Promise<Ready[]> {
   const ready: Ready[] = [];
   for (const part of parts) {
     try {
-      ready.push({ part, prepared: await part.prepare(cfg) });
+      ready.push({ part, prepared: await timed(times, `${part.name}.prepare`, () => part.prepare(cfg)) });
     } catch (e) {
       for (const r of ready) r.part.discard?.(r.prepared.plan);
       if (e instanceof ConfigError) throw e;
@@ -39,14 +55,14 @@ export async function prepareAll(cfg: NodeConfig, parts: readonly Subsystem[]): 
  * order. `running`: the config to put back when a commit fails (none at start: nothing runs
  * yet to go back to).
  */
-export async function commitAll(ready: readonly Ready[], o: { always?: Subsystem; running?: NodeConfig } = {}): Promise<void> {
+export async function commitAll(ready: readonly Ready[], o: { always?: Subsystem; running?: NodeConfig; times?: StepTimes } = {}): Promise<void> {
   const reached: Subsystem[] = [];
   for (let i = 0; i < ready.length; i++) {
     const r = ready[i]!;
     if (!r.prepared.changed && r.part !== o.always) continue;
     reached.push(r.part);
     try {
-      await r.part.commit(r.prepared.plan);
+      await timed(o.times, `${r.part.name}.commit`, () => r.part.commit(r.prepared.plan));
     } catch (e) {
       for (const later of ready.slice(i + 1)) later.part.discard?.(later.prepared.plan);
       const back = o.running ? await putBack([...reached].reverse(), o.running) : '';
