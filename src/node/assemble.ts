@@ -47,7 +47,7 @@ import { notifyHooks } from './notify.js';
 import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
-import { buildConfigDist, readConfigFiles, type ConfigDistParts } from './config-dist.js';
+import { buildConfigDist, readConfigFiles, replayRuntime, type ConfigDistParts, type RestoredRuntime } from './config-dist.js';
 import type { RuntimeCommand } from '../fsm/runtime-log.js';
 import { FwlbError } from '../lib/errors.js';
 import { withNextStep } from '../lib/next-step.js';
@@ -409,7 +409,7 @@ function nodeRunner(o: {
     async run() {
       const r = await startNode(o, control, ops, () => (started = true));
       if (!r.ok) return 1;
-      await cfg.start();
+      await cfg.start(r.restored ?? { doc: undefined, held: [] });
       metricsServer = r.metrics;
       phase = 'running';
       if (stopAsked) stop(stopAsked, false);
@@ -431,9 +431,10 @@ function nodeRunner(o: {
 }
 
 /** Opens the control socket and starts the node; false (said and logged) when it cannot. */
-async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlServer, ops: SerialQueue, onStarted: () => void): Promise<{ ok: boolean; metrics?: Server }> {
+async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlServer, ops: SerialQueue, onStarted: () => void): Promise<{ ok: boolean; metrics?: Server; restored?: RestoredRuntime }> {
   const { opts, loaded, log, a, daemon, sync, liveness, release } = o;
   const { vrrp, events } = o.core;
+  let restored: RestoredRuntime | undefined;
   // The control socket first, so that a starting node can be asked where it stands.
   try {
     await control.listen();
@@ -444,7 +445,10 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
     return { ok: false };
   }
   try {
-    await ops.run(() => daemon.start(loaded, { conntrackCount: () => a.ctnl.count() }));
+    // The runtime changes kept on disk run inside the start, before VRRP (not through the
+    // queue: the start holds it).
+    const beforeVrrp = async () => void (restored = await replayRuntime(stateDirOf(opts), loaded.config.cluster.name, runtimeCommand(daemon), log.child({ component: 'config' })));
+    await ops.run(() => daemon.start(loaded, { conntrackCount: () => a.ctnl.count(), beforeVrrp }));
     onStarted();
     events.feed({ type: 'started', vrrp: vrrp.isRunning(), sync: !!sync, sharedLinks: o.linksDown() });
     if (sync) events.feed({ type: 'table', complete: sync.synced(), progress: sync.syncProgress() });
@@ -460,23 +464,29 @@ async function startNode(o: Parameters<typeof nodeRunner>[0], control: ControlSe
   }
   const metrics = opts.metrics ? serveMetrics(opts.metrics, () => daemon.status(), log) : undefined;
   log.info({ event: 'started', config: opts.configFile, control: opts.controlPath, metrics: opts.metrics }, 'fwlb node running');
-  return { ok: true, ...(metrics ? { metrics } : {}) };
+  return { ok: true, ...(metrics ? { metrics } : {}), ...(restored ? { restored } : {}) };
 }
 
+/** A runtime change (backend command, maintenance) run on the node now. */
+const runtimeCommand = (daemon: NodeDaemon) => async (c: RuntimeCommand) => (c.op === 'maintenance' ? daemon.maintenance(c.on) : daemon.backend(c));
+const stateDirOf = (opts: { stateDir?: string | undefined; node: string }) => opts.stateDir ?? `/var/lib/fwlb/${opts.node}`;
+
 /** The config distribution of a running node, wired to its queue, its liveness and its events. */
-async function startConfigDist(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue, reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>): Promise<ConfigDistParts> {
+async function startConfigDist(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue, reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>, restored: RestoredRuntime): Promise<ConfigDistParts> {
   const { opts, loaded, log, liveness, daemon } = o;
-  const runCommand = (c: RuntimeCommand) => ops.run(async () => (c.op === 'maintenance' ? daemon.maintenance(c.on) : daemon.backend(c)));
+  const run = runtimeCommand(daemon);
+  const runCommand = (c: RuntimeCommand) => ops.run(() => run(c));
   const parts = await buildConfigDist({
     loaded,
     node: opts.node,
     configFile: opts.configFile,
-    stateDir: opts.stateDir ?? `/var/lib/fwlb/${opts.node}`,
+    stateDir: stateDirOf(opts),
     log: log.child({ component: 'config' }),
     peerDown: (peer) => liveness?.status()?.peers.find((p) => p.peer === peer)?.state === 'down',
     serial: (f) => ops.run(f),
     reload,
     runCommand,
+    restored,
   });
   o.core.events.subscribe((e) => e.type === 'peer_up' && parts.service.peerUp());
   daemon.setConfigStatus(() => ({ ...parts.service.status(), ...(parts.linkCounters() ? { link: parts.linkCounters()! } : {}), runtime: parts.runtime.status() }));
@@ -555,9 +565,9 @@ function configOps(o: Parameters<typeof nodeRunner>[0], ops: SerialQueue) {
         },
       };
     },
-    start: async () => {
+    start: async (restored: RestoredRuntime) => {
       try {
-        parts = await startConfigDist(o, ops, reloadPushed);
+        parts = await startConfigDist(o, ops, reloadPushed, restored);
       } catch (e) {
         log.error({ event: 'config_dist_failed', err: (e as Error).message }, `config distribution not started: ${(e as Error).message}`);
       }

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { safeFileName, type BundleFile } from '../codec/config/bundle.js';
 import { deriveConfigKey, type FrameType } from '../codec/config/frame.js';
-import type { RuntimeCommand } from '../fsm/runtime-log.js';
+import type { RuntimeCommand, RuntimeDoc } from '../fsm/runtime-log.js';
 import { RuntimeState } from '../services/runtime-state.js';
 import { compileRuleset } from '../compiler/ruleset.js';
 import { parseConfig, type LoadedConfig, type LoadResult } from '../config/load.js';
@@ -90,6 +90,22 @@ export async function checkFiles(files: readonly BundleFile[], configFile: strin
   return { parsed: r };
 }
 
+export interface RestoredRuntime {
+  doc: RuntimeDoc | undefined;
+  held: RuntimeCommand[];
+}
+
+/**
+ * The runtime changes kept in the state directory, run again with `run` (the node's start
+ * calls it after the ruleset, before VRRP); a damaged part of the file is said and left out.
+ */
+export async function replayRuntime(stateDir: string, cluster: string, run: (c: RuntimeCommand) => Promise<unknown>, log: Logger): Promise<RestoredRuntime> {
+  const problems: string[] = [];
+  const doc = await new ConfigStore(stateDir).loadRuntime(problems);
+  for (const p of problems) log.error({ event: 'runtime_store_damaged', problem: p }, `runtime state: ${p}: left out`);
+  return { doc, held: await RuntimeState.replay(doc, cluster, run, log) };
+}
+
 /** How often a config link that could not listen (its address not there yet) tries again. */
 const LISTEN_RETRY_MS = 2000;
 
@@ -115,6 +131,8 @@ export async function buildConfigDist(o: {
   reload: (next: LoadResult) => Promise<{ ok: true; changed: boolean } | { ok: false; error: Error }>;
   /** Runs one runtime change on this node (a backend command, maintenance), in the node's queue. */
   runCommand: (c: RuntimeCommand) => Promise<unknown>;
+  /** What the start replayed of the state file (replayRuntime). */
+  restored: RestoredRuntime;
 }): Promise<ConfigDistParts> {
   const c = o.loaded.config;
   const view = nodeView(c, o.node);
@@ -175,9 +193,7 @@ export async function buildConfigDist(o: {
   const stored = await store.load();
   const running = await readConfigFiles(o.configFile, false);
   service.start(stored, running.ok ? running.files : [{ name: MAIN_FILE, body: Buffer.alloc(0) }]);
-  const problems: string[] = [];
-  await runtime.restore(await store.loadRuntime(problems));
-  for (const p of problems) o.log.error({ event: 'runtime_store_damaged', problem: p }, `runtime state: ${p}: left out`);
+  await runtime.adopt(o.restored.doc, o.restored.held);
   let listener: ConfigLinkListener | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;

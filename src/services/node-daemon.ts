@@ -276,7 +276,7 @@ export class NodeDaemon {
     this.deps.log.info({ event: 'ready', startToReadyMs: this.readyAtMs, steps: { ...this.steps } }, `ready ${this.readyAtMs} ms after the process started`);
   }
 
-  async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number> } = {}): Promise<void> {
+  async start(loaded: LoadedConfig, opts: { conntrackCount?: () => Promise<number>; beforeVrrp?: () => Promise<void> } = {}): Promise<void> {
     this.mark('loaded', 'preparing');
     await this.syncPart.adopt(loaded);
     this.sharingPart.adopt(loaded.config);
@@ -287,6 +287,8 @@ export class NodeDaemon {
     await this.ruleset.commit(rules!.prepared.plan as never);
     this.current = { loaded, loadedAt: this.deps.now(), view: cfg.view };
     await this.deps.sharing?.start(loaded.config, cfg.view);
+    // The runtime changes kept on disk (a drain, maintenance): in place before any VIP is taken.
+    await opts.beforeVrrp?.();
     this.mark('apply', 'starting the state sync');
     // The state sync first: a joining node is held back from mastership until it has the
     // peers' connection table. The firewall is in place before any address is taken.

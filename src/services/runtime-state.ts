@@ -35,20 +35,37 @@ export class RuntimeState {
 
   constructor(private readonly d: RuntimeStateDeps) {}
 
-  /** After a start: the changes kept on disk run again, in order (one that no longer applies is dropped, and said). */
-  async restore(doc: RuntimeDoc | undefined): Promise<void> {
-    if (!doc || doc.cluster !== this.d.cluster) return;
-    this.shared = doc.shared;
+  /**
+   * The changes kept on disk run again with `run`, in order (at start, after the ruleset and
+   * before VRRP: a node in maintenance never takes over, a drained backend never gets a new
+   * flow); one that no longer applies is dropped, and said. Resolves those that held.
+   */
+  static async replay(doc: RuntimeDoc | undefined, cluster: string, run: (c: RuntimeCommand) => Promise<unknown>, log: Logger): Promise<RuntimeCommand[]> {
+    if (!doc || doc.cluster !== cluster) return [];
+    let held: RuntimeCommand[] = [];
     for (const c of doc.local) {
       try {
-        await this.d.run(c);
-        this.local = appendCommand(this.local, c);
+        await run(c);
+        held = appendCommand(held, c);
       } catch (e) {
-        this.d.log.warn({ event: 'runtime_restore_dropped', command: c, err: (e as Error).message }, `runtime change not restored (${(e as Error).message}): ${JSON.stringify(c)}`);
+        log.warn({ event: 'runtime_restore_dropped', command: c, err: (e as Error).message }, `runtime change not restored (${(e as Error).message}): ${JSON.stringify(c)}`);
       }
     }
-    if (doc.local.length) this.d.log.info({ event: 'runtime_restored', changes: this.local.length, clusterVersion: this.shared.version }, `${this.local.length} runtime changes restored from the state file`);
+    if (doc.local.length) log.info({ event: 'runtime_restored', changes: held.length, clusterVersion: doc.shared.version }, `${held.length} runtime changes restored from the state file`);
+    return held;
+  }
+
+  /** What the start replayed (`replay`), kept and written back: a change that no longer applies is gone from the file. */
+  async adopt(doc: RuntimeDoc | undefined, held: RuntimeCommand[]): Promise<void> {
+    if (!doc || doc.cluster !== this.d.cluster) return;
+    this.shared = doc.shared;
+    this.local = held;
     await this.persist();
+  }
+
+  /** The changes kept on disk run again (`replay` with this node's runner) and kept. */
+  async restore(doc: RuntimeDoc | undefined): Promise<void> {
+    await this.adopt(doc, await RuntimeState.replay(doc, this.d.cluster, this.d.run, this.d.log));
   }
 
   /** A change on this node only (it runs already: `result`), kept. */

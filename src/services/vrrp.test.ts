@@ -371,6 +371,25 @@ test('maintenance demotes at once and keeps the node out until it is off', async
   assert.equal(c.state(0), 'master');
 });
 
+test('maintenance set before the start (a runtime change replayed): even the address owner never takes a VIP, not for a moment', async () => {
+  const c = await cluster(CONFIG.replace('fw1: { priority: 200', 'fw1: { priority: 255'));
+  const added: string[] = [];
+  const add = c.fw1.host.addAddress.bind(c.fw1.host);
+  c.fw1.host.addAddress = async (ifname, cidr) => {
+    added.push(cidr);
+    return add(ifname, cidr);
+  };
+  c.fw1.svc.setMaintenance(true);
+  await c.fw1.svc.start();
+  await c.fw2.svc.start();
+  await c.run(2000);
+  assert.deepEqual([c.state(0), c.state(1)], ['backup', 'master']);
+  assert.deepEqual([added, c.fw1.host.garps], [[], []], 'no VIP added, no gratuitous ARP from fw1');
+  c.fw1.svc.setMaintenance(false);
+  await c.run(500);
+  assert.equal(c.state(0), 'master', 'the owner takes over once maintenance is off');
+});
+
 test('stale VIPs of a killed run are removed at start; bad packets are counted, never thrown', async () => {
   const c = await cluster();
   await c.fw2.host.addAddress('eth0', '198.18.0.100/24');

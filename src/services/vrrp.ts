@@ -165,6 +165,10 @@ export class VrrpService {
     this.running = true;
     this.generation++;
     this.unlisten = [net.onLinkChange((ifname, up) => this.onLinkChange(ifname, up)), net.onLinkLocal((ifname) => this.running && this.links.linkLocalChanged(this.groups, ifname, net.linkLocals(ifname), (g, e) => this.feed(g, e)))];
+    // Maintenance (a runtime change replayed at start) and the sync's hold are in place before
+    // the startup: an address owner in maintenance never takes over, even for a moment.
+    this.demotionApplied = false;
+    this.applyDemotion();
     for (const g of this.groups) {
       // Interfaces already down, and IPv6 members without a link-local address yet, start as faults.
       for (const ifname of g.trackedInterfaces) if (net.linkUp(ifname) === false) this.feed(g, { type: 'member', member: memberOn(g, ifname), event: { type: 'fault', source: `interface:${ifname}` } });
@@ -176,8 +180,6 @@ export class VrrpService {
     // the stale VIPs were cleared above, before we listened): taken now, not waited for.
     const feed = (g: GroupRuntime, e: SyncGroupEvent) => this.feed(g, e);
     for (const ifname of new Set(this.groups.flatMap((g) => [...g.members.values()].filter((m) => m.family === 6).map((m) => m.ifname)))) this.links.linkLocalChanged(this.groups, ifname, net.linkLocals(ifname), feed);
-    this.demotionApplied = false;
-    this.applyDemotion();
     if (this.preemptHeld) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: true } });
     log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
   }
