@@ -18,7 +18,7 @@ import { compileRuleset } from '../compiler/ruleset.js';
 import { parseConfig, type LoadedConfig, type LoadResult } from '../config/load.js';
 import { ConfigError, type ConfigIssue, type KeyPath } from '../config/issues.js';
 import { nodeView } from '../config/node.js';
-import { realClock } from '../lib/clock.js';
+import { realClock, type Timer } from '../lib/clock.js';
 import { FwlbError } from '../lib/errors.js';
 import { bareAddress } from '../lib/ip.js';
 import { listenConfigLink, requestConfigLink, scopedHost, type ConfigLinkListener } from '../adapters/config-link.js';
@@ -196,7 +196,7 @@ export async function buildConfigDist(o: {
   await runtime.adopt(o.restored.doc, o.restored.held);
   let listener: ConfigLinkListener | undefined;
   let closed = false;
-  let retry: NodeJS.Timeout | undefined;
+  let retry: Timer | undefined;
   // The sync address may not be usable yet (an IPv6 address in DAD, a link still coming up):
   // the listener is tried again every LISTEN_RETRY_MS until it opens; said once.
   const listen = async (first: boolean): Promise<void> => {
@@ -214,7 +214,7 @@ export async function buildConfigDist(o: {
       if (!first) o.log.info({ event: 'config_link_listening' }, 'config link listening');
     } catch (e) {
       if (first) o.log.warn({ event: 'config_link_failed', err: (e as Error).message }, `config link not listening yet (${(e as Error).message}): trying again every ${LISTEN_RETRY_MS} ms`);
-      if (!closed) retry = setTimeout(() => void listen(false), LISTEN_RETRY_MS);
+      if (!closed) retry = realClock.after(LISTEN_RETRY_MS, () => void listen(false));
     }
   };
   if (on) await listen(true);
@@ -225,7 +225,7 @@ export async function buildConfigDist(o: {
     linkCounters: () => listener?.counters(),
     close: async () => {
       closed = true;
-      clearTimeout(retry);
+      retry?.cancel();
       service.stop();
       await listener?.close();
     },
