@@ -15,7 +15,7 @@ import { realClock } from '../lib/clock.js';
 // every thread, so a time the daemon's thread stamped means the same here.
 import { AdvertSchedule } from '../fsm/vrrp/advert-schedule.js';
 import { errnoName, libc, MSG_DONTWAIT, sockaddrOf } from '../adapters/libc.js';
-import { realtimeThread } from '../adapters/realtime.js';
+import { nameThread, realtimeThread } from '../adapters/realtime.js';
 import type { AdvertWorkerData, AdvertWorkerMessage } from '../ports/workers.js';
 
 const d = workerData as AdvertWorkerData;
@@ -64,3 +64,4 @@ parentPort?.on('message', (m: AdvertWorkerMessage) => {
 // SCHED_RR only now, set up: a start's work under SCHED_RR takes a CPU from every ordinary
 // process for that long.
 realtime = realtimeThread(d.realtimePriority);
+nameThread('fwlb-advert');

@@ -16,6 +16,9 @@ import { NLMSG_DONE, NLMSG_ERROR, splitMessages } from '../codec/netlink/nlmsg.j
 import { ServiceFlowTally } from '../codec/netlink/ct-tally.js';
 import type { ServiceKey } from '../ports/conntrack.js';
 import type { FlowRequest, FlowAnswer } from '../ports/workers.js';
+import { nameThread } from '../adapters/realtime.js';
+
+nameThread('fwlb-flows');
 
 const c = libc();
 let fd = -1;

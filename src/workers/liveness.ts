@@ -15,7 +15,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
 import { Poller } from '../adapters/netlink/poller.js';
-import { realtimeThread } from '../adapters/realtime.js';
+import { nameThread, realtimeThread } from '../adapters/realtime.js';
 import { UdpSocket } from '../adapters/udp-socket.js';
 import { realClock } from '../lib/clock.js';
 import { decode, encode, peekHeader } from '../codec/sync/message.js';
@@ -107,3 +107,4 @@ core.start();
 // thread under SCHED_RR that does a start's work (koffi bindings, sockets, the first
 // compiles) takes a CPU from every ordinary process for that long, on a machine of two.
 isRealtime = realtimeThread(d.realtimePriority ?? 10);
+nameThread('fwlb-liveness');
