@@ -195,6 +195,35 @@ interface Data {
   series: Series[];
   /** The between-run term's source (--between): the two tables and their commit. */
   between?: { files: [string, string]; commit: string };
+  /** The machine's speed: the calibration workload's time (ms) before each benchmark run. */
+  calibrationMs?: number[];
+}
+
+/**
+ * The machine's speed, measured: a fixed single-thread workload (sha256 of 32 MiB, then
+ * 20,000 small objects through JSON 5 times), the best of three, in ms. This VM's speed moves
+ * between hours (two runs of one commit 4.5 hours apart: the peers' CPU-bound figures
+ * differed by a factor of 1.7); a table that states it says which hour was the slower one.
+ */
+function calibrate(): number {
+  const best: number[] = [];
+  const buf = Buffer.alloc(1 << 20, 7);
+  const objects = Array.from({ length: 20_000 }, (_, i) => ({ i, s: `entry ${i}`, a: [i, i * 2] }));
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    const h = createHash('sha256');
+    for (let i = 0; i < 32; i++) h.update(buf);
+    h.digest();
+    for (let j = 0; j < 5; j++) JSON.parse(JSON.stringify(objects));
+    best.push(performance.now() - t0);
+  }
+  return Math.min(...best);
+}
+
+
+function speedLine(ms: readonly number[] | undefined): string {
+  if (!ms?.length) return 'not measured (a table from before the calibration)';
+  return `the calibration workload (sha256 of 32 MiB, 20,000 objects through JSON 5 times, best of 3) took ${median(ms).toFixed(0)} ms (median; ${Math.min(...ms).toFixed(0)}-${Math.max(...ms).toFixed(0)} over the ${ms.length} times it ran, before each benchmark): a table whose calibration took longer ran on a slower machine`;
 }
 
 const DATA_OPEN = '<!-- figures-data';
@@ -203,7 +232,7 @@ const DATA_CLOSE = '-->';
 // ---------------------------------------------------------------------------------------
 // Numbers as the tables show them.
 
-const median = (xs: number[]) => {
+const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
@@ -445,8 +474,10 @@ async function figures(): Promise<void> {
     void Promise.all(benches.map((b) => labDown(b.prefix).catch(() => undefined))).then(() => process.exit(130));
   });
   const results = new Map<string, { figures: Figure[][]; errors: string[]; seconds: number[]; commands: string[] }>(benches.map((b) => [b.name, { figures: [], errors: [], seconds: [], commands: [] }]));
+  const calibrationMs: number[] = [];
   for (let round = 1; round <= runs; round++) {
     for (const b of benches) {
+      calibrationMs.push(calibrate());
       const args = argsOf(b, round);
       process.stderr.write(`figures: round ${round}/${runs}, ${b.name} ${args.join(' ')} ... `);
       const r = await runBench(b, args, log, tmp, round);
@@ -488,6 +519,7 @@ async function figures(): Promise<void> {
     `- Code run: dist/ digest ${dist0} (sha256 of its .js files) at the start; ${changed.length ? `**changed during the run**: ${changed.join('; ')}: later benchmarks may have run other code than the commit named above` : 'the same at the end, and HEAD and the uncommitted changes too'}.`,
     `- Machine: ${mach}.`,
     `- Load average (1 min) ${load0[0]!.toFixed(2)} at the start, ${load1[0]!.toFixed(2)} at the end: whatever else ran on the machine shares its cores with the labs.`,
+    `- Machine speed: ${speedLine(calibrationMs)}.`,
     `- Command: \`${cmd}\`, started ${started.toISOString()}, took ${duration(took)}. What the benchmarks printed: \`${shown(`${base}.log`)}\`.`,
     `- Noise: ${runs === 1 ? 'every benchmark ran once' : `every benchmark ran ${runs} times, in rounds (all of them once, then again)`}. A figure is the median of its runs; ± is its noise: the spread of its runs (largest minus smallest), never less than the method's own resolution (the probe, poll or echo interval), nor than the benchmark's typical relative spread for figures of that unit (the median of spread / value over them: two runs can agree by chance)${runs === 1 ? '; with one run no spread is measured and ± is the resolution alone' : ''}${bt ? `; and, between runs, never less than the relative difference of the figure in two earlier runs of commit ${bt.commit.slice(0, 12)} on this machine (\`${bt.files.map((f) => shown(f)).join('`, `')}\`; for a figure they lack, the median of those for its unit) times its value` : ''}. Two tables agree on a figure when their values differ by no more than the sum of their noises (\`node dist/bench/figures.js --compare A B\`).`,
     '- "none": no value in that run: not measured (did not complete), or no sample (a latency percentile that fell on failed requests: see the failed count beside it; a worst stall with no session kept).',
@@ -495,7 +527,7 @@ async function figures(): Promise<void> {
     '',
     ...sections,
     DATA_OPEN,
-    JSON.stringify({ version: 1, date, commit: git.commit, dirty, dist: dist0, quick: values.quick!, runs, machine: mach, series, ...(bt ? { between: { files: bt.files, commit: bt.commit } } : {}) } satisfies Data),
+    JSON.stringify({ version: 1, date, commit: git.commit, dirty, dist: dist0, quick: values.quick!, runs, machine: mach, series, ...(bt ? { between: { files: bt.files, commit: bt.commit } } : {}), calibrationMs } satisfies Data),
     DATA_CLOSE,
     '',
   ].join('\n');
@@ -550,7 +582,9 @@ async function compare(fileA: string, fileB: string): Promise<void> {
     tally.one++;
   }
   const head = (d: Data, f: string) => `${f}: ${d.date}, commit ${d.commit.slice(0, 12)}${d.dirty ? ' (dirty)' : ''}, ${d.runs} run(s)${d.quick ? ', quick' : ''}; ${d.machine}`;
-  console.log(`A = ${head(a, fileA)}\nB = ${head(b, fileB)}\n${bt ? `noise widened by the between-run spread of ${bt.files.join(' and ')} (commit ${bt.commit.slice(0, 12)})\n` : ''}`);
+  const speed = a.calibrationMs?.length && b.calibrationMs?.length ? `; B's machine took ${(median(b.calibrationMs) / median(a.calibrationMs)).toFixed(2)} times A's calibration time` : '';
+  if (a.machine !== b.machine) console.log('**The two tables ran on different machines** (see their machine lines: another kernel build is another VM): their noise does not cover that.');
+  console.log(`A = ${head(a, fileA)}\n    machine speed: ${speedLine(a.calibrationMs)}\nB = ${head(b, fileB)}\n    machine speed: ${speedLine(b.calibrationMs)}${speed}\n${bt ? `noise widened by the between-run spread of ${bt.files.join(' and ')} (commit ${bt.commit.slice(0, 12)})\n` : ''}`);
   console.log(table(['figure', 'system', 'A ± noise', 'B ± noise', 'B - A', 'noise A + B', ''], rows));
   console.log(`\n${tally.within} within the noise, ${tally.outside} outside it, ${tally.unmeasured} not measured in one of them, ${tally.one} in one file only`);
 }
