@@ -35,6 +35,8 @@ import {
 } from '../src/adapters/netlink/ctnetlink.js';
 import { createConntrack, parseFlows } from '../src/adapters/conntrack.js';
 import type { ServiceKey } from '../src/ports/conntrack.js';
+import type { CtRecordEvent } from '../src/ports/sync.js';
+import { entryToBodyV2 } from '../src/codec/sync/entry-v2.js';
 import { NetlinkError } from '../src/adapters/netlink/errors.js';
 import {
   type ConntrackEntry,
@@ -231,6 +233,10 @@ async function childRouter(): Promise<Record<string, unknown>> {
   const poller = new Poller();
   const ct = Ctnetlink.open({ poller, events: ['new', 'update', 'destroy'] });
   const events: Array<CtAdapterEvent & { at: number }> = [];
+  // Each event also as the sync record it becomes (read straight from the kernel's bytes):
+  // handed to the record listener first, then as an entry, so the two lists pair up.
+  const records: (CtRecordEvent | { kind: 'lost' })[] = [];
+  ct.onRecord((e) => records.push(e));
   ct.onEvent((e) => events.push({ ...e, at: performance.now() }));
 
   const server = await startIn(NS.srv, 'server');
@@ -336,6 +342,17 @@ async function childRouter(): Promise<Record<string, unknown>> {
 
   await stop(client.proc);
   await stop(server.proc);
+  // Every event's record: the bytes the encoder makes of the decoded entry, its mark and kind.
+  report.records = {
+    n: records.length,
+    events: events.length,
+    same: records.filter((r, i) => {
+      const e = events[i];
+      if (!e || r.kind !== e.kind) return false;
+      if (r.kind === 'lost' || e.kind === 'lost') return true;
+      return Buffer.from(r.body).equals(Buffer.from(entryToBodyV2(e.entry))) && r.mark === e.entry.mark && r.self === e.self;
+    }).length,
+  };
   report.counters = ct.counters();
   report.dropped = ct.dropped;
   ct.close();
@@ -754,6 +771,10 @@ test('summarizeServiceFlows groups by reply source and counts TCP ESTABLISHED / 
     assert.equal(rep.eventKinds.establishedUpdates, TCP_FLOWS);
     assert.equal(rep.eventKinds.assuredUdpUpdates, UDP_ASSURED);
     assert.deepEqual(rep.eventKinds.selfFlags, [false]);
+    // ... and each of them as a sync record, the same bytes as the decoded entry encoded.
+    assert.ok(rep.records.n > TCP_FLOWS + UDP_FLOWS, `${rep.records.n} records`);
+    assert.equal(rep.records.n, rep.records.events);
+    assert.equal(rep.records.same, rep.records.n);
 
     // The Conntrack: counts per backend, the same as the CLI adapter's.
     assert.deepEqual(rep.serviceFlowsTcp, { [`${B1}:8080`]: { flows: 3, established: 3 }, [`${B2}:8080`]: { flows: 3, established: 3 } });

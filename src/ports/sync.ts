@@ -8,6 +8,8 @@ import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctn
 export interface ConntrackStore {
   /** The table in batches; a returned promise holds the dump back; 'stop' ends it (Ctnetlink.dumpStream). */
   dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number>;
+  /** The table as sync records (body and mark), in batches as dumpStream (Ctnetlink.dumpRecords). */
+  dumpRecords(onBatch: (records: { body: Uint8Array; mark: number | undefined }[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number>;
   /** Entries in the table, without reading them. */
   count(): Promise<number>;
   /**
@@ -17,7 +19,21 @@ export interface ConntrackStore {
    * update refused).
    */
   writeBatch(writes: readonly { op: CtWriteOp; entry: RawCtEntry }[], opts: { beLiberal?: boolean }): (string | undefined)[];
-  onEvent(cb: (e: { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' }) => void): () => void;
+  /**
+   * Every conntrack event as the sync record it becomes (codec/sync/entry-v2-netlink.ts: the
+   * body straight from the kernel's bytes) and its mark; `self`: caused by our own writes.
+   * `{kind:'lost'}` when the kernel dropped events (the socket's buffer was full).
+   */
+  onRecord(cb: (e: CtRecordEvent | { kind: 'lost' }) => void): () => void;
+}
+
+export interface CtRecordEvent {
+  kind: 'new' | 'update' | 'destroy';
+  /** The sync record's body (entry-v2.ts). */
+  body: Uint8Array;
+  /** CTA_MARK (sharing's bucket), undefined when the kernel sent none. */
+  mark: number | undefined;
+  self: boolean;
 }
 
 export interface SyncTransport {

@@ -11,13 +11,14 @@ import { pino } from 'pino';
 import { deriveSyncKey, encode } from '../codec/sync/message.js';
 import { OFF_SENDER } from '../codec/sync/constants.js';
 import type { ConntrackEntry, CtWriteOp, RawCtEntry } from '../codec/netlink/ctnetlink.js';
-import { rawToEntry } from '../codec/sync/entry-v2.js';
+import { entryToBodyV2, rawToEntry } from '../codec/sync/entry-v2.js';
 import { FakeClock } from '../lib/clock.js';
 import { StateSyncService } from './state-sync.js';
 import { seededRandom } from '../lib/random.js';
-import type { ConntrackStore } from '../ports/sync.js';
+import type { ConntrackStore, CtRecordEvent } from '../ports/sync.js';
 
-type CtEvent = Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0];
+type CtEvent = { kind: 'new' | 'update' | 'destroy'; entry: ConntrackEntry; self: boolean } | { kind: 'lost' };
+type RecordListener = (e: CtRecordEvent | { kind: 'lost' }) => void;
 
 class MemoryConntrack implements ConntrackStore {
   readonly table = new Map<string, ConntrackEntry>();
@@ -29,7 +30,7 @@ class MemoryConntrack implements ConntrackStore {
    * so a create after the delete finds it (EEXIST).
    */
   readonly ownedByKernel = new Set<string>();
-  private listeners: ((e: CtEvent) => void)[] = [];
+  private listeners: RecordListener[] = [];
   async dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number> {
     const all = [...this.table.values()];
     let n = 0;
@@ -39,6 +40,9 @@ class MemoryConntrack implements ConntrackStore {
       if ((await onBatch(batch)) === 'stop') break;
     }
     return n;
+  }
+  async dumpRecords(onBatch: (records: { body: Uint8Array; mark: number | undefined }[]) => void | 'stop' | Promise<void | 'stop'>): Promise<number> {
+    return this.dumpStream((entries) => onBatch(entries.map((e) => ({ body: entryToBodyV2(e), mark: e.mark }))));
   }
   async count(): Promise<number> {
     return this.table.size;
@@ -71,7 +75,7 @@ class MemoryConntrack implements ConntrackStore {
       return undefined;
     });
   }
-  onEvent(cb: (e: CtEvent) => void): () => void {
+  onRecord(cb: RecordListener): () => void {
     this.listeners.push(cb);
     return () => (this.listeners = this.listeners.filter((l) => l !== cb));
   }
@@ -91,8 +95,10 @@ class MemoryConntrack implements ConntrackStore {
   lost(): void {
     this.emit({ kind: 'lost' });
   }
+  /** As the adapter gives them: each event as its record (the encoder the adapter's transcoder matches). */
   private emit(e: CtEvent): void {
-    for (const l of this.listeners) l(e);
+    const r = e.kind === 'lost' ? e : { kind: e.kind, body: entryToBodyV2(e.entry), mark: e.entry.mark, self: e.self };
+    for (const l of this.listeners) l(r);
   }
 }
 

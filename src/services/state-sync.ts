@@ -15,11 +15,10 @@
  */
 import { decode, encode, peekHeader, peekVersion, type SyncRecord } from '../codec/sync/message.js';
 import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
-import { entryToBodyV2 as entryToBody } from '../codec/sync/entry-v2.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import { TimerDriver } from '../lib/timers.js';
-import type { ConntrackStore, SyncTransport } from '../ports/sync.js';
+import type { CtRecordEvent, SyncTransport } from '../ports/sync.js';
 import { SYNC_COUNTERS, SYNC_DROP_REASONS, type SyncCounter, type SyncDropReason, type SyncPeer, type StateSyncDeps, type StateSyncStatus } from './sync-types.js';
 import { SyncWriter } from './sync-writer.js';
 import { SyncPusher } from './sync-push.js';
@@ -100,7 +99,7 @@ export class StateSyncService {
     if (this.running) return;
     this.running = true;
     this.transport = this.deps.transport((buf, from) => this.onDatagram(buf, from));
-    this.unlisten = this.deps.ct.onEvent((e) => this.onConntrack(e));
+    this.unlisten = this.deps.ct.onRecord((e) => this.onConntrack(e));
     for (const l of this.links.values()) this.feedLink(l, { type: 'start' });
     this.feedBulk({ type: 'start', why: 'joined', emptyTable: opts.emptyTable === true });
   }
@@ -226,7 +225,8 @@ export class StateSyncService {
         return;
       }
     }
-    // The transport may reuse `view` once we return: what passed is copied (records keep slices).
+    // The transport may reuse `view` once we return: what passed is copied, once (the
+    // records are views of the copy).
     const buf = Buffer.from(view);
     const r = decode(buf, this.deps.key);
     if (!r.ok) {
@@ -260,7 +260,7 @@ export class StateSyncService {
     );
   }
 
-  private onConntrack(e: Parameters<Parameters<ConntrackStore['onEvent']>[0]>[0]): void {
+  private onConntrack(e: CtRecordEvent | { kind: 'lost' }): void {
     if (!this.running) return;
     if (e.kind === 'lost') {
       this.count('events_lost');
@@ -270,8 +270,8 @@ export class StateSyncService {
     }
     // Our own writes (a peer's records) are never echoed; entries we do not own (a backup's
     // copies timing out) are not ours to tell about.
-    if (e.self || !this.deps.owns(e.entry)) return;
-    this.pending.push({ type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: entryToBody(e.entry) });
+    if (e.self || !this.deps.owns(e)) return;
+    this.pending.push({ type: e.kind === 'destroy' ? 'ct_destroy' : 'ct_update', body: e.body });
     this.count('records_replicated');
     // Events come in bursts: hand them to the links once per turn of the event loop, as one
     // batch, rather than one machine step per event.

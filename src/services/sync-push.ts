@@ -8,8 +8,6 @@
  */
 import type { Logger } from 'pino';
 import type { SyncRecord } from '../codec/sync/message.js';
-import { entryToBodyV2 as entryToBody } from '../codec/sync/entry-v2.js';
-import type { ConntrackEntry } from '../codec/netlink/ctnetlink.js';
 import type * as linkFsm from '../fsm/sync/link.js';
 import * as sender from '../fsm/sync/sender.js';
 import type { Clock } from '../lib/clock.js';
@@ -37,8 +35,8 @@ export interface SyncPusherDeps<L extends PushLink> {
   log: Logger;
   /** The service's timers (`${peer}/push-room`). */
   timers: TimerDriver;
-  ct: Pick<ConntrackStore, 'dumpStream'>;
-  owns: (entry: ConntrackEntry) => boolean;
+  ct: Pick<ConntrackStore, 'dumpRecords'>;
+  owns: (entry: { mark?: number | undefined }) => boolean;
   running: () => boolean;
   count: (c: SyncCounter) => void;
   /** One event through the link's machine (the service carries out its effects). */
@@ -142,7 +140,7 @@ export class SyncPusher<L extends PushLink> {
     // The table streams from the kernel batch by batch, each paced by the sender's room
     // (the dump waits in the kernel meanwhile): memory holds one batch, and VRRP and
     // everything else run between chunks, however big the table.
-    const onBatch = async (entries: ConntrackEntry[]): Promise<void | 'stop'> => {
+    const onBatch = async (entries: { body: Uint8Array; mark: number | undefined }[]): Promise<void | 'stop'> => {
       read += entries.length;
       // A peer that asked gets the whole table; a push of our own (a resync after an
       // overflow, lost events) carries only what we own: another owner's entries are its to tell.
@@ -159,7 +157,7 @@ export class SyncPusher<L extends PushLink> {
         }
         const n = Math.min(room * RECORDS_PER_MESSAGE_LOW, BULK_CHUNK, mine.length - i);
         const chunk: SyncRecord[] = new Array(n);
-        for (let k = 0; k < n; k++) chunk[k] = { type: 'ct_update', body: entryToBody(mine[i + k]!) };
+        for (let k = 0; k < n; k++) chunk[k] = { type: 'ct_update', body: mine[i + k]!.body };
         i += n;
         sent += n;
         this.deps.feedLink(l, { type: 'enqueue', records: chunk, bulk: true });
@@ -168,7 +166,7 @@ export class SyncPusher<L extends PushLink> {
       }
     };
     try {
-      await this.deps.ct.dumpStream(onBatch);
+      await this.deps.ct.dumpRecords(onBatch);
     } catch (err) {
       // No BULK_END: a table that ends short must never count as complete; the peer's
       // attempt times out and it asks again.

@@ -11,7 +11,6 @@ import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as sender from '../fsm/sync/sender.js';
 import type * as linkFsm from '../fsm/sync/link.js';
 import type { Logger } from 'pino';
-import type { ConntrackEntry } from '../codec/netlink/ctnetlink.js';
 import type { Clock } from '../lib/clock.js';
 import type { ConntrackStore, SyncTransport } from '../ports/sync.js';
 
@@ -79,7 +78,7 @@ export interface StateSyncDeps {
    * every peer (no one else does). Active-standby: the VRRP master owns every entry.
    * Active-active will assign it per flow (the bucket of the original tuple's hash).
    */
-  owns: (entry: ConntrackEntry) => boolean;
+  owns: (entry: { mark?: number | undefined }) => boolean;
   /**
    * Sharing: every node speaks for the flows of its own buckets. A peer whose session starts
    * gets our own entries at once (it asks only one of us for a table); records are written

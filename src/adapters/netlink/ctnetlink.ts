@@ -43,6 +43,8 @@ import {
   type CtEventKind,
   type CtKey,
   type CtTuple,
+  CT_DELETE,
+  CT_NEW,
   decodeConntrack,
   decodeConntrackEvent,
   type DumpFilter,
@@ -64,8 +66,10 @@ import {
   NFNLGRP_CONNTRACK_UPDATE,
   sameAddress,
 } from '../../codec/netlink/ctnetlink.js';
-import type { NlMessage } from '../../codec/netlink/nlmsg.js';
+import { NLM_F_CREATE, type NlMessage } from '../../codec/netlink/nlmsg.js';
 import { ServiceFlowTally } from '../../codec/netlink/ct-tally.js';
+import { ctPayloadToBodyV2 } from '../../codec/sync/entry-v2-netlink.js';
+import type { CtRecordEvent } from '../../ports/sync.js';
 import type { Conntrack } from '../../ports/conntrack.js';
 import { ECANCELED, NetlinkError } from './errors.js';
 import type { Poller } from './poller.js';
@@ -128,6 +132,7 @@ export class Ctnetlink {
   private readonly requests: NetlinkSocket;
   private readonly events: NetlinkSocket | undefined;
   private readonly listeners = new Set<(e: CtAdapterEvent) => void>();
+  private readonly recordListeners = new Set<(e: CtRecordEvent | { kind: 'lost' }) => void>();
   private readonly dumpTimeoutMs: number;
   /** Whether creates on this kernel keep IPS_CONFIRMED in CTA_STATUS (learned from EBUSY). */
   private keepConfirmed = true;
@@ -158,7 +163,7 @@ export class Ctnetlink {
       groups: [...new Set(opts.events ?? [])].map((g) => GROUP_NUMBER[g]),
       rcvbuf: opts.eventBuffer ?? 8 * 1024 * 1024,
       onNotification: (m) => self?.onNotification(m),
-      onLost: () => self?.emit({ kind: 'lost' }),
+      onLost: () => self?.lost(),
     });
     self = new Ctnetlink(requests, events, opts.dumpTimeoutMs ?? 60_000);
     self.skipSelf = opts.skipSelfEvents === true;
@@ -183,6 +188,15 @@ export class Ctnetlink {
   onEvent(cb: (e: CtAdapterEvent) => void): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * Calls `cb` for every event as a sync record (ports/sync.ts: the body read straight from the
+   * kernel's bytes, no entry decoded) and for `{kind:'lost'}`; returns the unsubscribe function.
+   */
+  onRecord(cb: (e: CtRecordEvent | { kind: 'lost' }) => void): () => void {
+    this.recordListeners.add(cb);
+    return () => this.recordListeners.delete(cb);
   }
 
   /**
@@ -237,16 +251,47 @@ export class Ctnetlink {
    * entries served to a peer block nothing. Resolves with the number of entries handed over.
    * An interrupted dump (NLM_F_DUMP_INTR) is not redone: the reader gets what was read.
    */
-  async dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>, filter: DumpFilter = {}, batchSize = 512): Promise<number> {
-    const sock = this.openDumpSocket();
+  dumpStream(onBatch: (entries: ConntrackEntry[]) => void | 'stop' | Promise<void | 'stop'>, filter: DumpFilter = {}, batchSize = 512): Promise<number> {
     const check = filter.orig !== undefined || filter.mark !== undefined || filter.family !== undefined;
-    let batch: ConntrackEntry[] = [];
+    return this.streamBatches(
+      (m) => {
+        const r = decodeConntrack(m);
+        if (!r.ok) return void this.drop(r.reason);
+        return check && !matchesFilter(r.value, filter) ? undefined : r.value;
+      },
+      onBatch,
+      filter,
+      batchSize,
+    );
+  }
+
+  /**
+   * The whole table as sync records (the body read straight from the kernel's bytes,
+   * codec/sync/entry-v2-netlink.ts, and the mark), in batches as dumpStream gives entries.
+   */
+  dumpRecords(onBatch: (records: { body: Uint8Array; mark: number | undefined }[]) => void | 'stop' | Promise<void | 'stop'>, batchSize = 512): Promise<number> {
+    return this.streamBatches(
+      (m) => {
+        const r = ctPayloadToBodyV2(m.payload);
+        if (!r.ok) return void this.drop(r.reason);
+        return { body: r.body, mark: r.mark };
+      },
+      onBatch,
+      {},
+      batchSize,
+    );
+  }
+
+  /** dumpStream's engine: each message read by `read` (undefined: skipped), in batches. */
+  private async streamBatches<T>(read: (m: NlMessage) => T | undefined, onBatch: (items: T[]) => void | 'stop' | Promise<void | 'stop'>, filter: DumpFilter, batchSize: number): Promise<number> {
+    const sock = this.openDumpSocket();
+    let batch: T[] = [];
     let total = 0;
     let stopped = false;
     let chain: Promise<void> = Promise.resolve();
-    const hand = (entries: ConntrackEntry[]) => {
-      total += entries.length;
-      const r = onBatch(entries);
+    const hand = (items: T[]) => {
+      total += items.length;
+      const r = onBatch(items);
       if (r === 'stop') stopped = true;
       else if (r instanceof Promise) {
         sock.pause();
@@ -261,13 +306,9 @@ export class Ctnetlink {
     try {
       await this.streamDump(sock, filter, (m) => {
         if (stopped) return;
-        const r = decodeConntrack(m);
-        if (!r.ok) {
-          this.drop(r.reason);
-          return;
-        }
-        if (check && !matchesFilter(r.value, filter)) return;
-        batch.push(r.value);
+        const x = read(m);
+        if (x === undefined) return;
+        batch.push(x);
         if (batch.length >= batchSize) {
           const b = batch;
           batch = [];
@@ -427,6 +468,7 @@ export class Ctnetlink {
     this.requests.close();
     this.events?.close();
     this.listeners.clear();
+    this.recordListeners.clear();
   }
 
   // -------------------------------------------------------------------------------------
@@ -440,26 +482,43 @@ export class Ctnetlink {
       this.stats.selfEventsSkipped++;
       return;
     }
-    const r = decodeConntrackEvent(msg);
-    if (!r.ok) {
-      this.drop(r.reason);
-      return;
+    const self = msg.header.pid !== 0 && msg.header.pid === this.requests.pid;
+    const t = msg.header.type;
+    if (t !== CT_NEW && t !== CT_DELETE) return this.drop('unexpected_type');
+    const kind: CtEventKind = t === CT_DELETE ? 'destroy' : msg.header.flags & NLM_F_CREATE ? 'new' : 'update';
+    if (this.recordListeners.size > 0) {
+      const r = ctPayloadToBodyV2(msg.payload);
+      if (!r.ok) return this.drop(r.reason);
+      const e: CtRecordEvent = { kind, body: r.body, mark: r.mark, self };
+      for (const cb of this.recordListeners) guarded(cb, e);
     }
-    this.emit({ ...r.value, self: msg.header.pid !== 0 && msg.header.pid === this.requests.pid });
+    if (this.listeners.size > 0) {
+      const r = decodeConntrackEvent(msg);
+      if (!r.ok) return this.drop(r.reason);
+      this.emit({ ...r.value, self });
+    }
+    this.byKind[kind]++;
+  }
+
+  private lost(): void {
+    this.byKind.lost++;
+    for (const cb of this.recordListeners) guarded(cb, { kind: 'lost' });
+    this.emit({ kind: 'lost' });
   }
 
   private emit(e: CtAdapterEvent): void {
-    this.byKind[e.kind]++;
-    for (const cb of [...this.listeners]) {
-      try {
-        cb(e);
-      } catch (err) {
-        // One listener's bug neither starves the others nor stops the socket's reads.
-        process.nextTick(() => {
-          throw err;
-        });
-      }
-    }
+    for (const cb of [...this.listeners]) guarded(cb, e);
+  }
+}
+
+/** One listener's bug neither starves the others nor stops the socket's reads. */
+function guarded<E>(cb: (e: E) => void, e: E): void {
+  try {
+    cb(e);
+  } catch (err) {
+    process.nextTick(() => {
+      throw err;
+    });
   }
 }
 

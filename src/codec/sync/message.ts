@@ -590,6 +590,11 @@ export function peekHeader(buf: Uint8Array): ClaimedHeader | undefined {
   };
 }
 
+/**
+ * A datagram -> its message, authenticated. A DATA message's record bodies are views of
+ * `buf` (no copy per record: a bulk sync receives millions): the caller keeps `buf` as long
+ * as it keeps the records, and copies a buffer it will reuse before it decodes.
+ */
 export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
   const fail = (reason: SyncDecodeReason): SyncDecodeResult => ({ ok: false, reason });
   if (!(buf instanceof Uint8Array) || buf.length < SYNC_OVERHEAD) return fail('too_short');
@@ -640,7 +645,7 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
         if (rtype === undefined) return fail('bad_record');
         const bodyAt = off + SYNC_RECORD_HEADER_LEN;
         if (bodyAt + blen > end) return fail('bad_record');
-        records.push({ type: rtype, body: new Uint8Array(buf.subarray(bodyAt, bodyAt + blen)) });
+        records.push({ type: rtype, body: new Uint8Array(buf.buffer, buf.byteOffset + bodyAt, blen) });
         off = bodyAt + blen;
       }
       if (records.length === 0) return fail('bad_payload');
