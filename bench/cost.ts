@@ -13,8 +13,8 @@
  * CPU: utime + stime from /proc (the kernel's work on a thread's behalf, such as its sends,
  * counts too), as % of one core. Wakeups: the thread's context switches per second
  * (voluntary + involuntary): each is a time it slept and was woken, or was preempted. RSS:
- * VmRSS of each process at the end. fwlb's threads are named (`fwlb-liveness`,
- * `fwlb-advert`, `fwlb-flows`); the others are Node's own (V8's, libuv's).
+ * VmRSS of each process at the end. fwlb's threads are named (`fwlb-timing`: the adverts and the liveness;
+ * `fwlb-flows`, while it runs); the others are Node's own (V8's, libuv's).
  *
  *   node dist/bench/cost.js [--seconds 30] [--figures FILE]
  *
@@ -42,10 +42,12 @@ const TICK = 100; // clock ticks per second (USER_HZ)
 interface ThreadSample {
   comm: string;
   ticks: number;
+  /** Of which in the kernel (stime). */
+  sysTicks: number;
   switches: number;
 }
 
-/** Every thread of a process: its name, CPU ticks (user + system) and context switches. */
+/** Every thread of a process: its name, CPU ticks (user + system, and system alone) and context switches. */
 function threads(pid: number): Map<number, ThreadSample> {
   const out = new Map<number, ThreadSample>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -55,7 +57,7 @@ function threads(pid: number): Map<number, ThreadSample> {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const sw = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-      out.set(Number(tid), { comm, ticks: Number(f[11]) + Number(f[12]), switches: sw('voluntary_ctxt_switches') + sw('nonvoluntary_ctxt_switches') });
+      out.set(Number(tid), { comm, ticks: Number(f[11]) + Number(f[12]), sysTicks: Number(f[12]), switches: sw('voluntary_ctxt_switches') + sw('nonvoluntary_ctxt_switches') });
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -63,38 +65,47 @@ function threads(pid: number): Map<number, ThreadSample> {
   return out;
 }
 
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** VmRSS, and of it RssAnon (the process's own memory; the rest is file pages, such as the node binary's text, shared with every node process), MiB. */
+function rssOf(pid: number): { rss: number; anon: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
+}
 
 interface Row {
   process: string;
   thread: string;
   cpuPct: number;
+  /** Of which in the kernel. */
+  sysPct: number;
   wakeups: number;
 }
 
 /** Per-thread CPU % and wakeups/s of the processes over `during`; the RSS of each at the end. */
-async function measure(procs: { name: string; pid: number }[], during: () => Promise<void>): Promise<{ rows: Row[]; rss: Record<string, number>; cpuPct: number; wakeups: number }> {
+async function measure(procs: { name: string; pid: number }[], during: () => Promise<void>): Promise<{ rows: Row[]; rss: Record<string, number>; anon: Record<string, number>; cpuPct: number; wakeups: number }> {
   const before = procs.map((p) => threads(p.pid));
   const t0 = performance.now();
   await during();
   const wall = (performance.now() - t0) / 1000;
   const rows: Row[] = [];
   const rss: Record<string, number> = {};
+  const anon: Record<string, number> = {};
   procs.forEach((p, i) => {
-    rss[p.name] = rssMiB(p.pid);
+    ({ rss: rss[p.name], anon: anon[p.name] } = rssOf(p.pid));
     const byName = new Map<string, Row>();
     for (const [tid, b] of threads(p.pid)) {
-      const a = before[i]!.get(tid) ?? { ticks: 0, switches: 0 };
+      const a = before[i]!.get(tid) ?? { ticks: 0, sysTicks: 0, switches: 0 };
       // Node's unnamed pools share a name: one row per name (the main thread apart).
       const name = tid === p.pid ? `main (${b.comm})` : b.comm;
-      const r = byName.get(name) ?? { process: p.name, thread: name, cpuPct: 0, wakeups: 0 };
+      const r = byName.get(name) ?? { process: p.name, thread: name, cpuPct: 0, sysPct: 0, wakeups: 0 };
       r.cpuPct += (100 * (b.ticks - a.ticks)) / TICK / wall;
+      r.sysPct += (100 * (b.sysTicks - a.sysTicks)) / TICK / wall;
       r.wakeups += (b.switches - a.switches) / wall;
       byName.set(name, r);
     }
     rows.push(...[...byName.values()].sort((x, y) => y.cpuPct - x.cpuPct));
   });
-  return { rows, rss, cpuPct: rows.reduce((s, r) => s + r.cpuPct, 0), wakeups: rows.reduce((s, r) => s + r.wakeups, 0) };
+  return { rows, rss, anon, cpuPct: rows.reduce((s, r) => s + r.cpuPct, 0), wakeups: rows.reduce((s, r) => s + r.wakeups, 0) };
 }
 
 type Measured = Awaited<ReturnType<typeof measure>>;
@@ -165,22 +176,24 @@ async function main(): Promise<void> {
   }
   const { fwlb, peer } = runs as Required<typeof runs>;
   const f1 = (x: number) => x.toFixed(1);
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((s, x) => s + x, 0);
   const f2 = (x: number) => x.toFixed(2);
   const rowsOf = (label: string, m: Measured) => [
-    ...m.rows.filter((r) => r.cpuPct >= 0.005 || r.wakeups >= 0.5).map((r) => [label, `${r.process}: ${r.thread}`, '', f2(r.cpuPct), f1(r.wakeups)]),
-    [label, 'all threads', f1(Object.values(m.rss).reduce((s, x) => s + x, 0)), f2(m.cpuPct), f1(m.wakeups)],
+    ...m.rows.filter((r) => r.cpuPct >= 0.005 || r.wakeups >= 0.5).map((r) => [label, `${r.process}: ${r.thread}`, '', f2(r.cpuPct), f2(r.sysPct), f1(r.wakeups)]),
+    [label, 'all threads', `${f1(sum(m.rss))} (anon ${f1(sum(m.anon))})`, f2(m.cpuPct), f2(m.rows.reduce((s, r) => s + r.sysPct, 0)), f1(m.wakeups)],
   ];
   console.log(`\nCost of the master node over ${SECONDS} s, per thread (threads under 0.005% and 0.5 wakeups/s left out; RSS of the processes at the end)`);
-  console.log(table(['system, load', 'thread', 'RSS MiB', 'CPU % of a core', 'wakeups/s'], [...rowsOf('fwlb, idle', fwlb.idle), ...rowsOf(`${peerName}, idle`, peer), ...rowsOf('fwlb, churn', fwlb.churn)]));
+  console.log(table(['system, load', 'thread', 'RSS MiB', 'CPU % of a core', 'of which kernel', 'wakeups/s'], [...rowsOf('fwlb, idle', fwlb.idle), ...rowsOf(`${peerName}, idle`, peer), ...rowsOf('fwlb, churn', fwlb.churn)]));
   const cond = `the master of the sandwich pair, ${SECONDS} s; fwlb: the lab cluster (2 VRRP instances, 3 services with health checks, state sync and liveness at their defaults); peer: VRRPv3 0.1 s sync group + conntrackd FTFW`;
   const fig = (id: string, figure: string, unit: string, system: string, isPeer: boolean, value: number, load = 'idle'): Figure => ({ id, figure, conditions: `${cond}; ${load}`, unit, system, peer: isPeer, value: num(value) });
   const total = (m: Measured, isPeer: boolean, system: string, load: string): Figure[] => [
-    fig(`cost.${load}.rss`, `resident memory, ${load}`, 'MiB', system, isPeer, Object.values(m.rss).reduce((s, x) => s + x, 0), load),
+    fig(`cost.${load}.rss`, `resident memory, ${load}`, 'MiB', system, isPeer, sum(m.rss), load),
+    fig(`cost.${load}.rss_anon`, `resident memory of its own (RssAnon: without file pages such as the program's text), ${load}`, 'MiB', system, isPeer, sum(m.anon), load),
     fig(`cost.${load}.cpu`, `CPU, ${load}, all threads`, '% of a core', system, isPeer, m.cpuPct, load),
     fig(`cost.${load}.wakeups`, `wakeups, ${load}, all threads`, 'per s', system, isPeer, m.wakeups, load),
   ];
   const mainRow = fwlb.idle.rows.find((r) => r.thread.startsWith('main'));
-  const threadFigs = ['fwlb-liveness', 'fwlb-advert'].map((t) => fwlb.idle.rows.find((r) => r.thread === t)).filter((r): r is Row => !!r);
+  const threadFigs = ['fwlb-timing'].map((t) => fwlb.idle.rows.find((r) => r.thread === t)).filter((r): r is Row => !!r);
   await writeFigures(values.figures, 'cost', [
     ...total(fwlb.idle, false, 'fwlb', 'idle'),
     ...(mainRow ? [fig('cost.idle.cpu.main', 'CPU, idle, main thread', '% of a core', 'fwlb', false, mainRow.cpuPct), fig('cost.idle.wakeups.main', 'wakeups, idle, main thread', 'per s', 'fwlb', false, mainRow.wakeups)] : []),

@@ -3,7 +3,7 @@
  * the threads that must keep time on a saturated machine (the liveness BEATs, the master's
  * adverts): they wake every few milliseconds for microseconds; refused (a container without
  * CAP_SYS_NICE), the thread runs at the daemon's priority, and the caller says so in its
- * counters. A name (`fwlb-liveness`), so that top -H, ps -L and /proc tell the threads apart.
+ * counters. A name (`fwlb-timing`), so that top -H, ps -L and /proc tell the threads apart.
  */
 import koffi from 'koffi';
 

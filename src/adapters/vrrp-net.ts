@@ -103,7 +103,7 @@ class HostLinks {
 
 export async function createVrrpNet(o: { poller: Poller; log: Logger }): Promise<VrrpNet & { close(): void; counters(): ReturnType<RtNetlink['counters']> }> {
   const rtnl = RtNetlink.open({ poller: o.poller, groups: ['link', 'ipv6-ifaddr'] });
-  // The master's adverts leave from a thread of their own (workers/advert.ts).
+  // The master's adverts leave from a thread of their own (workers/advert-role.ts).
   const advertiser = new Advertiser();
   advertiser.start();
   const host = new HostLinks();

@@ -125,3 +125,34 @@ test('silence we slept through is not silence: a hold of this thread (and the pe
   // Last BEAT 15 ms before the hold; held 85 ms beyond one interval: 75 + 85 ms of silence.
   assert.ok(down.silentMs >= 159 && down.silentMs <= 162, `down after ${down.silentMs} ms of silence`);
 });
+
+test('main hears a BEAT when it says something new, the one after, one it asked for, and the first after a silence', () => {
+  const { clock, core, events } = setup();
+  core.start();
+  const reported = () => events.filter((e) => e.type === 'beat').length;
+  const master = [{ vrid: 51, state: 'master' as const, priority: 200 }];
+  for (let i = 0; i < 10; i++) {
+    core.onBeat('fw1', beat(master));
+    clock.advance(15);
+  }
+  assert.equal(reported(), 2, 'the first (news) and the one after it; not the 8 that repeat it');
+  assert.equal(core.peerState('fw1')!.beats, 10, 'every BEAT counts where it is counted');
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }]));
+  clock.advance(15);
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }]));
+  clock.advance(15);
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }]));
+  assert.equal(reported(), 4, 'a change and the one after it');
+  core.want();
+  clock.advance(15);
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }]));
+  clock.advance(15);
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }]));
+  assert.equal(reported(), 5, 'the one asked for, once');
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }], true));
+  assert.equal(reported(), 6, 'leaving is news');
+  clock.advance(200);
+  assert.equal(events.at(-1)!.type, 'down');
+  core.onBeat('fw1', beat([{ vrid: 51, state: 'backup', priority: 0 }], true));
+  assert.equal(events.filter((e) => e.type === 'beat').length, 7, 'the first BEAT after it was down, though it says the same');
+});

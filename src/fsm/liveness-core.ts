@@ -1,7 +1,7 @@
 /**
  * The timing half of the liveness (issue 13): sends our BEAT to every peer each interval and
  * runs the detection of each peer (fsm/liveness.ts). It runs in a worker thread of its own
- * (workers/liveness.ts), so that neither the daemon's work (a sync burst, a bulk
+ * (workers/liveness-role.ts), so that neither the daemon's work (a sync burst, a bulk
  * sync, status, garbage collection) nor a held-up event loop delays a BEAT or fakes a
  * silence: a saturated machine delayed the main loop by up to 93 ms in the soak, more than a
  * 75 ms detection time. Clock-driven and free of I/O (the worker gives it a socket's send and
@@ -13,6 +13,14 @@
  *
  * A watchdog ties the BEATs to the daemon: when the main thread has not ticked for
  * `mainStallMs` (it is hung), no BEAT goes out, and the peers take over as from a dead node.
+ *
+ * The main thread mirrors what each peer says, not each BEAT (issue 25: a BEAT every 15 ms
+ * handed across threads woke it 67 times a second per peer for nothing new): a BEAT is
+ * handed on when it says something new (its instances, leaving, ready, the detection time),
+ * the BEAT after such a change (so that the mirror's "previous" catches up, as the advert
+ * check expects), the first after the peer came back, and any BEAT main asked for (`want`:
+ * a release it holds is decided by the peer's next BEAT). When and how many BEATs came is
+ * in `peerState` for whoever reads it.
  */
 import type { Clock, Timer } from '../lib/clock.js';
 import { TimerDriver } from '../lib/timers.js';
@@ -79,6 +87,10 @@ export class LivenessCore {
   private lastRanAtMs: number | undefined;
   private dueAtMs = 0;
   private lastLateMs = 0;
+  /** Per peer: what its last BEAT said (beatKey), and whether that BEAT was handed on as a change. */
+  private readonly said = new Map<string, { key: string; changed: boolean }>();
+  /** Peers whose next BEAT is handed on whatever it says (want). */
+  private readonly wanted = new Set<string>();
 
   constructor(private readonly deps: LivenessCoreDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -105,6 +117,11 @@ export class LivenessCore {
   setOwn(instances: BeatInstance[], leaving: boolean, ready = false): void {
     this.own = { instances, leaving, ready };
     if (this.running) this.sendAll();
+  }
+
+  /** The next BEAT of every peer is handed on, whatever it says (a held release waits for it). */
+  want(): void {
+    for (const p of this.deps.peers) this.wanted.add(p);
   }
 
   private sendAll(): void {
@@ -148,7 +165,12 @@ export class LivenessCore {
     }
     this.step(peer, s, { type: 'beat', ...b });
     const now = this.state.get(peer)!;
-    this.deps.emit({ type: 'beat', peer, leaving: b.leaving, ready: b.ready === true, instances: b.instances, detectMs: now.detectMs });
+    const key = beatKey(b, now.detectMs);
+    const last = this.said.get(peer);
+    const wanted = this.wanted.delete(peer);
+    const changed = last?.key !== key;
+    this.said.set(peer, { key, changed });
+    if (changed || last?.changed === true || wanted) this.deps.emit({ type: 'beat', peer, leaving: b.leaving, ready: b.ready === true, instances: b.instances, detectMs: now.detectMs });
   }
 
   private step(peer: string, s: PeerLiveness, e: Parameters<typeof stepLiveness>[1]): void {
@@ -157,7 +179,11 @@ export class LivenessCore {
     for (const fx of r.effects) {
       if (fx.type === 'arm') this.timers.at(peer, fx.atMs, () => this.detect(peer));
       else if (fx.type === 'up') this.deps.emit({ type: 'up', peer, detectMs: r.state.detectMs });
-      else this.deps.emit({ type: 'down', peer, why: fx.why, silentMs: fx.silentMs });
+      else {
+        // Its first BEAT when it comes back is news, whatever it says.
+        this.said.delete(peer);
+        this.deps.emit({ type: 'down', peer, why: fx.why, silentMs: fx.silentMs });
+      }
     }
   }
 
@@ -196,4 +222,11 @@ export class LivenessCore {
   peerState(peer: string): PeerLiveness | undefined {
     return this.state.get(peer);
   }
+}
+
+/** What a BEAT says, as a string to compare with the one before. */
+function beatKey(b: { leaving: boolean; ready?: boolean; instances: readonly BeatInstance[] }, detectMs: number): string {
+  let k = `${b.leaving ? 1 : 0}${b.ready ? 1 : 0}/${detectMs}`;
+  for (const i of b.instances) k += `/${i.vrid},${i.state},${i.priority},${i.source ?? ''}`;
+  return k;
 }

@@ -226,7 +226,7 @@ async function buildSync(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, l
     onHeard: hooks.shareCheck,
     onPeer: (peer, state) => events.feed({ type: 'peer', peer, state }),
   });
-  if (liveness) vrrp.useLiveness({ checkAdvert: (ad, v, p) => liveness.checkAdvert(ad, v, p), onOwnChange: () => liveness.sendNow() });
+  if (liveness) vrrp.useLiveness({ checkAdvert: (ad, v, p) => liveness.checkAdvert(ad, v, p), onOwnChange: () => liveness.sendNow(), wantBeat: () => liveness.wantBeat() });
   // Active-standby: a group that leaves master leaves entries this node tracked itself,
   // which the sync never rewrites; they are made liberal now, so that a takeover later does
   // not find them with stale TCP windows (StateSyncService.loosenTable).
@@ -323,11 +323,12 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
     if (e.ready) daemon.checkReady();
     shareCheck();
   });
-  // Readiness can also be lost (a node whose table is no longer complete): looked at each second.
-  const readinessPoll = setInterval(shareCheck, 1000);
-  readinessPoll.unref();
+  // Readiness can also be lost (a node whose table is no longer complete): with sharing, looked
+  // at each second (without it, nothing to look at: no timer).
+  const readinessPoll = share ? setInterval(shareCheck, 1000) : undefined;
+  readinessPoll?.unref();
   const release = () => {
-    clearInterval(readinessPoll);
+    if (readinessPoll) clearInterval(readinessPoll);
     systemd?.close();
     a.close();
   };

@@ -4,11 +4,26 @@
  * adapters/flows/counter.ts) and the worker's entry point agree on.
  */
 import type { ServiceKey } from './conntrack.js';
+import type { CoreEvent, LivenessTiming } from '../fsm/liveness-core.js';
+import type { AdvertTiming } from '../fsm/vrrp/advert-schedule.js';
+import type { BeatInstance } from '../codec/sync/message.js';
 
-export interface AdvertWorkerData {
-  /** SCHED_RR priority of this thread (1..99). */
+/** The timing thread (workers/timing.ts): the adverts, and the liveness when it runs. */
+export interface TimingWorkerData {
+  /** SCHED_RR priority of the thread (1..99). */
   realtimePriority: number;
 }
+
+export type LivenessInMessage =
+  | { type: 'start'; data: LivenessWorkerData }
+  | { type: 'own'; instances: BeatInstance[]; leaving: boolean; ready?: boolean }
+  | { type: 'want' }
+  | { type: 'stop' };
+
+/** Into the timing thread: a role's message, or the end of the thread. */
+export type TimingIn = { role: 'advert'; m: AdvertWorkerMessage } | { role: 'liveness'; m: LivenessInMessage } | { role: 'exit' };
+/** Out of it: a role's message. */
+export type TimingOut = { role: 'advert'; m: { type: 'counters'; counters: AdvertTiming & { realtime: boolean; lastError: string } } } | { role: 'liveness'; m: CoreEvent | LivenessReport };
 
 export type AdvertWorkerMessage =
   | { type: 'set'; key: string; fd: number; payload: Uint8Array; dst: string; intervalMs: number; leaseMs: number; sentAtMs?: number }
@@ -37,10 +52,18 @@ export interface LivenessWorkerData {
   multiplier: number;
   /** The main thread not ticking for this long stops our BEATs. */
   mainStallMs: number;
+  /** How often the main thread ticks (ms): BEATs stop once it has not for mainStallMs + tickMs. */
+  tickMs: number;
   /** Each peer's address on each link (index as in `links`; null: none there). */
   peers: { name: string; id: number; addresses: (string | null)[] }[];
-  /** BigInt64Array[0]: the main thread's last tick, ms since the epoch. */
-  tick: SharedArrayBuffer;
-  /** SCHED_RR priority of this thread (1..99); default 10. */
-  realtimePriority?: number;
+  /** A BigInt64Array laid out as adapters/liveness/shared.ts says: the main thread's tick, the counters, each peer's BEATs. */
+  shared: SharedArrayBuffer;
+}
+
+/** What the liveness role of the timing thread posts besides the core's events: what the shared slots do not hold, when it changed. */
+export interface LivenessReport {
+  type: 'counters';
+  realtime: boolean;
+  dropped: Record<string, number>;
+  timing: LivenessTiming;
 }

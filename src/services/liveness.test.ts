@@ -16,6 +16,8 @@ function setup() {
     start: (cb) => void (emit = cb),
     setOwn: (instances, leaving, ready) => void own.push({ instances, leaving, ...(ready ? { ready } : {}) }),
     stop: () => undefined,
+    wantBeat: () => undefined,
+    seen: () => undefined,
     counters: { sent: 0, received: 0, withheld: 0, dropped: {} },
   };
   const gone: { addresses: string[]; why: string; outranked: boolean }[] = [];

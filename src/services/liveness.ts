@@ -3,7 +3,7 @@
  * `intervalMs` on the sync link (the sync protocol's HMAC and replay check, a port of its
  * own), and a peer not heard for its interval x multiplier is gone (fsm/liveness.ts). The
  * sending and the timing run in a worker thread (fsm/liveness-core.ts,
- * workers/liveness.ts); this side, on the daemon's loop, acts on what it reports.
+ * workers/liveness-role.ts); this side, on the daemon's loop, acts on what it reports.
  * A peer that is gone releases its mastership here, as carrier loss on a sync cable does:
  * the VRRP instances whose master it was take over at once when no live peer outranks them
  * (services/vrrp.ts, peerGone), without waiting for Master_Down_Interval. Behind a switch,
@@ -98,6 +98,11 @@ export class LivenessService {
     this.sendNow();
   }
 
+  /** A release in a peer's name is held: the next BEAT of each peer is reported (the worker reports only news). */
+  wantBeat(): void {
+    if (this.running) this.deps.channel.wantBeat();
+  }
+
   /** Says we are stopping (our priority-0 adverts are genuine) in a BEAT now, and from then on. */
   announceLeaving(): void {
     this.leaving = true;
@@ -113,7 +118,7 @@ export class LivenessService {
 
   private onEvent(e: CoreEvent | { type: 'error'; message: string }): void {
     if (e.type === 'error') {
-      this.deps.log.error({ event: 'liveness_failed', err: e.message }, `liveness worker failed: ${e.message}`);
+      this.deps.log.error({ event: 'liveness_failed', err: e.message }, `liveness thread failed: ${e.message}`);
       return;
     }
     const p = this.peers.get(e.peer);
@@ -206,16 +211,21 @@ export class LivenessService {
       intervalMs: this.deps.intervalMs,
       multiplier: this.deps.multiplier,
       counters: this.deps.channel.counters,
-      peers: [...this.peers.values()].map((p) => ({
-        peer: p.peer.name,
-        state: p.mirror.state,
-        ready: p.ready,
-        detectMs: p.mirror.detectMs,
-        lastBeatAgoMs: Number.isFinite(p.mirror.lastBeatAtMs) ? Math.round(now - p.mirror.lastBeatAtMs) : null,
-        beats: p.mirror.beats,
-        downs: p.mirror.downs,
-        released: p.released,
-      })),
+      peers: [...this.peers.values()].map((p) => {
+        // The worker reports only BEATs that say something new; when and how many came is in the channel.
+        const seen = this.deps.channel.seen(p.peer.name);
+        const lastAt = seen?.lastBeatAtMs ?? p.mirror.lastBeatAtMs;
+        return {
+          peer: p.peer.name,
+          state: p.mirror.state,
+          ready: p.ready,
+          detectMs: p.mirror.detectMs,
+          lastBeatAgoMs: Number.isFinite(lastAt) ? Math.max(0, Math.round(now - lastAt)) : null,
+          beats: seen?.beats ?? p.mirror.beats,
+          downs: p.mirror.downs,
+          released: p.released,
+        };
+      }),
     };
   }
 }

@@ -20,14 +20,17 @@ type ForgedReason = 'forged_priority' | 'forged_vrid' | 'forged_release';
 
 export class ForgedAdverts<O> {
   private check: AdvertChecker | undefined;
+  /** Asks for the peers' next BEATs (a held release waits for one). */
+  private wantBeat: (() => void) | undefined;
   /** Priority-0 adverts waiting for their sender's next BEAT, by interface/VRID/source. */
   private readonly held = new Map<string, { owner: O; ifname: string; advert: VrrpAdvert; from: string; atMs: number }>();
   private lastLogAt = -Infinity;
 
   constructor(private readonly d: { clock: Clock; log: Logger; drop: (reason: ForgedReason) => void; accept: (owner: O, advert: VrrpAdvert, from: string) => void }) {}
 
-  use(check: AdvertChecker): void {
+  use(check: AdvertChecker, wantBeat?: () => void): void {
     this.check = check;
+    this.wantBeat = wantBeat;
   }
 
   /** An advert for one of our instances from `from`: true to take it now (else held or refused). */
@@ -37,6 +40,7 @@ export class ForgedAdverts<O> {
     if (check === 'release_unconfirmed') {
       // Perhaps genuine, and its BEAT not here yet: the next BEAT of that peer decides.
       this.held.set(`${ifname}/${advert.vrid}/${from}`, { owner, ifname, advert, from, atMs: this.d.clock.now() });
+      this.wantBeat?.();
       return false;
     }
     this.refuse(check === 'priority_mismatch' ? 'forged_priority' : 'forged_vrid', from, ifname, advert.vrid, advert.priority);
@@ -54,6 +58,8 @@ export class ForgedAdverts<O> {
       if (check === 'ok') this.d.accept(h.owner, h.advert, h.from);
       else this.refuse('forged_release', h.from, h.ifname, h.advert.vrid, 0);
     }
+    // Still waiting for one: every BEAT looks again, until none is held.
+    if (this.held.size > 0) this.wantBeat?.();
   }
 
   private refuse(reason: ForgedReason, from: string, ifname: string, vrid: number, priority: number): void {

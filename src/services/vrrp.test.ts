@@ -126,7 +126,7 @@ class FakeHost implements VrrpNet {
     this.senders.set(ifname, send);
     return {
       send,
-      // The real host's advert thread runs the same schedule (workers/advert.ts).
+      // The real host's advert thread runs the same schedule (workers/advert-role.ts).
       advertise: (vrid, payload, dst, intervalMs, leaseMs, now) => {
         this.adverts ??= new AdvertSchedule({ clock: this.wire.clock, send: (ctx: string, p, d) => this.senders.get(ctx)?.(p, d) });
         this.adverts.set(`${ifname}/${vrid}/${dst}`, ifname, payload, dst, intervalMs, leaseMs, undefined, now);

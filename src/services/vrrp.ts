@@ -359,8 +359,8 @@ export class VrrpService {
   private onOwnChange: (() => void) | undefined;
 
   /** Wires the liveness service in (node/assemble.ts): the advert check, and BEATs sent when our state changes. */
-  useLiveness(o: { checkAdvert: AdvertChecker; onOwnChange: () => void }): void {
-    this.forged.use(o.checkAdvert);
+  useLiveness(o: { checkAdvert: AdvertChecker; onOwnChange: () => void; wantBeat?: () => void }): void {
+    this.forged.use(o.checkAdvert, o.wantBeat);
     this.onOwnChange = o.onOwnChange;
   }
 

@@ -2,7 +2,8 @@
  * The daemon's side of the flow-counting worker (worker.ts): `serviceFlows` for the load
  * balancer's status, answered off the event loop. One worker thread, started on first use,
  * one request at a time; callers that ask while a count runs share the next one. A worker
- * that dies is started again on the next request.
+ * that dies is started again on the next request; one not asked for IDLE_MS is ended (a
+ * thread with a V8 heap of its own: ~10 MiB resident for a status read now and then).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -12,11 +13,27 @@ import type { FlowAnswer, FlowRequest } from '../../ports/workers.js';
 const WORKER_URL = new URL('../../workers/flows.js', import.meta.url);
 /** A count taking longer than this fails (the worker is replaced). */
 const TIMEOUT_MS = 30_000;
+/** A worker not asked for this long is ended (the next request starts one: ~30 ms). */
+const IDLE_MS = 30_000;
 
 export class FlowCounter {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (a: FlowAnswer) => void; timer: NodeJS.Timeout }>();
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  /** Ends the worker once IDLE_MS pass with no request (from its last answer). */
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.pending.size > 0 || !this.worker) return;
+      const w = this.worker;
+      this.worker = undefined;
+      void w.terminate();
+    }, IDLE_MS);
+    this.idleTimer.unref();
+  }
 
   private start(): Worker {
     if (this.worker) return this.worker;
@@ -28,6 +45,7 @@ export class FlowCounter {
       this.pending.delete(a.id);
       clearTimeout(p.timer);
       p.resolve(a);
+      if (this.pending.size === 0) this.armIdle();
     });
     const fail = (why: string) => {
       if (this.worker === w) this.worker = undefined;
@@ -87,6 +105,7 @@ export class FlowCounter {
   }
 
   close(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     void this.worker?.terminate();
     this.worker = undefined;
   }

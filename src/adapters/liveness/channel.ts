@@ -1,53 +1,86 @@
 /**
- * The daemon's side of the liveness worker (worker.ts): starts it, tells it what our BEATs
- * say, ticks the watchdog it reads, and hands its events to the LivenessService.
+ * The daemon's side of the liveness in the timing thread (workers/liveness-role.ts,
+ * adapters/timing-thread.ts): starts it, tells it what our BEATs say, ticks the watchdog it
+ * reads, and hands its events to the LivenessService. What changes every BEAT (the counters,
+ * each peer's last BEAT) is in memory shared with the thread, read when asked; messages
+ * carry only news (issue 25: an idle node's main thread woke 300 times a second, two thirds
+ * of them for this channel).
  */
-import { Worker } from 'node:worker_threads';
 import type { BeatInstance } from '../../codec/sync/message.js';
 import type { CoreEvent } from '../../fsm/liveness-core.js';
 import type { LivenessCounters } from '../../ports/liveness.js';
-import type { LivenessWorkerData } from '../../ports/workers.js';
-
-const WORKER_URL = new URL('../../workers/liveness.js', import.meta.url);
-const TICK_MS = 10;
+import type { LivenessReport, LivenessWorkerData } from '../../ports/workers.js';
+import { LIVENESS_SHARED as S } from './shared.js';
+import { timingThread, type TimingThread } from '../timing-thread.js';
 
 export type ChannelEvent = CoreEvent | { type: 'error'; message: string };
 
 export class LivenessWorker {
-  private worker: Worker | undefined;
+  private running = false;
   private tickTimer: NodeJS.Timeout | undefined;
-  private readonly tick = new SharedArrayBuffer(8);
-  counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
+  private readonly shared: SharedArrayBuffer;
+  private readonly slots: BigInt64Array;
+  private readonly data: Omit<LivenessWorkerData, 'shared' | 'tickMs'> & { tickMs: number };
+  private report: Omit<LivenessReport, 'type'> = { realtime: false, dropped: {}, timing: { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} } };
 
-  constructor(private readonly data: Omit<LivenessWorkerData, 'tick'>) {}
+  /**
+   * The watchdog's tick is a third of `mainStallMs` (never under 10 ms): the worker withholds
+   * BEATs once the tick is older than mainStallMs + tickMs, so a main thread held for less
+   * than mainStallMs never stops them, as with the 10 ms tick before.
+   */
+  constructor(
+    data: Omit<LivenessWorkerData, 'shared' | 'tickMs'>,
+    private readonly thread: TimingThread = timingThread(),
+  ) {
+    this.data = { ...data, tickMs: Math.max(10, Math.floor(data.mainStallMs / 3)) };
+    this.shared = new SharedArrayBuffer(8 * S.size(data.peers.length));
+    this.slots = new BigInt64Array(this.shared);
+  }
 
   start(onEvent: (e: ChannelEvent) => void): void {
-    if (this.worker) return;
-    const t = new BigInt64Array(this.tick);
-    const stamp = () => Atomics.store(t, 0, BigInt(Math.round(performance.timeOrigin + performance.now())));
+    if (this.running) return;
+    this.running = true;
+    const t = this.slots;
+    const stamp = () => Atomics.store(t, S.tick, BigInt(Math.round(performance.timeOrigin + performance.now())));
     stamp();
-    this.tickTimer = setInterval(stamp, TICK_MS);
+    this.tickTimer = setInterval(stamp, this.data.tickMs);
     this.tickTimer.unref();
-    const w = new Worker(WORKER_URL, { workerData: { ...this.data, tick: this.tick } satisfies LivenessWorkerData });
-    w.unref();
-    w.on('message', (m: CoreEvent | { type: 'counters'; counters: LivenessCounters }) => {
-      if (m.type === 'counters') this.counters = m.counters;
-      else onEvent(m);
+    this.thread.acquire('liveness', {
+      message: (m: CoreEvent | LivenessReport) => {
+        if (m.type === 'counters') this.report = { realtime: m.realtime, dropped: m.dropped, timing: m.timing };
+        else onEvent(m);
+      },
+      died: (why) => onEvent({ type: 'error', message: why }),
     });
-    w.on('error', (e) => onEvent({ type: 'error', message: e.message }));
-    this.worker = w;
+    this.thread.post({ role: 'liveness', m: { type: 'start', data: { ...this.data, shared: this.shared } } });
+  }
+
+  get counters(): LivenessCounters {
+    const n = (i: number) => Number(Atomics.load(this.slots, i));
+    return { ...this.report, sent: n(S.sent), received: n(S.received), withheld: n(S.withheld) };
+  }
+
+  seen(peer: string): { lastBeatAtMs: number; beats: number } | undefined {
+    const i = this.data.peers.findIndex((p) => p.name === peer);
+    if (i < 0) return undefined;
+    const beats = Number(Atomics.load(this.slots, S.peer0 + 2 * i + 1));
+    return beats > 0 ? { lastBeatAtMs: Number(Atomics.load(this.slots, S.peer0 + 2 * i)), beats } : undefined;
   }
 
   setOwn(instances: BeatInstance[], leaving: boolean, ready = false): void {
-    this.worker?.postMessage({ type: 'own', instances, leaving, ready });
+    if (this.running) this.thread.post({ role: 'liveness', m: { type: 'own', instances, leaving, ready } });
+  }
+
+  wantBeat(): void {
+    if (this.running) this.thread.post({ role: 'liveness', m: { type: 'want' } });
   }
 
   stop(): void {
+    if (!this.running) return;
+    this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    this.worker?.postMessage({ type: 'stop' });
-    const w = this.worker;
-    this.worker = undefined;
-    // It closes its socket and ends; a worker that does not is ended.
-    if (w) setTimeout(() => void w.terminate(), 500).unref();
+    // It closes its sockets; the thread ends with the last of its roles.
+    if (this.thread.running) this.thread.post({ role: 'liveness', m: { type: 'stop' } });
+    this.thread.release('liveness');
   }
 }

@@ -1,15 +1,14 @@
 /**
- * The daemon's side of the advert thread (advert-worker.ts): started on first use, handed a
- * duplicate of each raw VRRP socket, told what to advertise. Its counters say whether it
- * runs under SCHED_RR and how late its sends fired.
+ * The daemon's side of the master's adverts in the timing thread (workers/advert-role.ts,
+ * adapters/timing-thread.ts): started with the thread, handed a duplicate of each raw VRRP
+ * socket, told what to advertise. Its counters say whether the thread runs under SCHED_RR
+ * and how late its sends fired.
  */
-import { Worker } from 'node:worker_threads';
 import { FwlbError } from '../../lib/errors.js';
 import { errnoName, libc } from '../libc.js';
 import type { AdvertTiming } from '../../fsm/vrrp/advert-schedule.js';
-import type { AdvertWorkerData, AdvertWorkerMessage } from '../../ports/workers.js';
-
-const WORKER_URL = new URL('../../workers/advert.js', import.meta.url);
+import type { AdvertWorkerMessage } from '../../ports/workers.js';
+import { timingThread, type TimingThread } from '../timing-thread.js';
 
 export interface AdvertiserCounters extends AdvertTiming {
   realtime: boolean;
@@ -17,33 +16,23 @@ export interface AdvertiserCounters extends AdvertTiming {
 }
 
 export class Advertiser {
-  private worker: Worker | undefined;
   counters: AdvertiserCounters | undefined;
+  private started = false;
 
-  constructor(private readonly data: AdvertWorkerData = { realtimePriority: 10 }) {}
+  constructor(private readonly thread: TimingThread = timingThread()) {}
 
   /** Starts the thread now (it takes tens of milliseconds to load: not at a takeover). */
   start(): void {
-    if (!this.worker) this.spawn();
+    if (this.started) return;
+    this.started = true;
+    // A dead thread: the daemon's machine renews into the void and its backups take over after
+    // Master_Down_Interval, as from a hung master. The next message starts it again.
+    this.thread.acquire('advert', { message: (m) => (this.counters = m.counters), died: () => undefined });
   }
 
   private post(m: AdvertWorkerMessage): void {
-    if (!this.worker) this.spawn();
-    this.worker!.postMessage(m);
-  }
-
-  private spawn(): void {
-    const w = new Worker(WORKER_URL, { workerData: this.data });
-    w.unref();
-    w.on('message', (x: { type: 'counters'; counters: AdvertiserCounters }) => {
-      if (x.type === 'counters') this.counters = x.counters;
-    });
-    w.on('error', () => {
-      // A dead advert thread: the daemon's machine renews into the void and its backups take
-      // over after Master_Down_Interval, as from a hung master. Started again on next use.
-      if (this.worker === w) this.worker = undefined;
-    });
-    this.worker = w;
+    this.start();
+    this.thread.post({ role: 'advert', m });
   }
 
   /** A descriptor of `fd`'s socket for the advert thread (it closes it: `release`). */
@@ -58,20 +47,19 @@ export class Advertiser {
   }
 
   stop(prefix: string): void {
-    if (this.worker) this.worker.postMessage({ type: 'stop', prefix } satisfies AdvertWorkerMessage);
+    if (this.started && this.thread.running) this.thread.post({ role: 'advert', m: { type: 'stop', prefix } });
   }
 
   /** Stops what goes through `fd` and closes it (in the thread, after its last send). */
   release(fd: number): void {
-    if (this.worker) this.worker.postMessage({ type: 'close_fd', fd } satisfies AdvertWorkerMessage);
+    if (this.started && this.thread.running) this.thread.post({ role: 'advert', m: { type: 'close_fd', fd } });
     else libc().close(fd);
   }
 
   close(): void {
-    const w = this.worker;
-    this.worker = undefined;
-    if (!w) return;
-    w.postMessage({ type: 'close' } satisfies AdvertWorkerMessage);
-    setTimeout(() => void w.terminate(), 500).unref();
+    if (!this.started) return;
+    this.started = false;
+    if (this.thread.running) this.thread.post({ role: 'advert', m: { type: 'close' } });
+    this.thread.release('advert');
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The master's adverts on a clock of their own (issue 13, "timing that survives load"): the
  * VRRP machine on the daemon's loop decides what to advertise; this schedule sends it every
- * advert interval from a thread that nothing else runs on (workers/advert.ts),
+ * advert interval from a thread that nothing else runs on (workers/advert-role.ts),
  * so a sync burst, a bulk sync, status or garbage collection on the daemon's loop does not
  * make an advert late (a master whose loop is held past three advert intervals would be
  * taken for dead by its backups, and with adverts sent from that loop a saturated machine
