@@ -20,6 +20,7 @@
  * loops, counting failovers that should not happen. Prints figures; never asserts.
  */
 import { cp, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -174,6 +175,14 @@ async function run(sys: System, mode: Mode): Promise<string[]> {
   }
 }
 
+/** Steal time of each CPU since boot, ms (/proc/stat, USER_HZ 100). */
+function stealMs(): number[] {
+  return readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((l) => /^cpu\d/.test(l))
+    .map((l) => Number(l.trim().split(/\s+/)[8] ?? 0) * 10);
+}
+
 async function soak(minutes: number): Promise<void> {
   const lab = await labUp({ prefix: PREFIX, topology: 'sandwich' });
   try {
@@ -199,10 +208,18 @@ async function soak(minutes: number): Promise<void> {
     let lost = 0;
     let polls = 0;
     let polling = true;
+    // The host's steal per CPU (a VM's vCPU not run): a timer of a SCHED_RR thread that fires
+    // 100 ms late on an idle-to-it CPU points there. Sampled with each status round.
+    const stealStart = stealMs();
+    let stealLast = stealStart;
+    let stealRoundMax = 0;
     const poller = (async () => {
       while (polling) {
         await Promise.all(['fw1', 'fw2'].map((fw) => controlCall(`${lab.stateDir}/${fw}.sock`, 'status').catch(() => undefined)));
         polls++;
+        const now = stealMs();
+        stealRoundMax = Math.max(stealRoundMax, ...now.map((x, i) => x - (stealLast[i] ?? 0)));
+        stealLast = now;
         await sleep(50);
       }
     })();
@@ -233,6 +250,7 @@ async function soak(minutes: number): Promise<void> {
       ['fw1 BEAT timer: latest firing past due ms (times later than an interval); longest send ms', `${st1.liveness?.counters.timing?.tickLateMaxMs ?? '-'} (${st1.liveness?.counters.timing?.ticksLate ?? '-'}); ${st1.liveness?.counters.timing?.sendMaxMs ?? '-'}`],
       ['fw2: longest gap between two BEATs of fw1 ms (gaps over two intervals)', `${st.liveness?.counters.timing?.peers.fw1?.gapMaxMs ?? '-'} (${st.liveness?.counters.timing?.peers.fw1?.gapsOver2x ?? '-'})`],
       ['fw2 last transition', JSON.stringify(st.vrrp.groups[0]?.instances[0]?.lastTransition ?? null)],
+      ['host steal per CPU during the soak, ms; the most of one CPU in one status round (~50 ms)', `${stealLast.map((x, i) => x - (stealStart[i] ?? 0)).join(' / ')}; ${stealRoundMax}`],
       ['false failovers', String(Math.max(d1, d2))],
     ]));
     const base = { conditions: `${minutes} min soak: both CPUs saturated, 5,000 new entries a second synced, status polled every 50 ms`, system: LABEL.fwlb, peer: false };
