@@ -127,20 +127,25 @@ function readIp(b: Uint8Array, at: number, n: number, family: 4 | 6, t: TupleAt,
   return bad('missing_attribute', `${name}: source or destination address`);
 }
 
-/** Lengths and names of the CTA_PROTO_* attributes (index: type). */
-const PROTO_ATTRS: readonly (readonly [number, string] | undefined)[] = (() => {
+/** An attribute table: each type's length and name (index: type). */
+function specs(list: readonly (readonly [type: number, len: number, name: string])[]): readonly (readonly [number, string] | undefined)[] {
   const a: (readonly [number, string] | undefined)[] = [];
-  a[CTA_PROTO_NUM] = [1, 'CTA_PROTO_NUM'];
-  a[CTA_PROTO_SRC_PORT] = [2, 'CTA_PROTO_SRC_PORT'];
-  a[CTA_PROTO_DST_PORT] = [2, 'CTA_PROTO_DST_PORT'];
-  a[CTA_PROTO_ICMP_ID] = [2, 'CTA_PROTO_ICMP_ID'];
-  a[CTA_PROTO_ICMP_TYPE] = [1, 'CTA_PROTO_ICMP_TYPE'];
-  a[CTA_PROTO_ICMP_CODE] = [1, 'CTA_PROTO_ICMP_CODE'];
-  a[CTA_PROTO_ICMPV6_ID] = [2, 'CTA_PROTO_ICMPV6_ID'];
-  a[CTA_PROTO_ICMPV6_TYPE] = [1, 'CTA_PROTO_ICMPV6_TYPE'];
-  a[CTA_PROTO_ICMPV6_CODE] = [1, 'CTA_PROTO_ICMPV6_CODE'];
+  for (const [type, len, name] of list) a[type] = [len, name];
   return a;
-})();
+}
+
+/** Lengths and names of the CTA_PROTO_* attributes. */
+const PROTO_ATTRS = specs([
+  [CTA_PROTO_NUM, 1, 'CTA_PROTO_NUM'],
+  [CTA_PROTO_SRC_PORT, 2, 'CTA_PROTO_SRC_PORT'],
+  [CTA_PROTO_DST_PORT, 2, 'CTA_PROTO_DST_PORT'],
+  [CTA_PROTO_ICMP_ID, 2, 'CTA_PROTO_ICMP_ID'],
+  [CTA_PROTO_ICMP_TYPE, 1, 'CTA_PROTO_ICMP_TYPE'],
+  [CTA_PROTO_ICMP_CODE, 1, 'CTA_PROTO_ICMP_CODE'],
+  [CTA_PROTO_ICMPV6_ID, 2, 'CTA_PROTO_ICMPV6_ID'],
+  [CTA_PROTO_ICMPV6_TYPE, 1, 'CTA_PROTO_ICMPV6_TYPE'],
+  [CTA_PROTO_ICMPV6_CODE, 1, 'CTA_PROTO_ICMPV6_CODE'],
+]);
 
 function readProto(b: Uint8Array, at: number, n: number, t: TupleAt, name: string): boolean {
   t.proto = t.sport = t.dport = t.icmpId = t.icmp6Id = t.icmpType = t.icmp6Type = t.icmpCode = t.icmp6Code = -1;
@@ -182,15 +187,13 @@ function readTuple(b: Uint8Array, at: number, n: number, family: 4 | 6, t: Tuple
   return hasProto || bad('missing_attribute', `${name}/CTA_TUPLE_PROTO`);
 }
 
-const TCP_ATTRS: readonly (readonly [number, string] | undefined)[] = (() => {
-  const a: (readonly [number, string] | undefined)[] = [];
-  a[CTA_PROTOINFO_TCP_STATE] = [1, 'CTA_PROTOINFO_TCP_STATE'];
-  a[CTA_PROTOINFO_TCP_WSCALE_ORIGINAL] = [1, 'CTA_PROTOINFO_TCP_WSCALE_ORIGINAL'];
-  a[CTA_PROTOINFO_TCP_WSCALE_REPLY] = [1, 'CTA_PROTOINFO_TCP_WSCALE_REPLY'];
-  a[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL] = [2, 'CTA_PROTOINFO_TCP_FLAGS_ORIGINAL'];
-  a[CTA_PROTOINFO_TCP_FLAGS_REPLY] = [2, 'CTA_PROTOINFO_TCP_FLAGS_REPLY'];
-  return a;
-})();
+const TCP_ATTRS = specs([
+  [CTA_PROTOINFO_TCP_STATE, 1, 'CTA_PROTOINFO_TCP_STATE'],
+  [CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, 1, 'CTA_PROTOINFO_TCP_WSCALE_ORIGINAL'],
+  [CTA_PROTOINFO_TCP_WSCALE_REPLY, 1, 'CTA_PROTOINFO_TCP_WSCALE_REPLY'],
+  [CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, 2, 'CTA_PROTOINFO_TCP_FLAGS_ORIGINAL'],
+  [CTA_PROTOINFO_TCP_FLAGS_REPLY, 2, 'CTA_PROTOINFO_TCP_FLAGS_REPLY'],
+]);
 
 function readProtoinfo(b: Uint8Array, at: number, n: number): boolean {
   TCP.present = false;
