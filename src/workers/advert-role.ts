@@ -11,6 +11,7 @@
  * after a send or a message (no timer of its own: a backup's thread sleeps).
  */
 import { realClock } from '../lib/clock.js';
+import { changeReporter } from '../lib/change-reporter.js';
 // realClock is performance.timeOrigin + performance.now(): the same epoch-based milliseconds in
 // every thread, so a time the daemon's thread stamped means the same here.
 import { AdvertSchedule, type AdvertTiming } from '../fsm/vrrp/advert-schedule.js';
@@ -25,18 +26,8 @@ export function startAdverts(post: (m: { type: 'counters'; counters: AdvertTimin
   const c = libc();
   const addrs = new Map<string, Buffer>();
   let lastError = '';
-  let reportedAtMs = -Infinity;
-  let reported = '';
-  const report = (force = false): void => {
-    const now = realClock.now();
-    if (!force && now - reportedAtMs < 1000) return;
-    reportedAtMs = now;
-    const counters = { realtime: realtime(), ...schedule.timing, lastError };
-    const json = JSON.stringify(counters);
-    if (json === reported) return;
-    reported = json;
-    post({ type: 'counters', counters });
-  };
+  const reportChange = changeReporter(realClock, 1000, (counters: AdvertTiming & { realtime: boolean; lastError: string }) => post({ type: 'counters', counters }));
+  const report = () => reportChange(() => ({ realtime: realtime(), ...schedule.timing, lastError }));
   const schedule: AdvertSchedule<number> = new AdvertSchedule<number>({
     clock: realClock,
     send: (fd, payload, dst) => {

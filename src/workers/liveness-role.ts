@@ -23,6 +23,7 @@ import { randomInt } from 'node:crypto';
 import { Poller } from '../adapters/netlink/poller.js';
 import { UdpSocket } from '../adapters/udp-socket.js';
 import { realClock } from '../lib/clock.js';
+import { changeReporter } from '../lib/change-reporter.js';
 import { decode, encode, peekHeader } from '../codec/sync/message.js';
 import { check, initialReplayState, type ReplayState } from '../fsm/sync/replay.js';
 import { LivenessCore, type BeatBody, type CoreEvent } from '../fsm/liveness-core.js';
@@ -81,18 +82,8 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   let roundPeer: string | undefined;
 
   /** What main has of the drops and the timing; posted again when it changed, looked at once a second. */
-  let reported = '';
-  let reportedAtMs = -Infinity;
-  const reportIfChanged = (force = false): void => {
-    const now = realClock.now();
-    if (!force && now - reportedAtMs < 1000) return;
-    reportedAtMs = now;
-    const r: LivenessReport = { type: 'counters', realtime: realtime(), dropped: counters.dropped, timing: core.timing };
-    const json = JSON.stringify(r);
-    if (json === reported) return;
-    reported = json;
-    post(r);
-  };
+  const reportChange = changeReporter(realClock, 1000, post);
+  const reportIfChanged = (force = false): void => reportChange((): LivenessReport => ({ type: 'counters', realtime: realtime(), dropped: counters.dropped, timing: core.timing }), force);
 
   const core: LivenessCore = new LivenessCore({
     clock: realClock,
