@@ -260,6 +260,9 @@ async function soak(minutes: number): Promise<void> {
       { ...base, id: 'failover.soak.beat_late_max', figure: 'the master\'s BEAT timer, latest firing past due', unit: 'ms', value: num(st1.liveness?.counters.timing?.tickLateMaxMs) },
       { ...base, id: 'failover.soak.loop_max.fw1', figure: 'the master\'s event loop held at most', unit: 'ms', value: num(st1.process.loopDelayMs.max) },
       { ...base, id: 'failover.soak.loop_max.fw2', figure: 'the backup\'s event loop held at most', unit: 'ms', value: num(st.process.loopDelayMs.max) },
+      // Not fwlb's: the host's. A vCPU not run for ~100 ms holds whatever thread is on it; when
+      // only the master's is held, its BEATs stop for that long, and a 75 ms detection sees it.
+      { ...base, id: 'failover.soak.steal_round_max', figure: 'the host\'s steal: the most of one CPU in one ~50 ms status round (the machine, not fwlb)', unit: 'ms', value: stealRoundMax },
     );
   } finally {
     if (values['keep-logs']) await cp(lab.stateDir, values['keep-logs'], { recursive: true }).catch(() => undefined);

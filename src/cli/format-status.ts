@@ -45,10 +45,15 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
   }
   if (s.sync) {
     const y = s.sync;
-    lines.push('', `state sync  ${y.bulk.text}${y.bulk.source ? ` (from ${y.bulk.source})` : ''}`);
+    const own = s.liveness?.own;
+    lines.push('', `state sync  ${y.bulk.text}${y.bulk.source ? ` (from ${y.bulk.source})` : ''}${own?.behind ? '; THIS NODE IS BEHIND its peers (see their lag to us below)' : ''}`);
+    if (y.writeBacklog && y.writeBacklog.records > 0) lines.push(`  ${y.writeBacklog.records} received records wait for our kernel (oldest ${y.writeBacklog.oldestMs} ms)`);
     for (const p of y.peers) {
+      const m = p.lag?.lastMinute;
+      const q = m && m.p50Ms !== null ? `; last minute p50 ${m.p50Ms} / p99 ${m.p99Ms} / max ${m.maxMs} ms over ${m.records} records` : '';
+      const told = s.liveness?.peers.find((x) => x.peer === p.peer)?.told;
       lines.push(
-        `  peer ${p.peer.padEnd(8)} ${p.alive ? (p.peerLeaving ? 'leaving' : 'alive') : 'silent'}${p.peerSynced ? ', synced' : ', not synced'}; lag ${Math.round(p.lagMs)} ms, ${p.queuedRecords} records queued, ${p.inFlight} in flight${p.resync !== 'none' ? `, resync ${p.resync}` : ''}`,
+        `  peer ${p.peer.padEnd(8)} ${p.alive ? (p.peerLeaving ? 'leaving' : 'alive') : 'silent'}${p.peerSynced ? ', synced' : ', not synced'}${p.lag?.behind ? ', BEHIND' : ''}; lag ${Math.round(p.lagMs)} ms${q}; ${p.queuedRecords} records queued, ${p.inFlight} in flight${p.resync !== 'none' ? `, resync ${p.resync}` : ''}${told ? `; we are ${told.lagMs} ms behind it` : ''}`,
       );
     }
     const notable = Object.entries(y.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);

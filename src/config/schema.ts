@@ -145,6 +145,12 @@ const SyncSchema = z
     /** A master being stopped waits this long for a peer that is ready to take over (0: never). */
     stop_wait: Duration.default(10_000),
     /**
+     * A peer whose oldest change not yet acknowledged is older than this is behind: logged
+     * and counted (`sync_peer_behind`, `peers_behind`), shown in status; the peer says so on
+     * its BEATs.
+     */
+    lag_bound: Duration.refine((ms) => ms > 0, { message: "must be above 0 (e.g. 1s)" }).default(1000),
+    /**
      * Liveness BEATs to the peers over this link (services/liveness.ts): every `interval`; a
      * peer unheard for interval x multiplier is gone and its mastership is taken at once
      * (false: VRRP's own timers only).

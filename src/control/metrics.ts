@@ -153,12 +153,23 @@ function syncMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
   const ready = gauge('fwlb_sync_peer_synced', "A peer's own table is complete (its HELLO says so)", ['peer']);
   const lag = gauge('fwlb_sync_peer_lag_seconds', 'Age of the oldest record not yet acked by the peer', ['peer']);
   const queued = gauge('fwlb_sync_peer_queued_records', 'Records waiting to be sent to the peer', ['peer']);
+  const lagQ = gauge('fwlb_sync_peer_lag_quantile_seconds', 'Lag of the live changes the peer acknowledged in the last minute (queued to acked), by quantile (0.5, 0.99; the bucket edge, at most 10% high)', ['peer', 'quantile']);
+  const behind = gauge('fwlb_sync_peer_behind', "The peer's oldest unacknowledged change is older than state_sync.lag_bound", ['peer']);
   for (const p of s.sync.peers) {
     alive.set({ peer: p.peer }, p.alive ? 1 : 0);
     ready.set({ peer: p.peer }, p.peerSynced ? 1 : 0);
     lag.set({ peer: p.peer }, p.lagMs / 1000);
     queued.set({ peer: p.peer }, p.queuedRecords);
+    const m = p.lag?.lastMinute;
+    if (m?.p50Ms != null) lagQ.set({ peer: p.peer, quantile: '0.5' }, m.p50Ms / 1000);
+    if (m?.p99Ms != null) lagQ.set({ peer: p.peer, quantile: '0.99' }, m.p99Ms / 1000);
+    behind.set({ peer: p.peer }, p.lag?.behind ? 1 : 0);
   }
+  if (s.sync.writeBacklog) {
+    gauge('fwlb_sync_write_backlog_records', "Records received from the peers and not yet in our kernel").set(s.sync.writeBacklog.records);
+    gauge('fwlb_sync_write_backlog_oldest_seconds', 'How long the oldest record waiting for our kernel has waited').set(s.sync.writeBacklog.oldestMs / 1000);
+  }
+  if (s.liveness?.own) gauge('fwlb_sync_behind', "This node's table lags a peer's by more than state_sync.lag_bound (as its BEATs say)").set(s.liveness.own.behind ? 1 : 0);
 }
 
 /** The liveness: peers up and gone, takeovers, BEATs, drops, timing. */

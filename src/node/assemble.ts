@@ -226,6 +226,7 @@ async function buildSync(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, l
     onHeard: hooks.shareCheck,
     onPeer: (peer, state) => events.feed({ type: 'peer', peer, state }),
   });
+  if (liveness) sync.setLagSink(liveness.lag);
   if (liveness) vrrp.useLiveness({ checkAdvert: (ad, v, p) => liveness.checkAdvert(ad, v, p), onOwnChange: () => liveness.sendNow(), wantBeat: () => liveness.wantBeat() });
   // Active-standby: a group that leaves master leaves entries this node tracked itself,
   // which the sync never rewrites; they are made liberal now, so that a takeover later does

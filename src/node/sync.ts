@@ -89,6 +89,7 @@ export async function createStateSync(
     ct: deps.ct,
     transport: (onDatagram) => openSyncTransport({ poller: deps.poller, address: selfAddress, ifname: view.interfaces[ss.interface] ?? ss.interface, port: ss.port, log: deps.log, onDatagram }),
     bulk: { noPeerTimeoutMs: ss.wait_for_peer, noPeerTimeoutEmptyMs: ss.wait_for_peer_empty },
+    lagBoundMs: ss.lag_bound,
     // Active-standby: the master owns every entry (active-active will decide per flow).
     owns: deps.owns ?? (() => !c.vrrp || Object.keys(c.vrrp.groups).length === 0 || deps.vrrp.isMaster()),
     ...(deps.bulkSettled ? { bulkSettled: deps.bulkSettled } : {}),
@@ -132,6 +133,7 @@ export async function createLiveness(
     multiplier: l.multiplier,
     // A main thread hung for three adverts' time is a dead node: its BEATs stop.
     mainStallMs: 3 * (c.vrrp?.advert_interval ?? 100),
+    lagBoundMs: ss.lag_bound,
     peers: peers.map((p) => ({ name: p.name, id: names.indexOf(p.name), addresses: roles.map((r) => (p.addresses[r] ? bareAddress(p.addresses[r]) : null)) })),
   });
   return new LivenessService({

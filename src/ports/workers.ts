@@ -52,6 +52,8 @@ export interface LivenessWorkerData {
   multiplier: number;
   /** The main thread not ticking for this long stops our BEATs. */
   mainStallMs: number;
+  /** state_sync.lag_bound (ms): over it, our BEATs say BEHIND. Default 1000. */
+  lagBoundMs?: number;
   /** How often the main thread ticks (ms): BEATs stop once it has not for mainStallMs + tickMs. */
   tickMs: number;
   /** Each peer's address on each link (index as in `links`; null: none there). */

@@ -18,6 +18,10 @@ function setup() {
     stop: () => undefined,
     wantBeat: () => undefined,
     seen: () => undefined,
+    lagSince: () => undefined,
+    writeSince: () => undefined,
+    told: () => undefined,
+    ownLag: () => ({ behind: false, writing: false }),
     counters: { sent: 0, received: 0, withheld: 0, dropped: {} },
   };
   const gone: { addresses: string[]; why: string; outranked: boolean }[] = [];

@@ -20,7 +20,7 @@ import type { Clock } from '../lib/clock.js';
 import type { BeatInstance } from '../codec/sync/message.js';
 import { checkAdvert, initialLiveness, type AdvertCheck, type PeerLiveness } from '../fsm/liveness.js';
 import type { CoreEvent } from '../fsm/liveness-core.js';
-import type { LivenessCounters, LivenessPeer, LivenessChannel } from '../ports/liveness.js';
+import type { LivenessCounters, LivenessPeer, LivenessChannel, PeerLagTold } from '../ports/liveness.js';
 
 export interface LivenessDeps {
   clock: Clock;
@@ -48,7 +48,10 @@ export interface LivenessStatus {
   multiplier: number;
   /** BEATs sent, received, not sent while the main thread was hung, dropped by reason, and their timing (the worker's). */
   counters: LivenessCounters;
-  peers: { peer: string; state: string; ready: boolean; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number }[];
+  /** What our BEATs say of our table (state sync): behind its peers' by more than the bound, records waiting for our kernel. */
+  own: { behind: boolean; writing: boolean };
+  /** `told`: what the peer's last BEAT said of the lag: ours behind it, and its own state (null before one came). */
+  peers: { peer: string; state: string; ready: boolean; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number; told: PeerLagTold | null }[];
 }
 
 interface PeerRuntime {
@@ -199,6 +202,11 @@ export class LivenessService {
     return p ? checkAdvert(p.mirror, vrid, priority, address.includes(':') ? 6 : 4) : 'ok';
   }
 
+  /** Where the state sync tells the BEATs its lag (services/sync-lag.ts), and reads what the peers' BEATs said. */
+  get lag(): Pick<LivenessChannel, 'lagSince' | 'writeSince' | 'told'> {
+    return this.deps.channel;
+  }
+
   /** A BEAT of this peer came in this run: whether it is live and ready is known. */
   heard(name: string): boolean {
     for (const p of this.peers.values()) if (p.peer.name === name) return p.mirror.beats > 0;
@@ -211,6 +219,7 @@ export class LivenessService {
       intervalMs: this.deps.intervalMs,
       multiplier: this.deps.multiplier,
       counters: this.deps.channel.counters,
+      own: this.deps.channel.ownLag(),
       peers: [...this.peers.values()].map((p) => {
         // The worker reports only BEATs that say something new; when and how many came is in the channel.
         const seen = this.deps.channel.seen(p.peer.name);
@@ -224,6 +233,7 @@ export class LivenessService {
           beats: seen?.beats ?? p.mirror.beats,
           downs: p.mirror.downs,
           released: p.released,
+          told: this.deps.channel.told(p.peer.name) ?? null,
         };
       }),
     };

@@ -24,6 +24,7 @@ import type { NodeConfig, Subsystem } from '../ports/subsystem.js';
 import type { ConfigDistStatus } from './config-dist.js';
 
 import type { LivenessStatus } from './liveness.js';
+import { waitBeforeHandover } from './graceful-stop.js';
 import type { SharingHostStatus } from './sharing-host.js';
 import type { Nft } from '../ports/nft.js';
 import type { SocketCounters } from '../ports/netlink.js';
@@ -188,12 +189,6 @@ export interface ControlCounters {
   refused: Record<string, number>;
 }
 
-/**
- * A stopping master waits this long for a peer that is absent (stopped or dead) to come back
- * (a restart says HELLO well within it); then it stops without one.
- */
-const STOP_WAIT_ABSENT_MS = 3000;
-
 /** The config a node runs, and since when. */
 interface Current {
   loaded: LoadedConfig;
@@ -337,39 +332,25 @@ export class NodeDaemon {
   }
 
   /**
-   * Graceful stop: VRRP hands over (priority 0, VIPs removed); the ruleset stays. A master
-   * first waits (at most `state_sync.stop_wait`) for a peer that is ready to take over: one
-   * whose bulk sync is complete. Stopping the master while its peer is still starting must
-   * not leave the VIPs with nobody, nor with a node that lacks the sessions. `force` (or a
+   * Graceful stop: VRRP hands over (priority 0, VIPs removed); the ruleset stays. A node that
+   * carries traffic first waits (at most `state_sync.stop_wait`) for a peer that is ready to
+   * take over, and for its ready peers to catch up (services/graceful-stop.ts). `force` (or a
    * second SIGTERM, see `skipStopWait`) does not wait.
    */
   async stop(opts: { force?: boolean } = {}): Promise<void> {
     const { sync, vrrp, log } = this.deps;
-    const waitMs = this.current?.loaded.config.state_sync?.stop_wait ?? 0;
+    const ss = this.current?.loaded.config.state_sync;
     const carrying = vrrp.isMaster() || (this.deps.sharing?.carries() ?? false);
-    if (!opts.force && sync && carrying && waitMs > 0 && sync.readyPeers().length === 0 && sync.everHadPeer()) {
-      const t0 = this.deps.now();
-      log.warn({ event: 'stop_wait', waitMs, live: sync.livePeers() }, `stopping: waiting up to ${waitMs} ms for a peer that is ready to take over`);
-      const ok = await new Promise<boolean>((resolve) => {
-        const t0 = this.deps.now();
-        const poll = setInterval(() => {
-          if (sync.readyPeers().length > 0) done(true);
-          // Nobody alive (the peers stopped, or died) and nobody back within a restart's
-          // time: they are not coming; the cluster is being shut down.
-          else if (sync.livePeers().length === 0 && this.deps.now() - t0 > STOP_WAIT_ABSENT_MS) done(false);
-        }, 20);
-        const timer = setTimeout(() => done(false), waitMs);
-        const done = (v: boolean) => {
-          clearInterval(poll);
-          clearTimeout(timer);
-          this.endStopWait = undefined;
-          resolve(v);
-        };
-        this.endStopWait = () => done(false);
+    if (!opts.force && sync && carrying && (ss?.stop_wait ?? 0) > 0) {
+      await waitBeforeHandover({
+        log,
+        now: this.deps.now,
+        sync,
+        ...(this.deps.livenessStatus ? { liveness: this.deps.livenessStatus } : {}),
+        waitMs: ss?.stop_wait ?? 0,
+        lagBoundMs: ss?.lag_bound ?? 1000,
+        setSkip: (end) => (this.endStopWait = end),
       });
-      const waited = Math.round(this.deps.now() - t0);
-      if (ok) log.info({ event: 'stop_wait_done', waitedMs: waited, peers: sync.readyPeers() }, `a ready peer is there after ${waited} ms: handing over`);
-      else log.warn({ event: 'stop_wait_timeout', waitedMs: waited }, `no ready peer after ${waited} ms: handing over anyway`);
     }
     this.stopping = true;
     this.deps.health.stop();

@@ -13,8 +13,7 @@
  * beside it: the writes into our kernel (sync-writer.ts), our table to a peer (sync-push.ts),
  * the loosening at a handover (sync-loosen.ts), the vocabulary (sync-types.ts).
  */
-import { decode, encode, peekHeader, peekVersion, type SyncRecord } from '../codec/sync/message.js';
-import { SYNC_VERSION, SYNC_VERSION_HISTORY } from '../codec/sync/constants.js';
+import { decode, encode, peekHeader, type SyncRecord } from '../codec/sync/message.js';
 import * as bulkFsm from '../fsm/sync/bulk.js';
 import * as linkFsm from '../fsm/sync/link.js';
 import { TimerDriver } from '../lib/timers.js';
@@ -23,10 +22,10 @@ import { SYNC_COUNTERS, SYNC_DROP_REASONS, type SyncCounter, type SyncDropReason
 import { SyncWriter } from './sync-writer.js';
 import { SyncPusher } from './sync-push.js';
 import { loosenTable } from './sync-loosen.js';
+import { SyncLag, VersionRefusals, type LagSink } from './sync-lag.js';
+import { oldestQueuedAtMs } from '../fsm/sync/sender.js';
 export type { StateSyncStatus } from './sync-types.js';
 
-/** A peer of another wire version is named in the log at most once per this long. */
-const VERSION_LOG_EVERY_MS = 60_000;
 /** How long a stopping node leaves its socket open for its last HELLO to go out. */
 const LAST_HELLO_GRACE_MS = 20;
 
@@ -56,6 +55,15 @@ export class StateSyncService {
   private readonly writer: SyncWriter;
   /** Our table to a peer (services/sync-push.ts). */
   private readonly pusher: SyncPusher<Link>;
+  /** How far behind each peer is (services/sync-lag.ts). */
+  readonly lag: SyncLag;
+  private readonly versions: VersionRefusals;
+  /** Where our BEATs learn the lags (the liveness), once it runs. */
+  private lagSink: LagSink | undefined;
+
+  setLagSink(sink: LagSink): void {
+    this.lagSink = sink;
+  }
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -69,6 +77,7 @@ export class StateSyncService {
       onRoom: (room) => {
         for (const l of this.links.values()) this.feedLink(l, { type: 'rx_room', room });
       },
+      onBacklog: (at) => this.lagSink?.writeSince(at),
       ...(deps.sharing ? { sharing: deps.sharing } : {}),
     });
     this.pusher = new SyncPusher<Link>({
@@ -82,6 +91,8 @@ export class StateSyncService {
       feedLink: (l, e) => this.feedLink(l, e),
       served: (l, requestId, count) => this.feedBulk({ type: 'bulk_served', peer: l.peer.id, requestId, count }),
     });
+    this.versions = new VersionRefusals(deps.clock, deps.log);
+    this.lag = new SyncLag({ clock: deps.clock, log: deps.log, boundMs: deps.lagBoundMs ?? 1000, countBehind: () => this.count('peers_behind'), onOldest: (peer, at) => this.lagSink?.lagSince(peer, at) });
     this.bulk = bulkFsm.initialBulkState(deps.bulk);
     for (const p of deps.peers) {
       const cfg = linkFsm.linkConfig({ name: p.name, self: deps.selfId, peer: p.id, epoch: deps.epoch });
@@ -231,7 +242,7 @@ export class StateSyncService {
     const r = decode(buf, this.deps.key);
     if (!r.ok) {
       this.drop(r.reason);
-      if (r.reason === 'bad_version') this.refuseVersion(buf, from);
+      if (r.reason === 'bad_version') this.versions.refuse(buf, from, this.byAddress.get(from)?.peer.name);
       return;
     }
     if (r.value.sender !== l.peer.id) {
@@ -239,25 +250,6 @@ export class StateSyncService {
       return;
     }
     this.feedLink(l, { type: 'received', msg: r.value });
-  }
-
-  /** When each source address of another wire version was last logged. */
-  private readonly versionLogged = new Map<string, number>();
-
-  /** A datagram of another wire version: say so, naming both, once a minute per source. */
-  private refuseVersion(buf: Buffer, from: string): void {
-    const now = this.deps.clock.now();
-    const last = this.versionLogged.get(from);
-    if (last !== undefined && now - last < VERSION_LOG_EVERY_MS) return;
-    if (this.versionLogged.size > 64) this.versionLogged.clear(); // bounded: anyone can send
-    this.versionLogged.set(from, now);
-    const theirs = peekVersion(buf);
-    const peer = [...this.links.values()].find((l) => l.peer.address === from)?.peer.name;
-    const desc = (v: number | undefined) => (v === undefined ? '' : ` (${SYNC_VERSION_HISTORY[v] ?? 'unknown to this node'})`);
-    this.deps.log.error(
-      { event: 'sync_version_refused', from, peer: peer ?? null, theirVersion: theirs ?? null, ourVersion: SYNC_VERSION },
-      `state sync refused: ${peer ?? from} speaks wire version ${theirs}${desc(theirs)}, this node speaks version ${SYNC_VERSION}${desc(SYNC_VERSION)}; run the same fwlb release on every node`,
-    );
   }
 
   private onConntrack(e: CtRecordEvent | { kind: 'lost' }): void {
@@ -338,7 +330,10 @@ export class StateSyncService {
           break;
         case 'session':
           this.feedBulk({ type: 'peer_up', peer: l.peer.id });
-          if (fx.restarted) this.feedBulk({ type: 'start', why: 'peer_restarted', peer: l.peer.id });
+          if (fx.restarted) {
+            this.lag.reset(l.peer.name, 'it restarted');
+            this.feedBulk({ type: 'start', why: 'peer_restarted', peer: l.peer.id });
+          }
           if (this.deps.sharing) this.pusher.sessionBegan(l);
           break;
         case 'peer_dead':
@@ -350,6 +345,7 @@ export class StateSyncService {
           if (linkFsm.hasSession(l.state)) this.feedBulk({ type: 'peer_up', peer: l.peer.id });
           break;
         case 'resync_needed':
+          this.lag.reset(l.peer.name, fx.why === 'overflow' ? 'our queue to it overflowed' : 'it went silent');
           if (fx.why === 'overflow') {
             this.count('queue_overflows');
             this.deps.log.warn({ peer: l.peer.name, dropped: fx.droppedRecords }, 'sync queue overflowed: the peer will get the whole table');
@@ -360,6 +356,9 @@ export class StateSyncService {
           break;
         case 'resync_ready':
           void this.pusher.push(l, 0);
+          break;
+        case 'acked':
+          this.lag.acked(l.peer.name, fx.lags);
           break;
         case 'drop':
           this.drop(fx.reason);
@@ -372,6 +371,7 @@ export class StateSyncService {
           break;
       }
     }
+    this.lag.observe(l.peer.name, oldestQueuedAtMs(l.state.sender));
   }
 
   private feedBulk(event: bulkFsm.BulkEvent, at?: number): void {
@@ -432,7 +432,8 @@ export class StateSyncService {
         refused: this.bulk.refused,
         attempt: this.bulk.attempt,
       },
-      peers: [...this.links.values()].map((l) => linkFsm.linkStatus(l.state, now)),
+      peers: [...this.links.values()].map((l) => ({ ...linkFsm.linkStatus(l.state, now), lag: this.lag.status(l.peer.name) })),
+      writeBacklog: this.writer.backlog(),
       sent: this.sent,
       applied: this.writer.applied,
       applyErrors: this.writer.applyErrors,

@@ -13,6 +13,7 @@ import type * as linkFsm from '../fsm/sync/link.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { ConntrackStore, SyncTransport } from '../ports/sync.js';
+import type { PeerLagStatus } from './sync-lag.js';
 
 /** A record the kernel would not take for an entry of its own: when, and the record's tuples. */
 export interface SyncConflict { at: string; orig: string; reply: string }
@@ -31,6 +32,7 @@ export const SYNC_SERVICE_COUNTERS = [
   'events_lost', // the kernel's event queue overflowed (a full push follows)
   'queue_overflows', // a peer's send queue overflowed (that peer gets the whole table)
   'peers_lost', // a peer went silent: nothing is queued for it until it is back
+  'peers_behind', // a peer's oldest unacknowledged change got older than state_sync.lag_bound (once per episode)
   'bulk_pushes', // whole tables pushed to a peer (asked for, or after an overflow)
   'entries_loosened', // own TCP entries marked liberal on leaving master (loosenTable)
 ] as const;
@@ -95,12 +97,16 @@ export interface StateSyncDeps {
   tableComplete?: (complete: boolean, why: string) => void;
   /** Bulk sync timing (waits for a peer): fsm/sync/bulk.ts defaults otherwise. */
   bulk?: Partial<bulkFsm.BulkConfig>;
+  /** A peer whose oldest unacknowledged change is older than this is behind (ms; default 1000). */
+  lagBoundMs?: number;
 }
 
 export interface StateSyncStatus {
   /** `refused`: writes the kernel refused during the attempt under way (or the last one). */
   bulk: { state: string; text: string; complete: boolean; source: string | null; received: number; refused: number; attempt: number };
-  peers: ReturnType<typeof linkFsm.linkStatus>[];
+  peers: (ReturnType<typeof linkFsm.linkStatus> & { lag: PeerLagStatus })[];
+  /** Records received from the peers and not yet in our kernel, and how long the oldest has waited. */
+  writeBacklog: { records: number; oldestMs: number };
   sent: number;
   applied: number;
   applyErrors: number;

@@ -101,3 +101,17 @@ test('active-standby (one speaker, records in order): a record the kernel will n
   assert.equal(counts.get('updates_replaced'), 1);
   assert.deepEqual(kernel.ops, ['create', 'update', 'delete', 'create']);
 });
+
+test('the write backlog: records waiting for the kernel and the age of the oldest; the BEATs learn since when', async () => {
+  const kernel = new KernelTable();
+  const clock = new FakeClock(5000);
+  const since: (number | undefined)[] = [];
+  const w = new SyncWriter({ clock, log: pino({ level: 'silent' }), ct: kernel, running: () => true, count: () => undefined, drop: () => undefined, onRoom: () => undefined, onBacklog: (at) => void since.push(at) });
+  assert.deepEqual(w.backlog(), { records: 0, oldestMs: 0 });
+  w.accept([{ type: 'ct_update', body: entryToBodyV2(established) }]);
+  clock.advance(30);
+  assert.deepEqual(w.backlog(), { records: 1, oldestMs: 30 });
+  await w.writtenUpTo(1);
+  assert.deepEqual(w.backlog(), { records: 0, oldestMs: 0 });
+  assert.deepEqual(since, [5000, undefined]);
+});

@@ -33,6 +33,8 @@ export interface SyncWriterDeps {
   onRoom: (room: number | undefined) => void;
   /** Sharing: several nodes speak, each for the flows of its own buckets (see writeRecords). */
   sharing?: boolean;
+  /** Since when the oldest record waiting for its write waits changed (undefined: none waits). */
+  onBacklog?: (sinceMs: number | undefined) => void;
 }
 
 export class SyncWriter {
@@ -50,12 +52,25 @@ export class SyncWriter {
 
   constructor(private readonly deps: SyncWriterDeps) {}
 
+  /** When each delivery came (the count of records received once it was in): the backlog's age. */
+  private readonly arrivals = new Fifo<{ upTo: number; atMs: number }>();
+
   /** Records delivered by a link, in its stream's order: queued for the kernel. */
   accept(records: readonly SyncRecord[]): void {
     for (const rec of records) this.inbox.push(rec);
     this.received += records.length;
+    if (records.length > 0) {
+      this.arrivals.push({ upTo: this.received, atMs: this.deps.clock.now() });
+      if (this.arrivals.length === 1) this.deps.onBacklog?.(this.arrivals.peek()!.atMs);
+    }
     this.scheduleDrain();
     this.updateRoom();
+  }
+
+  /** Records waiting for their kernel write, and how long the oldest of them has waited (ms). */
+  backlog(): { records: number; oldestMs: number } {
+    const first = this.arrivals.peek();
+    return { records: this.inbox.length, oldestMs: first ? Math.round(Math.max(0, this.deps.clock.now() - first.atMs)) : 0 };
   }
 
   /** Kernel writes refused, by operation and errno ("create:EEXIST"), since the start. */
@@ -110,6 +125,9 @@ export class SyncWriter {
     while (batch.length < WRITE_BATCH && this.inbox.length > 0) batch.push(this.inbox.shift()!);
     if (batch.length > 0 && this.deps.running()) this.writeRecords(batch);
     this.written += batch.length;
+    const oldest = this.arrivals.peek();
+    while (this.arrivals.length > 0 && this.arrivals.peek()!.upTo <= this.written) this.arrivals.shift();
+    if (this.arrivals.peek() !== oldest) this.deps.onBacklog?.(this.arrivals.peek()?.atMs);
     while (this.writtenWaiters.length > 0 && this.writtenWaiters.peek()!.upTo <= this.written) this.writtenWaiters.shift()!.resolve();
     this.updateRoom();
     this.scheduleDrain();

@@ -24,7 +24,7 @@ import { Poller } from '../adapters/netlink/poller.js';
 import { UdpSocket } from '../adapters/udp-socket.js';
 import { realClock } from '../lib/clock.js';
 import { changeReporter } from '../lib/change-reporter.js';
-import { decode, encode, peekHeader } from '../codec/sync/message.js';
+import { decode, encode, lagField, peekHeader, readLagField } from '../codec/sync/message.js';
 import { check, initialReplayState, type ReplayState } from '../fsm/sync/replay.js';
 import { LivenessCore, type BeatBody, type CoreEvent } from '../fsm/liveness-core.js';
 import type { LivenessCounters } from '../ports/liveness.js';
@@ -40,7 +40,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   const key = Buffer.from(d.key);
   const epoch = randomInt(1, 2 ** 32 - 1);
   const slots = new BigInt64Array(d.shared);
-  const peers = d.peers.map((p, i) => ({ ...p, slot: S.peer0 + 2 * i, replay: initialReplayState(epoch) as ReplayState, packet: 0, lastRound: 0, roundEpoch: 0 }));
+  const peers = d.peers.map((p, i) => ({ ...p, slot: S.peer0 + S.PEER_SLOTS * i, replay: initialReplayState(epoch) as ReplayState, packet: 0, lastRound: 0, roundEpoch: 0 }));
   const byAddress = new Map(peers.flatMap((p) => p.addresses.filter((a): a is string => !!a).map((a) => [a, p] as const)));
   const byName = new Map(peers.map((p) => [p.name, p]));
   const counters: LivenessCounters = { sent: 0, received: 0, withheld: 0, dropped: {} };
@@ -70,6 +70,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
     if (r.value.seq !== 0 && r.value.epoch === p.roundEpoch && r.value.seq <= p.lastRound) return;
     p.roundEpoch = r.value.epoch;
     p.lastRound = r.value.seq;
+    Atomics.store(slots, p.slot + 3, BigInt(S.TOLD | lagField(r.value)));
     core.onBeat(p.name, r.value);
     const seen = core.peerState(p.name);
     if (seen && seen.beats > 0) {
@@ -80,6 +81,24 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   const socks = d.links.map((address, i) => UdpSocket.open({ poller, address, ...(d.linkIfnames?.[i] ? { ifname: d.linkIfnames[i] } : {}), port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
   let round = 0;
   let roundPeer: string | undefined;
+  const boundMs = d.lagBoundMs ?? 1000;
+  const at = (slot: number): number => Number(Atomics.load(slots, slot));
+  /**
+   * What our BEATs say of the state sync's lag, per round: WRITING while records we received
+   * wait for our kernel; BEHIND when the oldest of them waited longer than the bound, or a
+   * peer's last BEAT says our lag behind it is over the bound.
+   */
+  const ownLag = (now: number): { behind: boolean; writing: boolean } => {
+    const since = at(S.writeSince);
+    let behind = since > 0 && now - since > boundMs;
+    for (const q of peers) {
+      const told = at(q.slot + 3);
+      if (told & S.TOLD && readLagField(told).lagMs > boundMs) behind = true;
+    }
+    Atomics.store(slots, S.ownFlags, BigInt(lagField({ behind, writing: since > 0 })));
+    return { behind, writing: since > 0 };
+  };
+  let own = { behind: false, writing: false };
 
   /** What main has of the drops and the timing; posted again when it changed, looked at once a second. */
   const reportChange = changeReporter(realClock, 1000, post);
@@ -94,14 +113,19 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
       const p = byName.get(peer)!;
       // A round is the core's one call per peer: it begins again at the first peer.
       if (roundPeer === undefined) roundPeer = peer;
+      const now = realClock.now();
       if (peer === roundPeer) {
         round = (round + 1) >>> 0 || 1;
+        own = ownLag(now);
         reportIfChanged();
       }
+      // The peer's lag behind us: its oldest change not acknowledged (the state sync's, in main).
+      const since = at(p.slot + 2);
+      const lag = { lagMs: since > 0 ? now - since : 0, ...own };
       p.addresses.forEach((address, i) => {
         if (!address) return;
         p.packet++;
-        socks[i]!.send(encode({ type: 'beat', sender: d.selfId, receiver: p.id, epoch, peerEpoch: p.replay.peer?.epoch ?? 0, packet: p.packet, seq: round, ...body }, key), address, d.port);
+        socks[i]!.send(encode({ type: 'beat', sender: d.selfId, receiver: p.id, epoch, peerEpoch: p.replay.peer?.epoch ?? 0, packet: p.packet, seq: round, ...body, ...lag }, key), address, d.port);
         counters.sent++;
       });
       Atomics.store(slots, S.sent, BigInt(counters.sent));

@@ -8,7 +8,8 @@
  */
 import type { BeatInstance } from '../../codec/sync/message.js';
 import type { CoreEvent } from '../../fsm/liveness-core.js';
-import type { LivenessCounters } from '../../ports/liveness.js';
+import type { LivenessCounters, PeerLagTold } from '../../ports/liveness.js';
+import { readLagField } from '../../codec/sync/message.js';
 import type { LivenessReport, LivenessWorkerData } from '../../ports/workers.js';
 import { LIVENESS_SHARED as S } from './shared.js';
 import { timingThread, type TimingThread } from '../timing-thread.js';
@@ -35,6 +36,7 @@ export class LivenessWorker {
     this.data = { ...data, tickMs: Math.max(10, Math.floor(data.mainStallMs / 3)) };
     this.shared = new SharedArrayBuffer(8 * S.size(data.peers.length));
     this.slots = new BigInt64Array(this.shared);
+    this.slotOf = new Map(data.peers.map((p, i) => [p.name, S.peer0 + S.PEER_SLOTS * i]));
   }
 
   start(onEvent: (e: ChannelEvent) => void): void {
@@ -60,11 +62,34 @@ export class LivenessWorker {
     return { ...this.report, sent: n(S.sent), received: n(S.received), withheld: n(S.withheld) };
   }
 
+  /** Each peer's first slot, by name. */
+  private readonly slotOf: Map<string, number>;
+
   seen(peer: string): { lastBeatAtMs: number; beats: number } | undefined {
-    const i = this.data.peers.findIndex((p) => p.name === peer);
-    if (i < 0) return undefined;
-    const beats = Number(Atomics.load(this.slots, S.peer0 + 2 * i + 1));
-    return beats > 0 ? { lastBeatAtMs: Number(Atomics.load(this.slots, S.peer0 + 2 * i)), beats } : undefined;
+    const at = this.slotOf.get(peer);
+    if (at === undefined) return undefined;
+    const beats = Number(Atomics.load(this.slots, at + 1));
+    return beats > 0 ? { lastBeatAtMs: Number(Atomics.load(this.slots, at)), beats } : undefined;
+  }
+
+  lagSince(peer: string, atMs: number | undefined): void {
+    const at = this.slotOf.get(peer);
+    if (at !== undefined) Atomics.store(this.slots, at + 2, BigInt(Math.round(atMs ?? 0)));
+  }
+
+  writeSince(atMs: number | undefined): void {
+    Atomics.store(this.slots, S.writeSince, BigInt(Math.round(atMs ?? 0)));
+  }
+
+  told(peer: string): PeerLagTold | undefined {
+    const at = this.slotOf.get(peer);
+    const v = at === undefined ? 0 : Number(Atomics.load(this.slots, at + 3));
+    return v & S.TOLD ? readLagField(v) : undefined;
+  }
+
+  ownLag(): { behind: boolean; writing: boolean } {
+    const f = readLagField(Number(Atomics.load(this.slots, S.ownFlags)));
+    return { behind: f.behind, writing: f.writing };
   }
 
   setOwn(instances: BeatInstance[], leaving: boolean, ready = false): void {

@@ -88,6 +88,15 @@ export const SYNC_BEAT_F_LEAVING = 0x01; // the sender is stopping: its priority
 export const SYNC_BEAT_F_READY = 0x02; // the sender holds the cluster's state (its bulk sync is done): it may carry a share
 /** A BEAT instance's flags (its fourth byte): an IPv6 instance, whose advert source (16 bytes, :: while it has none) follows the instance records, in their order. */
 export const SYNC_BEAT_I_IPV6 = 0x01;
+/**
+ * The BEAT's lag field (once reserved, so a node from before it reads it as nothing and sends
+ * 0): BEHIND, the sender's own table lags a peer's by more than its bound; WRITING, records it
+ * received wait for its kernel; the rest, the receiver's lag behind the sender in ms (its
+ * oldest change not yet acknowledged), capped at LAG_MS_MAX.
+ */
+export const SYNC_BEAT_LAG_BEHIND = 0x8000;
+export const SYNC_BEAT_LAG_WRITING = 0x4000;
+export const SYNC_BEAT_LAG_MS_MAX = 0x3fff;
 export const SYNC_BEAT_SOURCE_LEN = 16;
 
 /** HKDF "info" that derives the sync key from the cluster key (key separation). */

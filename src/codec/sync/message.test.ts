@@ -165,6 +165,25 @@ test('fixture: a BEAT, byte for byte; malformed BEAT payloads are refused', () =
   assert.throws(() => encode({ ...beat, instances: [{ vrid: 51, state: 'gone' as never, priority: 1 }] } as SyncMessage, KEY), /state/);
 });
 
+test('fixture: the BEAT\'s lag field (reserved, 0, before issue 25): BEHIND, WRITING and the receiver\'s lag; an old BEAT reads as none', () => {
+  const beat: SyncMessage = { sender: 1, receiver: 0, epoch: 5, peerEpoch: 6, packet: 3, seq: 0, type: 'beat', intervalMs: 20, multiplier: 4, leaving: false, instances: [], lagMs: 300, behind: true, writing: true };
+  const hex = '46575359' + '02060000' + '00010000' + '00000005' + '0000000000000003' + '00000000' + '00000006' + '00000000' + '0008ffff' + '0014' + '04' + '00' + '0000' + 'c12c';
+  assert.equal(encode(beat, KEY).toString('hex'), sign(Buffer.from(hex, 'hex')).toString('hex'));
+  assert.deepEqual(decode(encode(beat, KEY), KEY), { ok: true, value: beat });
+  const field = (h: string) => {
+    const r = decode(withPayload(beat, Buffer.from(h, 'hex')), KEY);
+    assert.ok(r.ok && r.value.type === 'beat');
+    return { lagMs: r.value.lagMs, behind: r.value.behind, writing: r.value.writing };
+  };
+  assert.deepEqual(field('0014040000000000'), { lagMs: undefined, behind: undefined, writing: undefined }, 'a BEAT from before the field');
+  assert.deepEqual(field('001404000000' + '3fff'), { lagMs: 16383, behind: undefined, writing: undefined });
+  assert.deepEqual(field('001404000000' + '8000'), { lagMs: undefined, behind: true, writing: undefined });
+  // A lag past the field's range is sent as its largest value, never wrapped into the flags.
+  const big = decode(encode({ ...beat, lagMs: 1e9, behind: false, writing: false } as SyncMessage, KEY), KEY);
+  assert.ok(big.ok && big.value.type === 'beat');
+  assert.deepEqual([big.value.lagMs, big.value.behind, big.value.writing], [16383, undefined, undefined]);
+});
+
 test('fixture: a BEAT with an IPv6 instance carries its advert source after the instance records; malformed ones are refused', () => {
   const beat: SyncMessage = { sender: 1, receiver: 0, epoch: 5, peerEpoch: 6, packet: 3, seq: 0, type: 'beat', intervalMs: 20, multiplier: 4, leaving: false, instances: [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 51, state: 'master', priority: 200, source: 'fe80::a' }] };
   const ll = 'fe80' + '0'.repeat(24) + '000a';
@@ -407,8 +426,9 @@ const arbMessage: fc.Arbitrary<SyncMessage> = fc.oneof(
         fc.record({ vrid: fc.integer({ min: 1, max: 255 }), state: fc.constantFrom(...BEAT_STATES), priority: fc.integer({ min: 0, max: 255 }), source: fc.ipV6().map((a) => formatIPv6(parseIPv6(a)!)) }, { noNullPrototype: true, requiredKeys: ['vrid', 'state', 'priority'] }),
         { maxLength: 8 },
       ),
+      fc.record({ lagMs: fc.integer({ min: 1, max: 16383 }), behind: fc.constant(true), writing: fc.constant(true) }, { requiredKeys: [] }),
     )
-    .map(([h, intervalMs, multiplier, leaving, instances]): SyncMessage => ({ ...h, type: 'beat', intervalMs, multiplier, leaving, instances })),
+    .map(([h, intervalMs, multiplier, leaving, instances, lag]): SyncMessage => ({ ...h, type: 'beat', intervalMs, multiplier, leaving, instances, ...lag })),
 );
 
 test('property: every valid message round-trips', () => {

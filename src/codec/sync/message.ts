@@ -62,13 +62,15 @@
  *   BULK_REQUEST (4)  | request id u32 (non-zero) |
  *   BULK_END (5)      | request id u32 (0: a push nobody asked for) | record count u32 |
  *   BEAT (6)          | interval ms u16 | multiplier u8 | flags u8 (LEAVING 0x01, READY 0x02) |
- *                     | instance count u16 | reserved u16 | (vrid u8, state u8, priority u8,
+ *                     | instance count u16 | lag u16 (BEHIND 0x8000, WRITING 0x4000, the
+ *                     receiver's lag behind the sender in ms, 0..16383) | (vrid u8, state u8, priority u8,
  *                     flags u8 (IPV6 0x01)) per VRRP instance of the sender, in config order |
  *                     (advert source, 16 bytes) per IPv6 instance, in the same order |
  *                     liveness, unreliable; states: 0 initialize, 1 backup, 2 master, 3 fault.
  *                     The source is the link-local address the instance's adverts leave from
  *                     (:: while it has none): a receiver knows an IPv6 advert's sender by it.
- *                     A BEAT without IPv6 instances is as before the flag existed.
+ *                     A BEAT without IPv6 instances is as before the flag existed. The lag
+ *                     field was reserved (0) before issue 25, and is ignored by nodes from then.
  *
  * The HMAC key is derived from the cluster key (`deriveSyncKey`), never the raw key, so the
  * same secret can authenticate other things (config distribution) without cross-protocol use.
@@ -106,6 +108,9 @@ import {
   SYNC_BEAT_F_LEAVING,
   SYNC_BEAT_F_READY,
   SYNC_BEAT_I_IPV6,
+  SYNC_BEAT_LAG_BEHIND,
+  SYNC_BEAT_LAG_MS_MAX,
+  SYNC_BEAT_LAG_WRITING,
   SYNC_BEAT_SOURCE_LEN,
   SYNC_TYPE_BEAT,
   SYNC_BULK_REQUEST_LEN,
@@ -225,6 +230,12 @@ export interface SyncBeatMessage extends SyncHeader {
   /** The sender holds the cluster's state (sharing: it may take its buckets). Absent: false. */
   ready?: boolean;
   instances: BeatInstance[];
+  /** The receiver's lag behind the sender (ms, at most 16383): its oldest change the receiver has not acknowledged. Absent: 0. */
+  lagMs?: number;
+  /** The sender's own table lags a peer's by more than its bound. Absent: false. */
+  behind?: boolean;
+  /** Records the sender received wait for its kernel write. Absent: false. */
+  writing?: boolean;
 }
 
 export type SyncMessage = SyncDataMessage | SyncAckMessage | SyncHelloMessage | SyncBulkRequestMessage | SyncBulkEndMessage | SyncBeatMessage;
@@ -521,6 +532,7 @@ export function encode(m: SyncMessage, key: Uint8Array): Buffer {
       buf[at + 2] = m.multiplier;
       buf[at + 3] = (m.leaving ? SYNC_BEAT_F_LEAVING : 0) | (m.ready ? SYNC_BEAT_F_READY : 0);
       buf.writeUInt16BE(m.instances.length, at + 4);
+      buf.writeUInt16BE(lagField(m), at + 6);
       at += SYNC_BEAT_FIXED_LEN;
       for (const i of m.instances) {
         buf[at] = i.vrid;
@@ -682,6 +694,7 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
       const multiplier = dv.getUint8(at + 2);
       const bflags = dv.getUint8(at + 3);
       const count = dv.getUint16(at + 4);
+      const lag = dv.getUint16(at + 6);
       if (intervalMs === 0 || multiplier === 0 || (bflags & ~(SYNC_BEAT_F_LEAVING | SYNC_BEAT_F_READY)) !== 0 || count > SYNC_BEAT_MAX_INSTANCES) return fail('bad_payload');
       if (len < SYNC_BEAT_FIXED_LEN + count * SYNC_BEAT_INSTANCE_LEN) return fail('bad_payload');
       const instances: BeatInstance[] = [];
@@ -701,9 +714,24 @@ export function decode(buf: Uint8Array, key: Uint8Array): SyncDecodeResult {
         instances.push(inst);
       }
       if (src !== at + len) return fail('bad_payload');
-      return { ok: true, value: { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, ...((bflags & SYNC_BEAT_F_READY) !== 0 ? { ready: true } : {}), instances } };
+      const beat: SyncBeatMessage = { ...header, type, intervalMs, multiplier, leaving: (bflags & SYNC_BEAT_F_LEAVING) !== 0, ...((bflags & SYNC_BEAT_F_READY) !== 0 ? { ready: true } : {}), instances };
+      const f = readLagField(lag);
+      if (f.lagMs > 0) beat.lagMs = f.lagMs;
+      if (f.behind) beat.behind = true;
+      if (f.writing) beat.writing = true;
+      return { ok: true, value: beat };
     }
   }
+}
+
+/** The BEAT's lag field as a number (the u16 on the wire; higher bits ignored) read out. */
+export function readLagField(v: number): { lagMs: number; behind: boolean; writing: boolean } {
+  return { lagMs: v & SYNC_BEAT_LAG_MS_MAX, behind: (v & SYNC_BEAT_LAG_BEHIND) !== 0, writing: (v & SYNC_BEAT_LAG_WRITING) !== 0 };
+}
+
+/** The BEAT's lag field of these values (the lag capped at 16383 ms). */
+export function lagField(f: { lagMs?: number | undefined; behind?: boolean | undefined; writing?: boolean | undefined }): number {
+  return (f.behind ? SYNC_BEAT_LAG_BEHIND : 0) | (f.writing ? SYNC_BEAT_LAG_WRITING : 0) | Math.min(SYNC_BEAT_LAG_MS_MAX, Math.max(0, Math.round(f.lagMs ?? 0)));
 }
 
 /** The message minus its bulky parts, for logs. */

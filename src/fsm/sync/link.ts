@@ -124,6 +124,8 @@ export type LinkEffect =
   /** Our queue to the peer overflowed / the peer caught up: see sender.ts. */
   | { type: 'resync_needed'; why: 'overflow' | 'peer_dead'; droppedRecords: number }
   | { type: 'resync_ready' }
+  /** Live changes the peer acknowledged, with their lag (sender.ts). */
+  | { type: 'acked'; lags: { ms: number; records: number }[] }
   | { type: 'drop'; reason: LinkDropReason }
   | LogEffect
   | { type: 'count'; counter: LinkCounter; by: number };
@@ -397,6 +399,7 @@ function runSender(s: LinkState, ev: sender.SenderEvent, now: number, fx: LinkEf
       case 'resync_ready':
         fx.push({ type: 'resync_ready' });
         break;
+      case 'acked':
       case 'log':
         fx.push(e);
         break;

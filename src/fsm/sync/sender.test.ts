@@ -286,3 +286,12 @@ test('a peer that goes silent is no longer queued for: memory stays bounded; it 
   const back = drive(more.s, [[200, { type: 'ack', ack: 1, nacks: [] }]]);
   assert.equal(of(back.fx, 'resync_ready').length, 1);
 });
+
+test('an ack tells the lag of each live message it frees (from its first record queued), weighted by its records; bulk ones are not counted', () => {
+  let s = withSession({ window: 4, queueLimit: 10 });
+  s = drive(s, [[100, { type: 'enqueue', records: [big(1)] }], [130, { type: 'enqueue', records: [rec(2), rec(3)] }], [140, { type: 'enqueue', records: [big(4)], bulk: true }]]).s;
+  const r = step(s, { type: 'ack', ack: 3, nacks: [] }, 200);
+  assert.deepEqual(of(r.effects, 'acked'), [{ type: 'acked', lags: [{ ms: 100, records: 1 }, { ms: 70, records: 2 }] }]);
+  // An ack that frees nothing tells nothing.
+  assert.deepEqual(of(step(r.state, { type: 'ack', ack: 3, nacks: [] }, 250).effects, 'acked'), []);
+});

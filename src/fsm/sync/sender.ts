@@ -160,6 +160,12 @@ export type SenderEffect =
   | { type: 'resync_needed'; why: 'overflow' | 'peer_dead'; droppedMessages: number; droppedRecords: number }
   /** The peer has acked everything in flight since the overflow: push the table now. */
   | { type: 'resync_ready' }
+  /**
+   * Live changes the peer acknowledged: per message, how long since its first record was
+   * queued (the replication lag, measured on our clock alone), and its records. Bulk
+   * transfers are not counted.
+   */
+  | { type: 'acked'; lags: { ms: number; records: number }[] }
   | LogEffect
   | { type: 'count'; counter: SenderCounter; by: number };
 
@@ -204,8 +210,13 @@ export function room(s: SenderState): number {
 
 /** Age of the oldest unacknowledged message (0 when all is acked): the replication lag. */
 export function lagMs(s: SenderState, nowMs: number): number {
-  const oldest = s.inFlight[0] ?? s.waiting.peek();
-  return oldest ? Math.max(0, nowMs - oldest.enqueuedAtMs) : 0;
+  const at = oldestQueuedAtMs(s);
+  return at === undefined ? 0 : Math.max(0, nowMs - at);
+}
+
+/** When the oldest message not yet acknowledged was queued (undefined: none). */
+export function oldestQueuedAtMs(s: SenderState): number | undefined {
+  return (s.inFlight[0] ?? s.waiting.peek())?.enqueuedAtMs;
 }
 
 /** Retransmission timeout after `backoff` timeouts. */
@@ -384,7 +395,15 @@ function onAck(s: SenderState, ack: number, nacks: readonly SeqRange[], now: num
   // The cumulative ack frees every message before it (an old ack frees nothing).
   const inFlight = s.inFlight.filter((m) => !seqLt(m.seq, ack));
   const freed = s.inFlight.length - inFlight.length;
-  if (freed > 0) count(fx, 'messages_acked', freed);
+  if (freed > 0) {
+    count(fx, 'messages_acked', freed);
+    const lags: { ms: number; records: number }[] = [];
+    for (const m of s.inFlight) {
+      if (!seqLt(m.seq, ack)) break;
+      if (m.unit.kind === 'records' && !m.unit.bulk) lags.push({ ms: now - m.enqueuedAtMs, records: m.unit.records.length });
+    }
+    if (lags.length > 0) fx.push({ type: 'acked', lags });
+  }
 
   // NACK ranges: resend what the peer misses, unless it is already on its way.
   let resent = 0;
