@@ -122,11 +122,14 @@ function render(st) {
   $('sync').replaceChildren(...(sy ? [
     el('p', null, 'bulk sync ', el('span', { class: stateClass(sy.bulk.state) }, sy.bulk.state), ' ', el('span', { class: 'mute' }, sy.bulk.text)),
     el('p', null, 'sent ' + sy.sent + ', applied ' + sy.applied + ', apply errors ' + sy.applyErrors + ', socket drops ' + (sy.socketDrops === null ? '?' : sy.socketDrops)),
+    ...(st.liveness && st.liveness.own && st.liveness.own.behind ? [el('p', { class: 'bad' }, 'this node is behind its peers (their BEATs say so)')] : []),
     // One row per sync link (fsm/sync/link.ts linkStatus): session, lag, queue, resync.
-    table(['peer', 'session', 'table', 'lag', 'queued', 'in flight', 'resync'], (sy.peers || []).map((p) => el('tr', { 'data-sync-peer': p.peer },
+    table(['peer', 'session', 'table', 'oldest unacked', 'lag p50 / p99, last minute', 'queued', 'in flight', 'resync'], (sy.peers || []).map((p) => el('tr', { 'data-sync-peer': p.peer },
       el('td', null, p.peer), el('td', { class: p.session && p.alive ? 'ok' : 'bad' }, p.session ? (p.alive ? 'up' : 'silent') : 'none'),
       el('td', { class: p.peerSynced ? 'ok' : 'warn' }, p.peerLeaving ? 'leaving' : p.peerSynced ? 'complete' : 'incomplete'),
-      el('td', null, Math.round(p.lagMs) + ' ms'), el('td', null, p.queuedRecords + ' records'), el('td', null, p.inFlight), el('td', { class: p.resync === 'none' ? 'mute' : 'warn' }, p.resync)))),
+      el('td', { class: p.lag && p.lag.behind ? 'bad' : '' }, Math.round(p.lagMs) + ' ms' + (p.lag && p.lag.behind ? ' (behind)' : '')),
+      el('td', null, p.lag && p.lag.lastMinute.p50Ms !== null ? p.lag.lastMinute.p50Ms + ' / ' + p.lag.lastMinute.p99Ms + ' ms' : '-'),
+      el('td', null, p.queuedRecords + ' records'), el('td', null, p.inFlight), el('td', { class: p.resync === 'none' ? 'mute' : 'warn' }, p.resync)))),
   ] : [el('p', { class: 'mute' }, 'off')]));
 
   const svcs = st.services || [];
