@@ -132,6 +132,14 @@ const BENCHES: Bench[] = [
     seconds: { full: 420, quick: 25 },
   },
   {
+    name: 'cost',
+    prefix: 'figco',
+    feeds: 'README "Connection-state sync" (issue 25): an idle node\'s memory, CPU and wakeups per thread, beside keepalived + conntrackd',
+    full: ['--seconds', '30'],
+    quick: ['--seconds', '5'],
+    seconds: { full: 150, quick: 60 },
+  },
+  {
     name: 'churn',
     prefix: 'figch',
     feeds: 'README "Readiness, restarts and stops": sessions under churn beside keepalived + conntrackd',
