@@ -57,6 +57,7 @@ test('the base config and its defaults', async () => {
   assert.equal(c.vrrp?.advert_interval, 100);
   assert.deepEqual(c.vrrp?.preempt, { enabled: true, delayMs: 0 });
   assert.equal(c.state_sync?.port, 3780);
+  assert.equal(c.state_sync?.lag_bound, 1000);
   assert.equal(c.services.web?.scheduler, 'rr');
   assert.deepEqual(c.services.web?.listen, { address: '198.18.0.100', port: 80, proto: 'tcp', family: 4 });
   assert.equal(c.services.web?.backends.web1?.weight, 1);
@@ -101,6 +102,8 @@ const BAD: [string, string, RegExp][] = [
   ['service names that collide in the kernel', edit('services:\n', 'services:\n  we_b:\n    listen: 198.18.0.100:81/tcp\n    backends: { a: { address: 198.18.1.20 } }\n  we-b:\n    listen: 198.18.0.100:82/tcp\n    backends: { a: { address: 198.18.1.20 } }\n'), /services\.we-b: the name is too close to service "we_b" \(both become svc_we_b in the kernel\)/],
   ['a comment nft cannot carry', edit('to: self }', `to: self, comment: "${'é'.repeat(70)}" }`), /firewall\.rules\[0\]\.allow\.comment: is longer than 120 bytes/],
   ['bad interface name', edit('outside: eth0', 'outside: this-name-is-far-too-long'), /interfaces\.outside: is not a valid interface name/],
+  ['a lag bound of 0', edit('state_sync: { interface: sync }\n', 'state_sync: { interface: sync, lag_bound: 0s }\n'), /state_sync\.lag_bound: must be above 0/],
+  ['a lag bound that is no duration', edit('state_sync: { interface: sync }\n', 'state_sync: { interface: sync, lag_bound: soon }\n'), /state_sync\.lag_bound: "soon" is not a duration/],
 ];
 
 for (const [name, text, expect] of BAD) {
