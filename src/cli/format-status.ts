@@ -53,7 +53,7 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
       const q = m && m.p50Ms !== null ? `; last minute p50 ${m.p50Ms} / p99 ${m.p99Ms} / max ${m.maxMs} ms over ${m.records} records` : '';
       const told = s.liveness?.peers.find((x) => x.peer === p.peer)?.told;
       lines.push(
-        `  peer ${p.peer.padEnd(8)} ${p.alive ? (p.peerLeaving ? 'leaving' : 'alive') : 'silent'}${p.peerSynced ? ', synced' : ', not synced'}${p.lag?.behind ? ', BEHIND' : ''}; lag ${Math.round(p.lagMs)} ms${q}; ${p.queuedRecords} records queued, ${p.inFlight} in flight${p.resync !== 'none' ? `, resync ${p.resync}` : ''}${told ? `; we are ${told.lagMs} ms behind it` : ''}`,
+        `  peer ${p.peer.padEnd(8)} ${p.alive ? (p.peerLeaving ? 'leaving' : 'alive') : 'silent'}${p.peerSynced ? ', synced' : ', not synced'}${p.lag?.behind ? ', BEHIND' : ''}; lag ${Math.round(p.lagMs)} ms${q}; ${p.queuedRecords} records queued, ${p.inFlight} in flight${p.resync !== 'none' ? `, resync ${p.resync}` : ''}${told && told.lagMs > 0 ? `; we are ${told.lagMs} ms behind it` : ''}`,
       );
     }
     const notable = Object.entries(y.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);

@@ -149,7 +149,7 @@ const SyncSchema = z
      * and counted (`sync_peer_behind`, `peers_behind`), shown in status; the peer says so on
      * its BEATs.
      */
-    lag_bound: Duration.refine((ms) => ms > 0, { message: "must be above 0 (e.g. 1s)" }).default(1000),
+    lag_bound: Duration.refine((ms) => ms > 0 && ms <= 16_383, { message: 'must be above 0 and at most 16383 ms (the BEATs carry a lag in 14 bits), e.g. 1s' }).default(1000),
     /**
      * Liveness BEATs to the peers over this link (services/liveness.ts): every `interval`; a
      * peer unheard for interval x multiplier is gone and its mastership is taken at once

@@ -60,3 +60,10 @@ test('garbage samples are ignored, not counted', () => {
   w.add(0, 5, -1);
   assert.equal(w.summary(0).records, 0);
 });
+
+test('a sample beyond the last bucket (minutes) is reported as the largest, never below it', () => {
+  const w = new LagWindow();
+  w.add(0, 400_000);
+  const s = w.summary(0);
+  assert.deepEqual([s.p50Ms, s.p99Ms, s.maxMs], [400_000, 400_000, 400_000]);
+});

@@ -1,7 +1,7 @@
 /**
  * Percentiles of a latency over the last minute, in fixed memory (issue 25: the state sync's
  * lag per peer, p50 and p99 "over the last minute", for status and metrics): a histogram of
- * logarithmic buckets (each 10% wider than the one before, from 0.05 ms to about 2 minutes)
+ * logarithmic buckets (each 10% wider than the one before, from 0.05 ms to about 3 minutes; beyond, the minute's largest sample)
  * per 5-second slot, 12 slots, the oldest reused as time moves on. A percentile is read from
  * the slots of the last minute as its bucket's upper edge: at most 10% above the true value,
  * never below it. Samples carry a weight (records acknowledged together count each).
@@ -72,8 +72,9 @@ export class LagWindow {
       let seen = 0;
       for (let b = 0; b < BUCKETS; b++) {
         seen += merged[b]!;
-        // Never above the largest sample: its bucket's edge may be.
-        if (seen >= want) return Math.min(edge(b), max!);
+        // Never above the largest sample: its bucket's edge may be. The last bucket takes
+        // everything beyond its edge: there the largest sample is the honest upper figure.
+        if (seen >= want) return b === BUCKETS - 1 ? max! : Math.min(edge(b), max!);
       }
       return max!;
     };

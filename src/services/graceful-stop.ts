@@ -7,17 +7,19 @@
  *    lacks the sessions. A node that never had a peer in its run does not wait; nobody alive
  *    and nobody back within a restart's time (STOP_WAIT_ABSENT_MS): the cluster is being shut
  *    down.
- * 2. Its ready peers caught up (issue 25): every change queued before this step began is
- *    acknowledged by each of them, and then (with the liveness on) a BEAT of each says its
+ * 2. Its ready peers caught up (issue 25): no resync of the peer pending or under way (its
+ *    queue was dropped: the whole table covers it), every change queued before this step
+ *    began acknowledged by each of them, and then (with the liveness on) a BEAT of each says its
  *    kernel has them: not BEHIND, and not WRITING (records waiting for its kernel) — or, when
  *    new traffic keeps it writing, not BEHIND once `lag_bound` more has passed.
  *
- * `fwlb stop --force` or a second SIGTERM ends the wait (`skip`). Every wait is logged: what
+ * Times are the caller's monotonic clock (`now`). `fwlb stop --force` or a second SIGTERM ends the wait (`skip`). Every wait is logged: what
  * it waits for, how long it took, or what it still lacked at the deadline.
  */
 import type { Logger } from 'pino';
 import type { StateSyncService } from './state-sync.js';
 import type { LivenessStatus } from './liveness.js';
+import type { SyncLag } from './sync-lag.js';
 
 /**
  * A stopping master waits this long for a peer that is absent (stopped or dead) to come back
@@ -30,7 +32,7 @@ const POLL_MS = 10;
 export interface StopWaitDeps {
   log: Logger;
   now: () => number;
-  sync: Pick<StateSyncService, 'readyPeers' | 'livePeers' | 'everHadPeer' | 'lag'>;
+  sync: Pick<StateSyncService, 'readyPeers' | 'livePeers' | 'everHadPeer' | 'resyncing'> & { lag: Pick<SyncLag, 'oldestAgeMs'> };
   liveness?: () => LivenessStatus | undefined;
   /** state_sync.stop_wait and state_sync.lag_bound (ms). */
   waitMs: number;
@@ -77,7 +79,9 @@ export async function waitBeforeHandover(d: StopWaitDeps): Promise<void> {
 }
 
 /** Per ready peer: what it still lacks, or undefined once it has caught up (see the file's head). */
-export function catchUpLacks(p: { unackedAgeMs: number | undefined; sinceStartMs: number; ackedForMs: number | undefined; told: { behind: boolean; writing: boolean; beatAgoMs: number | null } | undefined; lagBoundMs: number }): string | undefined {
+export function catchUpLacks(p: { resyncing: boolean; unackedAgeMs: number | undefined; sinceStartMs: number; ackedForMs: number | undefined; told: { behind: boolean; writing: boolean; beatAgoMs: number | null } | undefined; lagBoundMs: number }): string | undefined {
+  // Its queue was dropped (an overflow, a silence): the changes are in the whole table it gets, not in the queue.
+  if (p.resyncing) return 'it gets the whole table (a resync or a push of ours under way)';
   if (p.unackedAgeMs !== undefined && p.unackedAgeMs >= p.sinceStartMs) return `changes not acknowledged (oldest ${Math.round(p.unackedAgeMs)} ms)`;
   if (!p.told) return undefined; // no liveness: the ack is all there is
   if (p.ackedForMs === undefined || p.told.beatAgoMs === null || p.told.beatAgoMs >= p.ackedForMs) return 'no BEAT since it acknowledged them';
@@ -97,11 +101,11 @@ async function waitCatchUp(d: StopWaitDeps, until: number): Promise<void> {
     for (const peer of sync.readyPeers()) {
       const unackedAgeMs = sync.lag.oldestAgeMs(peer);
       const sinceStartMs = now - start;
-      if (!(unackedAgeMs !== undefined && unackedAgeMs >= sinceStartMs) && !ackedAt.has(peer)) ackedAt.set(peer, now);
+      if (!sync.resyncing(peer) && !(unackedAgeMs !== undefined && unackedAgeMs >= sinceStartMs) && !ackedAt.has(peer)) ackedAt.set(peer, now);
       const l = live?.peers.find((x) => x.peer === peer);
       const acked = ackedAt.get(peer);
       const told = l?.told ? { behind: l.told.behind, writing: l.told.writing, beatAgoMs: l.lastBeatAgoMs } : undefined;
-      const why = catchUpLacks({ unackedAgeMs, sinceStartMs, ackedForMs: acked === undefined ? undefined : now - acked, told, lagBoundMs: d.lagBoundMs });
+      const why = catchUpLacks({ resyncing: sync.resyncing(peer), unackedAgeMs, sinceStartMs, ackedForMs: acked === undefined ? undefined : now - acked, told, lagBoundMs: d.lagBoundMs });
       if (why) out[peer] = why;
     }
     return out;

@@ -344,7 +344,7 @@ export class NodeDaemon {
     if (!opts.force && sync && carrying && (ss?.stop_wait ?? 0) > 0) {
       await waitBeforeHandover({
         log,
-        now: this.deps.now,
+        now: () => performance.now(),
         sync,
         ...(this.deps.livenessStatus ? { liveness: this.deps.livenessStatus } : {}),
         waitMs: ss?.stop_wait ?? 0,
@@ -363,7 +363,7 @@ export class NodeDaemon {
   /** Ends a graceful stop's wait for a ready peer now (`fwlb stop --force`, a second SIGTERM). */
   skipStopWait(): boolean {
     if (!this.endStopWait) return false;
-    this.deps.log.warn({ event: 'stop_wait_skipped' }, 'stopping at once: no longer waiting for a ready peer');
+    this.deps.log.warn({ event: 'stop_wait_skipped' }, 'stopping at once: no longer waiting for a ready peer or for the peers to catch up');
     this.endStopWait();
     return true;
   }

@@ -160,6 +160,12 @@ export class StateSyncService {
     return [...this.links.values()].filter((l) => l.state.peerAlive && linkFsm.hasSession(l.state) && l.state.peerSynced).map((l) => l.peer.name);
   }
 
+  /** The peer gets the whole table (a resync pending, or a push of ours queued or under way): what it lacks is not in the queue's lag. */
+  resyncing(peer: string): boolean {
+    const l = [...this.links.values()].find((x) => x.peer.name === peer);
+    return !!l && (l.state.sender.resync !== 'none' || this.pusher.pushing(l));
+  }
+
   /** A session with some peer existed in this run (a peer that goes quiet may be restarting). */
   everHadPeer(): boolean {
     return [...this.links.values()].some((l) => linkFsm.hasSession(l.state));

@@ -47,9 +47,17 @@ test('a dropped queue (restart, silence, overflow) ends the episode with its rea
   clock.advance(600);
   lag.observe('fw2', 10_000);
   lag.reset('fw2', 'it went silent');
+  // The messages in flight before the reset stay in the sender's queue: they open no new episode.
+  clock.advance(100);
+  lag.observe('fw2', 10_000);
   assert.deepEqual(events(), ['sync_peer_behind', 'sync_peer_behind_reset']);
   assert.equal(lag.status('fw2').behind, false);
   assert.equal(lag.oldestAgeMs('fw2'), undefined);
+  // Changes queued after it count again.
+  lag.observe('fw2', clock.now() - 10);
+  clock.advance(600);
+  assert.equal(lag.status('fw2').behind, true, 'the bound is crossed by time alone (status looks)');
+  assert.deepEqual(events(), ['sync_peer_behind', 'sync_peer_behind_reset', 'sync_peer_behind']);
 });
 
 test('the last minute\'s lag percentiles come from the acks', () => {

@@ -34,6 +34,8 @@ export interface PeerLagStatus {
 interface PeerLag {
   window: LagWindow;
   oldestAtMs: number | undefined;
+  /** Its queue was dropped at this time (reset): what was in flight before does not count (the peer gets the whole table). */
+  floorMs: number | undefined;
   behindSinceMs: number | undefined;
   worstMs: number;
   last: PeerLagStatus['lastBehind'];
@@ -64,7 +66,7 @@ export class SyncLag {
   private of(peer: string): PeerLag {
     let p = this.peers.get(peer);
     if (!p) {
-      p = { window: new LagWindow(), oldestAtMs: undefined, behindSinceMs: undefined, worstMs: 0, last: null };
+      p = { window: new LagWindow(), oldestAtMs: undefined, floorMs: undefined, behindSinceMs: undefined, worstMs: 0, last: null };
       this.peers.set(peer, p);
     }
     return p;
@@ -82,14 +84,24 @@ export class SyncLag {
    * queued (undefined: none). Crossing the bound is seen here: every ack, every change
    * queued and every retransmission timeout comes through.
    */
-  observe(peer: string, oldestAtMs: number | undefined): void {
+  observe(peer: string, queuedAtMs: number | undefined): void {
     const p = this.of(peer);
+    // Messages in flight before a reset stay in the sender's queue until acked or a new
+    // session: they are the resync's to cover, not a lag (nor a new episode).
+    let oldestAtMs = queuedAtMs;
+    if (oldestAtMs !== undefined && p.floorMs !== undefined && oldestAtMs <= p.floorMs) oldestAtMs = undefined;
+    else p.floorMs = undefined;
     if (p.oldestAtMs !== oldestAtMs) {
       p.oldestAtMs = oldestAtMs;
       this.deps.onOldest?.(peer, oldestAtMs);
     }
+    this.check(peer, p);
+  }
+
+  /** Whether the peer is over the bound now: an episode begins, or ends once it is under half of it. */
+  private check(peer: string, p: PeerLag): void {
     const now = this.deps.clock.now();
-    const lag = oldestAtMs === undefined ? 0 : Math.max(0, now - oldestAtMs);
+    const lag = p.oldestAtMs === undefined ? 0 : Math.max(0, now - p.oldestAtMs);
     const bound = this.deps.boundMs;
     if (p.behindSinceMs === undefined) {
       if (lag <= bound) return;
@@ -118,6 +130,7 @@ export class SyncLag {
       this.deps.log.info({ event: 'sync_peer_behind_reset', peer, behindMs: forMs, why }, `state sync: ${peer} no longer counted behind after ${forMs} ms: its queue was dropped (${why}); it gets the whole table`);
     }
     p.behindSinceMs = undefined;
+    p.floorMs = this.deps.clock.now();
     if (p.oldestAtMs !== undefined) {
       p.oldestAtMs = undefined;
       this.deps.onOldest?.(peer, undefined);
@@ -136,8 +149,10 @@ export class SyncLag {
   }
 
   status(peer: string): PeerLagStatus {
-    const now = this.deps.clock.now();
     const p = this.of(peer);
+    // The bound is crossed by time alone too (a peer whose window is shut has nothing in flight to time out).
+    this.check(peer, p);
+    const now = this.deps.clock.now();
     return {
       lastMinute: p.window.summary(now),
       oldestUnackedMs: p.oldestAtMs === undefined ? 0 : Math.round(Math.max(0, now - p.oldestAtMs)),

@@ -124,9 +124,18 @@ export class SyncPusher<L extends PushLink> {
     this.deps.count('bulk_pushes');
     const token = (this.pushes.get(l.peer.id) ?? 0) + 1;
     this.pushes.set(l.peer.id, token);
-    const run = (this.pushTail.get(l.peer.id) ?? Promise.resolve()).then(() => this.pushNow(l, requestId, token));
+    this.underway.set(l.peer.id, (this.underway.get(l.peer.id) ?? 0) + 1);
+    const run = (this.pushTail.get(l.peer.id) ?? Promise.resolve()).then(() => this.pushNow(l, requestId, token)).finally(() => this.underway.set(l.peer.id, this.underway.get(l.peer.id)! - 1));
     this.pushTail.set(l.peer.id, run.catch(() => undefined));
     return run;
+  }
+
+  /** Pushes to the peer queued or under way (their records may not all be queued yet). */
+  private readonly underway = new Map<number, number>();
+
+  /** A push of our table to the peer is queued or under way. */
+  pushing(l: L): boolean {
+    return (this.underway.get(l.peer.id) ?? 0) > 0;
   }
 
   private async pushNow(l: L, requestId: number, token: number): Promise<void> {

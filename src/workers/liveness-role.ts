@@ -85,13 +85,15 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   const at = (slot: number): number => Number(Atomics.load(slots, slot));
   /**
    * What our BEATs say of the state sync's lag, per round: WRITING while records we received
-   * wait for our kernel; BEHIND when the oldest of them waited longer than the bound, or a
-   * peer's last BEAT says our lag behind it is over the bound.
+   * wait for our kernel; BEHIND when the oldest of them waited longer than the bound, or the
+   * last BEAT of a peer heard within the detection time says our lag behind it is over the bound.
    */
   const ownLag = (now: number): { behind: boolean; writing: boolean } => {
     const since = at(S.writeSince);
     let behind = since > 0 && now - since > boundMs;
     for (const q of peers) {
+      // What a peer no longer heard from said is stale (it may be gone for good).
+      if (now - at(q.slot) > d.intervalMs * d.multiplier) continue;
       const told = at(q.slot + 3);
       if (told & S.TOLD && readLagField(told).lagMs > boundMs) behind = true;
     }

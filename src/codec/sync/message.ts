@@ -70,7 +70,7 @@
  *                     The source is the link-local address the instance's adverts leave from
  *                     (:: while it has none): a receiver knows an IPv6 advert's sender by it.
  *                     A BEAT without IPv6 instances is as before the flag existed. The lag
- *                     field was reserved (0) before issue 25, and is ignored by nodes from then.
+ *                     field was reserved (0) before issue 25: nodes from before then send 0 and ignore it.
  *
  * The HMAC key is derived from the cluster key (`deriveSyncKey`), never the raw key, so the
  * same secret can authenticate other things (config distribution) without cross-protocol use.
