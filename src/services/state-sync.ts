@@ -58,12 +58,9 @@ export class StateSyncService {
   /** How far behind each peer is (services/sync-lag.ts). */
   readonly lag: SyncLag;
   private readonly versions: VersionRefusals;
-  /** Where our BEATs learn the lags (the liveness), once it runs. */
+  /** Where our BEATs learn the lags (the liveness), once it runs (setLagSink). */
   private lagSink: LagSink | undefined;
-
-  setLagSink(sink: LagSink): void {
-    this.lagSink = sink;
-  }
+  setLagSink = (sink: LagSink): void => void (this.lagSink = sink);
 
   constructor(private readonly deps: StateSyncDeps) {
     this.timers = new TimerDriver(deps.clock);
@@ -162,8 +159,7 @@ export class StateSyncService {
 
   /** The peer gets the whole table (a resync pending, or a push of ours queued or under way): what it lacks is not in the queue's lag. */
   resyncing(peer: string): boolean {
-    const l = [...this.links.values()].find((x) => x.peer.name === peer);
-    return !!l && (l.state.sender.resync !== 'none' || this.pusher.pushing(l));
+    return [...this.links.values()].some((l) => l.peer.name === peer && (l.state.sender.resync !== 'none' || this.pusher.pushing(l)));
   }
 
   /** A session with some peer existed in this run (a peer that goes quiet may be restarting). */

@@ -81,25 +81,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   const socks = d.links.map((address, i) => UdpSocket.open({ poller, address, ...(d.linkIfnames?.[i] ? { ifname: d.linkIfnames[i] } : {}), port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
   let round = 0;
   let roundPeer: string | undefined;
-  const boundMs = d.lagBoundMs ?? 1000;
-  const at = (slot: number): number => Number(Atomics.load(slots, slot));
-  /**
-   * What our BEATs say of the state sync's lag, per round: WRITING while records we received
-   * wait for our kernel; BEHIND when the oldest of them waited longer than the bound, or the
-   * last BEAT of a peer heard within the detection time says our lag behind it is over the bound.
-   */
-  const ownLag = (now: number): { behind: boolean; writing: boolean } => {
-    const since = at(S.writeSince);
-    let behind = since > 0 && now - since > boundMs;
-    for (const q of peers) {
-      // What a peer no longer heard from said is stale (it may be gone for good).
-      if (now - at(q.slot) > d.intervalMs * d.multiplier) continue;
-      const told = at(q.slot + 3);
-      if (told & S.TOLD && readLagField(told).lagMs > boundMs) behind = true;
-    }
-    Atomics.store(slots, S.ownFlags, BigInt(lagField({ behind, writing: since > 0 })));
-    return { behind, writing: since > 0 };
-  };
+  const ownLag = (now: number) => ownLagOf(d, slots, peers, now);
   let own = { behind: false, writing: false };
 
   /** What main has of the drops and the timing; posted again when it changed, looked at once a second. */
@@ -122,7 +104,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
         reportIfChanged();
       }
       // The peer's lag behind us: its oldest change not acknowledged (the state sync's, in main).
-      const since = at(p.slot + 2);
+      const since = Number(Atomics.load(slots, p.slot + 2));
       const lag = { lagMs: since > 0 ? now - since : 0, ...own };
       p.addresses.forEach((address, i) => {
         if (!address) return;
@@ -156,4 +138,25 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
       }
     },
   };
+}
+
+/**
+ * What our BEATs say of the state sync's lag, per round: WRITING while records we received
+ * wait for our kernel; BEHIND when the oldest of them waited longer than the bound, or the
+ * last BEAT of a peer heard within the detection time says our lag behind it is over the
+ * bound. Written to the shared slots for main's status.
+ */
+function ownLagOf(d: LivenessWorkerData, slots: BigInt64Array, peers: readonly { slot: number }[], now: number): { behind: boolean; writing: boolean } {
+  const boundMs = d.lagBoundMs ?? 1000;
+  const at = (slot: number): number => Number(Atomics.load(slots, slot));
+  const since = at(S.writeSince);
+  let behind = since > 0 && now - since > boundMs;
+  for (const q of peers) {
+    // What a peer no longer heard from said is stale (it may be gone for good).
+    if (now - at(q.slot) > d.intervalMs * d.multiplier) continue;
+    const told = at(q.slot + 3);
+    if (told & S.TOLD && readLagField(told).lagMs > boundMs) behind = true;
+  }
+  Atomics.store(slots, S.ownFlags, BigInt(lagField({ behind, writing: since > 0 })));
+  return { behind, writing: since > 0 };
 }
