@@ -760,12 +760,19 @@ export function decodeConntrackEvent(msg: NlMessage): DecodeResult<ConntrackEven
 // ---------------------------------------------------------------------------------------
 // Encoders
 
+/** The nfgenmsg of each family (read only: every message of a family carries the same one). */
+const NFGENMSGS = new Map<IpFamily | 0, Buffer>(
+  ([0, 4, 6] as const).map((family) => {
+    const b = Buffer.alloc(NFGENMSG_LEN);
+    b.writeUInt8(family === 4 ? AF_INET : family === 6 ? AF_INET6 : 0, 0);
+    b.writeUInt8(NFNETLINK_V0, 1);
+    b.writeUInt16BE(0, 2); // res_id
+    return [family, b];
+  }),
+);
+
 function nfgenmsg(family: IpFamily | 0): Buffer {
-  const b = Buffer.alloc(NFGENMSG_LEN);
-  b.writeUInt8(family === 4 ? AF_INET : family === 6 ? AF_INET6 : 0, 0);
-  b.writeUInt8(NFNETLINK_V0, 1);
-  b.writeUInt16BE(0, 2); // res_id
-  return b;
+  return NFGENMSGS.get(family)!;
 }
 
 function nest(type: number, ...attrs: Buffer[]): Buffer {

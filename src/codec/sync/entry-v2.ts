@@ -143,21 +143,22 @@ export function entryToBodyV2(e: ConntrackEntry): Uint8Array {
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; reason: EntryV2DecodeReason };
 
-function decodeTuple(v: Uint8Array, family: 4 | 6): Decoded<RawCtTuple> {
+/** The tuple at body[o, o + len): its addresses are views into body (no copy), the rest read out. */
+function decodeTuple(v: Uint8Array, o: number, len: number, family: 4 | 6): Decoded<RawCtTuple> {
   const alen = family === 4 ? 4 : 16;
-  if (v.length < 2 * alen + 1) return { ok: false, reason: 'bad_length' };
-  const t: RawCtTuple = { src: v.subarray(0, alen), dst: v.subarray(alen, 2 * alen), proto: v[2 * alen]! };
-  const rest = v.length - (2 * alen + 1);
-  const o = 2 * alen + 1;
+  if (len < 2 * alen + 1) return { ok: false, reason: 'bad_length' };
+  const t: RawCtTuple = { src: v.subarray(o, o + alen), dst: v.subarray(o + alen, o + 2 * alen), proto: v[o + 2 * alen]! };
+  const rest = len - (2 * alen + 1);
+  const p = o + 2 * alen + 1;
   if (PORT_PROTOS.has(t.proto)) {
     if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
-    t.srcPort = (v[o]! << 8) | v[o + 1]!;
-    t.dstPort = (v[o + 2]! << 8) | v[o + 3]!;
+    t.srcPort = (v[p]! << 8) | v[p + 1]!;
+    t.dstPort = (v[p + 2]! << 8) | v[p + 3]!;
   } else if (ICMP_PROTOS.has(t.proto)) {
     if (rest !== 4) return { ok: false, reason: 'bad_proto_fields' };
-    t.icmpId = (v[o]! << 8) | v[o + 1]!;
-    t.icmpType = v[o + 2]!;
-    t.icmpCode = v[o + 3]!;
+    t.icmpId = (v[p]! << 8) | v[p + 1]!;
+    t.icmpType = v[p + 2]!;
+    t.icmpCode = v[p + 3]!;
   } else if (rest !== 0) {
     return { ok: false, reason: 'bad_proto_fields' };
   }
@@ -179,63 +180,63 @@ const FIXED: readonly (number | undefined)[] = (() => {
 })();
 const KNOWN_MAX = F.REPLY_ZONE;
 
-const be32 = (b: Uint8Array) => ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-const be16 = (b: Uint8Array) => (b[0]! << 8) | b[1]!;
+const be32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+const be16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
+
+/** Per known field type: where its value starts in the body being decoded (-1: absent), and its length. Reused: the decoder runs to its end without yielding. */
+const AT = new Int32Array(KNOWN_MAX + 1);
+const LEN = new Int32Array(KNOWN_MAX + 1);
 
 /**
  * A record's entry with its addresses as bytes (views into `body`): what a receiving node
  * writes into its kernel without ever spelling an address. Validates everything
- * `bodyToEntryV2` does.
+ * `bodyToEntryV2` does. The fields are found by offset, without a view each (issue 25: a
+ * Buffer view costs more than the field's decoding; only the four addresses get one, of a
+ * plain Uint8Array).
  */
 export function bodyToRawV2(body: Uint8Array): Decoded<RawCtEntry> {
   if (body.length < 2) return { ok: false, reason: 'empty' };
   if (body[0] !== ENTRY_ENCODING_V2) return { ok: false, reason: 'bad_version' };
-  const seen: (Uint8Array | undefined)[] = new Array(KNOWN_MAX + 1);
+  AT.fill(-1);
   let i = 1;
   while (i < body.length) {
     if (i + 2 > body.length) return { ok: false, reason: 'truncated' };
     const type = body[i]!;
     const len = body[i + 1]!;
     if (i + 2 + len > body.length) return { ok: false, reason: 'truncated' };
-    const v = body.subarray(i + 2, i + 2 + len);
-    i += 2 + len;
+    const at = i + 2;
+    i = at + len;
     if (type > KNOWN_MAX || (FIXED[type] === undefined && type !== F.ORIG && type !== F.REPLY)) continue; // a newer peer's field
-    if (seen[type] !== undefined) return { ok: false, reason: 'duplicate_field' };
+    if (AT[type] !== -1) return { ok: false, reason: 'duplicate_field' };
     if (FIXED[type] !== undefined && len !== FIXED[type]) return { ok: false, reason: 'bad_length' };
-    seen[type] = v;
+    AT[type] = at;
+    LEN[type] = len;
   }
-  const fam = seen[F.FAMILY];
-  const o = seen[F.ORIG];
-  const r = seen[F.REPLY];
-  if (!fam || !o || !r) return { ok: false, reason: 'missing_field' };
-  const family = fam[0];
+  if (AT[F.FAMILY]! < 0 || AT[F.ORIG]! < 0 || AT[F.REPLY]! < 0) return { ok: false, reason: 'missing_field' };
+  const family = body[AT[F.FAMILY]!];
   if (family !== 4 && family !== 6) return { ok: false, reason: 'bad_family' };
-  const orig = decodeTuple(o, family);
+  // Views of a plain Uint8Array: a Buffer's subarray makes a Buffer, several times dearer.
+  const v = Object.getPrototypeOf(body) === Uint8Array.prototype ? body : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  const orig = decodeTuple(v, AT[F.ORIG]!, LEN[F.ORIG]!, family);
   if (!orig.ok) return orig;
-  const reply = decodeTuple(r, family);
+  const reply = decodeTuple(v, AT[F.REPLY]!, LEN[F.REPLY]!, family);
   if (!reply.ok) return reply;
   const e: RawCtEntry = { family, orig: orig.value, reply: reply.value };
-  const st = seen[F.STATUS];
-  if (st) e.status = be32(st);
-  const to = seen[F.TIMEOUT];
-  if (to) e.timeout = be32(to);
-  const mk = seen[F.MARK];
-  if (mk) e.mark = be32(mk);
-  const zn = seen[F.ZONE];
-  if (zn) e.zone = be16(zn);
-  const oz = seen[F.ORIG_ZONE];
-  if (oz) e.orig.zone = be16(oz);
-  const rz = seen[F.REPLY_ZONE];
-  if (rz) e.reply.zone = be16(rz);
-  const tcp = seen[F.TCP];
-  if (tcp) {
-    const state = TCP_CT_STATES[tcp[0]!];
+  if (AT[F.STATUS]! >= 0) e.status = be32(v, AT[F.STATUS]!);
+  if (AT[F.TIMEOUT]! >= 0) e.timeout = be32(v, AT[F.TIMEOUT]!);
+  if (AT[F.MARK]! >= 0) e.mark = be32(v, AT[F.MARK]!);
+  if (AT[F.ZONE]! >= 0) e.zone = be16(v, AT[F.ZONE]!);
+  if (AT[F.ORIG_ZONE]! >= 0) e.orig.zone = be16(v, AT[F.ORIG_ZONE]!);
+  if (AT[F.REPLY_ZONE]! >= 0) e.reply.zone = be16(v, AT[F.REPLY_ZONE]!);
+  const tp = AT[F.TCP]!;
+  if (tp >= 0) {
+    const state = TCP_CT_STATES[v[tp]!];
     if (!state) return { ok: false, reason: 'bad_tcp_state' };
     const t: CtTcpInfo = { state };
-    if (tcp[1] !== NO_WSCALE) t.wscaleOrig = tcp[1]!;
-    if (tcp[2] !== NO_WSCALE) t.wscaleReply = tcp[2]!;
-    if (tcp[3]) t.flagsOrig = tcp[3];
-    if (tcp[4]) t.flagsReply = tcp[4];
+    if (v[tp + 1] !== NO_WSCALE) t.wscaleOrig = v[tp + 1]!;
+    if (v[tp + 2] !== NO_WSCALE) t.wscaleReply = v[tp + 2]!;
+    if (v[tp + 3]) t.flagsOrig = v[tp + 3]!;
+    if (v[tp + 4]) t.flagsReply = v[tp + 4]!;
     e.tcp = t;
   }
   return { ok: true, value: e };
