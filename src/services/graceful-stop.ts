@@ -101,11 +101,12 @@ async function waitCatchUp(d: StopWaitDeps, until: number): Promise<void> {
     for (const peer of sync.readyPeers()) {
       const unackedAgeMs = sync.lag.oldestAgeMs(peer);
       const sinceStartMs = now - start;
-      if (!sync.resyncing(peer) && !(unackedAgeMs !== undefined && unackedAgeMs >= sinceStartMs) && !ackedAt.has(peer)) ackedAt.set(peer, now);
+      const resyncing = sync.resyncing(peer);
+      if (!resyncing && !(unackedAgeMs !== undefined && unackedAgeMs >= sinceStartMs) && !ackedAt.has(peer)) ackedAt.set(peer, now);
       const l = live?.peers.find((x) => x.peer === peer);
       const acked = ackedAt.get(peer);
       const told = l?.told ? { behind: l.told.behind, writing: l.told.writing, beatAgoMs: l.lastBeatAgoMs } : undefined;
-      const why = catchUpLacks({ resyncing: sync.resyncing(peer), unackedAgeMs, sinceStartMs, ackedForMs: acked === undefined ? undefined : now - acked, told, lagBoundMs: d.lagBoundMs });
+      const why = catchUpLacks({ resyncing, unackedAgeMs, sinceStartMs, ackedForMs: acked === undefined ? undefined : now - acked, told, lagBoundMs: d.lagBoundMs });
       if (why) out[peer] = why;
     }
     return out;

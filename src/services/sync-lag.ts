@@ -143,11 +143,6 @@ export class SyncLag {
     return at === undefined ? undefined : Math.max(0, this.deps.clock.now() - at);
   }
 
-  /** Peers over the bound now. */
-  behind(): string[] {
-    return [...this.peers].filter(([, p]) => p.behindSinceMs !== undefined).map(([n]) => n);
-  }
-
   status(peer: string): PeerLagStatus {
     const p = this.of(peer);
     // The bound is crossed by time alone too (a peer whose window is shut has nothing in flight to time out).
