@@ -1,4 +1,8 @@
-/** Sends one command to a running node's control socket and returns its result. */
+/**
+ * Sends one command to a running node's control socket and returns its result. A node that
+ * closes the connection without answering (it died with the request read) is an error at
+ * once, not a wait for the timeout.
+ */
 import { createConnection } from 'node:net';
 import { FwlbError } from '../lib/errors.js';
 import type { ControlResponse } from './protocol.js';
@@ -11,13 +15,15 @@ export function controlCall(path: string, cmd: string, args?: Record<string, unk
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     let buf = '';
-    const timer = setTimeout(() => { s.destroy(); reject(new FwlbError('ERR_CONTROL_TIMEOUT', `no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    let settled = false;
+    const timer = setTimeout(() => { settled = true; s.destroy(); reject(new FwlbError('ERR_CONTROL_TIMEOUT', `no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
     s.setEncoding('utf8');
     s.on('connect', () => s.write(JSON.stringify({ id: 1, cmd, ...(args ? { args } : {}) }) + '\n'));
     s.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
+      settled = true;
       clearTimeout(timer);
       s.end();
       let resp: ControlResponse;
@@ -31,8 +37,16 @@ export function controlCall(path: string, cmd: string, args?: Record<string, unk
       else reject(new FwlbError(resp.error.code, resp.error.message));
     });
     s.on('error', (e) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       reject(new FwlbError('ERR_CONTROL_CONNECT', `cannot reach the node at ${path}: ${e.message}`, { cause: e }));
+    });
+    s.on('close', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new FwlbError('ERR_CONTROL_CLOSED', `the node at ${path} closed the connection without answering (it stopped or died)`));
     });
   });
 }

@@ -96,7 +96,8 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const owned = Object.fromEntries(await Promise.all(FWS.map(async (fw) => [fw, (await status(fw).catch(() => undefined))?.sharing?.owned ?? null] as const)));
+        // A short timeout per node: one that does not answer must not hold the others' samples.
+        const owned = Object.fromEntries(await Promise.all(FWS.map(async (fw) => [fw, ((await controlCall(control(fw), 'status', undefined, SAMPLE_MS * 5).catch(() => undefined)) as NodeStatus | undefined)?.sharing?.owned ?? null] as const)));
         (timeline.samples as BucketTimeline['samples'][number][]).push({ t: since(), owned });
         await sleep(SAMPLE_MS);
       }

@@ -9,6 +9,8 @@ export function controlNextStep(code: string | undefined): string {
   switch (code) {
     case 'ERR_CONTROL_CONNECT':
       return 'start the node (`fwlb run -c FILE -n NODE`, or `systemctl start fwlb`), or point at its socket with --control PATH (or its name with -n NODE)';
+    case 'ERR_CONTROL_CLOSED':
+      return 'the node stopped while answering: see whether it runs (`systemctl status fwlb`) and read its log (`journalctl -u fwlb`), then try again';
     case 'ERR_CONTROL_TIMEOUT':
       return 'the node is busy or hung: read its log (`journalctl -u fwlb`), and try again; under systemd the watchdog restarts a hung daemon';
     case 'ERR_CONTROL_PROTOCOL':
