@@ -4,7 +4,8 @@
  * sessions' conntrack entries (NAT included) before the traffic arrives; none is lost.
  * Between the two, the lag (issue 25): measured per peer, and a backup cut off from the sync
  * data for a moment is behind on both sides (the master's status and count, the backup's own
- * status from the master's BEATs), then caught up, each logged.
+ * status from the master's BEATs, with its preemption held meanwhile), then caught up, each
+ * logged.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,12 +87,16 @@ async function lagSeenAndBehind(): Promise<void> {
     await createEntries(0, 5);
     await waitFor('fw1 to say fw2 is behind', async () => ((await status('fw1')).sync!.peers[0]!.lag.behind ? true : undefined), 5000);
     await waitFor('fw2 to say it is behind (the BEATs)', async () => ((await status('fw2')).liveness!.own.behind ? true : undefined), 5000);
+    // Behind, it would take no VIP from the master by preemption (services/vrrp.ts, unit-tested).
+    const hold = (await status('fw2')).vrrp.preemptHold;
+    assert.ok(hold?.held && hold.why.some((w) => /this node is behind: fw1 says we lag \d+ ms/.test(w)), JSON.stringify(hold));
   } finally {
     await lab.exec('fw2', ['nft', 'delete', 'table', 'inet', 'tsslag']);
   }
   await createEntries(5, 3);
   await waitFor('fw1 to say fw2 caught up', async () => (!(await status('fw1')).sync!.peers[0]!.lag.behind ? true : undefined), 10_000);
   await waitFor('fw2 to say it is no longer behind', async () => (!(await status('fw2')).liveness!.own.behind ? true : undefined), 5000);
+  await waitFor('fw2 to let preemption go', async () => ((await status('fw2')).vrrp.preemptHold?.held === false ? true : undefined), 2000);
   const s1 = await status('fw1');
   assert.equal(s1.sync!.counters.peers_behind, 1, 'one episode, counted once');
   assert.ok((s1.sync!.peers[0]!.lag.lastMinute.maxMs ?? 0) >= 200, JSON.stringify(s1.sync!.peers[0]!.lag));
@@ -100,6 +105,9 @@ async function lagSeenAndBehind(): Promise<void> {
   const log = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
   assert.match(log, /"event":"sync_peer_behind"/);
   assert.match(log, /"event":"sync_peer_caught_up"/);
+  const log2 = await readFile(`${lab.stateDir}/fw2.daemon.log`, 'utf8');
+  assert.match(log2, /"event":"own_behind"/);
+  assert.match(log2, /"event":"own_caught_up"/);
 }
 
 test('a graceful stop of the master waits for its peer to catch up before it hands over (issue 25)', async () => {

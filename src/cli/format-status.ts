@@ -26,7 +26,7 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
   ];
   const v = s.vrrp;
   if (v.groups.length) {
-    lines.push('', `vrrp${v.maintenance ? '  (maintenance: demoted by hand)' : ''}`);
+    lines.push('', `vrrp${v.maintenance ? '  (maintenance: demoted by hand)' : ''}${v.preemptHold?.held ? `  (preemption held: ${v.preemptHold.why.join('; ')})` : ''}`);
     for (const g of v.groups) {
       lines.push(`  group ${g.name}: ${g.state} (${g.transitions} transitions)`);
       for (const i of g.instances) {

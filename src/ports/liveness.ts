@@ -33,7 +33,8 @@ export interface PeerLagTold {
 
 /** Where the BEATs are sent and timed: the timing thread (adapters/liveness/channel.ts). */
 export interface LivenessChannel {
-  start(onEvent: (e: CoreEvent | { type: 'error'; message: string }) => void): void;
+  /** Events: the core's; the thread's failure; our BEATs began or stopped saying BEHIND (why). */
+  start(onEvent: (e: CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string }) => void): void;
   /** What our BEATs say from now on (sent at once). */
   setOwn(instances: BeatInstance[], leaving: boolean, ready?: boolean): void;
   /** The next BEAT of every peer is reported, whatever it says (the worker reports only news). */

@@ -63,9 +63,7 @@ export interface LivenessWorkerData {
 }
 
 /** What the liveness role of the timing thread posts besides the core's events: what the shared slots do not hold, when it changed. */
-export interface LivenessReport {
-  type: 'counters';
-  realtime: boolean;
-  dropped: Record<string, number>;
-  timing: LivenessTiming;
-}
+export type LivenessReport =
+  | { type: 'counters'; realtime: boolean; dropped: Record<string, number>; timing: LivenessTiming }
+  /** Our BEATs began or stopped saying BEHIND (why: which peer said so, or our kernel writes waiting). */
+  | { type: 'own_behind'; behind: boolean; why: string };

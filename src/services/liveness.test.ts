@@ -9,7 +9,8 @@ import type { LivenessChannel } from '../ports/liveness.js';
 
 function setup() {
   const clock = new FakeClock(1000);
-  let emit: ((e: CoreEvent | { type: 'error'; message: string }) => void) | undefined;
+  type Ev = CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string };
+  let emit: ((e: Ev) => void) | undefined;
   const own: { instances: BeatInstance[]; leaving: boolean; ready?: boolean }[] = [];
   const members: [string, boolean][] = [];
   const channel: LivenessChannel = {
@@ -26,6 +27,7 @@ function setup() {
   };
   const gone: { addresses: string[]; why: string; outranked: boolean }[] = [];
   const rechecks: string[][] = [];
+  const holds: [boolean, string, string][] = [];
   const svc = new LivenessService({
     clock,
     log: pino({ level: 'silent' }),
@@ -37,12 +39,13 @@ function setup() {
       beatInstances: () => [{ vrid: 51, state: 'backup', priority: 100 }],
       peerGone: (addresses, why, outranked) => (gone.push({ addresses: [...addresses], why, outranked: outranked(51, 100) }), 1),
       recheckHeld: (addresses) => void rechecks.push([...addresses]),
+      setPreemptHold: (on, why, reason) => void holds.push([on, why, reason]),
     },
     sharing: { peer: (name, member) => void members.push([name, member]) },
   });
   svc.start();
   const beat = (peer: string, instances: BeatInstance[], leaving = false, ready = false) => emit!({ type: 'beat', peer, instances, leaving, ready, detectMs: 75 });
-  return { svc, emit: (e: CoreEvent) => emit!(e), beat, own, gone, rechecks, members };
+  return { svc, emit: (e: Ev) => emit!(e), beat, own, gone, rechecks, members, holds };
 }
 
 test('start and leaving tell the worker what our BEATs say', () => {
@@ -127,4 +130,20 @@ test('IPv6: the advert sources a peer\'s BEATs name are its own: adverts from th
   beat('fw1', [{ vrid: 51, state: 'master', priority: 200 }, { vrid: 51, state: 'master', priority: 150, source: 'fe80::b' }]);
   emit({ type: 'down', peer: 'fw1', why: 'silent', silentMs: 80 });
   assert.deepEqual(gone[0]!.addresses.sort(), ['198.18.0.2', '198.18.2.1', 'fe80::b']);
+});
+
+test('issue 25: while our BEATs say BEHIND, preemption is held (once per change); a failed thread or a stop lets it go', () => {
+  const { svc, emit, holds } = setup();
+  emit({ type: 'own_behind', behind: true, why: 'fw1 says we lag 1500 ms behind its changes (lag bound 1000 ms)' });
+  emit({ type: 'own_behind', behind: true, why: 'again' });
+  assert.deepEqual(holds, [[true, 'this node is behind: fw1 says we lag 1500 ms behind its changes (lag bound 1000 ms)', 'behind']]);
+  emit({ type: 'own_behind', behind: false, why: 'caught up (lag bound 1000 ms)' });
+  assert.deepEqual(holds.at(-1), [false, 'no longer behind: caught up (lag bound 1000 ms)', 'behind']);
+  emit({ type: 'own_behind', behind: true, why: 'records received 1200 ms ago still wait for our kernel (lag bound 1000 ms)' });
+  emit({ type: 'error', message: 'worker died' });
+  assert.deepEqual(holds.at(-1), [false, 'no longer behind: the liveness thread failed', 'behind']);
+  emit({ type: 'own_behind', behind: true, why: 'x' });
+  svc.stop();
+  assert.deepEqual(holds.map((h) => h[0]), [true, false, true, false, true, false]);
+  assert.equal(holds.at(-1)![1], 'no longer behind: liveness stopped');
 });

@@ -34,6 +34,8 @@ export interface LivenessDeps {
     peerGone(addresses: ReadonlySet<string>, why: string, outranked: (vrid: number, priority: number) => boolean, stillGone?: () => boolean): number;
     /** A BEAT of the peer at these addresses came: releases held in its name are decided. */
     recheckHeld?(addresses: ReadonlySet<string>, maxAgeMs: number): void;
+    /** While our BEATs say BEHIND, we take no VIP from a live master (it holds the sessions we lack). */
+    setPreemptHold?(on: boolean, why: string, reason: 'behind'): void;
   };
   /** Sharing: told when a peer becomes a member (live, and ready by its BEATs) or stops being one. */
   sharing?: { peer(name: string, member: boolean): void };
@@ -72,6 +74,8 @@ export class LivenessService {
   private running = false;
   private leaving = false;
   private ready = false;
+  /** What our BEATs last said of us: BEHIND (preemption held meanwhile). */
+  private behind = false;
 
   constructor(private readonly deps: LivenessDeps) {
     for (const p of deps.peers) {
@@ -117,11 +121,18 @@ export class LivenessService {
     if (!this.running) return;
     this.running = false;
     this.deps.channel.stop();
+    this.ownBehind(false, 'liveness stopped');
   }
 
-  private onEvent(e: CoreEvent | { type: 'error'; message: string }): void {
+  private onEvent(e: CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string }): void {
     if (e.type === 'error') {
       this.deps.log.error({ event: 'liveness_failed', err: e.message }, `liveness thread failed: ${e.message}`);
+      // Nothing says BEHIND any more: no hold on a word no one keeps up to date.
+      this.ownBehind(false, 'the liveness thread failed');
+      return;
+    }
+    if (e.type === 'own_behind') {
+      if (this.running) this.ownBehind(e.behind, e.why);
       return;
     }
     const p = this.peers.get(e.peer);
@@ -205,6 +216,15 @@ export class LivenessService {
   /** Where the state sync tells the BEATs its lag (services/sync-lag.ts), and reads what the peers' BEATs said. */
   get lag(): Pick<LivenessChannel, 'lagSince' | 'writeSince' | 'told'> {
     return this.deps.channel;
+  }
+
+  /** Our BEATs say BEHIND, or no longer: logged once per change, and preemption held meanwhile. */
+  private ownBehind(behind: boolean, why: string): void {
+    if (behind === this.behind) return;
+    this.behind = behind;
+    if (behind) this.deps.log.warn({ event: 'own_behind', why }, `this node is behind: ${why}; it takes no VIP from a live master until it has caught up`);
+    else this.deps.log.info({ event: 'own_caught_up', why }, `this node is no longer behind: ${why}`);
+    this.deps.vrrp.setPreemptHold?.(behind, behind ? `this node is behind: ${why}` : `no longer behind: ${why}`, 'behind');
   }
 
   /** A BEAT of this peer came in this run: whether it is live and ready is known. */

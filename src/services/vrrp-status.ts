@@ -30,6 +30,8 @@ export interface VrrpStatus {
   maintenance: boolean;
   /** Held back by the state sync until its bulk sync is complete. */
   syncDemoted: boolean;
+  /** Preemption held by the state sync: the table incomplete, or this node behind (each reason's why). Absent from nodes before it. */
+  preemptHold?: { held: boolean; why: string[] };
   groups: { name: string; state: string; transitions: number; instances: VrrpInstanceStatus[] }[];
   counters: Record<string, number>;
   drops: Partial<Record<VrrpDropReason, number>>;
@@ -50,11 +52,13 @@ drops: DropCounters;
 foreign: number;
 garpRefreshes: number;
 adverts: VrrpStatus['adverts'];
+preemptHold?: VrrpStatus['preemptHold'];
 }): VrrpStatus {
   const now = o.now;
   return {
     maintenance: o.maintenance,
     syncDemoted: o.demoted,
+    ...(o.preemptHold ? { preemptHold: o.preemptHold } : {}),
     groups: o.groups.map((g) => ({
       name: g.name,
       state: g.state.state,

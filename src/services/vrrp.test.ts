@@ -439,6 +439,26 @@ test('issue 20: a higher priority whose connection table is incomplete does not 
   assert.equal(d.fw1.svc.masterHeard(), false);
 });
 
+test('issue 25: a node behind its peer\'s changes does not preempt either; held while any reason holds (table, behind), each shown in status', async () => {
+  const c = await cluster();
+  await c.fw2.svc.start();
+  await c.run(1000);
+  c.fw1.svc.setPreemptHold(true, 'bulk sync not done');
+  await c.fw1.svc.start();
+  await c.run(2000);
+  // Behind as well; the table completes: still held, by the lag alone.
+  c.fw1.svc.setPreemptHold(true, 'this node is behind: fw2 says we lag 1500 ms', 'behind');
+  c.fw1.svc.setPreemptHold(false, 'bulk sync done');
+  await c.run(5000);
+  assert.deepEqual([c.state(0), c.state(1)], ['backup', 'master'], 'the node behind takes no VIP from the live master');
+  assert.deepEqual(c.fw1.svc.status().preemptHold, { held: true, why: ['this node is behind: fw2 says we lag 1500 ms'] });
+  // Caught up: it preempts as configured.
+  c.fw1.svc.setPreemptHold(false, 'no longer behind', 'behind');
+  await c.run(5000);
+  assert.deepEqual([c.state(0), c.state(1)], ['master', 'backup']);
+  assert.deepEqual(c.fw1.svc.status().preemptHold, { held: false, why: [] });
+});
+
 test('issue 20: no gratuitous ARP after the instance left master (the repeats stop with it)', async () => {
   const c = await cluster();
   await c.fw1.svc.start();

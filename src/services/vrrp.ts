@@ -33,6 +33,9 @@ export type { VrrpPlan } from './vrrp-groups.js';
 export type { VrrpInstanceStatus, VrrpStatus } from './vrrp-status.js';
 
 /** A group's state change: its name, the new state, its VIPs (as configured) and its notify hook. */
+/** Why a node holds back from preempting a live master: its table is incomplete, or behind. */
+export type PreemptHoldReason = 'table' | 'behind';
+
 export type GroupStateListener = (group: string, state: string, info: { vips: readonly string[]; hook?: string }) => void;
 
 export interface VrrpDeps {
@@ -63,8 +66,8 @@ export class VrrpService {
   private demoted = false;
   /** What the machines were last told (maintenance_on/off). */
   private demotionApplied = false;
-  /** Preemption held while the connection table is incomplete (see setPreemptHold). */
-  private preemptHeld = false;
+  /** Why preemption is held, by reason (see setPreemptHold): held while any reason is. */
+  private readonly preemptHolds = new Map<PreemptHoldReason, string>();
   private running = false;
   /** Bumped at every start and stop: callbacks of an earlier run find it changed and do nothing. */
   private generation = 0;
@@ -180,7 +183,7 @@ export class VrrpService {
     // the stale VIPs were cleared above, before we listened): taken now, not waited for.
     const feed = (g: GroupRuntime, e: SyncGroupEvent) => this.feed(g, e);
     for (const ifname of new Set(this.groups.flatMap((g) => [...g.members.values()].filter((m) => m.family === 6).map((m) => m.ifname)))) this.links.linkLocalChanged(this.groups, ifname, net.linkLocals(ifname), feed);
-    if (this.preemptHeld) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: true } });
+    if (this.preemptHolds.size) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: true, why: this.holdWhy() } });
     log.info({ event: 'vrrp_started', groups: this.groups.map((g) => g.name) }, 'VRRP running');
   }
 
@@ -237,16 +240,31 @@ export class VrrpService {
   }
 
   /**
-   * By the state sync: while this node's connection table is incomplete, it must not take the
-   * VIPs from a live master that holds the sessions (a higher priority with preempt would
-   * otherwise do so as soon as the demotion ends, even when the bulk sync gave up). It still
-   * takes over when no master is heard: an incomplete table beats no firewall.
+   * By the state sync: while this node's connection table is incomplete (`table`), or it is
+   * behind a peer's changes by more than the lag bound (`behind`: the BEATs say so, or its
+   * kernel writes wait), it must not take the VIPs from a live master that holds the
+   * sessions (a higher priority with preempt would otherwise do so as soon as the demotion
+   * ends, even when the bulk sync gave up). It still takes over when no master is heard: an
+   * incomplete table beats no firewall. Held while any reason is.
    */
-  setPreemptHold(on: boolean, why: string): void {
-    if (on === this.preemptHeld) return;
-    this.preemptHeld = on;
-    this.deps.log.info({ event: 'preempt_hold', on, why }, on ? `preemption held: ${why}` : `preemption allowed: ${why}`);
-    if (this.running) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on } });
+  setPreemptHold(on: boolean, why: string, reason: PreemptHoldReason = 'table'): void {
+    if (on === this.preemptHolds.has(reason)) return;
+    const before = this.preemptHolds.size > 0;
+    if (on) this.preemptHolds.set(reason, why);
+    else this.preemptHolds.delete(reason);
+    const held = this.preemptHolds.size > 0;
+    const all = this.holdWhy();
+    this.deps.log.info({ event: 'preempt_hold', on: held, reason, reasonOn: on, why }, held ? `preemption held: ${all}` : `preemption allowed: ${why}`);
+    if (this.running && held !== before) for (const g of this.groups) this.feed(g, { type: 'all', event: { type: 'preempt_hold', on: held, why: held ? all : why } });
+  }
+
+  /** Whether preemption is held, and why (every reason). */
+  preemptHold(): { held: boolean; why: string[] } {
+    return { held: this.preemptHolds.size > 0, why: [...this.preemptHolds.values()] };
+  }
+
+  private holdWhy(): string {
+    return [...this.preemptHolds.values()].join('; ');
   }
 
   /** Maintenance and the sync's demotion are one switch for the machines. */
@@ -412,6 +430,6 @@ export class VrrpService {
   }
 
   status(): VrrpStatus {
-    return vrrpStatus({ groups: this.groups, now: this.deps.clock.now(), maintenance: this.maintenance, demoted: this.demoted, counters: this.counters, drops: this.drops, foreign: this.foreign, garpRefreshes: this.effects.garpRefreshes, adverts: this.deps.net.advertTiming?.() ?? null });
+    return vrrpStatus({ preemptHold: this.preemptHold(), groups: this.groups, now: this.deps.clock.now(), maintenance: this.maintenance, demoted: this.demoted, counters: this.counters, drops: this.drops, foreign: this.foreign, garpRefreshes: this.effects.garpRefreshes, adverts: this.deps.net.advertTiming?.() ?? null });
   }
 }

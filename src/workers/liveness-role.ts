@@ -82,7 +82,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
   let round = 0;
   let roundPeer: string | undefined;
   const ownLag = (now: number) => ownLagOf(d, slots, peers, now);
-  let own = { behind: false, writing: false };
+  let own = { behind: false, writing: false, why: '' };
 
   /** What main has of the drops and the timing; posted again when it changed, looked at once a second. */
   const reportChange = changeReporter(realClock, 1000, post);
@@ -100,12 +100,15 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
       const now = realClock.now();
       if (peer === roundPeer) {
         round = (round + 1) >>> 0 || 1;
+        const was = own.behind;
         own = ownLag(now);
+        // Main holds preemption while we are behind (services/vrrp.ts): told once per change.
+        if (own.behind !== was) post({ type: 'own_behind', behind: own.behind, why: own.why });
         reportIfChanged();
       }
       // The peer's lag behind us: its oldest change not acknowledged (the state sync's, in main).
       const since = Number(Atomics.load(slots, p.slot + 2));
-      const lag = { lagMs: since > 0 ? now - since : 0, ...own };
+      const lag = { lagMs: since > 0 ? now - since : 0, behind: own.behind, writing: own.writing };
       p.addresses.forEach((address, i) => {
         if (!address) return;
         p.packet++;
@@ -146,17 +149,20 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
  * last BEAT of a peer heard within the detection time says our lag behind it is over the
  * bound. Written to the shared slots for main's status.
  */
-function ownLagOf(d: LivenessWorkerData, slots: BigInt64Array, peers: readonly { slot: number }[], now: number): { behind: boolean; writing: boolean } {
+function ownLagOf(d: LivenessWorkerData, slots: BigInt64Array, peers: readonly { name: string; slot: number }[], now: number): { behind: boolean; writing: boolean; why: string } {
   const boundMs = d.lagBoundMs ?? 1000;
   const at = (slot: number): number => Number(Atomics.load(slots, slot));
   const since = at(S.writeSince);
-  let behind = since > 0 && now - since > boundMs;
+  const why: string[] = [];
+  if (since > 0 && now - since > boundMs) why.push(`records received ${Math.round(now - since)} ms ago still wait for our kernel`);
   for (const q of peers) {
     // What a peer no longer heard from said is stale (it may be gone for good).
     if (now - at(q.slot) > d.intervalMs * d.multiplier) continue;
     const told = at(q.slot + 3);
-    if (told & S.TOLD && readLagField(told).lagMs > boundMs) behind = true;
+    const lagMs = told & S.TOLD ? readLagField(told).lagMs : 0;
+    if (lagMs > boundMs) why.push(`${q.name} says we lag ${lagMs} ms behind its changes`);
   }
+  const behind = why.length > 0;
   Atomics.store(slots, S.ownFlags, BigInt(lagField({ behind, writing: since > 0 })));
-  return { behind, writing: since > 0 };
+  return { behind, writing: since > 0, why: behind ? `${why.join('; ')} (lag bound ${boundMs} ms)` : `caught up (lag bound ${boundMs} ms)` };
 }

@@ -14,7 +14,7 @@ import type { LivenessReport, LivenessWorkerData } from '../../ports/workers.js'
 import { LIVENESS_SHARED as S } from './shared.js';
 import { timingThread, type TimingThread } from '../timing-thread.js';
 
-export type ChannelEvent = CoreEvent | { type: 'error'; message: string };
+export type ChannelEvent = CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string };
 
 export class LivenessWorker {
   private running = false;
@@ -22,7 +22,7 @@ export class LivenessWorker {
   private readonly shared: SharedArrayBuffer;
   private readonly slots: BigInt64Array;
   private readonly data: Omit<LivenessWorkerData, 'shared' | 'tickMs'> & { tickMs: number };
-  private report: Omit<LivenessReport, 'type'> = { realtime: false, dropped: {}, timing: { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} } };
+  private report: Omit<Extract<LivenessReport, { type: 'counters' }>, 'type'> = { realtime: false, dropped: {}, timing: { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} } };
 
   /**
    * The watchdog's tick is a third of `mainStallMs` (never under 10 ms): the worker withholds

@@ -136,7 +136,7 @@ export type VrrpEvent =
   | { type: 'maintenance_on' }
   | { type: 'maintenance_off' }
   /** Hold preemption (the connection table is incomplete) or let it run again. */
-  | { type: 'preempt_hold'; on: boolean }
+  | { type: 'preempt_hold'; on: boolean; why?: string }
   /** From the sync group: follow the group to master or to backup (see group.ts). */
   | { type: 'group_state'; state: 'master' | 'backup' }
   /**
@@ -322,7 +322,7 @@ function dispatch(s: VrrpInstanceState, ev: VrrpEvent, now: number, fx: VrrpEffe
     case 'preempt_hold': {
       if ((s.preemptHeld ?? false) === ev.on) return s;
       const h = { ...s, preemptHeld: ev.on };
-      log(h, fx, 'info', ev.on ? 'preemption held: our connection table is incomplete' : 'preemption allowed again: our connection table is complete');
+      log(h, fx, 'info', ev.on ? `preemption held: ${ev.why ?? 'our connection table is incomplete'}` : `preemption allowed again${ev.why ? `: ${ev.why}` : ''}`);
       // A preempt delay under way ends here; when released, the next advert of a lower master starts it anew.
       if (ev.on && h.preemptAtMs !== undefined) return { ...cancel(h, fx, 'preempt_delay'), preemptAtMs: undefined };
       return h;
