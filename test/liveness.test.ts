@@ -3,6 +3,8 @@
  * lab (examples/lab.yaml: 0.1 s adverts; BEATs every 15 ms, 5 missed = gone).
  *  - The sync link broken while both nodes live: the backup hears no BEAT, but the master's
  *    adverts still come: nothing moves.
+ *  - The master's timing thread dies (a failpoint): the liveness starts again in a new one
+ *    (the dead one's sockets closed), and the pair settles with one master.
  *  - The master crashes behind a switch (processes killed, then silent, no carrier change
  *    anywhere): the backup takes over by liveness, well before Master_Down_Interval.
  */
@@ -92,6 +94,31 @@ test('spoofed adverts from the client network (priority 254 in the backup\'s nam
   const [e1, e2] = [await drops('fw1'), await drops('fw2')];
   assert.ok((e1.forged_priority ?? 0) - (d1.forged_priority ?? 0) >= 5, `fw1 refused the priority-254 adverts: ${JSON.stringify(e1)}`);
   assert.ok((e2.forged_release ?? 0) - (d2.forged_release ?? 0) >= 1, `fw2 refused the release: ${JSON.stringify(e2)}`);
+});
+
+test('the master\'s timing thread dies (failpoint liveness.thread): its sockets are closed, the liveness starts again, and the pair settles with one master and BEATs both ways', async () => {
+  const cfg = `${lab.stateDir}/cluster.yaml`;
+  await lab.gracefulStop('fw1');
+  await waitFor('fw2 master', async () => ((await status('fw2')).vrrp.groups[0]?.state === 'master' ? true : undefined), 5000);
+  lab.startDaemon('fw1', ['run', '-c', cfg, '--node', 'fw1', '--control', control('fw1')], { env: { FWLB_FAILPOINTS: 'liveness.thread' } });
+  const log = () => readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
+  await waitFor('fw1 to log its timing thread\'s death', async () => ((await log()).includes('"liveness_failed"') ? true : undefined), 30_000, 100);
+  const failed = (await log()).split('\n').find((l) => l.includes('"liveness_failed"'))!;
+  assert.match(failed, /"restarted":true/, failed);
+  assert.match(failed, /failpoint liveness\.thread/, failed);
+  // Settled: fw1 master again (it preempts), fw2 backup, each hearing the other's BEATs anew.
+  await waitFor('one master, BEATs both ways', async () => {
+    const [a, b] = [await status('fw1'), await status('fw2')];
+    const up = a.liveness?.peers[0]?.state === 'up' && b.liveness?.peers[0]?.state === 'up';
+    return up && a.vrrp.groups[0]?.state === 'master' && b.vrrp.groups[0]?.state === 'backup' && b.ready.ready ? true : undefined;
+  }, 20_000, 100);
+  const heard = async () => (await status('fw2')).liveness!.peers[0]!.beats;
+  const b0 = await heard();
+  await sleep(500);
+  assert.ok((await heard()) > b0, 'fw1\'s BEATs keep coming from its new thread');
+  const vips = async (fw: string) => (await lab.exec(fw, ['ip', '-4', '-o', 'addr', 'show'])).includes('198.18.0.100/');
+  assert.deepEqual([await vips('fw1'), await vips('fw2')], [true, false], 'the VIP on fw1 alone');
+  assert.doesNotMatch(await log(), /EADDRINUSE/, 'the new thread bound the port the dead one held');
 });
 
 test('the master crashes behind a switch (killed, then silent, no carrier change): the backup takes over by liveness', async () => {

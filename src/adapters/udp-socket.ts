@@ -193,6 +193,11 @@ export class UdpSocket {
     }
   }
 
+  /** The socket's descriptor (a thread that dies leaves it open: the process closes it). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

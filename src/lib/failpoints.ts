@@ -7,7 +7,8 @@
  * lets the start through and fails the first reload) or `name#N` (fails the Nth time only:
  * `vrrp.commit#2` fails the first reload's commit and lets the putting back through).
  * Names in use: `vrrp.prepare`, `vrrp.commit` (after the running groups handed over, before
- * the new ones start: a commit that fails half-way).
+ * the new ones start: a commit that fails half-way), `liveness.thread` (read once at the
+ * start: the timing thread throws 200 BEAT rounds after the liveness started, as a bug would).
  */
 export type Failpoint = (name: string) => boolean;
 

@@ -180,7 +180,7 @@ function buildCore(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  return { vrrp, events, eventCounts: counted.counts, balancer, health };
+  return { vrrp, events, eventCounts: counted.counts, balancer, health, failpoint };
 }
 type Core = ReturnType<typeof buildCore>;
 
@@ -225,6 +225,8 @@ async function buildSync(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, l
     ...(sh ? { sharing: sh } : {}),
     onHeard: hooks.shareCheck,
     onPeer: (peer, state) => events.feed({ type: 'peer', peer, state }),
+    // lib/failpoints.ts: the timing thread dies 200 BEAT rounds (3 s) after the liveness starts.
+    ...(core.failpoint('liveness.thread') ? { dieAfterRounds: 200 } : {}),
   });
   if (liveness) sync.setLagSink(liveness.lag);
   if (liveness) vrrp.useLiveness({ checkAdvert: (ad, v, p) => liveness.checkAdvert(ad, v, p), onOwnChange: () => liveness.sendNow(), wantBeat: () => liveness.wantBeat() });

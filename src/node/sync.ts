@@ -113,7 +113,7 @@ export async function createLiveness(
   configFile: string,
   vrrp: VrrpService,
   log: Logger,
-  hooks: { sharing?: SharingService; onHeard?: () => void; onPeer?: (peer: string, state: 'up' | 'down' | 'leaving') => void },
+  hooks: { sharing?: SharingService; onHeard?: () => void; onPeer?: (peer: string, state: 'up' | 'down' | 'leaving') => void; dieAfterRounds?: number },
 ): Promise<LivenessService | undefined> {
   const ss = c.state_sync;
   const l = ss?.liveness;
@@ -135,6 +135,7 @@ export async function createLiveness(
     mainStallMs: 3 * (c.vrrp?.advert_interval ?? 100),
     lagBoundMs: ss.lag_bound,
     peers: peers.map((p) => ({ name: p.name, id: names.indexOf(p.name), addresses: roles.map((r) => (p.addresses[r] ? bareAddress(p.addresses[r]) : null)) })),
+    ...(hooks.dieAfterRounds ? { dieAfterRounds: hooks.dieAfterRounds } : {}),
   });
   return new LivenessService({
     clock: realClock,

@@ -33,8 +33,8 @@ export interface PeerLagTold {
 
 /** Where the BEATs are sent and timed: the timing thread (adapters/liveness/channel.ts). */
 export interface LivenessChannel {
-  /** Events: the core's; the thread's failure; our BEATs began or stopped saying BEHIND (why). */
-  start(onEvent: (e: CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string }) => void): void;
+  /** Events: the core's; the thread's failure (restarted: a new one runs the liveness again); our BEATs began or stopped saying BEHIND (why). */
+  start(onEvent: (e: CoreEvent | { type: 'error'; message: string; restarted?: boolean } | { type: 'own_behind'; behind: boolean; why: string }) => void): void;
   /** What our BEATs say from now on (sent at once). */
   setOwn(instances: BeatInstance[], leaving: boolean, ready?: boolean): void;
   /** The next BEAT of every peer is reported, whatever it says (the worker reports only news). */

@@ -54,6 +54,8 @@ export interface LivenessWorkerData {
   mainStallMs: number;
   /** state_sync.lag_bound (ms): over it, our BEATs say BEHIND. Default 1000. */
   lagBoundMs?: number;
+  /** Failpoint `liveness.thread` (lib/failpoints.ts): the thread throws after this many BEAT rounds (its first start only). */
+  dieAfterRounds?: number;
   /** How often the main thread ticks (ms): BEATs stop once it has not for mainStallMs + tickMs. */
   tickMs: number;
   /** Each peer's address on each link (index as in `links`; null: none there). */
@@ -66,4 +68,6 @@ export interface LivenessWorkerData {
 export type LivenessReport =
   | { type: 'counters'; realtime: boolean; dropped: Record<string, number>; timing: LivenessTiming }
   /** Our BEATs began or stopped saying BEHIND (why: which peer said so, or our kernel writes waiting). */
-  | { type: 'own_behind'; behind: boolean; why: string };
+  | { type: 'own_behind'; behind: boolean; why: string }
+  /** The sockets it opened (once, at its start): a thread that dies leaves them to the process to close. */
+  | { type: 'fds'; fds: number[] };

@@ -9,7 +9,7 @@ import type { LivenessChannel } from '../ports/liveness.js';
 
 function setup() {
   const clock = new FakeClock(1000);
-  type Ev = CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string };
+  type Ev = CoreEvent | { type: 'error'; message: string; restarted?: boolean } | { type: 'own_behind'; behind: boolean; why: string };
   let emit: ((e: Ev) => void) | undefined;
   const own: { instances: BeatInstance[]; leaving: boolean; ready?: boolean }[] = [];
   const members: [string, boolean][] = [];
@@ -146,4 +146,14 @@ test('issue 25: while our BEATs say BEHIND, preemption is held (once per change)
   svc.stop();
   assert.deepEqual(holds.map((h) => h[0]), [true, false, true, false, true, false]);
   assert.equal(holds.at(-1)![1], 'no longer behind: liveness stopped');
+});
+
+test('a timing thread started again after a death is told at once what our BEATs say', () => {
+  const { emit, own } = setup();
+  const before = own.length;
+  emit({ type: 'error', message: 'worker died', restarted: true });
+  assert.equal(own.length, before + 1);
+  assert.deepEqual(own.at(-1), { instances: [{ vrid: 51, state: 'backup', priority: 100 }], leaving: false });
+  emit({ type: 'error', message: 'worker died', restarted: false });
+  assert.equal(own.length, before + 1, 'none started: nothing to tell');
 });

@@ -124,11 +124,13 @@ export class LivenessService {
     this.ownBehind(false, 'liveness stopped');
   }
 
-  private onEvent(e: CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string }): void {
+  private onEvent(e: CoreEvent | { type: 'error'; message: string; restarted?: boolean } | { type: 'own_behind'; behind: boolean; why: string }): void {
     if (e.type === 'error') {
-      this.deps.log.error({ event: 'liveness_failed', err: e.message }, `liveness thread failed: ${e.message}`);
+      this.deps.log.error({ event: 'liveness_failed', err: e.message, restarted: e.restarted === true }, `liveness thread failed: ${e.message}${e.restarted ? '; started again (peers may have seen a gap)' : '; liveness off: peers see this node as gone (restart the daemon)'}`);
       // Nothing says BEHIND any more: no hold on a word no one keeps up to date.
       this.ownBehind(false, 'the liveness thread failed');
+      // The new thread's BEATs say what ours said.
+      if (e.restarted) this.sendNow();
       return;
     }
     if (e.type === 'own_behind') {

@@ -78,7 +78,9 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
       Atomics.store(slots, p.slot + 1, BigInt(seen.beats));
     }
   };
-  const socks = d.links.map((address, i) => UdpSocket.open({ poller, address, ...(d.linkIfnames?.[i] ? { ifname: d.linkIfnames[i] } : {}), port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, onDatagram }));
+  // A few BEATs wait at a time: 8 slots (the default 64 are for the sync's data), each of the default size.
+  const socks = d.links.map((address, i) => UdpSocket.open({ poller, address, ...(d.linkIfnames?.[i] ? { ifname: d.linkIfnames[i] } : {}), port: d.port, rcvbuf: 1024 * 1024, sndbuf: 256 * 1024, batch: 8, onDatagram }));
+  post({ type: 'fds', fds: socks.map((s) => s.descriptor) });
   let round = 0;
   let roundPeer: string | undefined;
   const ownLag = (now: number) => ownLagOf(d, slots, peers, now);
@@ -100,6 +102,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
       const now = realClock.now();
       if (peer === roundPeer) {
         round = (round + 1) >>> 0 || 1;
+        if (d.dieAfterRounds !== undefined && round >= d.dieAfterRounds) throw new Error(`failpoint liveness.thread: the timing thread dies after ${round} BEAT rounds`);
         const was = own.behind;
         own = ownLag(now);
         // Main holds preemption while we are behind (services/vrrp.ts): told once per change.

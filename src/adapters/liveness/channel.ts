@@ -13,8 +13,13 @@ import { readLagField } from '../../codec/sync/message.js';
 import type { LivenessReport, LivenessWorkerData } from '../../ports/workers.js';
 import { LIVENESS_SHARED as S } from './shared.js';
 import { timingThread, type TimingThread } from '../timing-thread.js';
+import { libc } from '../libc.js';
 
-export type ChannelEvent = CoreEvent | { type: 'error'; message: string } | { type: 'own_behind'; behind: boolean; why: string };
+export type ChannelEvent = CoreEvent | { type: 'error'; message: string; restarted: boolean } | { type: 'own_behind'; behind: boolean; why: string };
+
+/** A thread that died is started again at once, up to this many times in RESTART_WINDOW_MS; then the liveness stays off. */
+const RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
 
 export class LivenessWorker {
   private running = false;
@@ -22,6 +27,10 @@ export class LivenessWorker {
   private readonly shared: SharedArrayBuffer;
   private readonly slots: BigInt64Array;
   private readonly data: Omit<LivenessWorkerData, 'shared' | 'tickMs'> & { tickMs: number };
+  /** The sockets the thread opened: a thread that dies leaves them open, so they are closed here. */
+  private fds: number[] = [];
+  /** When the thread was started again after a death (the budget: RESTARTS in RESTART_WINDOW_MS). */
+  private restarts: number[] = [];
   private report: Omit<Extract<LivenessReport, { type: 'counters' }>, 'type'> = { realtime: false, dropped: {}, timing: { tickLateMaxMs: 0, ticksLate: 0, sendMaxMs: 0, peers: {} } };
 
   /**
@@ -50,11 +59,31 @@ export class LivenessWorker {
     this.thread.acquire('liveness', {
       message: (m: CoreEvent | LivenessReport) => {
         if (m.type === 'counters') this.report = { realtime: m.realtime, dropped: m.dropped, timing: m.timing };
+        else if (m.type === 'fds') this.fds = m.fds;
         else onEvent(m);
       },
-      died: (why) => onEvent({ type: 'error', message: why }),
+      died: (why) => onEvent({ type: 'error', message: why, restarted: this.restart() }),
     });
     this.thread.post({ role: 'liveness', m: { type: 'start', data: { ...this.data, shared: this.shared } } });
+  }
+
+  /**
+   * The thread died (a bug): its sockets are closed (the descriptors are the process's, a dead
+   * thread leaves them open and bound), and a new thread starts the liveness again, with a new
+   * epoch, at once: a peer that saw the gap longer than its detection time took over, and
+   * hears us again. Within the budget only; false when it stays off.
+   */
+  private restart(): boolean {
+    for (const fd of this.fds.splice(0)) libc().close(fd);
+    if (!this.running) return false;
+    const now = performance.now();
+    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.restarts.length >= RESTARTS) return false;
+    this.restarts.push(now);
+    // The failpoint that killed the first thread lets the next ones live.
+    const { dieAfterRounds: _, ...data } = this.data;
+    this.thread.post({ role: 'liveness', m: { type: 'start', data: { ...data, shared: this.shared } } });
+    return true;
   }
 
   get counters(): LivenessCounters {
