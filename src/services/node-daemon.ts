@@ -6,7 +6,6 @@
  * reload refused by any part leaves the running node untouched and says which part and why.
  * It also answers readiness and status, and runs the graceful stop.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HostState } from '../config/host-check.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
@@ -28,6 +27,7 @@ import { waitBeforeHandover } from './graceful-stop.js';
 import type { SharingHostStatus } from './sharing-host.js';
 import type { Nft } from '../ports/nft.js';
 import type { SocketCounters } from '../ports/netlink.js';
+import { heartbeat } from '../lib/heartbeat.js';
 
 /** What the node needs of active-active sharing (services/sharing-host.ts), when configured. */
 export interface SharingRunner {
@@ -150,35 +150,35 @@ export interface ProcessFigures {
   rssMiB: number;
   heapUsedMiB: number;
   /**
-   * Event loop delay since the start (perf_hooks), ms, sampled every LOOP_SAMPLE_MS: a hold
-   * as long as a sample period is always seen (max), shorter ones only where a sample fell.
+   * Event loop delay since the start, ms: how late the main thread's heartbeat fired past its
+   * period (LOOP_SAMPLE_MS, or the liveness tick's when shorter): a hold as long as a period
+   * is always seen (max), shorter ones only where a beat fell.
    */
   loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 /**
- * The loop-delay histogram's sample period (ms). It is a timer of its own: at 10 ms it was a
- * third of an idle node's wakeups (issue 25); the holds that matter (a GC pause, a burst of
- * work against a 100 ms advert interval) are tens of ms and more.
+ * The loop delay's sample period (ms): the heartbeat's (lib/heartbeat.ts), shared with the
+ * liveness watchdog's tick (100 ms at the defaults), so that it costs no wakeup of its own
+ * (issue 25: at 10 ms it was a third of an idle node's wakeups). The holds that matter (a GC
+ * pause, a burst of work against a 100 ms advert interval) are tens of ms and more.
  */
-const LOOP_SAMPLE_MS = 50;
+const LOOP_SAMPLE_MS = 100;
 
-/** One histogram for the process, from the first NodeDaemon on. */
-let loopDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
-function watchLoop(): ReturnType<typeof monitorEventLoopDelay> {
-  if (loopDelay) return loopDelay;
-  loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
-  loopDelay.enable();
-  return loopDelay;
+/** The loop-delay samples, from the first NodeDaemon on (one for the process). */
+let loopWatched = false;
+function watchLoop(): void {
+  if (loopWatched) return;
+  loopWatched = true;
+  heartbeat().subscribe(LOOP_SAMPLE_MS, () => undefined);
 }
 function processFigures(): ProcessFigures {
-  const h = watchLoop();
+  watchLoop();
   const m = process.memoryUsage();
-  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
   return {
     rssMiB: Math.round(m.rss / 1048576),
     heapUsedMiB: Math.round(m.heapUsed / 1048576),
-    loopDelayMs: h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : { p50: 0, p99: 0, max: 0 },
+    loopDelayMs: heartbeat().loopDelay(),
   };
 }
 

@@ -14,6 +14,7 @@ import type { LivenessReport, LivenessWorkerData } from '../../ports/workers.js'
 import { LIVENESS_SHARED as S } from './shared.js';
 import { timingThread, type TimingThread } from '../timing-thread.js';
 import { libc } from '../libc.js';
+import { heartbeat } from '../../lib/heartbeat.js';
 
 export type ChannelEvent = CoreEvent | { type: 'error'; message: string; restarted: boolean } | { type: 'own_behind'; behind: boolean; why: string };
 
@@ -23,7 +24,7 @@ const RESTART_WINDOW_MS = 60_000;
 
 export class LivenessWorker {
   private running = false;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private untick: (() => void) | undefined;
   private readonly shared: SharedArrayBuffer;
   private readonly slots: BigInt64Array;
   private readonly data: Omit<LivenessWorkerData, 'shared' | 'tickMs'> & { tickMs: number };
@@ -54,8 +55,8 @@ export class LivenessWorker {
     const t = this.slots;
     const stamp = () => Atomics.store(t, S.tick, BigInt(Math.round(performance.timeOrigin + performance.now())));
     stamp();
-    this.tickTimer = setInterval(stamp, this.data.tickMs);
-    this.tickTimer.unref();
+    // On the main thread's one timer, with the loop-delay samples (lib/heartbeat.ts).
+    this.untick = heartbeat().subscribe(this.data.tickMs, stamp);
     this.thread.acquire('liveness', {
       message: (m: CoreEvent | LivenessReport) => {
         if (m.type === 'counters') this.report = { realtime: m.realtime, dropped: m.dropped, timing: m.timing };
@@ -132,7 +133,8 @@ export class LivenessWorker {
   stop(): void {
     if (!this.running) return;
     this.running = false;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.untick?.();
+    this.untick = undefined;
     // It closes its sockets; the thread ends with the last of its roles.
     if (this.thread.running) this.thread.post({ role: 'liveness', m: { type: 'stop' } });
     this.thread.release('liveness');
