@@ -1,0 +1,68 @@
+/**
+ * BIRD's `show protocols` and `show protocols all NAME` replies read into values (issue 26:
+ * `fwlb status` says what BIRD does with the announcements). Pure; a reply that is not the
+ * table asked for is an error naming why, never a throw. Shapes (BIRD 2.0.12, nest/proto.c,
+ * proto/bgp/bgp.c; docs/bgp-research.md 2):
+ *   2002-Name       Proto      Table      State  Since         Info
+ *   1002-upstream4  BGP        ---        up     09:12:06.874  Established
+ *   1006-  BGP state:          Established
+ *        Neighbor address: 198.18.7.1
+ *   0000
+ * The columns are padded to a minimum width: split on whitespace. "Since" is one token
+ * (`09:12:06.874`, `2026-12-07`) or, with `timeformat protocol iso long`, a date and a time.
+ */
+import type { BirdReply } from './reply.js';
+
+export interface BirdProtocol {
+  name: string;
+  /** The protocol's class: BGP, Static, Device, Kernel, BFD ... */
+  proto: string;
+  /** Its main channel's table, or '---'. */
+  table: string;
+  /** up, start, stop, down, flush. */
+  state: string;
+  since: string;
+  /** The rest: for BGP its session state (Established, Active ...) and the last error. */
+  info: string;
+  /** With `all`: the detail lines as key and value, in order (`BGP state` -> `Established`). */
+  details: { key: string; value: string }[];
+}
+
+export type ShowResult<T> = { ok: true; value: T } | { ok: false; why: string };
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const TIME = /^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+
+/** The protocols of a `show protocols [all] [NAME]` reply. */
+export function parseProtocols(r: BirdReply): ShowResult<BirdProtocol[]> {
+  if (r.code >= 8000) return { ok: false, why: `BIRD says ${r.code}: ${r.lines.map((l) => l.text).join('; ')}` };
+  const out: BirdProtocol[] = [];
+  for (const l of r.lines) {
+    if (l.code === 1002) {
+      const t = l.text.trim().split(/\s+/);
+      if (t.length < 4 || !t[0]) return { ok: false, why: `a protocol row with fewer than 4 columns: "${l.text.slice(0, 80)}"` };
+      const twoTokenSince = t.length > 5 && DATE.test(t[4]!) && TIME.test(t[5]!);
+      const sinceEnd = t.length > 4 ? (twoTokenSince ? 6 : 5) : 4;
+      out.push({ name: t[0], proto: t[1]!, table: t[2]!, state: t[3]!, since: t.slice(4, sinceEnd).join(' '), info: t.slice(sinceEnd).join(' '), details: [] });
+    } else if (l.code === 1006) {
+      const p = out.at(-1);
+      if (!p) return { ok: false, why: 'detail lines before any protocol row' };
+      const colon = l.text.indexOf(':');
+      if (colon > 0) p.details.push({ key: l.text.slice(0, colon).trim(), value: l.text.slice(colon + 1).trim() });
+    } else if (l.code !== 2002 && l.code !== 0) {
+      return { ok: false, why: `an unexpected line ${l.code} in a protocol table: "${l.text.slice(0, 80)}"` };
+    }
+  }
+  return { ok: true, value: out };
+}
+
+/** A detail's value (the first with that key), e.g. detail(p, 'BGP state'). */
+export function detail(p: BirdProtocol, key: string): string | undefined {
+  return p.details.find((d) => d.key === key)?.value;
+}
+
+/** A BGP protocol's session state: from its details when shown, else the first word of its info. */
+export function bgpSession(p: BirdProtocol): string | undefined {
+  if (p.proto !== 'BGP') return undefined;
+  return detail(p, 'BGP state') ?? (p.info.split(/\s+/)[0] || undefined);
+}
