@@ -32,10 +32,10 @@ import { memberOn, scheduleScript, setTracked, type TrackHost } from './vrrp-tra
 export type { VrrpPlan } from './vrrp-groups.js';
 export type { VrrpInstanceStatus, VrrpStatus } from './vrrp-status.js';
 
-/** A group's state change: its name, the new state, its VIPs (as configured) and its notify hook. */
 /** Why a node holds back from preempting a live master: its table is incomplete, or behind. */
 export type PreemptHoldReason = 'table' | 'behind';
 
+/** A group's state change: its name, the new state, its VIPs (as configured) and its notify hook. */
 export type GroupStateListener = (group: string, state: string, info: { vips: readonly string[]; hook?: string }) => void;
 
 export interface VrrpDeps {

@@ -106,7 +106,7 @@ export function startLiveness(d: LivenessWorkerData, post: (m: CoreEvent | Liven
         const was = own.behind;
         own = ownLag(now);
         // Main holds preemption while we are behind (services/vrrp.ts): told once per change.
-        if (own.behind !== was) post({ type: 'own_behind', behind: own.behind, why: own.why });
+        if (own.behind !== was) post({ type: 'own_behind', behind: own.behind, why: own.why || `caught up (lag bound ${d.lagBoundMs ?? 1000} ms)` });
         reportIfChanged();
       }
       // The peer's lag behind us: its oldest change not acknowledged (the state sync's, in main).
@@ -167,5 +167,6 @@ function ownLagOf(d: LivenessWorkerData, slots: BigInt64Array, peers: readonly {
   }
   const behind = why.length > 0;
   Atomics.store(slots, S.ownFlags, BigInt(lagField({ behind, writing: since > 0 })));
-  return { behind, writing: since > 0, why: behind ? `${why.join('; ')} (lag bound ${boundMs} ms)` : `caught up (lag bound ${boundMs} ms)` };
+  // No string built per round unless behind (a round is every 15 ms).
+  return { behind, writing: since > 0, why: behind ? `${why.join('; ')} (lag bound ${boundMs} ms)` : '' };
 }
