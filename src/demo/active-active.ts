@@ -14,7 +14,7 @@ import { controlCall } from '../control/client.js';
 import { labUp, type Lab } from '../lab/lab.js';
 import { writeSyncedCluster } from '../lab/cluster-file.js';
 import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../lab/paths.js';
-import { measureShares } from '../lab/shares.js';
+import { measureShares, shareBound } from '../lab/shares.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
 import { endDemo, type DemoOptions } from './demo.js';
@@ -88,7 +88,10 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     o.out(`traffic: ${2 * TCP} long TCP sessions and ${2 * UDP} UDP flows to ${VIP}:7 from two clients, ${TCP6} and ${UDP6} to [${VIP6}]:7 from client1, a message every 500 ms each`);
     await sleep(4000);
     const s3 = await carried(FWS, 2000);
-    check('each node carries about a third (its own counter)', s3.worst <= 0.1, `${s3.text}; furthest ${(s3.worst * 100).toFixed(1)}% from an equal share`);
+    // The hash spreads flows, not exactly thirds: the bound the flow count allows (lab/shares.ts).
+    const flows = plan.reduce((n, p) => n + p.count, 0);
+    const near = (worst: number, nodes: number) => `furthest ${(worst * 100).toFixed(1)}% from an equal share (${(shareBound(flows, nodes) * 100).toFixed(1)}% allowed by the hash for ${flows} flows)`;
+    check('each node carries about a third (its own counter)', s3.worst <= shareBound(flows, 3), `${s3.text}; ${near(s3.worst, 3)}`);
 
     // The buckets each node owns, from its status, until the three share again.
     const t0 = performance.now();
@@ -113,7 +116,7 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     check('fw3 crashes: its buckets move to fw1 and fw2', !!moved, `${moved ? `seen by both within ${ms} ms (status polled)` : 'not moved'}; owned now ${await owned(['fw1', 'fw2'])} (fw1 owned ${before.sharing!.owned})`);
     await sleep(1500);
     const s2 = await carried(['fw1', 'fw2'], 2000);
-    check('the two survivors share the load', s2.worst <= 0.1, s2.text);
+    check('the two survivors share the load', s2.worst <= shareBound(flows, 2), `${s2.text}; ${near(s2.worst, 2)}`);
 
     await l.recover('fw3');
     start('fw3');
@@ -123,7 +126,7 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     check('fw3 reboots, syncs, and takes its share back', !!back, back ? `owned ${await owned(FWS)}` : 'it did not rejoin');
     await sleep(1000);
     const s3b = await carried(FWS, 2000);
-    check('three shares again', s3b.worst <= 0.1, s3b.text);
+    check('three shares again', s3b.worst <= shareBound(flows, 3), `${s3b.text}; ${near(s3b.worst, 3)}`);
     sampling = false;
     await sampler;
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sharesOf } from './shares.js';
+import { sharesOf, shareBound } from './shares.js';
 
 test('shares come from each node\'s own stamps: a node read late over a longer window is not over-counted', () => {
   // fw1's second reading came 500 ms late (2,500 ms window at the same rate as the others).
@@ -23,4 +23,11 @@ test('an uneven split is seen as one', () => {
 test('readings that do not move forward in time are refused', () => {
   assert.throws(() => sharesOf({ a: { carried: 0, at: 5 } }, { a: { carried: 1, at: 5 } }), /not later/);
   assert.throws(() => sharesOf({ a: { carried: 0, at: 5 } }, {}), /no second reading from a/);
+});
+
+test('the bound the hash allows: 4.5 spreads of a node\'s part of the flows, never under 10%', () => {
+  assert.equal(Math.round(shareBound(2540, 3) * 1000) / 10, 15.5);
+  assert.equal(Math.round(shareBound(2540, 2) * 1000) / 10, 10.9);
+  assert.equal(shareBound(1_000_000, 3), 0.1, 'many flows: the 10% floor');
+  assert.ok(shareBound(300, 3) > shareBound(3000, 3), 'fewer flows, a wider bound');
 });

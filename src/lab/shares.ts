@@ -37,6 +37,20 @@ export function sharesOf(first: Record<string, CarriedReading>, second: Record<s
   return { packets, share, worst, total: Object.values(packets).reduce((x, y) => x + y, 0) };
 }
 
+/**
+ * How far from an equal share a node may be by the hash alone (as `worst` measures it), for
+ * `flows` flows spread over `nodes`: which flows land in a node's buckets is chance (the
+ * clients' source ports), so a node's part of F flows has a relative spread of
+ * sqrt((nodes - 1) / F). A TCP session sends about twice the packets of a UDP flow, so F
+ * counts for F / 1.5 here; the bound is 4.5 of those spreads (about one run in 100,000 beyond
+ * it by chance), and never under 10%. With 2,540 flows: 15.5% for three nodes, 10.9% for two
+ * (a CI run of the demo saw 11.1% for three: fw1 carried 37.0%, its flows 3.2 spreads off).
+ */
+export function shareBound(flows: number, nodes: number): number {
+  const effective = flows / 1.5;
+  return Math.max(0.1, 4.5 * Math.sqrt((nodes - 1) / effective));
+}
+
 /** Two readings `ms` apart from every node in `live`; `read` returns a node's counter and its stamp. */
 export async function measureShares(live: readonly string[], ms: number, read: (fw: string) => Promise<CarriedReading>, sleep: (ms: number) => Promise<unknown>): Promise<Shares> {
   const readAll = async () => Object.fromEntries(await Promise.all(live.map(async (fw) => [fw, await read(fw)] as const)));
