@@ -138,13 +138,7 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     const learnt = (t: string) => /lladdr (\S+)/.exec(t)?.[1] ?? 'nothing';
     check('client1 reaches both shared addresses at the shared MAC', learnt(arp) === macs.outside && learnt(nd) === macs.outside, `${VIP} at ${learnt(arp)}, ${VIP6} at ${learnt(nd)} (outside's shared MAC ${macs.outside})`);
 
-    for (const r of runs) {
-      await r.h.wait(60_000);
-      const res = JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as { sessions: number; kept: number; lost: number; worstStallMs: number | null; datagramsLost?: number };
-      const v = r.vip === VIP6 ? 'IPv6 ' : '';
-      check(`${v}${r.udp ? 'UDP flows' : 'TCP sessions'} from ${r.client}`, res.lost === 0,
-        `${res.kept}/${res.sessions} kept through the crash and the rejoin; longest wait ${res.worstStallMs ?? '-'} ms${r.udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
-    }
+    await checkRuns(runs, check);
   } catch (e) {
     check('demo', false, (e as Error).message);
   }
@@ -157,4 +151,15 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     o.out(`report: cannot write ${report}: ${(e as Error).message}`);
   }
   return endDemo(o, lab, checks);
+}
+
+/** Each traffic run's outcome, once it ended: every session and flow kept. */
+async function checkRuns(runs: { client: string; vip: string; udp: boolean; log: string; h: { wait(ms: number): Promise<unknown> } }[], check: (name: string, ok: boolean, detail: string) => void): Promise<void> {
+  for (const r of runs) {
+    await r.h.wait(60_000);
+    const res = JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as { sessions: number; kept: number; lost: number; worstStallMs: number | null; datagramsLost?: number };
+    const v = r.vip === VIP6 ? 'IPv6 ' : '';
+    check(`${v}${r.udp ? 'UDP flows' : 'TCP sessions'} from ${r.client}`, res.lost === 0,
+      `${res.kept}/${res.sessions} kept through the crash and the rejoin; longest wait ${res.worstStallMs ?? '-'} ms${r.udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
+  }
 }
