@@ -8,8 +8,9 @@ need_root() { if [ "$(id -u)" != 0 ]; then echo "setup: run as root (apt-get, na
 
 # System packages: the data plane (nftables, conntrack), the lab (iproute2),
 # the peers and load generators the benchmarks run beside fwlb, and systemd-analyze
-# (package systemd) to check the unit, and Chromium for the status page's browser test.
-pkgs=(nftables conntrack iproute2 procps keepalived conntrackd wrk curl systemd chromium fonts-dejavu-core)
+# (package systemd) to check the unit, Chromium for the status page's browser test, and
+# BIRD 2 (bird2), the routing daemon fwlb drives for BGP (issue 26).
+pkgs=(nftables conntrack iproute2 procps keepalived conntrackd wrk curl systemd chromium fonts-dejavu-core bird2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,9 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# keepalived/conntrackd are benchmark peers only: never let the packages' own
-# services run on this machine.
-for s in keepalived conntrackd; do
+# keepalived/conntrackd are benchmark peers and BIRD runs only inside the labs:
+# never let the packages' own services run on this machine.
+for s in keepalived conntrackd bird; do
   systemctl disable --now "$s" >/dev/null 2>&1 || true
 done
 

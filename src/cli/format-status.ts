@@ -77,6 +77,7 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
     lines.push(`  packets: ${h.packets.carried} carried, ${h.packets.others} of others' buckets dropped, ${h.packets.noDaemon} dropped with no daemon; gate ${h.gate ? 'held' : 'not held'}`);
     lines.push(`  addresses ${h.addresses.join(', ') || '-'}; MACs ${Object.entries(h.macs).map(([r, m]) => `${r} ${m}`).join(', ')}`);
   }
+  if (s.bgp) lines.push('', ...bgpLines(s.bgp));
   const n = (v: number | null) => (v === null ? '-' : String(v));
   for (const svc of s.services) {
     lines.push('', `service ${svc.name}  ${svc.listen}  ${svc.scheduler} (${svc.tableSize} slots)`);
@@ -91,4 +92,19 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
     }
   }
   return lines.join('\n') + '\n';
+}
+
+/** BGP: what the node announces and why, BIRD's last word, its protocols as BIRD says now. */
+function bgpLines(b: NonNullable<NodeStatus['bgp']>): string[] {
+  const out = [`bgp      ${b.why}; device ${b.device} ${b.deviceUp ? 'up' : 'down'}${b.gracefulShutdown ? '; tagged GRACEFUL_SHUTDOWN' : ''}`];
+  out.push(`  announced ${b.deviceUp && b.announced.length ? b.announced.join(', ') : '-'}; BIRD ${b.socket}, file ${b.include}`);
+  if (b.error) out.push(`  error: ${b.error}`);
+  if (b.lastConfigure) out.push(`  last configure ${b.lastConfigure.at}: ${b.lastConfigure.message} (${b.configures} in all)`);
+  if (b.protocols === null) out.push("  BIRD's protocols: no answer");
+  for (const p of b.protocols ?? []) {
+    if (p.proto !== 'BGP' && p.proto !== 'Static') continue;
+    const exported = Object.entries(p.exported).map(([ch, n]) => `${ch} ${n}`).join(', ');
+    out.push(`  ${p.proto === 'BGP' ? 'neighbour' : 'static'} ${p.name.padEnd(12)} ${p.state.padEnd(6)} ${p.session ?? ''}${exported ? `; exported ${exported}` : ''}`);
+  }
+  return out;
 }

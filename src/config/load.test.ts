@@ -64,6 +64,14 @@ test('the base config and its defaults', async () => {
   assert.deepEqual(c.firewall.rules[0], { action: 'accept', proto: 'tcp', port: [22], from: ['198.18.0.0/24'], to: ['self'] });
 });
 
+test('bgp: its defaults, a node\'s own BIRD', async () => {
+  const r = await parseConfig(edit('priority: 100', 'priority: 100\n    bgp: { socket: /run/fw2/bird.ctl }') + 'bgp: { communities: ["65010:100"], drain: 5s, addresses: [198.18.30.1] }\n', 'c.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  const c = r.value.config;
+  assert.deepEqual(c.bgp, { socket: '/run/bird/bird.ctl', include: '/run/fwlb/bird/announce.conf', device: 'fwlb-bgp', communities: [[65010, 100]], drain: 5000, addresses: ['198.18.30.1'] });
+  assert.deepEqual(c.nodes.fw2?.bgp, { socket: '/run/fw2/bird.ctl' });
+});
+
 // Ten and more kinds of bad config, each with the message and line it must give.
 const BAD: [string, string, RegExp][] = [
   ['YAML syntax', edit('  name: t', '  name: [t'), /^c\.yaml:\d+:\d+: \(top level\): YAML: /],
@@ -104,6 +112,11 @@ const BAD: [string, string, RegExp][] = [
   ['bad interface name', edit('outside: eth0', 'outside: this-name-is-far-too-long'), /interfaces\.outside: is not a valid interface name/],
   ['a lag bound of 0', edit('state_sync: { interface: sync }\n', 'state_sync: { interface: sync, lag_bound: 0s }\n'), /state_sync\.lag_bound: must be above 0/],
   ['a lag bound that is no duration', edit('state_sync: { interface: sync }\n', 'state_sync: { interface: sync, lag_bound: soon }\n'), /state_sync\.lag_bound: "soon" is not a duration/],
+  ['a BGP community out of range', GOOD + 'bgp: { communities: ["65010:70000"] }\n', /bgp\.communities\[0\]: is not a BGP community: each half is at most 65535/],
+  ['a BGP community that is not ASN:VALUE', GOOD + 'bgp: { communities: ["no-export"] }\n', /bgp\.communities\[0\]: is not a BGP community \(use ASN:VALUE/],
+  ['a relative BIRD include', GOOD + 'bgp: { include: fwlb.conf }\n', /bgp\.include: must be an absolute path/],
+  ['a node\'s BGP override with an unknown key', edit('priority: 200', 'priority: 200\n    bgp: { sockt: /run/b.ctl }'), /nodes\.fw1\.bgp\.sockt: unknown key "sockt"/],
+  ['a BGP address that is not one', GOOD + 'bgp: { addresses: [198.18.30.300] }\n', /bgp\.addresses\[0\]: is not an IPv4 or IPv6 address/],
 ];
 
 for (const [name, text, expect] of BAD) {

@@ -67,6 +67,9 @@ const BackendAddress = z.string().transform((s, ctx) => {
   return { address: a.address, port: a.port, family: ipFamily(a.address) as 4 | 6 };
 });
 
+/** The file fwlb writes for BIRD to include: BIRD would read a relative name from its own directory. */
+const BirdInclude = z.string().refine((f) => f.startsWith('/') && !/["\n]/.test(f), 'must be an absolute path without quotes or newlines (BIRD includes it by that name)');
+
 const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 
 const NodeSchema = z
@@ -76,6 +79,8 @@ const NodeSchema = z
     addresses: z.record(Name, AddressWithLen).default({}),
     /** Per-node interface names, where they differ from the cluster-wide `interfaces`. */
     interfaces: z.record(Name, IfName).default({}),
+    /** Where this node's BIRD differs from the cluster-wide `bgp:` (a lab runs one BIRD per node on one machine). */
+    bgp: z.object({ socket: z.string().min(1).optional(), include: BirdInclude.optional() }).strict().optional(),
   })
   .strict();
 
@@ -192,6 +197,31 @@ const SharingSchema = z
   })
   .strict();
 
+/**
+ * Announcements by BGP through BIRD 2 (issue 26): the node announces each service's address
+ * (/32, /128) while it is ready and the service has an available backend, and `addresses`
+ * while it is ready. fwlb writes BIRD's static protocols `fwlb4` and `fwlb6` into `include`
+ * (BIRD's config includes that file) and has BIRD re-read its config over `socket`; every
+ * route points through `device`, a TUN device the daemon holds open, so that BIRD withdraws
+ * them all when the daemon dies, however it dies. A graceful stop first tags the routes with
+ * GRACEFUL_SHUTDOWN (65535:0, RFC 8326) and waits `drain` before it withdraws them.
+ */
+const Community = z
+  .string()
+  .regex(/^\d{1,5}:\d{1,5}$/, 'is not a BGP community (use ASN:VALUE, each 0-65535, e.g. 65010:100)')
+  .refine((s) => s.split(':').every((n) => Number(n) <= 65535), 'is not a BGP community: each half is at most 65535')
+  .transform((s) => s.split(':').map(Number) as [number, number]);
+const BgpSchema = z
+  .object({
+    socket: z.string().min(1).default('/run/bird/bird.ctl'),
+    include: BirdInclude.default('/run/fwlb/bird/announce.conf'),
+    device: IfName.default('fwlb-bgp'),
+    communities: z.array(Community).default([]),
+    drain: Duration.default(3000),
+    addresses: z.array(Address).default([]),
+  })
+  .strict();
+
 /** The UDP port of the liveness BEATs: the one after the state sync's. */
 export function livenessPort(syncPort: number): number {
   return syncPort + 1;
@@ -295,6 +325,7 @@ export const ConfigSchema = z
     vrrp: VrrpSchema.optional(),
     state_sync: SyncSchema.optional(),
     sharing: SharingSchema.optional(),
+    bgp: BgpSchema.optional(),
     firewall: FirewallSchema.default({ block: [], block_files: [], ping: true, nat: [], rules: [] }),
     services: z.record(Name, ServiceSchema).default({}),
   })
@@ -308,6 +339,7 @@ export type Config = z.output<typeof ConfigSchema>;
 export type NodeConfig = Config['nodes'][string];
 export type VrrpConfig = NonNullable<Config['vrrp']>;
 export type SharingConfig = NonNullable<Config['sharing']>;
+export type BgpConfig = NonNullable<Config['bgp']>;
 export type ServiceConfig = Config['services'][string];
 export type BackendConfig = ServiceConfig['backends'][string];
 export type RuleConfig = Config['firewall']['rules'][number];

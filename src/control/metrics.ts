@@ -103,6 +103,7 @@ export async function renderMetrics(s: NodeStatus): Promise<string> {
     pk.inc({ verdict: 'no_daemon' }, h.packets.noDaemon);
     gauge('fwlb_sharing_links_down', 'Links with shared addresses that are down (the node carries nothing meanwhile)').set(h.linksDown.length);
   }
+  bgpMetrics(s, { gauge, counter });
   if (s.control) {
     gauge('fwlb_control_connections', 'Control socket connections being served').set(s.control.connections);
     gauge('fwlb_control_waiting', 'Control socket connections waiting for a turn').set(s.control.waiting);
@@ -195,4 +196,17 @@ function livenessMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
     const gap = gauge('fwlb_liveness_beat_gap_max_seconds', "The longest time between two of a peer's BEATs", ['peer']);
     for (const [peer, g] of Object.entries(t.peers)) gap.set({ peer }, g.gapMaxMs / 1000);
   }
+}
+
+/** BGP (issue 26): the kill switch, what is announced, BIRD's errors and its sessions. */
+function bgpMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
+  const b = s.bgp;
+  if (!b) return;
+  gauge('fwlb_bgp_device_up', 'The BGP kill-switch device is up: the routes in BIRD are announced (0: all withdrawn)').set(b.deviceUp ? 1 : 0);
+  gauge('fwlb_bgp_announced_addresses', 'Addresses this node announces through BIRD now').set(b.deviceUp ? b.announced.length : 0);
+  gauge('fwlb_bgp_graceful_shutdown', 'The routes carry GRACEFUL_SHUTDOWN: the node drains before it withdraws').set(b.gracefulShutdown ? 1 : 0);
+  gauge('fwlb_bgp_error', 'BIRD could not be reached or refused the file (1): everything withdrawn meanwhile').set(b.error ? 1 : 0);
+  counter('fwlb_bgp_configures_total', 'Times BIRD was asked to re-read its config').inc(b.configures);
+  const est = gauge('fwlb_bgp_session_established', "BIRD's BGP sessions, 1 when Established", ['protocol']);
+  for (const p of b.protocols ?? []) if (p.proto === 'BGP') est.set({ protocol: p.name }, p.session === 'Established' ? 1 : 0);
 }

@@ -46,6 +46,8 @@ import { eventCounts } from './event-counts.js';
 import { notifyHooks } from './notify.js';
 import { attachSystemd, type SystemdNotify } from './systemd.js';
 import { ShareReadiness } from './share-readiness.js';
+import { buildBgp } from './bgp.js';
+import type { BgpService } from '../services/bgp.js';
 import { createLiveness, createStateSync, syncIdentity } from './sync.js';
 import { buildConfigDist, readConfigFiles, replayRuntime, type ConfigDistParts, type RestoredRuntime } from './config-dist.js';
 import type { RuntimeCommand } from '../fsm/runtime-log.js';
@@ -166,13 +168,18 @@ function buildCore(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
   events.subscribe(logEvents(log.child({ component: 'cluster' })));
   const counted = eventCounts();
   events.subscribe(counted.subscriber);
+  /** Other listeners of the services' availability (BGP). */
+  const availability = new Set<(service: string, available: boolean) => void>();
   const balancer = new Balancer({
     log: log.child({ component: 'balancer' }),
     nft: a.nft,
     // Flows counted in a worker thread, off the loop that sends the adverts.
     conntrack: { ...createCtnetlinkConntrack(a.ctnl), serviceFlows: (s) => a.flowCounter.serviceFlows(s) },
     queue: a.kernel,
-    onAvailability: (service, available) => vrrp.setServiceAvailable(service, available),
+    onAvailability: (service, available) => {
+      vrrp.setServiceAvailable(service, available);
+      for (const f of availability) f(service, available);
+    },
   });
   const health = new HealthChecker({
     clock: realClock,
@@ -180,7 +187,7 @@ function buildCore(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
     probes,
     onChange: (ev) => void balancer.setHealth(ev.service, ev.backend, ev.up, ev.detail).catch((e: Error) => log.error({ err: e.message }, 'map update failed')),
   });
-  return { vrrp, events, eventCounts: counted.counts, balancer, health, failpoint };
+  return { vrrp, events, eventCounts: counted.counts, balancer, health, failpoint, availability };
 }
 type Core = ReturnType<typeof buildCore>;
 
@@ -243,7 +250,7 @@ function buildDaemon(
   a: Adapters,
   log: Logger,
   core: Core,
-  parts: { sync?: StateSyncService; liveness?: LivenessService; sharing: ReturnType<typeof buildSharing>; controlCounters: () => ControlCounters },
+  parts: { sync?: StateSyncService; liveness?: LivenessService; sharing: ReturnType<typeof buildSharing>; bgp?: BgpService; controlCounters: () => ControlCounters },
 ): NodeDaemon {
   const { events } = core;
   return new NodeDaemon(
@@ -269,6 +276,7 @@ function buildDaemon(
         return { role: { ready: st.ready, peers: { ...st.peers }, groups: { ...st.groups }, owned: st.owned.length, eventCounts: core.eventCounts() }, events: events.recent().slice(-50).map((e) => ('buckets' in e ? { ...e, buckets: e.buckets.length } : { ...e })) };
       },
       ...(parts.sharing ? { sharing: parts.sharing.host } : {}),
+      ...(parts.bgp ? { bgp: parts.bgp } : {}),
       netlinkCounters: () => {
         const ct = a.ctnl.counters();
         return { ctnetlink: { requests: ct.requests, ...(ct.events ? { events: ct.events } : {}) }, rtnetlink: a.vrrpNet.counters() };
@@ -316,8 +324,15 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
       return { error: `cannot set up state sync: ${(e as Error).message}`, event: 'sync_failed' };
     }
   }
+  let bgp: BgpService | undefined;
+  try {
+    bgp = buildBgp(loaded, opts.node, log, core);
+  } catch (e) {
+    a.close();
+    return { error: `cannot set up BGP: ${(e as Error).message}`, event: 'bgp_failed' };
+  }
   let control: ControlServer | undefined;
-  const daemon = buildDaemon(opts, a, log, core, { ...(sync ? { sync } : {}), ...(liveness ? { liveness } : {}), sharing, controlCounters: () => control!.counters() });
+  const daemon = buildDaemon(opts, a, log, core, { ...(sync ? { sync } : {}), ...(liveness ? { liveness } : {}), sharing, ...(bgp ? { bgp } : {}), controlCounters: () => control!.counters() });
   daemonRef = daemon;
   // The moment the node first becomes ready (logged with its startup steps) is the event's;
   // and sharing looks again whenever readiness changes.

@@ -18,6 +18,8 @@ import type { StateSyncService, StateSyncStatus } from './state-sync.js';
 import type { ReadyVerdict } from '../fsm/cluster.js';
 import { Ruleset, type HealthRunner, type RulesetStatus } from './ruleset.js';
 import { SharingPart, SyncPart, VrrpPart } from './node-parts.js';
+import { BgpPart } from './bgp-part.js';
+import type { BgpService, BgpStatus } from './bgp.js';
 import { commitAll, prepareAll, type StepTimes } from './whole-apply.js';
 import type { NodeConfig, Subsystem } from '../ports/subsystem.js';
 import type { ConfigDistStatus } from './config-dist.js';
@@ -76,6 +78,8 @@ export interface NodeDaemonDeps {
   onVrrpRunning?: (running: boolean, configured: boolean) => void;
   /** Active-active sharing, when the config has `sharing:`. */
   sharing?: SharingRunner;
+  /** Announcements by BGP through BIRD, when the config has `bgp:` at the start. */
+  bgp?: BgpService;
   /** Liveness between the nodes (services/liveness.ts), when it runs. */
   livenessStatus?: () => LivenessStatus | undefined;
   /** The control socket's connections and refusals (ControlServer.counters). */
@@ -128,6 +132,8 @@ export interface NodeStatus {
   liveness: LivenessStatus | null;
   /** Active-active sharing: members, the buckets this node owns, its packets (null without `sharing:`). */
   sharing: SharingHostStatus | null;
+  /** BGP (issue 26): what the node announces through BIRD and why, BIRD's last word and its protocols (null without `bgp:`). */
+  bgp: BgpStatus | null;
   /** The node's place in the cluster as its events say it (fsm/cluster.ts): readiness, peers, VRRP groups and the VIPs they hold, buckets owned. */
   role: ClusterRole | null;
   /** The last cluster events, oldest first (a bucket list as its count). */
@@ -237,7 +243,7 @@ export class NodeDaemon {
     });
     this.vrrpPart = new VrrpPart({ vrrp: deps.vrrp, balancer: deps.balancer, log: deps.log, ...(deps.onVrrpRunning ? { onRunning: deps.onVrrpRunning } : {}) });
     this.syncPart = new SyncPart(deps.syncIdentity);
-    this.parts = [this.ruleset, this.sharingPart, this.syncPart, this.vrrpPart] as Subsystem[];
+    this.parts = [this.ruleset, this.sharingPart, this.syncPart, this.vrrpPart, new BgpPart({ bgp: deps.bgp, availabilityNow: () => deps.balancer.availabilityNow() })] as Subsystem[];
   }
 
   private uptime(): number {
@@ -339,6 +345,8 @@ export class NodeDaemon {
    */
   async stop(opts: { force?: boolean } = {}): Promise<void> {
     const { sync, vrrp, log } = this.deps;
+    // The routers first: an entry point goes before an owner (tagged, drained, withdrawn).
+    await this.deps.bgp?.drain(opts.force ? 'fwlb stop --force' : 'stopping', opts.force);
     const ss = this.current?.loaded.config.state_sync;
     const carrying = vrrp.isMaster() || (this.deps.sharing?.carries() ?? false);
     if (!opts.force && sync && carrying && (ss?.stop_wait ?? 0) > 0) {
@@ -358,10 +366,12 @@ export class NodeDaemon {
     // Our buckets go before the sync stops: the sessions moved to the peers are already theirs.
     await this.deps.sharing?.stop();
     await this.deps.sync?.stop();
+    this.deps.bgp?.close();
   }
 
   /** Ends a graceful stop's wait for a ready peer now (`fwlb stop --force`, a second SIGTERM). */
   skipStopWait(): boolean {
+    if (this.deps.bgp?.endDrain()) return true;
     if (!this.endStopWait) return false;
     this.deps.log.warn({ event: 'stop_wait_skipped' }, 'stopping at once: no longer waiting for a ready peer or for the peers to catch up');
     this.endStopWait();
@@ -376,6 +386,8 @@ export class NodeDaemon {
 
   maintenance(on: boolean): VrrpStatus {
     this.deps.vrrp.setMaintenance(on);
+    if (on) void this.deps.bgp?.drain('maintenance');
+    else this.deps.bgp?.resume();
     return this.deps.vrrp.status();
   }
 
@@ -416,6 +428,7 @@ export class NodeDaemon {
       process: processFigures(),
       liveness: this.deps.livenessStatus?.() ?? null,
       sharing: this.deps.sharing?.status(counters, countersAt) ?? null,
+      bgp: (await this.deps.bgp?.status()) ?? null,
       ...(this.deps.cluster?.() ?? { role: null, events: [] }),
     };
   }

@@ -24,8 +24,8 @@ export interface BirdProtocol {
   since: string;
   /** The rest: for BGP its session state (Established, Active ...) and the last error. */
   info: string;
-  /** With `all`: the detail lines as key and value, in order (`BGP state` -> `Established`). */
-  details: { key: string; value: string }[];
+  /** With `all`: the detail lines as key and value, in order (`BGP state` -> `Established`), each under its channel (`Channel ipv4` starts one). */
+  details: { key: string; value: string; channel?: string }[];
 }
 
 export type ShowResult<T> = { ok: true; value: T } | { ok: false; why: string };
@@ -37,8 +37,10 @@ const TIME = /^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 export function parseProtocols(r: BirdReply): ShowResult<BirdProtocol[]> {
   if (r.code >= 8000) return { ok: false, why: `BIRD says ${r.code}: ${r.lines.map((l) => l.text).join('; ')}` };
   const out: BirdProtocol[] = [];
+  let channel: string | undefined;
   for (const l of r.lines) {
     if (l.code === 1002) {
+      channel = undefined;
       const t = l.text.trim().split(/\s+/);
       if (t.length < 4 || !t[0]) return { ok: false, why: `a protocol row with fewer than 4 columns: "${l.text.slice(0, 80)}"` };
       const twoTokenSince = t.length > 5 && DATE.test(t[4]!) && TIME.test(t[5]!);
@@ -48,7 +50,9 @@ export function parseProtocols(r: BirdReply): ShowResult<BirdProtocol[]> {
       const p = out.at(-1);
       if (!p) return { ok: false, why: 'detail lines before any protocol row' };
       const colon = l.text.indexOf(':');
-      if (colon > 0) p.details.push({ key: l.text.slice(0, colon).trim(), value: l.text.slice(colon + 1).trim() });
+      const ch = /^\s*Channel (\S+)\s*$/.exec(l.text);
+      if (ch) channel = ch[1];
+      else if (colon > 0) p.details.push({ key: l.text.slice(0, colon).trim(), value: l.text.slice(colon + 1).trim(), ...(channel ? { channel } : {}) });
     } else if (l.code !== 2002 && l.code !== 0) {
       return { ok: false, why: `an unexpected line ${l.code} in a protocol table: "${l.text.slice(0, 80)}"` };
     }
@@ -59,6 +63,16 @@ export function parseProtocols(r: BirdReply): ShowResult<BirdProtocol[]> {
 /** A detail's value (the first with that key), e.g. detail(p, 'BGP state'). */
 export function detail(p: BirdProtocol, key: string): string | undefined {
   return p.details.find((d) => d.key === key)?.value;
+}
+
+/** Routes exported per channel (`Routes: 1 imported, 2 exported, 0 preferred`), e.g. { ipv4: 2, ipv6: 1 }. */
+export function exportedRoutes(p: BirdProtocol): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of p.details) {
+    const m = d.key === 'Routes' && d.channel ? /(\d+) exported/.exec(d.value) : null;
+    if (m) out[d.channel!] = Number(m[1]);
+  }
+  return out;
 }
 
 /** A BGP protocol's session state: from its details when shown, else the first word of its info. */

@@ -1,0 +1,179 @@
+/**
+ * The BGP announcer against a BIRD and a device that record what they are asked, on a fake
+ * clock: the order of its steps (withdraw first, the file and `configure`, the device up
+ * last), one `configure` per change of the file, the drain (tagged, then withdrawn after
+ * `drain`, then the promise), and a BIRD that refuses or is gone (everything withdrawn,
+ * tried again, the error shown until it works).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { FakeClock } from '../lib/clock.js';
+import { BgpService, RETRY_MS, type BgpSettings } from './bgp.js';
+import type { BgpMachine } from '../ports/bgp.js';
+import type { BirdReply } from '../codec/bird/reply.js';
+import type { Stamped } from '../fsm/cluster.js';
+
+const settings: BgpSettings = {
+  node: 'fw1',
+  socket: '/run/bird/bird.ctl',
+  include: '/run/fwlb/bird/announce.conf',
+  device: 'fwlb-bgp',
+  communities: [[65010, 100]],
+  drainMs: 3000,
+  extra: [],
+  services: [
+    { name: 'web', address: '198.18.30.100' },
+    { name: 'web6', address: '2001:2:0:30::100' },
+  ],
+};
+
+const ok: BirdReply = { code: 3, lines: [{ code: 2, text: 'Reading configuration from /etc/bird/bird.conf' }, { code: 3, text: 'Reconfigured' }] };
+const refused: BirdReply = { code: 8002, lines: [{ code: 2, text: 'Reading configuration' }, { code: 8002, text: '/run/fwlb/bird/announce.conf:3:1 syntax error' }] };
+
+function lab() {
+  const steps: string[] = [];
+  const files: string[] = [];
+  let answer: () => Promise<BirdReply> = async () => ok;
+  const machine: BgpMachine = {
+    bird: {
+      command: async (line) => {
+        if (line.startsWith('show ')) return { code: 0, lines: [] };
+        steps.push(line);
+        return answer();
+      },
+      close: () => steps.push('bird closed'),
+    },
+    device: { name: 'fwlb-bgp', setUp: async (up) => void steps.push(up ? 'up' : 'down'), close: () => steps.push('device closed') },
+    writeInclude: async (_path, text) => {
+      const routes = [...text.matchAll(/route (\S+)/g)].map((m) => m[1]).join(' ');
+      steps.push(`write ${routes || '-'}${text.includes('(65535,0)') ? ' GS' : ''}`);
+      files.push(text);
+    },
+  };
+  const clock = new FakeClock(1_000_000);
+  const svc = new BgpService(settings, { machine, clock, log: pino({ level: 'silent' }) });
+  return { svc, steps, files, clock, setAnswer: (f: () => Promise<BirdReply>) => (answer = f) };
+}
+
+const flush = () => new Promise<void>((r) => setImmediate(r));
+const ready = (r: boolean): Stamped => ({ type: 'ready', ready: r, reason: r ? 'ready' : 'table: bulk sync', at: 0 });
+
+test('not ready: the device down first, the file ready behind it; ready: only the device up (no configure to wait for)', async () => {
+  const { svc, steps } = lab();
+  svc.setServiceAvailable('web', true);
+  await flush();
+  assert.deepEqual(steps, ['down', 'write 198.18.30.100/32', 'configure']);
+  steps.length = 0;
+  svc.onClusterEvent(ready(true));
+  await flush();
+  assert.deepEqual(steps, ['up']);
+  svc.setServiceAvailable('web6', true);
+  await flush();
+  assert.deepEqual(steps, ['up', 'write 198.18.30.100/32 2001:2:0:30::100/128', 'configure']);
+  const st = await svc.status();
+  assert.deepEqual([st.deviceUp, st.announced, st.error, st.configures], [true, ['198.18.30.100', '2001:2:0:30::100'], null, 2]);
+  assert.deepEqual(st.protocols, []);
+});
+
+test('a service that loses its last backend is withdrawn by the file; losing readiness withdraws all by the device, at once', async () => {
+  const { svc, steps } = lab();
+  svc.onClusterEvent(ready(true));
+  svc.setServiceAvailable('web', true);
+  svc.setServiceAvailable('web6', true);
+  await flush();
+  steps.length = 0;
+  svc.setServiceAvailable('web6', false);
+  await flush();
+  assert.deepEqual(steps, ['write 198.18.30.100/32', 'configure']);
+  steps.length = 0;
+  svc.onClusterEvent(ready(false));
+  await flush();
+  assert.equal(steps[0], 'down');
+  steps.length = 0;
+  svc.setServiceAvailable('web', true); // no change
+  await flush();
+  assert.deepEqual(steps, []);
+});
+
+test('drain: tagged GRACEFUL_SHUTDOWN with the device up, withdrawn after drain (device down first), then resolved', async () => {
+  const { svc, steps, clock } = lab();
+  svc.onClusterEvent(ready(true));
+  svc.setServiceAvailable('web', true);
+  await flush();
+  steps.length = 0;
+  let drained = false;
+  const p = svc.drain('fwlb stop').then(() => (drained = true));
+  // The stop makes the node not ready: the drain keeps the routes.
+  svc.onClusterEvent(ready(false));
+  await flush();
+  assert.deepEqual(steps, ['write 198.18.30.100/32 GS', 'configure']);
+  assert.equal((await svc.status()).gracefulShutdown, true);
+  clock.advance(2999);
+  await flush();
+  assert.equal(drained, false);
+  clock.advance(1);
+  await p;
+  assert.deepEqual(steps.slice(2), ['down', 'write -', 'configure']);
+  assert.equal((await svc.status()).phase, 'withdrawn');
+});
+
+test('a forced stop and endDrain do not wait the drain time', async () => {
+  const { svc, steps } = lab();
+  svc.onClusterEvent(ready(true));
+  svc.setServiceAvailable('web', true);
+  await flush();
+  const p = svc.drain('fwlb stop');
+  await flush();
+  assert.equal(svc.endDrain(), true);
+  await p;
+  assert.equal(steps.at(-3), 'down');
+  const q = lab();
+  q.svc.onClusterEvent(ready(true));
+  q.svc.setServiceAvailable('web', true);
+  await flush();
+  q.steps.length = 0;
+  await q.svc.drain('fwlb stop --force', true);
+  assert.deepEqual(q.steps, ['down', 'write -', 'configure']);
+});
+
+test('BIRD refuses the file, then is gone, then answers: withdrawn meanwhile, the error shown, tried again every RETRY_MS', async () => {
+  const { svc, steps, clock, setAnswer } = lab();
+  setAnswer(async () => refused);
+  svc.setServiceAvailable('web', true);
+  svc.onClusterEvent(ready(true));
+  await flush();
+  assert.ok(!steps.includes('up'));
+  assert.equal(steps.at(-1), 'down');
+  let st = await svc.status();
+  assert.match(st.error ?? '', /BIRD refused its config \(8002 .*syntax error\)/);
+  assert.equal(st.lastConfigure?.ok, false);
+  setAnswer(async () => Promise.reject(new Error("BIRD's control socket /run/bird/bird.ctl: ECONNREFUSED")));
+  steps.length = 0;
+  clock.advance(RETRY_MS);
+  await flush();
+  assert.deepEqual(steps.slice(0, 2), ['write 198.18.30.100/32', 'configure']);
+  st = await svc.status();
+  assert.match(st.error ?? '', /ECONNREFUSED/);
+  assert.equal(st.deviceUp, false);
+  setAnswer(async () => ok);
+  steps.length = 0;
+  clock.advance(RETRY_MS);
+  await flush();
+  assert.deepEqual(steps, ['write 198.18.30.100/32', 'configure', 'up']);
+  st = await svc.status();
+  assert.equal(st.error, null);
+  assert.equal(st.deviceUp, true);
+});
+
+test('close: the device closed (BIRD withdraws what is left) and no retry after it', async () => {
+  const { svc, steps, clock, setAnswer } = lab();
+  setAnswer(async () => refused);
+  svc.onClusterEvent(ready(true));
+  await flush();
+  svc.close();
+  steps.length = 0;
+  clock.advance(RETRY_MS * 3);
+  await flush();
+  assert.deepEqual(steps, []);
+});
