@@ -119,6 +119,10 @@ test('the master\'s timing thread dies (failpoint liveness.thread): its sockets 
   const vips = async (fw: string) => (await lab.exec(fw, ['ip', '-4', '-o', 'addr', 'show'])).includes('198.18.0.100/');
   assert.deepEqual([await vips('fw1'), await vips('fw2')], [true, false], 'the VIP on fw1 alone');
   assert.doesNotMatch(await log(), /EADDRINUSE/, 'the new thread bound the port the dead one held');
+  // Counted where an operator looks: status and the metrics' counters.
+  const thread = (await status('fw1')).liveness!.thread;
+  assert.ok(thread.failures >= 1 && thread.restarts >= 1, JSON.stringify(thread));
+  assert.match(thread.lastError ?? '', /failpoint liveness\.thread/);
 });
 
 test('the master crashes behind a switch (killed, then silent, no carrier change): the backup takes over by liveness', async () => {

@@ -63,7 +63,8 @@ export function formatStatus(s: NodeStatus | StartingStatus): string {
   }
   if (s.liveness) {
     const l = s.liveness;
-    lines.push('', `liveness  a BEAT every ${l.intervalMs} ms, gone after ${l.multiplier} missed`);
+    const died = l.thread?.failures ? `; its thread died ${l.thread.failures} times (${l.thread.restarts} started again), last: ${l.thread.lastError}` : '';
+    lines.push('', `liveness  a BEAT every ${l.intervalMs} ms, gone after ${l.multiplier} missed${died}`);
     for (const p of l.peers) {
       const ago = p.lastBeatAgoMs === null ? 'never heard' : `last ${p.lastBeatAgoMs} ms ago`;
       lines.push(`  peer ${p.peer.padEnd(8)} ${p.state}; ${ago}; gone ${p.downs} times, ${p.released} virtual routers taken over`);

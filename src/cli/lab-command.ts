@@ -41,7 +41,7 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
   lab
     .command('up')
     .description(`build a lab (idempotent): ${Object.entries(TOPOLOGIES).map(([n, c]) => `${n} = ${c.fws} fw, ${c.clients} client, ${c.backends} web`).join('; ')}`)
-    .argument('[topology]', 'single | sandwich | trio | active-active (the trio with examples/active-active.yaml written into the lab)', DEFAULT_TOPOLOGY)
+    .argument('[topology]', 'single | sandwich | trio | active-active (the trio with examples/active-active.yaml written into the lab) | bgp (four firewalls behind a BIRD router, BIRD on each)', DEFAULT_TOPOLOGY)
     .option('--prefix <prefix>', 'prefix of every namespace name', DEFAULT_PREFIX)
     .option('--vips-on <node>', 'pin both VIPs statically on this firewall node (before VRRP runs)')
     .option('--nodes <n>', 'number of firewall nodes', intOption)

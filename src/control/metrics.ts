@@ -176,6 +176,10 @@ function syncMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
 /** The liveness: peers up and gone, takeovers, BEATs, drops, timing. */
 function livenessMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
   if (!s.liveness) return;
+  if (s.liveness.thread) {
+    counter('fwlb_liveness_thread_failures_total', 'Times the timing thread (BEATs, adverts) died').inc(s.liveness.thread.failures);
+    counter('fwlb_liveness_restarts_total', 'Times a new timing thread was started after one died (3 a minute at most)').inc(s.liveness.thread.restarts);
+  }
   const up = gauge('fwlb_liveness_peer_up', "A peer's liveness BEATs arrive (1), or it is gone (0)", ['peer']);
   const downs = counter('fwlb_liveness_peer_gone_total', 'Times a peer was taken for gone (no BEAT for its detection time)', ['peer']);
   const taken = counter('fwlb_liveness_takeovers_total', 'Virtual routers taken over because their master was gone', ['peer']);

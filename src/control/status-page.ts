@@ -46,6 +46,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section id="vrrp"><h2>VRRP: groups, instances, who holds what</h2><div id="groups"></div></section>
   <section><h2>Peers</h2><table id="peers"></table></section>
   <section id="sharing-box" hidden><h2>Sharing</h2><div id="sharing"></div></section>
+  <section id="bgp-box" hidden><h2>BGP</h2><div id="bgp"></div></section>
   <section><h2>State sync</h2><div id="sync"></div></section>
   <section><h2>Services and backends</h2><div id="services"></div></section>
   <section><h2>Recent events</h2><ul id="events"></ul></section>
@@ -117,6 +118,17 @@ function render(st) {
     el('p', null, el('span', { class: sh.ready ? 'ok' : 'bad' }, sh.ready ? 'carrying' : 'not carrying'), ' ', sh.owned + ' of ' + sh.buckets + ' buckets; members ' + (sh.members || []).join(', ')),
     table(['member', 'buckets'], Object.entries(sh.shares || {}).sort().map(([m, n]) => el('tr', { 'data-member': m }, el('td', null, m), el('td', null, n + ' (' + (100 * n / sh.buckets).toFixed(1) + '%)')))),
     el('p', { class: 'mute' }, 'packets carried ' + sh.packets.carried + ', others\\' dropped ' + sh.packets.others + (sh.linksDown && sh.linksDown.length ? '; links down: ' + sh.linksDown.join(', ') : '')));
+
+  const bg = st.bgp;
+  $('bgp-box').hidden = !bg;
+  if (bg) $('bgp').replaceChildren(
+    el('p', null, el('span', { class: bg.error ? 'bad' : bg.deviceUp ? 'ok' : 'warn' }, bg.deviceUp ? (bg.gracefulShutdown ? 'draining' : 'announcing') : 'withdrawn'), ' ', bg.why),
+    el('p', { class: 'mono' }, bg.deviceUp && bg.announced.length ? bg.announced.join(', ') : '-'),
+    ...(bg.error ? [el('p', { class: 'bad' }, bg.error)] : []),
+    table(['protocol', 'kind', 'state', 'session', 'exported'], (bg.protocols || []).filter((p) => p.proto === 'BGP' || p.proto === 'Static').map((p) => el('tr', { 'data-protocol': p.name },
+      el('td', null, p.name), el('td', null, p.proto), el('td', { class: p.state === 'up' ? 'ok' : 'bad' }, p.state), el('td', null, p.session || '-'),
+      el('td', null, Object.entries(p.exported || {}).map(([c, n]) => c + ' ' + n).join(', ') || '-')))),
+    el('p', { class: 'mute' }, 'BIRD ' + bg.socket + (bg.lastConfigure ? '; last configure: ' + bg.lastConfigure.message : '') + (bg.protocols === null ? '; BIRD did not answer' : '')));
 
   const sy = st.sync;
   $('sync').replaceChildren(...(sy ? [

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunResult } from '../lib/exec.js';
 import { FwlbError } from '../lib/errors.js';
 import * as failures from './failures.js';
+import { startBirds } from './bird.js';
 import {
   addNamespaces, deleteNamespaces, ipBatch, linkAddresses, listNamespaces, namespaceInode, namespacePids,
   nsExec, nsExecRaw, pidCmdline, pidNamespaceInode, routes, setSysctls,
@@ -83,6 +84,10 @@ export async function labUp(opts: UpOptions = {}): Promise<Lab> {
     const servers = spec.hosts.filter((h) => h.runsServer);
     await lab.startServers(servers, opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
     say(`${servers.length} servers listening`);
+    if (spec.topology === 'bgp') {
+      await startBirds(lab);
+      say(`BIRD running on rt and ${spec.counts.fws} firewalls (sockets ${spec.stateDir}/NAME.bird.ctl)`);
+    }
   } catch (e) {
     await labDown(spec.prefix).catch(() => undefined);
     throw new FwlbError('ERR_LAB_UP', `lab ${spec.prefix} up failed: ${(e as Error).message}`, { cause: e });

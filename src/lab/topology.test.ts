@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FwlbError } from '../lib/errors.js';
 import { buildPlan } from './plan.js';
-import { LAB_VIPS, bootAddresses, describeLab, findHost, findIface, namespacesOf, sameLab } from './topology.js';
+import { LAB_ROUTER, LAB_VIPS, bootAddresses, describeLab, findHost, findIface, namespacesOf, sameLab } from './topology.js';
 
 const addrOf = (spec: ReturnType<typeof describeLab>, node: string, iface: string) => findIface(findHost(spec, node), iface);
 
@@ -125,4 +125,31 @@ test('build plan: bridges without snooping, veth peers created in the hosts, rou
   for (const s of p.sysctls) assert.equal(s.values['net.ipv6.conf.default.accept_dad'], '0');
   assert.equal(p.sysctls.find((s) => s.ns === 'p-fw1')?.values['net.ipv4.ip_forward'], '1');
   assert.equal(p.sysctls.find((s) => s.ns === 'p-sw')?.values['net.ipv4.ip_forward'], undefined);
+});
+
+test('the bgp topology: a router between the clients and the firewalls\' edge segment, ECMP over the ports', () => {
+  const s = describeLab({ topology: 'bgp', prefix: 'b' });
+  assert.deepEqual(s.counts, { fws: 4, clients: 2, backends: 3 });
+  assert.deepEqual(s.bridges, ['out', 'in', 'sync', 'edge']);
+  const rt = findHost(s, 'rt');
+  assert.equal(rt.role, 'router');
+  assert.deepEqual(rt.ifaces.map((i) => [i.name, i.bridge, i.address, i.address6]), [
+    ['eth0', 'out', LAB_ROUTER.outside, LAB_ROUTER.outside6],
+    ['eth1', 'edge', LAB_ROUTER.edge, LAB_ROUTER.edge6],
+  ]);
+  assert.equal(rt.sysctls['net.ipv4.fib_multipath_hash_policy'], '1');
+  assert.equal(rt.sysctls['net.ipv6.fib_multipath_hash_policy'], '1');
+  assert.equal(rt.runsServer, false);
+  assert.deepEqual(findHost(s, 'fw4').ifaces.map((i) => [i.name, i.bridge, i.address]), [
+    ['eth0', 'edge', '198.18.3.5'],
+    ['eth1', 'in', '198.18.1.5'],
+    ['eth2', 'sync', '198.18.2.4'],
+  ]);
+  assert.deepEqual([findHost(s, 'fw1').gateway, findHost(s, 'fw1').gateway6], [LAB_ROUTER.edge, LAB_ROUTER.edge6]);
+  assert.deepEqual([findHost(s, 'client1').gateway, findHost(s, 'client1').gateway6], [LAB_ROUTER.outside, LAB_ROUTER.outside6]);
+  assert.equal(findHost(s, 'web1').gateway, LAB_VIPS.inside);
+  const all = s.hosts.flatMap((h) => h.ifaces.flatMap((i) => [i.address, i.address6]));
+  assert.equal(new Set(all).size, all.length);
+  const plan = buildPlan(s);
+  assert.ok(plan.hostBatches.find((b) => b.ns === 'b-fw1')!.lines.includes(`route replace default via ${LAB_ROUTER.edge} dev eth0`));
 });

@@ -15,9 +15,9 @@
  */
 import { FwlbError } from '../lib/errors.js';
 
-export type TopologyName = 'single' | 'sandwich' | 'trio' | 'active-active';
-export type HostRole = 'fw' | 'client' | 'web';
-export type BridgeName = 'out' | 'in' | 'sync';
+export type TopologyName = 'single' | 'sandwich' | 'trio' | 'active-active' | 'bgp';
+export type HostRole = 'fw' | 'client' | 'web' | 'router';
+export type BridgeName = 'out' | 'in' | 'sync' | 'edge';
 
 /** Node counts of each named topology. */
 export const TOPOLOGIES: Readonly<Record<TopologyName, Readonly<LabCounts>>> = {
@@ -26,6 +26,9 @@ export const TOPOLOGIES: Readonly<Record<TopologyName, Readonly<LabCounts>>> = {
   trio: { fws: 3, clients: 2, backends: 3 },
   // The trio's hosts, for examples/active-active.yaml: `fwlb lab up` writes that cluster file.
   'active-active': { fws: 3, clients: 2, backends: 3 },
+  // Issue 26: the firewalls behind a router (rt) that learns the service addresses by BGP and
+  // spreads the flows by ECMP; the clients on the router's other side.
+  bgp: { fws: 4, clients: 2, backends: 3 },
 };
 
 export const DEFAULT_TOPOLOGY: TopologyName = 'sandwich';
@@ -39,14 +42,21 @@ export const LAB_SUBNETS: Readonly<Record<BridgeName, string>> = {
   out: '198.18.0.0/24',
   in: '198.18.1.0/24',
   sync: '198.18.2.0/24',
+  edge: '198.18.3.0/24',
 };
 const PREFIX_LEN = 24;
+/**
+ * The `bgp` topology's router: .1 on the clients' segment (their gateway) and on the edge
+ * segment the firewalls' uplinks share (their default route; each a BGP neighbour of it).
+ */
+export const LAB_ROUTER = { outside: '198.18.0.1', edge: '198.18.3.1', outside6: '2001:2::1', edge6: '2001:2:3::1' } as const;
 /** The IPv6 side of the lab: the same host numbers, written in IPv6 (`2001:2::10` for .10). */
 export const LAB_VIPS6 = { outside: '2001:2::100', inside: '2001:2:1::1', gateway: 'fe80::1' } as const;
 export const LAB_SUBNETS6: Readonly<Record<BridgeName, string>> = {
   out: '2001:2::/64',
   in: '2001:2:1::/64',
   sync: '2001:2:2::/64',
+  edge: '2001:2:3::/64',
 };
 const PREFIX_LEN6 = 64;
 
@@ -198,6 +208,17 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
   const hosts: HostSpec[] = [];
   // Two firewalls: their sync link is a cable between them; more: a switch.
   const directSync = counts.fws === 2;
+  const routed = topology === 'bgp';
+  const forwarding = { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1' };
+  if (routed) {
+    // ECMP over the ports too (L4 hash), both families: the setting is per namespace.
+    hosts.push({
+      name: 'rt', role: 'router', ns: ns('rt'),
+      ifaces: [iface('eth0', 'out', 'rt-out', 1), iface('eth1', 'edge', 'rt-edge', 1)],
+      gateway: null, runsServer: false,
+      sysctls: { ...forwarding, 'net.ipv4.fib_multipath_hash_policy': '1', 'net.ipv6.fib_multipath_hash_policy': '1' },
+    });
+  }
   for (let n = 1; n <= counts.fws; n++) {
     const name = `fw${n}`;
     const pinned = vipsOn === name;
@@ -206,20 +227,21 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
       role: 'fw',
       ns: ns(name),
       ifaces: [
-        iface('eth0', 'out', `${name}-out`, 1 + n, pinned ? [LAB_VIPS.outside] : []),
+        routed ? iface('eth0', 'edge', `${name}-edge`, 1 + n) : iface('eth0', 'out', `${name}-out`, 1 + n, pinned ? [LAB_VIPS.outside] : []),
         iface('eth1', 'in', `${name}-in`, 1 + n, pinned ? [LAB_VIPS.inside] : []),
         iface('eth2', 'sync', `${name}-sync`, n, [], directSync),
       ],
-      gateway: null,
+      ...(routed ? { gateway: LAB_ROUTER.edge, gateway6: LAB_ROUTER.edge6 } : { gateway: null }),
       runsServer: false,
-      sysctls: { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1' },
+      sysctls: forwarding,
     });
   }
   for (let i = 1; i <= counts.clients; i++) {
     const name = `client${i}`;
     hosts.push({
       name, role: 'client', ns: ns(name), ifaces: [iface('eth0', 'out', name, 9 + i)],
-      gateway: LAB_VIPS.outside, gateway6: LAB_VIPS6.gateway, runsServer: true, sysctls: {},
+      ...(routed ? { gateway: LAB_ROUTER.outside, gateway6: LAB_ROUTER.outside6 } : { gateway: LAB_VIPS.outside, gateway6: LAB_VIPS6.gateway }),
+      runsServer: true, sysctls: {},
     });
   }
   for (let i = 1; i <= counts.backends; i++) {
@@ -235,7 +257,7 @@ export function describeLab(opts: LabOptions = {}): LabSpec {
     counts,
     vipsOn,
     switchNs: ns('sw'),
-    bridges: directSync ? ['out', 'in'] : ['out', 'in', 'sync'],
+    bridges: [...(directSync ? ['out', 'in'] : ['out', 'in', 'sync']), ...(routed ? ['edge'] : [])] as BridgeName[],
     hosts,
     stateDir: stateDirOf(prefix),
   };

@@ -148,12 +148,13 @@ test('issue 25: while our BEATs say BEHIND, preemption is held (once per change)
   assert.equal(holds.at(-1)![1], 'no longer behind: liveness stopped');
 });
 
-test('a timing thread started again after a death is told at once what our BEATs say', () => {
-  const { emit, own } = setup();
+test('a timing thread started again after a death is told at once what our BEATs say; deaths and restarts are counted', () => {
+  const { svc, emit, own } = setup();
   const before = own.length;
   emit({ type: 'error', message: 'worker died', restarted: true });
   assert.equal(own.length, before + 1);
   assert.deepEqual(own.at(-1), { instances: [{ vrid: 51, state: 'backup', priority: 100 }], leaving: false });
-  emit({ type: 'error', message: 'worker died', restarted: false });
+  emit({ type: 'error', message: 'worker died again', restarted: false });
   assert.equal(own.length, before + 1, 'none started: nothing to tell');
+  assert.deepEqual(svc.status().thread, { failures: 2, restarts: 1, lastError: 'worker died again' });
 });

@@ -21,6 +21,7 @@ import type { BeatInstance } from '../codec/sync/message.js';
 import { checkAdvert, initialLiveness, type AdvertCheck, type PeerLiveness } from '../fsm/liveness.js';
 import type { CoreEvent } from '../fsm/liveness-core.js';
 import type { LivenessCounters, LivenessPeer, LivenessChannel, PeerLagTold } from '../ports/liveness.js';
+import type { PreemptHoldReason } from './vrrp.js';
 
 export interface LivenessDeps {
   clock: Clock;
@@ -35,7 +36,7 @@ export interface LivenessDeps {
     /** A BEAT of the peer at these addresses came: releases held in its name are decided. */
     recheckHeld?(addresses: ReadonlySet<string>, maxAgeMs: number): void;
     /** While our BEATs say BEHIND, we take no VIP from a live master (it holds the sessions we lack). */
-    setPreemptHold?(on: boolean, why: string, reason: 'behind'): void;
+    setPreemptHold?(on: boolean, why: string, reason: PreemptHoldReason): void;
   };
   /** Sharing: told when a peer becomes a member (live, and ready by its BEATs) or stops being one. */
   sharing?: { peer(name: string, member: boolean): void };
@@ -52,6 +53,8 @@ export interface LivenessStatus {
   counters: LivenessCounters;
   /** What our BEATs say of our table (state sync): behind its peers' by more than the bound, records waiting for our kernel. */
   own: { behind: boolean; writing: boolean };
+  /** The timing thread's deaths, and how many of them were followed by a new thread (the rest left the liveness off). */
+  thread: { failures: number; restarts: number; lastError: string | null };
   /** `told`: what the peer's last BEAT said of the lag: ours behind it, and its own state (null before one came). */
   peers: { peer: string; state: string; ready: boolean; detectMs: number; lastBeatAgoMs: number | null; beats: number; downs: number; released: number; told: PeerLagTold | null }[];
 }
@@ -69,6 +72,7 @@ interface PeerRuntime {
 }
 
 export class LivenessService {
+  private readonly thread: LivenessStatus['thread'] = { failures: 0, restarts: 0, lastError: null };
   private readonly peers = new Map<string, PeerRuntime>();
   private readonly byAddress = new Map<string, PeerRuntime>();
   private running = false;
@@ -126,6 +130,9 @@ export class LivenessService {
 
   private onEvent(e: CoreEvent | { type: 'error'; message: string; restarted?: boolean } | { type: 'own_behind'; behind: boolean; why: string }): void {
     if (e.type === 'error') {
+      this.thread.failures++;
+      if (e.restarted) this.thread.restarts++;
+      this.thread.lastError = e.message;
       this.deps.log.error({ event: 'liveness_failed', err: e.message, restarted: e.restarted === true }, `liveness thread failed: ${e.message}${e.restarted ? '; started again (peers may have seen a gap)' : '; liveness off: peers see this node as gone (restart the daemon)'}`);
       // Nothing says BEHIND any more: no hold on a word no one keeps up to date.
       this.ownBehind(false, 'the liveness thread failed');
@@ -242,6 +249,7 @@ export class LivenessService {
       multiplier: this.deps.multiplier,
       counters: this.deps.channel.counters,
       own: this.deps.channel.ownLag(),
+      thread: { ...this.thread },
       peers: [...this.peers.values()].map((p) => {
         // The worker reports only BEATs that say something new; when and how many came is in the channel.
         const seen = this.deps.channel.seen(p.peer.name);
