@@ -16,6 +16,7 @@
  *  - address and port lists are sets and maps, not chains of rules.
  * Output is deterministic: the same input gives byte-identical output.
  */
+import { bgpAddresses } from '../config/bgp.js';
 import { defaultSeed, natPortRange } from '../fsm/sharing.js';
 import { livenessPort } from '../config/schema.js';
 import { createHash } from 'node:crypto';
@@ -267,10 +268,27 @@ function sharingBlocks(c: Config, node: NodeView, owned: readonly number[]): Blo
             `ct state new ether daddr ${set(macs)} iifname != ${q(outerIf)} ${fam} meta l4proto != { tcp, udp } ${hash(`${k} daddr`)}`,
           ];
         }),
+        ...relayBucketRules(c, node, outerIf, seed),
         `ct mark 1-${sh.buckets} ct mark != @shared_owned counter name ${SHARED_OTHERS_COUNTER} drop comment "another node's bucket"`,
         `ct mark 1-${sh.buckets} counter name ${SHARED_CARRIED_COUNTER} comment "a packet of this node's share"`,
       ],
     },
+  ];
+}
+
+/**
+ * BGP with a relay (compiler/relay.ts): a new flow to an announced address arrives unicast,
+ * from the router on the outer link or relayed by another node, not to a shared MAC; its
+ * bucket is the one the relay computed (its source endpoint), so that a relayed flow is
+ * carried here only if it is ours: relayed at most once, never back.
+ */
+function relayBucketRules(c: Config, node: NodeView, outerIf: string, seed: string): string[] {
+  const relay = c.bgp?.relay;
+  const announced = bgpAddresses(c, 4);
+  if (!relay || announced.length === 0) return [];
+  const relayIf = node.interfaces[relay] ?? relay;
+  return [
+    `ct state new iifname { ${q(outerIf)}, ${q(relayIf)} } ip daddr ${set(announced)} meta l4proto { tcp, udp } ct mark set jhash ip saddr . th sport mod ${c.sharing!.buckets} seed ${seed} offset 1 comment "a new flow to an announced address, from the router or relayed: its bucket by its source"`,
   ];
 }
 

@@ -43,6 +43,7 @@ export function crossCheck(c: Config): ConfigIssue[] {
   }
   checkVrrp(k);
   checkSharing(k);
+  checkBgp(k);
   if (c.state_sync) {
     needRole(c.state_sync.interface, ['state_sync', 'interface']);
     for (const [n, node] of Object.entries(c.nodes)) {
@@ -95,6 +96,20 @@ function checkVrrp({ c, roles, issues, needRole }: Check): void {
     group.track.services.forEach((s, i) => {
       if (!c.services[s]) issues.push({ path: ['vrrp', 'groups', g, 'track', 'services', i], message: `unknown service "${s}"` });
     });
+  }
+}
+
+/** BGP: the relay role exists, needs sharing, and every node has an IPv4 address on it (the next hop). */
+function checkBgp({ c, roles, issues, needRole }: Check): void {
+  const relay = c.bgp?.relay;
+  if (relay === undefined) return;
+  needRole(relay, ['bgp', 'relay']);
+  if (!c.sharing) issues.push({ path: ['bgp', 'relay'], message: 'relays to the owner of a flow\'s bucket: it needs sharing:' });
+  const v6 = [...Object.entries(c.services).filter(([, s]) => s.listen.family === 6).map(([n]) => `services.${n}`), ...c.bgp!.addresses.filter((a) => ipFamily(a) === 6)];
+  if (v6.length) issues.push({ path: ['bgp', 'relay'], message: `relays IPv4 only so far; announced IPv6 addresses would lose the flows of other nodes' buckets: ${v6.join(', ')}` });
+  for (const [nn, node] of Object.entries(c.nodes)) {
+    const a = node.addresses[relay];
+    if (roles.has(relay) && (!a || ipFamily(a.split('/')[0] ?? '') !== 4)) issues.push({ path: ['nodes', nn, 'addresses', relay], message: `needs an IPv4 address on interface "${relay}": the other nodes relay the flows of its buckets to it (bgp.relay)` });
   }
 }
 

@@ -219,6 +219,12 @@ const BgpSchema = z
     communities: z.array(Community).default([]),
     drain: Duration.default(3000),
     addresses: z.array(Address).default([]),
+    /**
+     * With `sharing:`: the interface role over which a node relays a packet the router sent it
+     * but whose bucket another node owns, once and unchanged, to that owner (its address on
+     * this role is the next hop; IPv4 for now). Without it each node carries only what it owns.
+     */
+    relay: Name.optional(),
   })
   .strict();
 
