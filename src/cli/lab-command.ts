@@ -61,11 +61,12 @@ export function registerLabCommand(program: Command, io: LabCliIO = STD_IO): voi
       });
       io.out(describe(l.spec));
       io.out(`lab ${l.prefix} up in ${Math.round(performance.now() - t0)} ms; state in ${l.stateDir}\n`);
-      if (topology === 'active-active') {
-        // The cluster file of the topology, with a fresh key, and how to run it.
+      if (topology === 'active-active' || topology === 'bgp') {
+        // The cluster file of the topology, with a fresh key (and the lab's BIRD paths), and how to run it.
         const [{ writeSyncedCluster }, { readFile }, { REPO_ROOT, CLI_MAIN_JS }] = await Promise.all([import('../lab/cluster-file.js'), import('node:fs/promises'), import('../lab/paths.js')]);
-        const cfg = await writeSyncedCluster(l, await readFile(`${REPO_ROOT}/examples/active-active.yaml`, 'utf8'));
-        io.out(`cluster file ${cfg} (examples/active-active.yaml, key ${l.stateDir}/cluster.key); run each node with:\n`);
+        const example = `examples/${topology}.yaml`;
+        const cfg = await writeSyncedCluster(l, (await readFile(`${REPO_ROOT}/${example}`, 'utf8')).replaceAll('/run/fwlb-lab/fwlb/', `${l.stateDir}/`));
+        io.out(`cluster file ${cfg} (${example}, key ${l.stateDir}/cluster.key); run each node with:\n`);
         for (const fw of l.spec.hosts.filter((h) => h.role === 'fw')) io.out(`  ip netns exec ${fw.ns} node ${CLI_MAIN_JS} run -c ${cfg} --node ${fw.name} --control ${l.stateDir}/${fw.name}.sock\n`);
       }
     }));

@@ -22,6 +22,7 @@ import { joinLinkMulticast, leaveLinkMulticast } from '../adapters/link-multicas
 import { setNeighRetrans } from '../adapters/neigh.js';
 import { TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { ownedSetScript } from '../compiler/map-update.js';
+import { compileRelay } from '../compiler/relay.js';
 import type { LoadedConfig, LoadResult } from '../config/load.js';
 import type { BundleFile } from '../codec/config/bundle.js';
 import { nodeView } from '../config/node.js';
@@ -106,6 +107,7 @@ function buildSharing(loaded: LoadedConfig, opts: NodeOptions, a: Adapters, log:
     buckets: c.sharing.buckets,
     seed: c.sharing.seed ?? defaultSeed(c.cluster.name),
     now: () => realClock.now(),
+    ...(c.bgp?.relay ? { relay: (owners: readonly (string | undefined)[]) => a.kernel.run(() => a.nft.apply(compileRelay(c, nodeView(c, opts.node), owners))) } : {}),
     apply: (change) =>
       a.kernel.run(async () => {
         o.run(ownedSetScript(change));

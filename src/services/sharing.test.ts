@@ -113,3 +113,33 @@ test('regression (issue 20): a node still speaks for the buckets it gave up for 
   svc.peer('fw2', false);
   assert.ok(all.every((m) => svc.speaksFor(m)));
 });
+
+test('the relay is told every bucket\'s owner when they change, in order with the owned set, and not when nothing moved', async () => {
+  const told: (string | undefined)[][] = [];
+  const order: string[] = [];
+  const svc = new SharingService({
+    log: pino({ level: 'silent' }),
+    self: 'fw1',
+    buckets: 64,
+    seed: 7,
+    now: () => performance.now(),
+    apply: async () => void order.push('owned'),
+    relay: async (owners) => {
+      order.push('relay');
+      told.push([...owners]);
+    },
+  });
+  svc.setReady(true);
+  svc.peer('fw2', true);
+  await svc.settled();
+  assert.deepEqual(told.at(-1), bucketOwners(64, ['fw1', 'fw2'], 7));
+  // One queue: each update writes what is wanted when it runs (here, both changes at once).
+  assert.deepEqual(order.slice(0, 2), ['relay', 'owned']);
+  const n = told.length;
+  svc.peer('fw2', true); // no change
+  await svc.settled();
+  assert.equal(told.length, n);
+  svc.peer('fw3', true);
+  await svc.settled();
+  assert.deepEqual(told.at(-1), bucketOwners(64, ['fw1', 'fw2', 'fw3'], 7));
+});

@@ -29,6 +29,11 @@ export interface SharingDeps {
   apply(change: { add: number[]; remove: number[] } | { replace: number[] }): Promise<void>;
   /** Milliseconds on a monotonic clock (the release grace): the node's clock. */
   now: () => number;
+  /**
+   * BGP's relay (compiler/relay.ts): told every bucket's owner whenever they change, in the
+   * same queue as the owned set, so that the node relays to the owners it computes.
+   */
+  relay?: (owners: readonly (string | undefined)[]) => Promise<void>;
 }
 
 /**
@@ -133,7 +138,9 @@ export class SharingService {
 
   private recompute(why: string): void {
     const members = this.members();
+    const before = this.owners;
     this.owners = bucketOwners(this.deps.buckets, members, this.deps.seed);
+    if (this.deps.relay && (before.length !== this.owners.length || this.owners.some((o, b) => o !== before[b]))) this.pushRelay(why);
     const next = this.ready ? ownedMarks(this.owners, this.deps.self) : [];
     const d = ownershipDelta(this.wanted, next);
     this.wanted = next;
@@ -146,6 +153,18 @@ export class SharingService {
       this.deps.log.info({ event: 'sharing_owners', why, members, owned: next.length, gained: d.add.length, lost: d.remove.length }, `sharing: ${why}: ${members.length} member(s), this node owns ${next.length} of ${this.deps.buckets} buckets (+${d.add.length} -${d.remove.length})`);
     }
     this.push(why);
+  }
+
+  /** Queues the relay's update to the owners as they are now (the latest wins when several wait). */
+  private pushRelay(why: string): void {
+    this.queue = this.queue.then(async () => {
+      try {
+        await this.deps.relay!(this.owners);
+      } catch (err) {
+        this.applyFailures++;
+        this.deps.log.error({ event: 'relay_apply_failed', why, err: (err as Error).message }, `sharing: the relay to the buckets' owners could not be written: ${(err as Error).message}`);
+      }
+    });
   }
 
   /** Queues one kernel update from what it holds to what we want now. */
