@@ -94,7 +94,7 @@ export interface Libc {
   write(fd: number, buf: Buffer, len: number): number;
   if_nametoindex(name: string): number;
   /** ioctl(2) with a pointer argument (struct ifreq and the like). */
-  ioctl(fd: number, request: number, arg: Buffer): number;
+  ioctl(fd: number, request: number, arg: Buffer | null): number;
   /** poll(2) as a koffi async call: runs on a worker thread, calls back on the main thread. */
   pollAsync(fds: Buffer, nfds: number, timeoutMs: number, cb: (err: unknown, res: number) => void): void;
 }

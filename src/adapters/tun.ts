@@ -13,6 +13,7 @@ import type { AnnounceDevicePort } from '../ports/bgp.js';
 
 // linux/if_tun.h and linux/sockios.h
 const TUNSETIFF = 0x400454ca;
+const TUNSETPERSIST = 0x400454cb;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
 const SIOCGIFFLAGS = 0x8913;
@@ -46,6 +47,13 @@ export class TunDevice implements AnnounceDevicePort {
       fs.closeSync(fd);
       const why = e === 'EBUSY' ? 'it exists and is held open: is another fwlb running here?' : e === 'EPERM' ? 'it exists and belongs to someone else, or CAP_NET_ADMIN is missing' : e;
       throw new FwlbError('ERR_BGP_DEVICE', `cannot create the BGP device ${name}: ${why}`);
+    }
+    // A persistent device of that name (made by hand) would outlive us: not a kill switch. Ours
+    // never is. The argument is the value itself (0: not persistent), passed as a null pointer.
+    if (libc().ioctl(fd, TUNSETPERSIST, null) < 0) {
+      const e = errnoName();
+      fs.closeSync(fd);
+      throw new FwlbError('ERR_BGP_DEVICE', `cannot make the BGP device ${name} go with the daemon (TUNSETPERSIST 0): ${e}`);
     }
     return new TunDevice(name, fd);
   }

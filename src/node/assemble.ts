@@ -391,6 +391,8 @@ function nodeRunner(o: {
     }
     phase = 'stopping';
     log.info({ event: 'stopping', why, force }, 'stopping: handing over');
+    // BGP's drain keeps the routes (tagged) through the "not ready" the stop is about to say.
+    void daemon.beginDrain(force);
     events.feed({ type: 'stopping', why });
     // The peers hear it first, authenticated: the priority-0 adverts that follow are ours.
     liveness?.announceLeaving();

@@ -177,3 +177,27 @@ test('close: the device closed (BIRD withdraws what is left) and no retry after 
   await flush();
   assert.deepEqual(steps, []);
 });
+
+test('a drain of a node that announces nothing withdraws at once and never brings the device up; a second drain joins the first', async () => {
+  const { svc, steps } = lab();
+  svc.setServiceAvailable('web', true);
+  await flush();
+  steps.length = 0;
+  await svc.drain('fwlb stop'); // not ready: the device is down
+  assert.ok(!steps.includes('up'), steps.join(', '));
+  assert.equal((await svc.status()).phase, 'withdrawn');
+  const q = lab();
+  q.svc.onClusterEvent(ready(true));
+  q.svc.setServiceAvailable('web', true);
+  await flush();
+  let n = 0;
+  const a = q.svc.drain('stopping').then(() => n++);
+  q.svc.onClusterEvent(ready(false)); // the stop's own "not ready" comes after the drain began
+  const b = q.svc.drain('stopping').then(() => n++);
+  await flush();
+  assert.equal(q.steps.filter((x) => x === 'down').length, 0, 'the drain keeps the routes up');
+  q.clock.advance(3000);
+  await Promise.all([a, b]);
+  assert.equal(n, 2);
+  assert.deepEqual(q.steps.slice(-3), ['down', 'write -', 'configure']);
+});

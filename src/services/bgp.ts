@@ -74,6 +74,10 @@ export class BgpService {
   private retry: Timer | undefined;
   private drainTimer: Timer | undefined;
   private drainDone: (() => void) | undefined;
+  /** The drain under way, joined by a second call. */
+  private draining: Promise<void> | undefined;
+  /** Something changed while an application ran: it looks again before it ends. */
+  private again = false;
   private lastConfigure: BgpStatus['lastConfigure'] = null;
   private error: string | null = null;
   private configures = 0;
@@ -109,25 +113,35 @@ export class BgpService {
 
   /**
    * Drains (a graceful stop, maintenance): the routes tagged GRACEFUL_SHUTDOWN, then after
-   * `drain` withdrawn. Resolves once withdrawn (or at once with `now`: a forced stop).
+   * `drain` withdrawn. Resolves once withdrawn (at once with `now`: a forced stop; and when
+   * nothing is announced: a node not announcing has nothing to drain). A drain under way is
+   * joined, not restarted.
    */
   drain(why: string, now = false): Promise<void> {
+    if (this.draining) {
+      if (now) this.endDrain();
+      return this.draining;
+    }
     if (this.phase === 'withdrawn') return Promise.resolve();
-    this.drainTimer?.cancel();
-    this.phase = now ? 'withdrawn' : 'draining';
-    this.deps.log.info({ event: 'bgp_drain', why, drainMs: now ? 0 : this.settings.drainMs }, now ? `BGP: withdrawing at once (${why})` : `BGP: draining for ${this.settings.drainMs} ms before withdrawing (${why})`);
+    const atOnce = now || !this.deviceUp;
+    this.phase = atOnce ? 'withdrawn' : 'draining';
+    this.deps.log.info({ event: 'bgp_drain', why, drainMs: atOnce ? 0 : this.settings.drainMs }, atOnce ? `BGP: withdrawing at once (${why})` : `BGP: draining for ${this.settings.drainMs} ms before withdrawing (${why})`);
     this.kick();
-    if (now) return this.settled();
-    return new Promise((resolve) => {
+    if (atOnce) return this.settled();
+    this.draining = new Promise<void>((resolve) => {
       this.drainDone = () => {
         this.drainDone = undefined;
         this.drainTimer?.cancel();
         this.phase = 'withdrawn';
         this.kick();
-        void this.settled().then(resolve);
+        void this.settled().then(() => {
+          this.draining = undefined;
+          resolve();
+        });
       };
       this.drainTimer = this.deps.clock.after(this.settings.drainMs, () => this.drainDone?.());
     });
+    return this.draining;
   }
 
   /** Ends a drain under way now (`fwlb stop --force`, a second SIGTERM). */
@@ -137,11 +151,10 @@ export class BgpService {
     return true;
   }
 
-  /** Announces again after a drain (maintenance off). */
+  /** Announces again after a drain (maintenance off); a drain under way ends as if done. */
   resume(): void {
     if (this.phase === 'running') return;
-    this.drainTimer?.cancel();
-    this.drainDone = undefined;
+    this.endDrain();
     this.phase = 'running';
     this.kick();
   }
@@ -149,6 +162,7 @@ export class BgpService {
   /** Stops for good: the device closed (gone: BIRD withdraws whatever is left), BIRD's socket closed. */
   close(): void {
     this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
     this.retry?.cancel();
     this.drainTimer?.cancel();
     this.deps.machine.device.close();
@@ -198,9 +212,18 @@ export class BgpService {
 
   /** Applies the latest state unless an application is under way (it applies it next). */
   private kick(): void {
-    if (this.running || this.closed) return;
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     this.running = true;
-    void this.applyLoop().finally(() => (this.running = false));
+    this.again = false;
+    void this.applyLoop().finally(() => {
+      this.running = false;
+      if (this.again && !this.closed) return this.kick();
+      for (const w of this.waiters.splice(0)) w();
+    });
   }
 
   /** Resolves once what is wanted now is in place (or failed and waits for its retry). */
@@ -222,7 +245,6 @@ export class BgpService {
         break;
       }
     }
-    for (const w of this.waiters.splice(0)) w();
   }
 
   private async apply(d: BgpDesired): Promise<void> {

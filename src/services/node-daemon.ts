@@ -346,7 +346,7 @@ export class NodeDaemon {
   async stop(opts: { force?: boolean } = {}): Promise<void> {
     const { sync, vrrp, log } = this.deps;
     // The routers first: an entry point goes before an owner (tagged, drained, withdrawn).
-    await this.deps.bgp?.drain(opts.force ? 'fwlb stop --force' : 'stopping', opts.force);
+    await this.beginDrain(opts.force ?? false);
     const ss = this.current?.loaded.config.state_sync;
     const carrying = vrrp.isMaster() || (this.deps.sharing?.carries() ?? false);
     if (!opts.force && sync && carrying && (ss?.stop_wait ?? 0) > 0) {
@@ -369,10 +369,19 @@ export class NodeDaemon {
     this.deps.bgp?.close();
   }
 
+  /**
+   * Begins BGP's drain (GRACEFUL_SHUTDOWN, then withdrawn after `bgp.drain`; at once when
+   * forced): called as the stop is asked, before the node says it is not ready (which alone
+   * would withdraw at once); the stop joins it.
+   */
+  beginDrain(force: boolean): Promise<void> {
+    return this.deps.bgp?.drain(force ? 'fwlb stop --force' : 'stopping', force) ?? Promise.resolve();
+  }
+
   /** Ends a graceful stop's wait for a ready peer now (`fwlb stop --force`, a second SIGTERM). */
   skipStopWait(): boolean {
-    if (this.deps.bgp?.endDrain()) return true;
-    if (!this.endStopWait) return false;
+    const drainEnded = this.deps.bgp?.endDrain() ?? false;
+    if (!this.endStopWait) return drainEnded;
     this.deps.log.warn({ event: 'stop_wait_skipped' }, 'stopping at once: no longer waiting for a ready peer or for the peers to catch up');
     this.endStopWait();
     return true;
