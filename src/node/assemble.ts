@@ -19,7 +19,7 @@ import { probes } from '../adapters/health/index.js';
 import { createVrrpNet } from '../adapters/vrrp-net.js';
 import { OwnedNft } from '../adapters/nft-owned.js';
 import { joinLinkMulticast, leaveLinkMulticast } from '../adapters/link-multicast.js';
-import { setNeighRetrans } from '../adapters/neigh.js';
+import { setLooseRpFilter, setNeighRetrans } from '../adapters/neigh.js';
 import { TABLE_FAMILY, TABLE_NAME } from '../compiler/ruleset.js';
 import { ownedSetScript } from '../compiler/map-update.js';
 import { compileRelay } from '../compiler/relay.js';
@@ -204,6 +204,7 @@ function nodeLinks(opts: NodeOptions, loaded: LoadedConfig, a: Adapters, log: Lo
   const shared = c.sharing ? Object.keys(c.sharing.addresses).map((r) => ifnames[r] ?? r) : [];
   const vrrpLinks = Object.values(c.vrrp?.groups ?? {}).flatMap((g) => Object.values(g.instances).map((i) => ifnames[i.interface] ?? i.interface));
   for (const ifname of new Set([...shared, ...vrrpLinks])) setNeighRetrans(ifname, NEIGH_RETRANS_MS, log);
+  if (c.bgp?.relay && c.sharing) setLooseRpFilter(ifnames[c.bgp.relay] ?? c.bgp.relay, log);
   return { shared, down: () => shared.filter((i) => a.vrrpNet.linkUp(i) === false) };
 }
 
