@@ -120,6 +120,23 @@ test('500 clients asking at once are all answered, at most maxActive at a time (
   });
 });
 
+test('1,000 clients connecting in one burst all get in and are answered (regression: the 512th failed with EAGAIN, the listen backlog full before the loop could accept)', async () => {
+  await withServer({ status: () => 'ok' }, {}, async (path) => {
+    // Every connect is made in this one turn of the loop: none is accepted before the last.
+    const settled = await Promise.allSettled(Array.from({ length: 1000 }, () => connect(path)));
+    const failed = settled.filter((r) => r.status === 'rejected').map((r) => ((r as PromiseRejectedResult).reason as NodeJS.ErrnoException).code);
+    const clients = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Socket>).value);
+    try {
+      assert.deepEqual([...new Set(failed)], [], `${failed.length} of 1000 connects failed`);
+      const answers = clients.map((c) => linesOf(c, 1));
+      for (const c of clients) c.write(JSON.stringify({ id: 1, cmd: 'status' }) + '\n');
+      assert.equal((await Promise.all(answers)).filter((r) => r[0]?.ok).length, 1000);
+    } finally {
+      for (const c of clients) c.destroy();
+    }
+  });
+});
+
 test('an idle connection is closed after idleMs with ERR_IDLE', async () => {
   await withServer({ status: () => 'fine' }, { idleMs: 200 }, async (path, server) => {
     const b = await connect(path);

@@ -42,6 +42,9 @@ export interface ControlLimits {
  * At most 64 x (1 MiB unread + 64 KiB line) of memory for the connections being answered; an
  * open idle one costs a socket and a partial line (at most 64 KiB).
  */
+/** Connections the kernel queues for the control socket before the daemon accepts them. */
+export const CONTROL_BACKLOG = 4096;
+
 export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxConnections: 1024, maxActive: 64, maxPending: 4, maxUnread: 1024 * 1024, idleMs: 60_000 };
 
 interface Conn {
@@ -98,7 +101,11 @@ export class ControlServer {
     try {
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
-        server.listen(this.path, () => res());
+        // A backlog for a burst of clients at once (1,000 monitoring agents, a connection
+        // flood): Node's default of 511 made the 512th connect of a burst fail with EAGAIN
+        // while the loop was busy (a Unix socket refuses, it does not wait). The kernel caps
+        // it at net.core.somaxconn (4096 by default).
+        server.listen({ path: this.path, backlog: CONTROL_BACKLOG }, () => res());
       });
     } finally {
       process.umask(umask);
