@@ -5,12 +5,11 @@
  * queue here; asynchronous log echoes (`+`) are dropped. The connection opens on first use and
  * again after it fails; a reply that does not come within the timeout closes it.
  */
-import fs from 'node:fs/promises';
 import net from 'node:net';
-import { dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { BirdReplyReader, type BirdReply } from '../codec/bird/reply.js';
 import { FwlbError } from '../lib/errors.js';
+import { writeAtomic } from './config-store.js';
 import type { BirdControlPort } from '../ports/bgp.js';
 
 interface Pending {
@@ -102,10 +101,7 @@ export class BirdControl implements BirdControlPort {
   }
 }
 
-/** Writes the file BIRD includes, whole: a temporary file beside it, then renamed over it. */
-export async function writeBirdInclude(path: string, text: string): Promise<void> {
-  await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, text, { mode: 0o644 });
-  await fs.rename(tmp, path);
+/** Writes the file BIRD includes, whole (a temporary file beside it, renamed over it, synced). */
+export function writeBirdInclude(path: string, text: string): Promise<void> {
+  return writeAtomic(path, text, 0o644);
 }
