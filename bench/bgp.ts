@@ -17,21 +17,21 @@
  *   the same backends, masquerade to its own inside address so the replies come back to it),
  *   no state sync: a flow the router moves lands on a node that never saw it.
  *
- *   node dist/bench/bgp.js [--tcp 250] [--udp 500] [--systems fwlb,plain] [--prefix bbgp]
+ *   node dist/bench/bgp.js [--tcp 250] [--udp 500] [--systems fwlb,plain] [--prefix bbgp] [--figures FILE]
  *
- * (--tcp and --udp per client.) Prints figures; never asserts.
+ * (--tcp and --udp per client; FWLB_KEEP_LAB=1 keeps the lab and its logs.) The lab's BIRDs run BFD beside each BGP session (100 ms x 5),
+ * for both systems. Prints figures; never asserts.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type Lab } from '../src/lab/lab.js';
-import { writeSyncedCluster } from '../src/lab/cluster-file.js';
-import { birdPaths } from '../src/lab/bird.js';
+import { BGP_EDGE as EDGE, BGP_SERVICE as SERVICE, birdPaths, routerNextHops, writeBgpCluster } from '../src/lab/bird.js';
 import { controlCall } from '../src/control/client.js';
 import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
-import { table } from './util.js';
+import { num, table, writeFigures, type Figure } from './util.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,28 +39,28 @@ const { values } = parseArgs({
     udp: { type: 'string', default: '500' },
     systems: { type: 'string', default: 'fwlb,plain' },
     prefix: { type: 'string', default: 'bbgp' },
+    /** Write the figures as JSON here (bench/figures.ts). */
+    figures: { type: 'string' },
   },
 });
 const PREFIX = values.prefix!;
 const TCP = Number(values.tcp);
 const UDP = Number(values.udp);
-const SERVICE = '198.18.30.100';
-const EDGE: Record<string, string> = { fw1: '198.18.3.2', fw2: '198.18.3.3', fw3: '198.18.3.4', fw4: '198.18.3.5' };
 const PHASE_MS = 6000;
 
 type System = 'fwlb' | 'plain';
-interface EventResult { event: string; changeMs: number | null; moved: number; of: number; tcpStall: number; udpLost: number }
+interface EventResult { id: string; event: string; changeMs: number | null; moved: number; of: number; tcpStall: number; udpLost: number }
+interface SystemResult { events: EventResult[]; tcpKept: number; udpKept: number }
 
 /** The cluster file of a plain node: fwlb's ruleset alone (no sharing, no sync, no BGP), masquerading to its own inside address. */
 function plainCluster(base: string): string {
   const keep = base.split('\nsharing:')[0]!.replace('  key_file: cluster.key\n', '').replace(/\n    bgp: \{[^}]*\}/g, '');
   const services = base.slice(base.indexOf('\nservices:'));
-  return `${keep}\nfirewall:\n  nat:\n    - masquerade: { from: 198.18.0.0/24, out: inside }\n${services.replace(/\n    backends:/g, '\n    scheduler: maglev\n    backends:')}`;
+  const rules = base.slice(base.indexOf('\nfirewall:\n  rules:\n') + '\nfirewall:\n'.length, base.indexOf('\nservices:'));
+  return `${keep}\nfirewall:\n  nat:\n    - masquerade: { from: 198.18.0.0/24, out: inside }\n${rules}${services.replace(/\n    backends:/g, '\n    scheduler: maglev\n    backends:')}`;
 }
 
-async function nextHops(lab: Lab): Promise<string> {
-  return [...(await lab.exec('rt', ['ip', '-4', 'route', 'show', `${SERVICE}/32`])).matchAll(/via (\S+)/g)].map((m) => m[1]!).sort().join(' ');
-}
+const nextHops = async (lab: Lab): Promise<string> => (await routerNextHops(lab)).join(' ');
 
 /** Every client socket to the service, and the next hop the router's hash gives it. */
 async function hashOf(lab: Lab): Promise<Map<string, string>> {
@@ -92,11 +92,11 @@ function moved(before: Map<string, string>, after: Map<string, string>, gone: st
   return { moved: n, of };
 }
 
-async function runSystem(system: System): Promise<EventResult[]> {
+async function runSystem(system: System): Promise<SystemResult> {
   const lab = await labUp({ prefix: PREFIX, topology: 'bgp' });
   try {
     const base = (await readFile(`${REPO_ROOT}/examples/bgp.yaml`, 'utf8')).replaceAll('/run/fwlb-lab/fwlb/', `${lab.stateDir}/`);
-    const cfg = system === 'fwlb' ? await writeSyncedCluster(lab, base.replace('state_sync: { interface: sync, port: 3780 }', 'state_sync: { interface: sync, port: 3780, liveness: { interval: 50, multiplier: 5 } }')) : `${lab.stateDir}/plain.yaml`;
+    const cfg = system === 'fwlb' ? await writeBgpCluster(lab, 50) : `${lab.stateDir}/plain.yaml`;
     if (system === 'plain') await writeFile(cfg, plainCluster(base));
     const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
     const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
@@ -121,13 +121,13 @@ async function runSystem(system: System): Promise<EventResult[]> {
       }),
     );
     await sleep(PHASE_MS);
-    const events: { name: string; at: number; gone?: string; act: () => Promise<unknown> }[] = [
-      { name: 'node added (fw4)', at: 0, act: () => start('fw4') },
-      { name: 'node drained, stopped (fw2)', at: 0, gone: EDGE.fw2, act: async () => (system === 'plain' ? (await announce('fw2', false), await lab.gracefulStop('fw2', 20_000)) : lab.gracefulStop('fw2', 20_000)) },
-      { name: 'node crashed (fw3)', at: 0, gone: EDGE.fw3, act: () => lab.crash('fw3') },
-      { name: "a node's backends failing (fw1)", at: 0, gone: EDGE.fw1, act: () => lab.exec('fw1', ['nft', 'add table inet bbgp_probe; add chain inet bbgp_probe out { type filter hook output priority 0; }; add rule inet bbgp_probe out ip daddr 198.18.1.0/24 tcp dport { 7, 80 } drop']) },
+    const events: { id: string; name: string; at: number; gone?: string; act: () => Promise<unknown> }[] = [
+      { id: 'added', name: 'node added (fw4)', at: 0, act: () => start('fw4') },
+      { id: 'drained', name: 'node drained, stopped (fw2)', at: 0, gone: EDGE.fw2, act: async () => (system === 'plain' ? (await announce('fw2', false), await lab.gracefulStop('fw2', 20_000)) : lab.gracefulStop('fw2', 20_000)) },
+      { id: 'crashed', name: 'node crashed (fw3)', at: 0, gone: EDGE.fw3, act: () => lab.crash('fw3') },
+      { id: 'unhealthy', name: "a node's backends failing (fw1)", at: 0, gone: EDGE.fw1, act: () => lab.exec('fw1', ['nft', 'add table inet bbgp_probe; add chain inet bbgp_probe out { type filter hook output priority 0; }; add rule inet bbgp_probe out ip daddr 198.18.1.0/24 tcp dport { 7, 80 } drop']) },
     ];
-    const out: { name: string; at: number; changeMs: number | null; moved: number; of: number }[] = [];
+    const out: { id: string; name: string; at: number; changeMs: number | null; moved: number; of: number }[] = [];
     for (const e of events) {
       const hops0 = await nextHops(lab);
       const before = await hashOf(lab);
@@ -144,28 +144,47 @@ async function runSystem(system: System): Promise<EventResult[]> {
       }
       await done;
       await sleep(Math.max(0, PHASE_MS - (performance.now() - t0)));
-      out.push({ name: e.name, at: e.at, changeMs, ...moved(before, await hashOf(lab), e.gone) });
+      out.push({ id: e.id, name: e.name, at: e.at, changeMs, ...moved(before, await hashOf(lab), e.gone) });
     }
     const results = await Promise.all(runs.map(async (r) => {
       await r.h.wait((seconds + 40) * 1000);
       return { udp: r.udp, res: JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as { kept: number; sessions: number; gaps?: [number, number][]; lostAt?: number[] } };
     }));
     console.log(`# ${system}: ${results.map((r) => `${r.udp ? 'UDP' : 'TCP'} ${r.res.kept}/${r.res.sessions} kept`).join(', ')}`);
-    return out.map((e, i) => {
+    const kept = (udp: boolean) => results.filter((r) => r.udp === udp).reduce((n, r) => n + r.res.kept, 0);
+    const perEvent = out.map((e, i) => {
       const end = out[i + 1]?.at ?? Infinity;
       const inWindow = (t: number) => t >= e.at && t < end;
       const tcpStall = Math.max(0, ...results.filter((r) => !r.udp).flatMap((r) => (r.res.gaps ?? []).filter(([t]) => inWindow(t)).map(([, l]) => l)));
       const udpLost = results.filter((r) => r.udp).reduce((n, r) => n + (r.res.lostAt ?? []).filter(inWindow).length, 0);
-      return { event: e.name, changeMs: e.changeMs, moved: e.moved, of: e.of, tcpStall, udpLost };
+      return { id: e.id, event: e.name, changeMs: e.changeMs, moved: e.moved, of: e.of, tcpStall, udpLost };
     });
+    return { events: perEvent, tcpKept: kept(false), udpKept: kept(true) };
   } finally {
-    await labDown(PREFIX);
+    if (process.env.FWLB_KEEP_LAB) process.stderr.write(`lab ${PREFIX} kept: the sessions' and daemons' logs in ${lab.stateDir}\n`);
+    else await labDown(PREFIX);
   }
 }
 
 const rows: string[][] = [];
+const figures: Figure[] = [];
+const conditions = `four nodes behind the lab's BIRD router (ECMP, BFD 100 ms x 5), ${2 * TCP} TCP sessions (a line every 100 ms) and ${2 * UDP} UDP flows (a datagram every 200 ms) from two clients, each event ${PHASE_MS / 1000} s after the last`;
 for (const system of values.systems!.split(',') as System[]) {
-  for (const r of await runSystem(system)) rows.push([system, r.event, r.changeMs === null ? 'no change' : `${r.changeMs} ms`, `${r.moved} of ${r.of}`, `${r.tcpStall} ms`, String(r.udpLost)]);
+  const r = await runSystem(system);
+  const base = { conditions, system: system === 'fwlb' ? 'fwlb (BIRD driven, relay, sync)' : 'plain BIRD (static routes, no sync)', peer: system === 'plain' };
+  figures.push(
+    { ...base, id: 'bgp.tcp.kept', figure: 'TCP sessions kept through the four events', unit: `of ${2 * TCP}`, value: r.tcpKept },
+    { ...base, id: 'bgp.udp.kept', figure: 'UDP flows kept through the four events', unit: `of ${2 * UDP}`, value: r.udpKept },
+  );
+  for (const e of r.events) {
+    rows.push([system, e.event, e.changeMs === null ? 'no change' : `${e.changeMs} ms`, `${e.moved} of ${e.of}`, `${e.tcpStall} ms`, String(e.udpLost)]);
+    figures.push(
+      { ...base, id: `bgp.${e.id}.change`, figure: `${e.event}: the router's ECMP set changed after`, unit: 'ms', value: num(e.changeMs), resolution: 10 },
+      { ...base, id: `bgp.${e.id}.stall`, figure: `${e.event}: worst TCP stall`, unit: 'ms', value: e.tcpStall, resolution: 100 },
+      { ...base, id: `bgp.${e.id}.udplost`, figure: `${e.event}: UDP datagrams lost`, unit: 'datagrams', value: e.udpLost },
+    );
+  }
 }
-console.log(`\nBGP with ECMP, four nodes behind the lab's BIRD router; ${2 * TCP} TCP sessions (a line every 100 ms) and ${2 * UDP} UDP flows (a datagram every 200 ms) from two clients; each event ${PHASE_MS / 1000} s after the last`);
+console.log(`\nBGP with ECMP: ${conditions}`);
 console.log(table(['system', 'event', "router's ECMP set changed after", 'flows moved between surviving nodes', 'worst TCP stall', 'UDP datagrams lost'], rows));
+await writeFigures(values.figures, 'bgp', figures);

@@ -164,6 +164,14 @@ const BENCHES: Bench[] = [
     seconds: { full: 150, quick: 40 },
   },
   {
+    name: 'bgp',
+    prefix: 'figbgp',
+    feeds: 'README "Beyond one segment: BGP through BIRD": per change of the router\'s ECMP set, the time to the change, the worst stall and the datagrams lost, beside plain BIRD',
+    full: ['--tcp', '250', '--udp', '500'],
+    quick: ['--tcp', '20', '--udp', '40'],
+    seconds: { full: 200, quick: 160 },
+  },
+  {
     name: 'config-push-lab',
     script: 'config-push',
     prefix: 'figcpl',

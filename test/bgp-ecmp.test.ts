@@ -5,7 +5,7 @@
  * packet the router sent to a node that does not own its bucket to the owner, once
  * (compiler/relay.ts). Long TCP sessions and UDP flows from both clients through every change
  * of the router's ECMP set: a node added, a node drained (GRACEFUL_SHUTDOWN, then stopped), a
- * node crashed (its BIRD with it: the router waits out the hold time), a node whose own health
+ * node crashed (its BIRD with it: the router's BFD finds it gone), a node whose own health
  * checks all fail (it withdraws; the flows it owns stay with it, relayed). Checked: no TCP
  * session and no UDP flow lost; the router's next hops follow each event; each node's route
  * appeared only after that node said it was ready.
@@ -15,15 +15,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
-import { writeSyncedCluster } from '../src/lab/cluster-file.js';
+import { BGP_EDGE as EDGE, BGP_SERVICE as SERVICE, hopAddedAt, monitorRouterRoutes, readyAt, routerBfdSessions, routerNextHops, writeBgpCluster } from '../src/lab/bird.js';
 import { controlCall } from '../src/control/client.js';
-import { REPO_ROOT, SESSIONS_JS } from '../src/lab/paths.js';
+import { SESSIONS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import { waitFor } from '../src/lib/wait.js';
 
 const PREFIX = 'tbe';
-const SERVICE = '198.18.30.100';
-const EDGE: Record<string, string> = { fw1: '198.18.3.2', fw2: '198.18.3.3', fw3: '198.18.3.4', fw4: '198.18.3.5' };
 /** Per client: the issue's 1,000 TCP sessions and 2,000 UDP flows in all. */
 const TCP_PER_CLIENT = 500;
 const UDP_PER_CLIENT = 1000;
@@ -32,6 +30,7 @@ const EVERY_MS = 1000;
 const BEAT_MS = 50;
 let lab: Lab;
 let cfg: string;
+let routes: string;
 
 const control = (fw: string) => `${lab.stateDir}/${fw}.sock`;
 const status = (fw: string) => controlCall(control(fw), 'status') as Promise<NodeStatus>;
@@ -39,48 +38,18 @@ const start = (fw: string) => lab.startDaemon(fw, ['run', '-c', cfg, '--node', f
 
 before(async () => {
   lab = await labUp({ prefix: PREFIX, topology: 'bgp' });
-  const base = (await readFile(`${REPO_ROOT}/examples/bgp.yaml`, 'utf8')).replaceAll('/run/fwlb-lab/fwlb/', `${lab.stateDir}/`);
-  const line = 'state_sync: { interface: sync, port: 3780 }';
-  assert.ok(base.includes(line));
-  cfg = await writeSyncedCluster(lab, base.replace(line, `state_sync: { interface: sync, port: 3780, liveness: { interval: ${BEAT_MS}, multiplier: 5 } }`));
-  lab.spawn('rt', ['env', 'TZ=UTC', 'ip', '-ts', 'monitor', 'route'], { log: `${lab.stateDir}/rt.routes.log` });
+  cfg = await writeBgpCluster(lab, BEAT_MS);
+  routes = monitorRouterRoutes(lab);
 });
 after(async () => {
   if (!process.env.FWLB_KEEP_LAB) await labDown(PREFIX);
 });
 
-/** The router's next hops for the service, sorted (its kernel's ECMP route). */
-async function nextHops(): Promise<string[]> {
-  const out = await lab.exec('rt', ['ip', '-4', 'route', 'show', `${SERVICE}/32`]);
-  return [...out.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort();
-}
 const hopsOf = (fws: readonly string[]) => fws.map((f) => EDGE[f]!).sort();
 const waitHops = (fws: readonly string[], what: string, ms = 15_000) =>
-  waitFor(`${what}: the router's next hops ${hopsOf(fws).join(' ')}`, async () => ((await nextHops()).join() === hopsOf(fws).join() ? true : undefined), ms, 50);
+  waitFor(`${what}: the router's next hops ${hopsOf(fws).join(' ')}`, async () => ((await routerNextHops(lab)).join() === hopsOf(fws).join() ? true : undefined), ms, 50);
 
 const ready = (fw: string) => waitFor(`${fw} ready`, async () => ((await status(fw).catch(() => undefined))?.ready.ready ? true : undefined), 30_000, 100);
-
-/** When a node's log last said it is ready (epoch ms). */
-async function readyAt(fw: string): Promise<number | undefined> {
-  const text = await readFile(`${lab.stateDir}/${fw}.daemon.log`, 'utf8');
-  let at: number | undefined;
-  for (const line of text.split('\n')) if (line.includes('"cluster_event"') && line.includes('"type":"ready"') && line.includes('"ready":true')) at = Date.parse((JSON.parse(line) as { time: string }).time);
-  return at;
-}
-
-/** When the router's kernel first had a next hop via this address after `since` (epoch ms). */
-async function hopAddedAt(addr: string, since: number): Promise<number | undefined> {
-  const text = await readFile(`${lab.stateDir}/rt.routes.log`, 'utf8');
-  let out: number | undefined;
-  // A multipath route is printed over several lines; a line "nexthop via ADDR" or "SERVICE via ADDR".
-  let stamp = 0;
-  for (const line of text.split('\n')) {
-    const m = /^\[(\S+)\]/.exec(line);
-    if (m) stamp = Date.parse(`${m[1]}Z`);
-    if (stamp >= since && !line.includes('Deleted') && line.includes(`via ${addr} `) && out === undefined) out = stamp;
-  }
-  return out;
-}
 
 interface SessionsResult { sessions: number; connected: number; kept: number; lost: number; worstStallMs: number | null; lostWhy: unknown[]; datagramsLost?: number }
 
@@ -108,7 +77,7 @@ test('four nodes behind a BIRD router with ECMP: a node added, drained, crashed,
   for (const fw of ['fw1', 'fw2', 'fw3']) await ready(fw);
   await waitHops(['fw1', 'fw2', 'fw3'], 'three nodes up');
   for (const fw of ['fw1', 'fw2', 'fw3']) {
-    const [r, h] = [await readyAt(fw), await hopAddedAt(EDGE[fw]!, t0)];
+    const [r, h] = [await readyAt(lab, fw), await hopAddedAt(routes, EDGE[fw]!, t0)];
     assert.ok(r !== undefined && h !== undefined && h >= r - 5, `${fw}: announced at ${h}, ready at ${r}`);
   }
 
@@ -119,7 +88,7 @@ test('four nodes behind a BIRD router with ECMP: a node added, drained, crashed,
   start('fw4');
   await ready('fw4');
   await waitHops(['fw1', 'fw2', 'fw3', 'fw4'], 'fw4 added');
-  const [r4, h4] = [await readyAt('fw4'), await hopAddedAt(EDGE.fw4!, t4)];
+  const [r4, h4] = [await readyAt(lab, 'fw4'), await hopAddedAt(routes, EDGE.fw4!, t4)];
   assert.ok(r4 !== undefined && h4 !== undefined && h4 >= r4 - 5, `fw4: announced at ${h4}, ready at ${r4}`);
   await sleep(4000);
 
@@ -130,7 +99,10 @@ test('four nodes behind a BIRD router with ECMP: a node added, drained, crashed,
   assert.equal((await stopped).code, 0);
   await sleep(4000);
 
-  // Crashed: its BIRD dies with it; the router waits out the BGP hold time (3 s).
+  // Crashed: its BIRD dies with it; the router's BFD finds it gone (0.5 s; else the 3 s hold
+  // time). BFD is up with every running node first (each node's ruleset lets it in).
+  const bfd = await routerBfdSessions(lab);
+  assert.deepEqual(['fw1', 'fw3', 'fw4'].map((fw) => bfd[EDGE[fw]!]), ['Up', 'Up', 'Up'], JSON.stringify(bfd));
   await lab.crash('fw3');
   await waitHops(['fw1', 'fw4'], 'fw3 crashed', 10_000);
   await sleep(4000);
@@ -141,6 +113,10 @@ test('four nodes behind a BIRD router with ECMP: a node added, drained, crashed,
   await waitHops(['fw4'], 'fw1 without backends');
   const st1 = await status('fw1');
   assert.match(st1.bgp?.why ?? '', /withdrawn for want of a backend/);
+
+  // What the relay did, in the status of the node that joined last (all four buckets' owners then).
+  const relay = (await status('fw4')).bgp?.relay;
+  assert.ok(relay && relay.relayed > 0 && relay.seen > relay.relayed, `fw4's relay counters: ${JSON.stringify(relay)}`);
 
   const results = await done();
   for (const r of results) {

@@ -21,6 +21,7 @@ import { FLOWS_JS } from '../src/lab/paths.js';
 import type { NodeStatus } from '../src/services/node-daemon.js';
 import type { ProcessHandle } from '../src/lab/processes.js';
 import { waitFor } from '../src/lib/wait.js';
+import { readyAt } from '../src/lab/bird.js';
 
 const PREFIX = 'tbgp';
 const SERVICE = '198.18.30.100';
@@ -104,18 +105,6 @@ async function routeChanges(): Promise<[number, 'add' | 'del'][]> {
   return out;
 }
 
-/** When the daemon's log said the node is ready (epoch ms), the last time. */
-async function readyAt(): Promise<number | undefined> {
-  const text = await readFile(`${lab.stateDir}/fw1.daemon.log`, 'utf8');
-  let at: number | undefined;
-  for (const line of text.split('\n')) {
-    if (!line.includes('"cluster_event"') || !line.includes('"type":"ready"')) continue;
-    const j = JSON.parse(line) as { ready?: boolean; time: string };
-    if (j.ready) at = Date.parse(j.time);
-  }
-  return at;
-}
-
 async function startDaemon(): Promise<ProcessHandle> {
   const d = lab.startDaemon('fw1', ['run', '-c', config, '--node', 'fw1', '--control', control]);
   await waitFor('fw1 ready', async () => ((await status().catch(() => undefined))?.ready.ready ? true : undefined), 30_000);
@@ -125,7 +114,7 @@ async function startDaemon(): Promise<ProcessHandle> {
 test('announced only once ready; the service reached through the route; withdrawn without backends and on kill -9', async () => {
   let daemon = await startDaemon();
   await waitFor('the router has the route', async () => ((await routerHas()) ? true : undefined), 10_000);
-  const ready = await readyAt();
+  const ready = await readyAt(lab, 'fw1');
   const firstAdd = (await routeChanges()).find(([, k]) => k === 'add');
   assert.ok(ready !== undefined && firstAdd, 'the ready line and the route');
   assert.ok(firstAdd[0] >= ready - 5, `the route came ${ready - firstAdd[0]} ms before the node was ready`);
@@ -160,7 +149,7 @@ test('announced only once ready; the service reached through the route; withdraw
   daemon = await startDaemon();
   await waitFor('announced after the restart', async () => ((await routerHas()) ? true : undefined), 10_000);
   const again = (await routeChanges()).slice(before).find(([, k]) => k === 'add');
-  const ready2 = await readyAt();
+  const ready2 = await readyAt(lab, 'fw1');
   assert.ok(again && ready2 !== undefined && again[0] >= ready2 - 5, `announced ${ready2! - again![0]} ms before ready after the restart`);
 });
 

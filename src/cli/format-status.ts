@@ -101,6 +101,7 @@ function bgpLines(b: NonNullable<NodeStatus['bgp']>): string[] {
   out.push(`  announced ${b.deviceUp && b.announced.length ? b.announced.join(', ') : '-'}; BIRD ${b.socket}, file ${b.include}`);
   if (b.error) out.push(`  error: ${b.error}`);
   if (b.lastConfigure) out.push(`  last configure ${b.lastConfigure.at}: ${b.lastConfigure.message} (${b.configures} in all)`);
+  if (b.relay) out.push(`  relay    ${b.relay.seen} packets to the announced addresses from the router, ${b.relay.relayed} of them relayed to their bucket's owner`);
   if (b.protocols === null) out.push("  BIRD's protocols: no answer");
   for (const p of b.protocols ?? []) {
     if (p.proto !== 'BGP' && p.proto !== 'Static') continue;

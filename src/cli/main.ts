@@ -198,11 +198,17 @@ program
   .option('--prefix <prefix>', 'lab prefix', 'demo')
   .option('--keep', 'leave the lab up afterwards')
   .option('--active-active', 'three firewalls sharing the traffic by flow hash (examples/active-active.yaml), one crashed under live sessions')
+  .option('--bgp', 'four firewalls behind a BIRD router that spreads the flows by ECMP (examples/bgp.yaml): a node added, drained, crashed, its backends failing')
   .option('--report <file>', 'where the HTML report goes (default: fwlb-demo-PREFIX.html in the temporary directory)')
-  .action(async (o: { prefix: string; keep?: boolean; activeActive?: boolean; report?: string }) => {
+  .action(async (o: { prefix: string; keep?: boolean; activeActive?: boolean; bgp?: boolean; report?: string }) => {
+    if (o.activeActive && o.bgp) fail('--active-active and --bgp are two demos', 'run one, then the other');
     // Loaded on demand: `fwlb run` must not pay for the demo's modules at every start.
     const opts = { prefix: o.prefix, keep: !!o.keep, out: (l: string) => process.stdout.write(l + '\n'), ...(o.report ? { report: o.report } : {}) };
-    const ok = o.activeActive ? await (await import('../demo/active-active.js')).runActiveActiveDemo(opts) : await (await import('../demo/demo.js')).runDemo(opts);
+    const ok = o.bgp
+      ? await (await import('../demo/bgp.js')).runBgpDemo(opts)
+      : o.activeActive
+        ? await (await import('../demo/active-active.js')).runActiveActiveDemo(opts)
+        : await (await import('../demo/demo.js')).runDemo(opts);
     process.exit(ok ? 0 : 1);
   });
 

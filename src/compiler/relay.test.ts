@@ -42,6 +42,9 @@ test('the owners of the other nodes\' buckets, each by its relay address; ours l
   const seed = `0x${defaultSeed('bgp').toString(16).padStart(8, '0')}`;
   const hash = `jhash ip saddr . th sport mod 4096 seed ${seed} offset 1`;
   assert.ok(text.includes(`fwd ip to ${hash} map @owners4 device "eth2"`), text.split('chain outer')[1]);
+  // Counted: every packet to the service on the outer link, and after the relay rule the ones that went on here.
+  const chain = text.split('chain outer')[1]!;
+  assert.ok(chain.indexOf('counter name relay_seen fwd') > 0 && chain.indexOf('counter name relay_local') > chain.indexOf('fwd ip to'), chain);
   // The owner's ruleset computes the same bucket for what arrives from the router or the relay.
   const rules = compileRuleset({ config: c, node: nodeView(c, 'fw1'), blocklist: [] });
   assert.ok(rules.includes(`ct state new iifname { "eth0", "eth2" } ip daddr 198.18.30.100 meta l4proto { tcp, udp } ct mark set ${hash}`));

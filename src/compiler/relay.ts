@@ -25,6 +25,8 @@ import { bareAddress } from '../lib/ip.js';
 export const RELAY_TABLE = 'fwlb_relay';
 /** Packets to announced addresses seen on the outer link (relayed or not). */
 export const RELAY_SEEN_COUNTER = 'relay_seen';
+/** Of those, the ones that went on here (their bucket ours, or nobody's): the rest were relayed. */
+export const RELAY_LOCAL_COUNTER = 'relay_local';
 
 /** The relay table for these owners (index = bucket), or '' without `bgp.relay`. */
 export function compileRelay(c: Config, node: NodeView, owners: readonly (string | undefined)[]): string {
@@ -48,6 +50,8 @@ export function compileRelay(c: Config, node: NodeView, owners: readonly (string
     `table netdev ${RELAY_TABLE} {`,
     `\tcounter ${RELAY_SEEN_COUNTER} {`,
     '\t}',
+    `\tcounter ${RELAY_LOCAL_COUNTER} {`,
+    '\t}',
     '\tmap owners4 {',
     `\t\ttypeof numgen inc mod ${sh.buckets} : ip daddr`,
     ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
@@ -59,6 +63,7 @@ export function compileRelay(c: Config, node: NodeView, owners: readonly (string
     '\tchain outer {',
     `\t\ttype filter hook ingress device "${outerIf}" priority -300; policy accept;`,
     `\t\tip daddr @announced4 meta l4proto { tcp, udp } counter name ${RELAY_SEEN_COUNTER} fwd ip to jhash ip saddr . th sport mod ${sh.buckets} seed ${seed} offset 1 map @owners4 device "${relayIf}" comment "another node's bucket: to its owner, once"`,
+    `\t\tip daddr @announced4 meta l4proto { tcp, udp } counter name ${RELAY_LOCAL_COUNTER} comment "ours (or nobody's): on here"`,
     '\t}',
     '}',
     '',

@@ -154,12 +154,12 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
 }
 
 /** Each traffic run's outcome, once it ended: every session and flow kept. */
-async function checkRuns(runs: { client: string; vip: string; udp: boolean; log: string; h: { wait(ms: number): Promise<unknown> } }[], check: (name: string, ok: boolean, detail: string) => void): Promise<void> {
+export async function checkRuns(runs: { client: string; vip: string; udp: boolean; log: string; h: { wait(ms: number): Promise<unknown> } }[], check: (name: string, ok: boolean, detail: string) => void, through = 'the crash and the rejoin'): Promise<void> {
   for (const r of runs) {
     await r.h.wait(60_000);
     const res = JSON.parse((await readFile(r.log, 'utf8')).trim().split('\n').pop()!) as { sessions: number; kept: number; lost: number; worstStallMs: number | null; datagramsLost?: number };
-    const v = r.vip === VIP6 ? 'IPv6 ' : '';
+    const v = r.vip.includes(':') ? 'IPv6 ' : '';
     check(`${v}${r.udp ? 'UDP flows' : 'TCP sessions'} from ${r.client}`, res.lost === 0,
-      `${res.kept}/${res.sessions} kept through the crash and the rejoin; longest wait ${res.worstStallMs ?? '-'} ms${r.udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
+      `${res.kept}/${res.sessions} kept through ${through}; longest wait ${res.worstStallMs ?? '-'} ms${r.udp ? ` (a datagram every 500 ms; ${res.datagramsLost} datagrams lost on the way)` : ''}`);
   }
 }

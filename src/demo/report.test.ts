@@ -45,3 +45,17 @@ test('active-active: the buckets each node owned over a crash and a rejoin, stac
   assert.match(html, /every 100 ms/);
   assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
 });
+
+test('BGP: the router\'s next hops in lanes, one per node, whatever the others do; the unit and source named', () => {
+  const nodes = ['fw1', 'fw2', 'fw3'];
+  const samples = [0, 100, 200].map((t) => ({ t, owned: { fw1: t < 200 ? 1 : 0, fw2: 1, fw3: 1 } }));
+  const b: BucketTimeline = { name: 'next hops', nodes, buckets: 3, unit: 'next hop', source: "in the router's route", lanes: true, samples, marks: [] };
+  const svg = bucketsSvg(b);
+  // fw3's bar keeps its height (its lane) when fw1 leaves; stacked, it would drop a lane.
+  const ys = [...svg.matchAll(/y="([\d.]+)"[^>]*><title>fw3: 1 next hop at/g)].map((m) => m[1]);
+  assert.equal(ys.length, 3);
+  assert.equal(new Set(ys).size, 1, `fw3 in one lane: ${ys.join(', ')}`);
+  const stacked = [...bucketsSvg({ ...b, lanes: false }).matchAll(/y="([\d.]+)"[^>]*><title>fw3: 1 next hop at/g)].map((m) => m[1]);
+  assert.equal(new Set(stacked).size, 2, 'stacked, it drops when fw1 goes: the check above means something');
+  assert.match(renderDemoReport({ title: 't', date: 'd', checks: [], failovers: [], buckets: [b] }), /next hop in the router&#39;s route, every 100 ms/);
+});

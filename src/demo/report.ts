@@ -22,11 +22,20 @@ export interface FailoverFigures {
   sessions: { label: string; kept: number; total: number; worstStallMs: number | null }[];
 }
 
-/** Active-active: the buckets each node's status said it owned, sampled over a failure and a rejoin. */
+/**
+ * Active-active: the buckets each node's status said it owned, sampled over a failure and a
+ * rejoin. BGP: the router's next hops per node (1 or 0), `unit` and `source` saying so.
+ */
 export interface BucketTimeline {
   name: string;
   nodes: readonly string[];
+  /** The scale's top: every bucket, or every node. */
   buckets: number;
+  /** What a sample counts (default "buckets") and where it came from (default "owned, as each node's status said"). */
+  unit?: string;
+  source?: string;
+  /** Each node in a lane of its own (a sample of 1 fills it) instead of stacked: which nodes, not how many. */
+  lanes?: boolean;
   /** ms from the first sample; per node its owned buckets, null when it did not answer. */
   samples: readonly { t: number; owned: Readonly<Record<string, number | null>> }[];
   /** What happened when (ms from the first sample): the failure, the restart, the members again. */
@@ -96,7 +105,8 @@ export function bucketsSvg(b: BucketTimeline): string {
     let acc = 0;
     b.nodes.forEach((n, k) => {
       const v = smp.owned[n] ?? 0;
-      if (v > 0) parts.push(`<rect fill="${NODE_COLOURS[k % NODE_COLOURS.length]}" x="${x(smp.t).toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${w.toFixed(1)}" height="${(y(acc) - y(acc + v)).toFixed(1)}"><title>${esc(n)}: ${v} buckets at ${(smp.t / 1000).toFixed(2)} s</title></rect>`);
+      if (b.lanes) acc = k;
+      if (v > 0) parts.push(`<rect fill="${NODE_COLOURS[k % NODE_COLOURS.length]}" x="${x(smp.t).toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${w.toFixed(1)}" height="${(y(acc) - y(acc + v)).toFixed(1)}"><title>${esc(n)}: ${v} ${esc(b.unit ?? 'buckets')} at ${(smp.t / 1000).toFixed(2)} s</title></rect>`);
       acc += v;
     });
   });
@@ -105,14 +115,14 @@ export function bucketsSvg(b: BucketTimeline): string {
   const step = end > 20_000 ? 5000 : end > 6000 ? 2000 : 500;
   for (let t = 0; t <= end; t += step) parts.push(`<text class="tick" x="${x(t).toFixed(1)}" y="${H - 12}" text-anchor="middle">${t / 1000} s</text>`);
   parts.push(`<text class="tick" x="${PAD.l - 6}" y="${PAD.t + 4}" text-anchor="end">${b.buckets}</text><text class="tick" x="${PAD.l - 6}" y="${PAD.t + ih}" text-anchor="end">0</text>`);
-  return `<svg class="buckets" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(b.name)}: buckets owned per node">${parts.join('')}</svg>`;
+  return `<svg class="buckets" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(b.name)}: ${esc(b.unit ?? 'buckets')} per node">${parts.join('')}</svg>`;
 }
 
 function bucketSection(b: BucketTimeline): string {
   const legend = b.nodes.map((n, k) => `<span class="k" style="background:${NODE_COLOURS[k % NODE_COLOURS.length]}"></span>${esc(n)}`).join(' ');
   return `<section class="buckets-over-time" data-buckets="${esc(b.name)}"><h2>${esc(b.name)}</h2>
 ${bucketsSvg(b)}
-<p class="legend">${legend} (buckets owned, as each node's status said, every ${b.samples.length > 1 ? Math.round((b.samples[b.samples.length - 1]!.t - b.samples[0]!.t) / (b.samples.length - 1)) : 0} ms) <span class="k fail"></span> what happened</p></section>`;
+<p class="legend">${legend} (${esc(b.unit ?? 'buckets')} ${esc(b.source ?? "owned, as each node's status said")}, every ${b.samples.length > 1 ? Math.round((b.samples[b.samples.length - 1]!.t - b.samples[0]!.t) / (b.samples.length - 1)) : 0} ms) <span class="k fail"></span> what happened</p></section>`;
 }
 
 export function renderDemoReport(r: DemoReport): string {

@@ -1,6 +1,6 @@
 /**
  * The `bgp` lab's BIRD configs: one neighbour per firewall on the router, ECMP merged into its
- * kernel, GRACEFUL_SHUTDOWN honoured; each firewall exporting what its fwlb writes. BIRD 2
+ * kernel, GRACEFUL_SHUTDOWN honoured, BFD on every session; each firewall exporting what its fwlb writes. BIRD 2
  * itself parses them (`bird -p`, no root needed), with a file like the one fwlb writes included.
  */
 import { test } from 'node:test';
@@ -22,6 +22,11 @@ test('the router: a neighbour per firewall at its edge address, merge paths, LOC
   assert.ok(fw2.includes(`include "${birdPaths(spec.stateDir, 'fw2').includeDir}/*.conf";`));
   assert.match(fw2, /local 198\.18\.3\.3 as 65010; neighbor 198\.18\.3\.1 as 65000;/);
   assert.match(fw2, /export where proto ~ "fwlb\*"/);
+  // BFD beside each BGP session, on both ends: a dead node's routes go in half a second.
+  for (const t of [text, fw2]) {
+    assert.match(t, /protocol bfd \{ interface "\*" \{ min rx interval 100 ms; min tx interval 100 ms; idle tx interval 300 ms; multiplier 5; \}; \}/);
+    assert.match(t, /bfd on;/);
+  }
 });
 
 test('BIRD 2 parses both, the node with the file fwlb writes', () => {

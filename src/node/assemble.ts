@@ -329,7 +329,7 @@ export async function assembleNode(opts: NodeOptions, loaded: LoadedConfig, log:
   }
   let bgp: BgpService | undefined;
   try {
-    bgp = buildBgp(loaded, opts.node, log, core);
+    bgp = buildBgp(loaded, opts.node, log, core, a.nftCounters);
   } catch (e) {
     a.close();
     return { error: `cannot set up BGP: ${(e as Error).message}`, event: 'bgp_failed' };

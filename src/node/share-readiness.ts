@@ -8,7 +8,8 @@
  * - A node just started knows its peers from the sync before their BEATs say which of them
  *   carry buckets: taking its share then means taking every bucket for a moment, the ones the
  *   others carry included. It waits for a BEAT of every peer it syncs with (at most
- *   HEARD_WAIT_MS: a peer whose BEATs never come is left out).
+ *   HEARD_WAIT_MS: a peer whose BEATs never come is left out). A node that carries never
+ *   waits so: a peer that joins (its sync up before its first BEAT) carries nothing yet.
  * - A node that joins holds the table of the one peer it synced from, and a flow another peer
  *   carries reaches it only from that peer: it waits for the entries of every live peer (each
  *   pushes its own when their session begins; StateSyncService.peersPending) before it takes
@@ -63,7 +64,8 @@ export class ShareReadiness {
     if (this.resyncAsked && !sync?.bulkInProgress()) this.resyncAsked = false;
     const unheard = liveness && sync ? sync.livePeers().filter((p) => !liveness.heard(p)) : [];
     const nodeReady = this.d.nodeReady() && this.d.linksDown().length === 0 && !this.resyncAsked;
-    const waitingToHear = this.heardWait.holds(nodeReady && unheard.length > 0);
+    // Only a node that does not carry yet: a new peer carries nothing until its BEATs say so.
+    const waitingToHear = this.heardWait.holds(nodeReady && !this.shareReady && unheard.length > 0);
     const ready = nodeReady && !waitingToHear && !this.waitingForEntries(nodeReady, sync);
     this.shareReady = ready;
     sharing.setReady(ready);

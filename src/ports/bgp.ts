@@ -1,7 +1,8 @@
 /**
  * Port: what the BGP announcer (services/bgp.ts, issue 26) needs from the machine: BIRD's
  * control socket, the file BIRD includes, and the kill-switch device the routes point
- * through. The real ones are adapters/bird-control.ts and adapters/tun.ts.
+ * through; with the relay, its counters. The real ones are adapters/bird-control.ts,
+ * adapters/tun.ts and the nftables counter dump (adapters/netlink/nft-counters.ts).
  */
 import type { BirdReply } from '../codec/bird/reply.js';
 
@@ -24,4 +25,6 @@ export interface BgpMachine {
   device: AnnounceDevicePort;
   /** Writes the include file whole (a reader never sees half of it). */
   writeInclude(path: string, text: string): Promise<void>;
+  /** With `bgp.relay`: the relay table's counters by name (compiler/relay.ts), read from the kernel now. */
+  relayCounters?(): Promise<ReadonlyMap<string, number>>;
 }

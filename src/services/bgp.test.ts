@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { FakeClock } from '../lib/clock.js';
-import { BgpService, RETRY_MS, type BgpSettings } from './bgp.js';
+import { BgpService, PROTOCOLS_FRESH_MS, RETRY_MS, type BgpSettings } from './bgp.js';
 import type { BgpMachine } from '../ports/bgp.js';
 import type { BirdReply } from '../codec/bird/reply.js';
 import type { Stamped } from '../fsm/cluster.js';
@@ -31,14 +31,15 @@ const settings: BgpSettings = {
 const ok: BirdReply = { code: 3, lines: [{ code: 2, text: 'Reading configuration from /etc/bird/bird.conf' }, { code: 3, text: 'Reconfigured' }] };
 const refused: BirdReply = { code: 8002, lines: [{ code: 2, text: 'Reading configuration' }, { code: 8002, text: '/run/fwlb/bird/announce.conf:3:1 syntax error' }] };
 
-function lab() {
+function lab(relay?: Record<string, number>) {
   const steps: string[] = [];
   const files: string[] = [];
   let answer: () => Promise<BirdReply> = async () => ok;
+  const shows: number[] = [];
   const machine: BgpMachine = {
     bird: {
       command: async (line) => {
-        if (line.startsWith('show ')) return { code: 0, lines: [] };
+        if (line.startsWith('show ')) return (shows.push(clock.now()), { code: 0, lines: [] });
         steps.push(line);
         return answer();
       },
@@ -50,10 +51,11 @@ function lab() {
       steps.push(`write ${routes || '-'}${text.includes('(65535,0)') ? ' GS' : ''}`);
       files.push(text);
     },
+    ...(relay ? { relayCounters: async () => new Map(Object.entries(relay)) } : {}),
   };
   const clock = new FakeClock(1_000_000);
   const svc = new BgpService(settings, { machine, clock, log: pino({ level: 'silent' }) });
-  return { svc, steps, files, clock, setAnswer: (f: () => Promise<BirdReply>) => (answer = f) };
+  return { svc, steps, files, clock, shows, setAnswer: (f: () => Promise<BirdReply>) => (answer = f) };
 }
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
@@ -200,4 +202,30 @@ test('a drain of a node that announces nothing withdraws at once and never bring
   await Promise.all([a, b]);
   assert.equal(n, 2);
   assert.deepEqual(q.steps.slice(-3), ['down', 'write -', 'configure']);
+});
+
+test("status calls within a second share one question to BIRD about its protocols; a later one, or one after a configure, asks again", async () => {
+  const { svc, clock, shows } = lab();
+  await Promise.all([svc.status(), svc.status(), svc.status()]);
+  assert.equal(shows.length, 1, 'three status calls at once: one question');
+  clock.advance(PROTOCOLS_FRESH_MS - 1);
+  await svc.status();
+  assert.equal(shows.length, 1, 'still fresh');
+  clock.advance(1);
+  await svc.status();
+  assert.equal(shows.length, 2, 'a second on: asked again');
+  svc.setServiceAvailable('web', true);
+  await flush();
+  await svc.status();
+  assert.equal(shows.length, 3, 'a configure since: asked again at once');
+});
+
+test('with the relay, status shows the packets seen from the router and those relayed (seen less those that went on here); without it, none', async () => {
+  const { svc } = lab();
+  assert.equal((await svc.status()).relay, null);
+  const { svc: relaying } = lab({ relay_seen: 10, relay_local: 4 });
+  const r = (await relaying.status()).relay;
+  assert.deepEqual([r?.seen, r?.relayed], [10, 6]);
+  const { svc: noTable } = lab({});
+  assert.equal((await noTable.status()).relay, null, 'no relay table in the kernel: nothing to show');
 });

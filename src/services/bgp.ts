@@ -23,11 +23,17 @@ import { compileBirdAnnouncement } from '../compiler/bird.js';
 import { birdMessage, isBirdError } from '../codec/bird/reply.js';
 import { bgpSession, exportedRoutes, parseProtocols } from '../codec/bird/show.js';
 import type { BgpMachine } from '../ports/bgp.js';
+import { RELAY_LOCAL_COUNTER, RELAY_SEEN_COUNTER } from '../compiler/relay.js';
 
 /** A BIRD that failed is tried again this often (an error path only: an idle node does not poll BIRD). */
 export const RETRY_MS = 2000;
 /** A status waits this long for BIRD's word on its protocols. */
 const STATUS_WAIT_MS = 500;
+/**
+ * BIRD is asked for its protocols at most this often: status calls within it (the status page
+ * polls each second; many clients at once) share one answer. A `configure` forgets it.
+ */
+export const PROTOCOLS_FRESH_MS = 1000;
 
 /** The node's part of `bgp:`: the file and socket of its BIRD, and what it announces. */
 export interface BgpSettings {
@@ -60,6 +66,12 @@ export interface BgpStatus {
   configures: number;
   /** BIRD's protocols as it says now (null: it did not answer within the status's wait). */
   protocols: { name: string; proto: string; state: string; session: string | null; info: string; exported: Record<string, number> }[] | null;
+  /**
+   * With `bgp.relay`: packets to the announced addresses that came in on the outer link since
+   * the relay table was made, and of those the ones relayed to their bucket's owner; when read
+   * (ms since the epoch). Null without a relay, or when the kernel did not answer.
+   */
+  relay: { seen: number; relayed: number; at: number } | null;
 }
 
 export class BgpService {
@@ -68,6 +80,8 @@ export class BgpService {
   private phase: BgpPhase = 'running';
   private readonly available = new Map<string, boolean>();
   private applied: BgpDesired | undefined;
+  /** The last question to BIRD about its protocols: when, and its answer (shared while fresh). */
+  private protocolsAsked: { at: number; answer: Promise<BgpStatus['protocols']> } | undefined;
   private deviceUp = false;
   private fileText: string | undefined;
   private running = false;
@@ -186,10 +200,29 @@ export class BgpService {
       error: this.error,
       configures: this.configures,
       protocols: await this.protocols(),
+      relay: await this.relayCounters(),
     };
   }
 
-  private async protocols(): Promise<BgpStatus['protocols']> {
+  private async relayCounters(): Promise<BgpStatus['relay']> {
+    const read = this.deps.machine.relayCounters;
+    if (!read) return null;
+    const at = Date.now();
+    const m = await read().catch(() => undefined);
+    if (!m?.has(RELAY_SEEN_COUNTER)) return null;
+    const seen = m.get(RELAY_SEEN_COUNTER)!;
+    return { seen, relayed: Math.max(0, seen - (m.get(RELAY_LOCAL_COUNTER) ?? 0)), at };
+  }
+
+  private protocols(): Promise<BgpStatus['protocols']> {
+    const now = this.deps.clock.now();
+    if (this.protocolsAsked && now - this.protocolsAsked.at < PROTOCOLS_FRESH_MS) return this.protocolsAsked.answer;
+    const answer = this.askProtocols();
+    this.protocolsAsked = { at: now, answer };
+    return answer;
+  }
+
+  private async askProtocols(): Promise<BgpStatus['protocols']> {
     let t: Timer | undefined;
     const late = new Promise<undefined>((resolve) => (t = this.deps.clock.after(STATUS_WAIT_MS, () => resolve(undefined))));
     try {
@@ -256,6 +289,7 @@ export class BgpService {
       await machine.writeInclude(this.settings.include, text);
       const r = await machine.bird.command('configure');
       this.configures++;
+      this.protocolsAsked = undefined;
       const message = birdMessage(r);
       this.lastConfigure = { at: new Date(this.deps.clock.now()).toISOString(), ok: !isBirdError(r), message };
       if (isBirdError(r)) throw new Error(`BIRD refused its config (${r.code} ${message}): check ${this.settings.include} and BIRD's own file`);

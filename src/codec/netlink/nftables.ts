@@ -27,7 +27,7 @@ export const NFTA_COUNTER_BYTES = 1; // NLA_U64, network byte order
 export const NFTA_COUNTER_PACKETS = 2; // NLA_U64, network byte order
 
 /** NFPROTO_* (linux/netfilter.h) of the table families fwlb uses. */
-export const NFPROTO = { inet: 1, ip: 2, ip6: 10 } as const;
+export const NFPROTO = { inet: 1, ip: 2, netdev: 5, ip6: 10 } as const;
 export type NftFamily = keyof typeof NFPROTO;
 
 export const NFT_GETOBJ = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
