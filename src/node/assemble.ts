@@ -101,13 +101,15 @@ function buildSharing(loaded: LoadedConfig, opts: NodeOptions, a: Adapters, log:
   let owned = new Set<number>();
   const o = a.openOwned();
   const sharingLog = log.child({ component: 'sharing' });
+  let relayConfig = c;
   const service = new SharingService({
     log: sharingLog,
     self: opts.node,
     buckets: c.sharing.buckets,
     seed: c.sharing.seed ?? defaultSeed(c.cluster.name),
     now: () => realClock.now(),
-    ...(c.bgp?.relay ? { relay: (owners: readonly (string | undefined)[]) => a.kernel.run(() => a.nft.apply(compileRelay(c, nodeView(c, opts.node), owners))) } : {}),
+    // The relay from the config applied last (a reload may change the announced addresses).
+    ...(c.bgp?.relay ? { relay: (owners: readonly (string | undefined)[]) => a.kernel.run(() => a.nft.apply(compileRelay(relayConfig, nodeView(relayConfig, opts.node), owners))) } : {}),
     apply: (change) =>
       a.kernel.run(async () => {
         o.run(ownedSetScript(change));
@@ -136,6 +138,7 @@ function buildSharing(loaded: LoadedConfig, opts: NodeOptions, a: Adapters, log:
     ownedScript: (marks) => ownedSetScript({ replace: marks }),
     linksDown,
     handoverMs: 3 * (c.state_sync?.liveness ? c.state_sync.liveness.interval : 15),
+    onConfig: (next) => void (relayConfig = next),
   });
   return { service, host };
 }

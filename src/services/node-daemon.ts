@@ -34,7 +34,7 @@ import { heartbeat } from '../lib/heartbeat.js';
 /** What the node needs of active-active sharing (services/sharing-host.ts), when configured. */
 export interface SharingRunner {
   start(c: LoadedConfig['config'], view: NodeView): Promise<void>;
-  afterCommit(): void;
+  afterCommit(config: LoadedConfig['config']): void;
   /** Appended to a full apply: the owned buckets, in the same transaction. */
   ownedScript(): string;
   /** Does this node carry buckets now? */

@@ -58,7 +58,7 @@ export interface RulesetDeps {
   /** The table's named counters (carried over a full apply). */
   counters: () => Promise<Map<string, number>>;
   /** With sharing: the owned buckets, appended to a full apply; written again after any. */
-  sharing?: { ownedScript(): string; afterCommit(): void };
+  sharing?: { ownedScript(): string; afterCommit(config: LoadedConfig['config']): void };
   /** Startup steps (NodeDaemon's readiness figures). */
   onStep?: (step: string, next: string) => void;
 }
@@ -102,7 +102,7 @@ export class Ruleset implements Subsystem<RulesetPlan> {
     }
     await this.apply(p, prev);
     // A full apply resets the owned buckets: they are written again.
-    this.deps.sharing?.afterCommit();
+    this.deps.sharing?.afterCommit(p.loaded.config);
     const { balancer, health } = this.deps;
     health.setTargets(balancer.healthTargets());
     // Health verdicts reached while the plan was being made: bring them in.

@@ -50,6 +50,7 @@ async function setup() {
     },
     ownedScript: (marks) => `owned ${marks.length}`,
     handoverMs: 1,
+    onConfig: (next) => void log.push(`config ${next.cluster.name}`),
   });
   return { c, view: nodeView(c, 'fw1'), host, service, kernel, log };
 }
@@ -85,4 +86,14 @@ test('stop: the buckets go first, then the addresses, the MACs and the gate; a s
   await host.stop();
   assert.deepEqual(log, []);
   assert.equal(host.status(new Map(), 0).gate, false);
+});
+
+test('a ruleset applied (a reload): the config handed on first (the relay is compiled from it), then the owned set written whole again', async () => {
+  const { c, host, service, log } = await setup();
+  service.setReady(true);
+  await service.settled();
+  log.length = 0;
+  host.afterCommit(c);
+  await service.settled();
+  assert.deepEqual(log, [`config ${c.cluster.name}`, `owned=${c.sharing!.buckets}`]);
 });

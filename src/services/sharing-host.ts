@@ -45,6 +45,8 @@ export interface SharingHostDeps {
   linksDown?(): string[];
   /** How long the peers get to take our buckets after the BEAT that says we leave. */
   handoverMs: number;
+  /** A config was applied (a reload): what is compiled from it after the start, BGP's relay, takes it. */
+  onConfig?(config: Config): void;
 }
 
 export interface SharingHostStatus extends SharingStatus {
@@ -105,8 +107,12 @@ export class SharingHost {
     return this.deps.service.status().owned > 0;
   }
 
-  /** The ruleset was applied: the owned set is written again (a full apply resets it). */
-  afterCommit(): void {
+  /**
+   * The ruleset was applied: the owned set is written again (a full apply resets it), and the
+   * relay again from the config applied (its announced addresses may have changed).
+   */
+  afterCommit(config: Config): void {
+    this.deps.onConfig?.(config);
     this.deps.service.resync();
   }
 

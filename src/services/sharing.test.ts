@@ -142,4 +142,10 @@ test('the relay is told every bucket\'s owner when they change, in order with th
   svc.peer('fw3', true);
   await svc.settled();
   assert.deepEqual(told.at(-1), bucketOwners(64, ['fw1', 'fw2', 'fw3'], 7));
+  // A ruleset applied (a reload that may have changed the announced addresses): written again, the same owners.
+  const m = told.length;
+  svc.resync();
+  await svc.settled();
+  assert.equal(told.length, m + 1);
+  assert.deepEqual(told.at(-1), bucketOwners(64, ['fw1', 'fw2', 'fw3'], 7));
 });

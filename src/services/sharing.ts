@@ -128,6 +128,7 @@ export class SharingService {
   resync(): void {
     this.inKernel = undefined;
     this.push('resync');
+    if (this.deps.relay) this.pushRelay('resync');
   }
 
   status(): SharingStatus {
