@@ -7,8 +7,7 @@
  * addresses, and the sessions kept. The HTML report (demo/report.ts) draws the buckets each
  * node owned, sampled every SAMPLE_MS through the crash and the rejoin.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labUp, type Lab } from '../lab/lab.js';
@@ -17,8 +16,8 @@ import { CLI_MAIN_JS, REPO_ROOT, SESSIONS_JS } from '../lab/paths.js';
 import { measureShares, shareBound } from '../lab/shares.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
-import { endDemo, type DemoOptions } from './demo.js';
-import { renderDemoReport, type BucketTimeline } from './report.js';
+import { demoChecks, endDemo, writeDemoReport, type DemoOptions } from './demo.js';
+import type { BucketTimeline } from './report.js';
 
 const VIP = '198.18.0.100';
 const VIP6 = '2001:2::100';
@@ -36,12 +35,8 @@ const UDP6 = 100;
 const SAMPLE_MS = 200;
 
 export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
-  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const { checks, check } = demoChecks(o);
   const timeline: BucketTimeline = { name: 'buckets per node: fw3 crashes, reboots and rejoins', nodes: FWS, buckets: 4096, samples: [], marks: [] };
-  const check = (name: string, ok: boolean, detail: string) => {
-    checks.push({ name, ok, detail });
-    o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
-  };
   let lab: Lab | undefined;
   /** The report's sampler runs while this is set (cleared on the way out, whatever happened). */
   let sampling = false;
@@ -143,13 +138,7 @@ export async function runActiveActiveDemo(o: DemoOptions): Promise<boolean> {
     check('demo', false, (e as Error).message);
   }
   sampling = false;
-  const report = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
-  try {
-    await writeFile(report, renderDemoReport({ title: 'fwlb demo: three firewalls share the traffic, one crashes', date: new Date().toISOString(), checks, failovers: [], buckets: [timeline] }));
-    o.out(`report: ${report} (one HTML file: the buckets per node over time)`);
-  } catch (e) {
-    o.out(`report: cannot write ${report}: ${(e as Error).message}`);
-  }
+  await writeDemoReport(o, { title: 'fwlb demo: three firewalls share the traffic, one crashes', checks, failovers: [], buckets: [timeline] }, 'the buckets per node over time');
   return endDemo(o, lab, checks);
 }
 

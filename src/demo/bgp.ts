@@ -10,8 +10,6 @@
  * BFD), a node whose own health checks all fail. The report draws the router's next hops per
  * node over time (sampled from its kernel route) and says how long each change took.
  */
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labUp, type Lab } from '../lab/lab.js';
@@ -20,8 +18,8 @@ import { CLI_MAIN_JS, SESSIONS_JS } from '../lab/paths.js';
 import type { NodeStatus } from '../services/node-daemon.js';
 import { waitFor } from '../lib/wait.js';
 import { checkRuns } from './active-active.js';
-import { endDemo, type DemoOptions } from './demo.js';
-import { renderDemoReport, type BucketTimeline } from './report.js';
+import { demoChecks, endDemo, writeDemoReport, type DemoOptions } from './demo.js';
+import type { BucketTimeline } from './report.js';
 
 const FWS = ['fw1', 'fw2', 'fw3', 'fw4'];
 /** Per client. */
@@ -32,11 +30,7 @@ const SAMPLE_MS = 100;
 const SETTLE_MS = 2500;
 
 export async function runBgpDemo(o: DemoOptions): Promise<boolean> {
-  const checks: { name: string; ok: boolean; detail: string }[] = [];
-  const check = (name: string, ok: boolean, detail: string) => {
-    checks.push({ name, ok, detail });
-    o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
-  };
+  const { checks, check } = demoChecks(o);
   const timeline: BucketTimeline = { name: "the router's ECMP next hops for 198.18.30.100", nodes: FWS, buckets: FWS.length, unit: 'next hop', source: "in the router's kernel route", lanes: true, samples: [], marks: [] };
   let lab: Lab | undefined;
   let sampling = false;
@@ -136,13 +130,7 @@ export async function runBgpDemo(o: DemoOptions): Promise<boolean> {
     check('demo', false, (e as Error).message);
   }
   sampling = false;
-  const report = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
-  try {
-    await writeFile(report, renderDemoReport({ title: 'fwlb demo: four firewalls behind a BGP router, its ECMP set changed four times', date: new Date().toISOString(), checks, failovers: [], buckets: [timeline] }));
-    o.out(`report: ${report} (one HTML file: the router's next hops per node over time)`);
-  } catch (e) {
-    o.out(`report: cannot write ${report}: ${(e as Error).message}`);
-  }
+  await writeDemoReport(o, { title: 'fwlb demo: four firewalls behind a BGP router, its ECMP set changed four times', checks, failovers: [], buckets: [timeline] }, "the router's next hops per node over time");
   return endDemo(o, lab, checks);
 }
 

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { renderDemoReport, type FailoverFigures } from './report.js';
+import { renderDemoReport, type DemoReport, type FailoverFigures } from './report.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall } from '../control/client.js';
 import { labDown, labUp, type Lab } from '../lab/lab.js';
@@ -41,11 +41,7 @@ const VIP = '198.18.0.100';
 const VIP6 = '2001:2::100';
 
 export async function runDemo(o: DemoOptions): Promise<boolean> {
-  const checks: Check[] = [];
-  const check = (name: string, ok: boolean, detail: string) => {
-    checks.push({ name, ok, detail });
-    o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
-  };
+  const { checks, check } = demoChecks(o);
   let lab: Lab | undefined;
   const failovers: FailoverFigures[] = [];
   try {
@@ -137,13 +133,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
   } catch (e) {
     check('demo', false, (e as Error).message);
   }
-  const report = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
-  try {
-    await writeFile(report, renderDemoReport({ title: 'fwlb demo: two firewalls, three failovers', date: new Date().toISOString(), checks, failovers }));
-    o.out(`report: ${report} (one HTML file: a timeline per failover)`);
-  } catch (e) {
-    o.out(`report: cannot write ${report}: ${(e as Error).message}`);
-  }
+  await writeDemoReport(o, { title: 'fwlb demo: two firewalls, three failovers', checks, failovers }, 'a timeline per failover');
   return endDemo(o, lab, checks);
 }
 
@@ -186,6 +176,29 @@ async function trafficChecks(l: Lab, check: (name: string, ok: boolean, detail: 
 }
 
 /** The end of a demo: the lab removed (or kept, with how to remove it), the count of checks passed. */
+/** A demo's checks, each printed as it is made ("ok" or "FAIL", its name, what was seen). */
+export function demoChecks(o: DemoOptions): { checks: Check[]; check: (name: string, ok: boolean, detail: string) => void } {
+  const checks: Check[] = [];
+  return {
+    checks,
+    check: (name, ok, detail) => {
+      checks.push({ name, ok, detail });
+      o.out(`${ok ? 'ok  ' : 'FAIL'}  ${name}: ${detail}`);
+    },
+  };
+}
+
+/** Writes the demo's HTML report (demo/report.ts) where asked, and says where (or why not). */
+export async function writeDemoReport(o: DemoOptions, r: Omit<DemoReport, 'date'>, what: string): Promise<void> {
+  const file = o.report ?? `${tmpdir()}/fwlb-demo-${o.prefix}.html`;
+  try {
+    await writeFile(file, renderDemoReport({ ...r, date: new Date().toISOString() }));
+    o.out(`report: ${file} (one HTML file: ${what})`);
+  } catch (e) {
+    o.out(`report: cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
 export async function endDemo(o: DemoOptions, lab: Lab | undefined, checks: readonly { ok: boolean }[]): Promise<boolean> {
   if (lab && !o.keep) {
     await labDown(o.prefix);
