@@ -103,6 +103,8 @@ test('four nodes behind a BIRD router with ECMP: a node added, drained, crashed,
   // time). BFD is up with every running node first (each node's ruleset lets it in).
   const bfd = await routerBfdSessions(lab);
   assert.deepEqual(['fw1', 'fw3', 'fw4'].map((fw) => bfd[EDGE[fw]!]), ['Up', 'Up', 'Up'], JSON.stringify(bfd));
+  // And each node's status says so, from its own BIRD.
+  assert.deepEqual((await status('fw3')).bgp?.bfd?.map((f) => [f.address, f.state]), [['198.18.3.1', 'Up']]);
   await lab.crash('fw3');
   await waitHops(['fw1', 'fw4'], 'fw3 crashed', 10_000);
   await sleep(4000);

@@ -108,5 +108,6 @@ function bgpLines(b: NonNullable<NodeStatus['bgp']>): string[] {
     const exported = Object.entries(p.exported).map(([ch, n]) => `${ch} ${n}`).join(', ');
     out.push(`  ${p.proto === 'BGP' ? 'neighbour' : 'static'} ${p.name.padEnd(12)} ${p.state.padEnd(6)} ${p.session ?? ''}${exported ? `; exported ${exported}` : ''}`);
   }
+  for (const f of b.bfd ?? []) out.push(`  bfd       ${f.address.padEnd(12)} ${f.state.padEnd(6)} on ${f.iface} since ${f.since}`);
   return out;
 }

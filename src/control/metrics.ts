@@ -213,6 +213,8 @@ function bgpMetrics(s: NodeStatus, { gauge, counter }: Makers): void {
   counter('fwlb_bgp_configures_total', 'Times BIRD was asked to re-read its config').inc(b.configures);
   const est = gauge('fwlb_bgp_session_established', "BIRD's BGP sessions, 1 when Established", ['protocol']);
   for (const p of b.protocols ?? []) if (p.proto === 'BGP') est.set({ protocol: p.name }, p.session === 'Established' ? 1 : 0);
+  const bfd = gauge('fwlb_bgp_bfd_session_up', "BIRD's BFD sessions, 1 when Up", ['neighbor']);
+  for (const f of b.bfd ?? []) bfd.set({ neighbor: f.address }, f.state === 'Up' ? 1 : 0);
   if (b.relay) {
     counter('fwlb_bgp_relay_seen_packets_total', 'Packets to the announced addresses that came in on the outer link (relay table)').inc(b.relay.seen);
     counter('fwlb_bgp_relayed_packets_total', "Of those, the packets relayed to their bucket's owner").inc(b.relay.relayed);

@@ -128,6 +128,7 @@ function render(st) {
     table(['protocol', 'kind', 'state', 'session', 'exported'], (bg.protocols || []).filter((p) => p.proto === 'BGP' || p.proto === 'Static').map((p) => el('tr', { 'data-protocol': p.name },
       el('td', null, p.name), el('td', null, p.proto), el('td', { class: p.state === 'up' ? 'ok' : 'bad' }, p.state), el('td', null, p.session || '-'),
       el('td', null, Object.entries(p.exported || {}).map(([c, n]) => c + ' ' + n).join(', ') || '-')))),
+    ...(bg.bfd && bg.bfd.length ? [el('p', null, 'BFD: ', ...bg.bfd.map((f) => el('span', { class: f.state === 'Up' ? 'ok' : 'bad' }, f.address + ' ' + f.state + ' ')))] : []),
     ...(bg.relay ? [el('p', null, 'relay: ' + bg.relay.seen + ' packets from the router, ' + bg.relay.relayed + ' relayed to the owners of their buckets')] : []),
     el('p', { class: 'mute' }, 'BIRD ' + bg.socket + (bg.lastConfigure ? '; last configure: ' + bg.lastConfigure.message : '') + (bg.protocols === null ? '; BIRD did not answer' : '')));
 

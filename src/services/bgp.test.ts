@@ -28,6 +28,8 @@ const settings: BgpSettings = {
   ],
 };
 
+/** BIRD's reply to `show bfd sessions` with one session up (test/fixtures/bird/node-show-bfd-sessions.txt). */
+const bfdReply: BirdReply = { code: 0, lines: [{ code: 1020, text: 'bfd1:' }, { code: 1020, text: ' IP address                Interface  State      Since         Interval  Timeout' }, { code: 1020, text: ' 198.18.3.1                eth0       Up         02:27:20.759    0.100    0.500' }, { code: 0, text: '' }] };
 const ok: BirdReply = { code: 3, lines: [{ code: 2, text: 'Reading configuration from /etc/bird/bird.conf' }, { code: 3, text: 'Reconfigured' }] };
 const refused: BirdReply = { code: 8002, lines: [{ code: 2, text: 'Reading configuration' }, { code: 8002, text: '/run/fwlb/bird/announce.conf:3:1 syntax error' }] };
 
@@ -35,11 +37,11 @@ function lab(relay?: Record<string, number>) {
   const steps: string[] = [];
   const files: string[] = [];
   let answer: () => Promise<BirdReply> = async () => ok;
-  const shows: number[] = [];
+  const shows: string[] = [];
   const machine: BgpMachine = {
     bird: {
       command: async (line) => {
-        if (line.startsWith('show ')) return (shows.push(clock.now()), { code: 0, lines: [] });
+        if (line.startsWith('show ')) return (shows.push(line), line === 'show bfd sessions' ? bfdReply : { code: 0, lines: [] });
         steps.push(line);
         return answer();
       },
@@ -204,20 +206,21 @@ test('a drain of a node that announces nothing withdraws at once and never bring
   assert.deepEqual(q.steps.slice(-3), ['down', 'write -', 'configure']);
 });
 
-test("status calls within a second share one question to BIRD about its protocols; a later one, or one after a configure, asks again", async () => {
+test("status calls within a second share one question to BIRD about its protocols and BFD; a later one, or one after a configure, asks again", async () => {
   const { svc, clock, shows } = lab();
-  await Promise.all([svc.status(), svc.status(), svc.status()]);
-  assert.equal(shows.length, 1, 'three status calls at once: one question');
+  const [first] = await Promise.all([svc.status(), svc.status(), svc.status()]);
+  assert.deepEqual(shows, ['show protocols all', 'show bfd sessions'], 'three status calls at once: one question of each');
+  assert.deepEqual(first.bfd, [{ address: '198.18.3.1', iface: 'eth0', state: 'Up', since: '02:27:20.759' }]);
   clock.advance(PROTOCOLS_FRESH_MS - 1);
   await svc.status();
-  assert.equal(shows.length, 1, 'still fresh');
+  assert.equal(shows.length, 2, 'still fresh');
   clock.advance(1);
   await svc.status();
-  assert.equal(shows.length, 2, 'a second on: asked again');
+  assert.equal(shows.length, 4, 'a second on: asked again');
   svc.setServiceAvailable('web', true);
   await flush();
   await svc.status();
-  assert.equal(shows.length, 3, 'a configure since: asked again at once');
+  assert.equal(shows.length, 6, 'a configure since: asked again at once');
 });
 
 test('with the relay, status shows the packets seen from the router and those relayed (seen less those that went on here); without it, none', async () => {

@@ -20,8 +20,8 @@ import type { BgpConfig } from '../config/schema.js';
 import type { Stamped } from '../fsm/cluster.js';
 import { desiredAnnouncement, sameAnnouncement, type BgpDesired, type BgpPhase } from '../fsm/bgp.js';
 import { compileBirdAnnouncement } from '../compiler/bird.js';
-import { birdMessage, isBirdError } from '../codec/bird/reply.js';
-import { bgpSession, exportedRoutes, parseProtocols } from '../codec/bird/show.js';
+import { birdMessage, isBirdError, type BirdReply } from '../codec/bird/reply.js';
+import { bgpSession, exportedRoutes, parseBfdSessions, parseProtocols } from '../codec/bird/show.js';
 import type { BgpMachine } from '../ports/bgp.js';
 import { RELAY_LOCAL_COUNTER, RELAY_SEEN_COUNTER } from '../compiler/relay.js';
 
@@ -66,6 +66,8 @@ export interface BgpStatus {
   configures: number;
   /** BIRD's protocols as it says now (null: it did not answer within the status's wait). */
   protocols: { name: string; proto: string; state: string; session: string | null; info: string; exported: Record<string, number> }[] | null;
+  /** BIRD's BFD sessions (empty: it runs no BFD; null: it did not answer). */
+  bfd: { address: string; iface: string; state: string; since: string }[] | null;
   /**
    * With `bgp.relay`: packets to the announced addresses that came in on the outer link since
    * the relay table was made, and of those the ones relayed to their bucket's owner; when read
@@ -81,7 +83,7 @@ export class BgpService {
   private readonly available = new Map<string, boolean>();
   private applied: BgpDesired | undefined;
   /** The last question to BIRD about its protocols: when, and its answer (shared while fresh). */
-  private protocolsAsked: { at: number; answer: Promise<BgpStatus['protocols']> } | undefined;
+  private protocolsAsked: { at: number; answer: Promise<Pick<BgpStatus, 'protocols' | 'bfd'>> } | undefined;
   private deviceUp = false;
   private fileText: string | undefined;
   private running = false;
@@ -199,7 +201,7 @@ export class BgpService {
       lastConfigure: this.lastConfigure,
       error: this.error,
       configures: this.configures,
-      protocols: await this.protocols(),
+      ...(await this.protocols()),
       relay: await this.relayCounters(),
     };
   }
@@ -214,28 +216,39 @@ export class BgpService {
     return { seen, relayed: Math.max(0, seen - (m.get(RELAY_LOCAL_COUNTER) ?? 0)), at };
   }
 
-  private protocols(): Promise<BgpStatus['protocols']> {
+  private protocols(): Promise<Pick<BgpStatus, 'protocols' | 'bfd'>> {
     const now = this.deps.clock.now();
     if (this.protocolsAsked && now - this.protocolsAsked.at < PROTOCOLS_FRESH_MS) return this.protocolsAsked.answer;
-    const answer = this.askProtocols();
+    const answer = (async () => ({ protocols: await this.askProtocols(), bfd: await this.askBfd() }))();
     this.protocolsAsked = { at: now, answer };
     return answer;
   }
 
-  private async askProtocols(): Promise<BgpStatus['protocols']> {
+  /** One `show` command to BIRD, its reply or undefined when it did not answer within STATUS_WAIT_MS. */
+  private async ask(line: string): Promise<BirdReply | undefined> {
     let t: Timer | undefined;
     const late = new Promise<undefined>((resolve) => (t = this.deps.clock.after(STATUS_WAIT_MS, () => resolve(undefined))));
     try {
-      const r = await Promise.race([this.deps.machine.bird.command('show protocols all'), late]);
-      if (!r) return null;
-      const p = parseProtocols(r);
-      if (!p.ok) return null;
-      return p.value.map((x) => ({ name: x.name, proto: x.proto, state: x.state, session: bgpSession(x) ?? null, info: x.info, exported: exportedRoutes(x) }));
+      return await Promise.race([this.deps.machine.bird.command(line), late]);
     } catch {
-      return null;
+      return undefined;
     } finally {
       t?.cancel();
     }
+  }
+
+  private async askProtocols(): Promise<BgpStatus['protocols']> {
+    const r = await this.ask('show protocols all');
+    const p = r ? parseProtocols(r) : undefined;
+    if (!p?.ok) return null;
+    return p.value.map((x) => ({ name: x.name, proto: x.proto, state: x.state, session: bgpSession(x) ?? null, info: x.info, exported: exportedRoutes(x) }));
+  }
+
+  private async askBfd(): Promise<BgpStatus['bfd']> {
+    const r = await this.ask('show bfd sessions');
+    const p = r ? parseBfdSessions(r) : undefined;
+    if (!p?.ok) return null;
+    return p.value.map((s) => ({ address: s.address, iface: s.iface, state: s.state, since: s.since }));
   }
 
   private desired(): BgpDesired {

@@ -2,14 +2,15 @@
  * The reader and the table parsers on replies captured from a real BIRD 2.0.12 (Debian 12's
  * bird2) over its control socket (test/fixtures/bird/, the bytes as they came, greeting
  * first): a node's protocols with a BGP session up, its details with two channels, its
- * routes, a router's routes, `configure` done and refused, a parse error.
+ * routes, a router's routes, `configure` done and refused, a parse error, BFD sessions (up, one
+ * down, and a BIRD without BFD).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BirdReplyReader, birdMessage, isBirdError, type BirdReply } from './reply.js';
-import { bgpSession, detail, exportedRoutes, parseProtocols } from './show.js';
+import { bgpSession, detail, exportedRoutes, parseBfdSessions, parseProtocols } from './show.js';
 
 const FIX = fileURLToPath(new URL('../../../../test/fixtures/bird/', import.meta.url));
 
@@ -78,4 +79,20 @@ test('configure: done, nothing new, refused (the file, line and column), a comma
   const p = parseProtocols(captured('node-show-protocols-nomatch.txt').reply);
   assert.ok(!p.ok);
   assert.match(p.why, /^BIRD says 9001: syntax error/);
+});
+
+test('show bfd sessions: a node\'s one session Up; the router\'s four, one Down after its node\'s link went; none without a BFD protocol', () => {
+  const node = parseBfdSessions(captured('node-show-bfd-sessions.txt').reply);
+  assert.ok(node.ok);
+  assert.deepEqual(node.value, [{ protocol: 'bfd1', address: '198.18.3.1', iface: 'eth0', state: 'Up', since: '02:27:20.759', intervalS: 0.1, timeoutS: 0.5 }]);
+  const rt = parseBfdSessions(captured('router-show-bfd-sessions-down.txt').reply);
+  assert.ok(rt.ok);
+  assert.deepEqual(rt.value.map((s) => [s.address, s.state]), [['198.18.3.4', 'Down'], ['198.18.3.3', 'Up'], ['198.18.3.5', 'Up'], ['198.18.3.2', 'Up']]);
+  const none = captured('node-show-bfd-sessions-none.txt').reply;
+  assert.equal(none.code, 9001);
+  assert.deepEqual(parseBfdSessions(none), { ok: true, value: [] });
+  // Not a BFD table: refused with the reason, not thrown.
+  const wrong = parseBfdSessions(captured('node-show-protocols.txt').reply);
+  assert.equal(wrong.ok, false);
+  assert.equal(parseBfdSessions({ code: 0, lines: [{ code: 1020, text: ' 198.18.3.1 eth0 Up' }] }).ok, false);
 });

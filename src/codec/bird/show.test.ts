@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BirdReplyReader, type BirdReply } from './reply.js';
-import { bgpSession, detail, parseProtocols } from './show.js';
+import { bgpSession, detail, parseBfdSessions, parseProtocols } from './show.js';
 
 function reply(text: string): BirdReply {
   const ev = new BirdReplyReader().feed(text);
@@ -66,9 +66,9 @@ test('an error reply, a short row, a stray line: errors that say why', () => {
 
 test('property: any reply is read without a throw', () => {
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.constantFrom(0, 1002, 1006, 2002, 1007, 8001), fc.string({ maxLength: 80 })), { minLength: 1, maxLength: 10 }), (lines) => {
-      const r = parseProtocols({ code: lines.at(-1)![0], lines: lines.map(([code, text]) => ({ code, text })) });
-      assert.ok(r.ok ? Array.isArray(r.value) : typeof r.why === 'string');
+    fc.property(fc.array(fc.tuple(fc.constantFrom(0, 1002, 1006, 1020, 2002, 1007, 8001, 9001), fc.string({ maxLength: 80 })), { minLength: 1, maxLength: 10 }), (lines) => {
+      const reply = { code: lines.at(-1)![0], lines: lines.map(([code, text]) => ({ code, text })) };
+      for (const r of [parseProtocols(reply), parseBfdSessions(reply)]) assert.ok(r.ok ? Array.isArray(r.value) : typeof r.why === 'string');
     }),
   );
 });

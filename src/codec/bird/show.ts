@@ -10,6 +10,12 @@
  *   0000
  * The columns are padded to a minimum width: split on whitespace. "Since" is one token
  * (`09:12:06.874`, `2026-12-07`) or, with `timeformat protocol iso long`, a date and a time.
+ * And `show bfd sessions` (proto/bfd/bfd.c), one table per BFD protocol under code 1020:
+ *   1020-bfd1:
+ *    IP address                Interface  State      Since         Interval  Timeout
+ *    198.18.3.1                eth0       Up         02:27:20.759    0.100    0.500
+ *   0000
+ * or `9001 There is no BFD protocol running`.
  */
 import type { BirdReply } from './reply.js';
 
@@ -79,4 +85,39 @@ export function exportedRoutes(p: BirdProtocol): Record<string, number> {
 export function bgpSession(p: BirdProtocol): string | undefined {
   if (p.proto !== 'BGP') return undefined;
   return detail(p, 'BGP state') ?? (p.info.split(/\s+/)[0] || undefined);
+}
+
+/** One BFD session as BIRD shows it: the neighbour, the interface, Up / Down / Init / AdminDown, since when, the intervals in seconds. */
+export interface BirdBfdSession {
+  protocol: string;
+  address: string;
+  iface: string;
+  state: string;
+  since: string;
+  intervalS: number;
+  timeoutS: number;
+}
+
+/** The sessions of a `show bfd sessions` reply; none when BIRD runs no BFD protocol (9001). */
+export function parseBfdSessions(r: BirdReply): ShowResult<BirdBfdSession[]> {
+  if (r.code === 9001 && r.lines.some((l) => /no BFD protocol/i.test(l.text))) return { ok: true, value: [] };
+  if (r.code >= 8000) return { ok: false, why: `BIRD says ${r.code}: ${r.lines.map((l) => l.text).join('; ')}` };
+  const out: BirdBfdSession[] = [];
+  let protocol: string | undefined;
+  for (const l of r.lines) {
+    if (l.code === 0) continue;
+    if (l.code !== 1020) return { ok: false, why: `an unexpected line ${l.code} in a BFD session table: "${l.text.slice(0, 80)}"` };
+    const text = l.text.trim();
+    const head = /^(\S+):$/.exec(text);
+    if (head) {
+      protocol = head[1];
+      continue;
+    }
+    if (text === '' || text.startsWith('IP address')) continue;
+    const t = text.split(/\s+/);
+    const [intervalS, timeoutS] = [Number(t.at(-2)), Number(t.at(-1))];
+    if (!protocol || t.length < 6 || !Number.isFinite(intervalS) || !Number.isFinite(timeoutS)) return { ok: false, why: `a BFD session row not understood: "${text.slice(0, 80)}"` };
+    out.push({ protocol, address: t[0]!, iface: t[1]!, state: t[2]!, since: t.slice(3, -2).join(' '), intervalS, timeoutS });
+  }
+  return { ok: true, value: out };
 }
