@@ -8,13 +8,15 @@
  *   through fw1's DNAT to the web servers;
  * - the service without an available backend is withdrawn, and announced again when one is back;
  * - kill -9 of the daemon withdraws it at once (the TUN device goes with the process);
+ * - the status page (in Chromium) shows the BGP section;
  * - a graceful stop tags it GRACEFUL_SHUTDOWN (the router's import filter makes LOCAL_PREF 0)
  *   for `bgp.drain`, then withdraws it, then the daemon ends;
  * - `fwlb status` shows what is announced, the BGP session and the routes exported.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
 import { labUp, labDown, type Lab } from '../src/lab/lab.js';
 import { controlCall } from '../src/control/client.js';
 import { FLOWS_JS } from '../src/lab/paths.js';
@@ -106,7 +108,7 @@ async function routeChanges(): Promise<[number, 'add' | 'del'][]> {
 }
 
 async function startDaemon(): Promise<ProcessHandle> {
-  const d = lab.startDaemon('fw1', ['run', '-c', config, '--node', 'fw1', '--control', control]);
+  const d = lab.startDaemon('fw1', ['run', '-c', config, '--node', 'fw1', '--control', control, '--metrics', '127.0.0.1:9780']);
   await waitFor('fw1 ready', async () => ((await status().catch(() => undefined))?.ready.ready ? true : undefined), 30_000);
   return d;
 }
@@ -151,6 +153,26 @@ test('announced only once ready; the service reached through the route; withdraw
   const again = (await routeChanges()).slice(before).find(([, k]) => k === 'add');
   const ready2 = await readyAt(lab, 'fw1');
   assert.ok(again && ready2 !== undefined && again[0] >= ready2 - 5, `announced ${ready2! - again![0]} ms before ready after the restart`);
+});
+
+test("the status page (Chromium in fw1's namespace) shows the BGP section: announcing, the address, BIRD's session with the router", async () => {
+  if (!lab.daemon('fw1')) await startDaemon();
+  await waitFor('the router has the route', async () => ((await routerHas()) ? true : undefined), 10_000);
+  const wrapper = `${lab.stateDir}/chromium-in-fw1.sh`;
+  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${lab.host('fw1').ns} /usr/bin/chromium "$@"\n`);
+  await chmod(wrapper, 0o755);
+  const browser = await chromium.launch({ executablePath: wrapper, args: ['--no-sandbox', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto('http://127.0.0.1:9780/');
+    await page.waitForFunction((a) => (document.getElementById('bgp')?.textContent ?? '').includes(a), SERVICE, { timeout: 5000 });
+    assert.equal(await page.locator('#bgp-box').isVisible(), true);
+    assert.match((await page.locator('#bgp').textContent()) ?? '', /announcing/);
+    const upstream = page.locator('#bgp [data-protocol="upstream"] td');
+    assert.deepEqual([await upstream.nth(1).textContent(), await upstream.nth(2).textContent(), await upstream.nth(3).textContent()], ['BGP', 'up', 'Established']);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('a graceful stop: tagged GRACEFUL_SHUTDOWN (LOCAL_PREF 0 at the router) for the drain, then withdrawn, then the daemon ends', async () => {
