@@ -209,7 +209,7 @@ export class BgpService {
   private async relayCounters(): Promise<BgpStatus['relay']> {
     const read = this.deps.machine.relayCounters;
     if (!read) return null;
-    const at = Date.now();
+    const at = this.deps.clock.now();
     const m = await read().catch(() => undefined);
     if (!m?.has(RELAY_SEEN_COUNTER)) return null;
     const seen = m.get(RELAY_SEEN_COUNTER)!;
@@ -219,7 +219,8 @@ export class BgpService {
   private protocols(): Promise<Pick<BgpStatus, 'protocols' | 'bfd'>> {
     const now = this.deps.clock.now();
     if (this.protocolsAsked && now - this.protocolsAsked.at < PROTOCOLS_FRESH_MS) return this.protocolsAsked.answer;
-    const answer = (async () => ({ protocols: await this.askProtocols(), bfd: await this.askBfd() }))();
+    // Both at once: each waits STATUS_WAIT_MS at most, so a silent BIRD holds a status that long, not twice.
+    const answer = Promise.all([this.askProtocols(), this.askBfd()]).then(([protocols, bfd]) => ({ protocols, bfd }));
     this.protocolsAsked = { at: now, answer };
     return answer;
   }
